@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The public entry points: melloc_* and the standard names (aliases of the same
+ * functions).  Small requests take the thread cache's inline fast path; everything
+ * else goes to the arenas or to huge mappings.  Errors follow the C standard and glibc:
+ * NULL with errno = ENOMEM for impossible sizes, EINVAL for bad alignments, and a
+ * one-line message and abort() for heap misuse.
+ */
+#include "internal.h"
+
+#include "alloc.h"
+#include "arena.h"
+#include "chunk.h"
+#include "init.h"
+#include "sizeclass.h"
+#include "tcache.h"
+
+#include <melloc.h>
+
+/* ---- Helpers ---- */
+
+static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
+  if (MLC_UNLIKELY(size > (size_t)PTRDIFF_MAX) || !mlc_boot()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p;
+  if (size <= MLC_LARGE_MAX && align <= MLC_CHUNK / 4)
+    p = mlc_arena_large_alloc(mlc_tsd_arena(), size, align, zero);
+  else
+    p = mlc_huge_alloc(size, align, zero);
+  if (MLC_UNLIKELY(!p)) errno = ENOMEM;
+  return p;
+}
+
+static MLC_NOINLINE void *mlc_malloc_big(size_t size) { return mlc_alloc_big(size, 0, false); }
+
+/* malloc's fast path: size to class with at most one table load, then the cache pop. */
+MLC_INLINE void *mlc_malloc_inline(size_t size) {
+  unsigned cls;
+  if (MLC_LIKELY(size <= 128))
+    cls = (unsigned)((size + 15) >> 4);
+  else if (MLC_LIKELY(size <= MLC_SMALL_MAX))
+    cls = mlc_class_table[(size + 15) >> 4];
+  else
+    return mlc_malloc_big(size);
+  return mlc_tcache_alloc(cls);
+}
+
+/* free's fast path: class from the page map, then the cache push. */
+MLC_INLINE void mlc_free_inline(void *p) { mlc_tcache_free(p, mlc_pagemap_class(p)); }
+
+void mlc_free_nonsmall(void *p) {
+  if (!p) return;
+  int saved = errno;
+  void *ent = mlc_pagemap_entry(p);
+  if (!ent) mlc_fatal("invalid free (pointer not allocated by melloc)", p);
+  mlc_huge_t *h = mlc_entry_huge(ent);
+  if (h) {
+    if (mlc_load(&h->addr) != p) mlc_fatal("invalid free (not the start of a block)", p);
+    mlc_huge_free(h);
+  } else {
+    mlc_chunk_t *c = ent;
+    if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("double free or invalid pointer", p);
+    mlc_arena_large_free(c, p);
+  }
+  errno = saved;
+}
+
+static size_t mlc_usable(const void *p) {
+  if (!p) return 0;
+  unsigned cls = mlc_pagemap_class(p);
+  if (cls) return mlc_class_size[cls];
+  void *ent = mlc_pagemap_entry(p);
+  if (!ent) mlc_fatal("invalid pointer (not allocated by melloc)", p);
+  mlc_huge_t *h = mlc_entry_huge(ent);
+  if (h) {
+    if (mlc_load(&h->addr) != p) mlc_fatal("invalid pointer (not the start of a block)", p);
+    return h->size;
+  }
+  mlc_chunk_t *c = ent;
+  if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("invalid pointer (freed or never allocated)", p);
+  return mlc_arena_large_usable(c, p);
+}
+
+static bool mlc_is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+/* align is a power of two. */
+static void *mlc_alloc_aligned(size_t align, size_t size) {
+  if (align <= 16) return mlc_malloc_inline(size);
+  if (size <= MLC_SMALL_MAX && align <= MLC_GRANULE) {
+    unsigned cls = mlc_size_class_aligned(size, align);
+    if (cls) return mlc_tcache_alloc(cls);
+  }
+  if (size <= MLC_SMALL_MAX) size = MLC_SMALL_MAX + 1;
+  return mlc_alloc_big(size, align, false);
+}
+
+/* ---- The API ---- */
+
+MLC_EXPORT void *melloc_malloc(size_t size) { return mlc_malloc_inline(size); }
+
+MLC_EXPORT void melloc_free(void *p) { mlc_free_inline(p); }
+
+MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
+  size_t total;
+  if (MLC_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (total > MLC_SMALL_MAX) return mlc_alloc_big(total, 0, true);
+  void *p = mlc_malloc_inline(total);
+  if (MLC_LIKELY(p != NULL)) memset(p, 0, total);
+  return p;
+}
+
+MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
+  if (!p) return mlc_malloc_inline(size);
+  if (size == 0) {
+    /* As glibc: the block is freed and NULL returned. */
+    mlc_free_inline(p);
+    return NULL;
+  }
+  if (MLC_UNLIKELY(size > (size_t)PTRDIFF_MAX)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t old;
+  unsigned cls = mlc_pagemap_class(p);
+  if (cls) {
+    old = mlc_class_size[cls];
+    if (size <= old && (size > MLC_SMALL_MAX || mlc_size_class(size) == cls)) return p;
+  } else {
+    void *ent = mlc_pagemap_entry(p);
+    if (!ent) mlc_fatal("invalid realloc (pointer not allocated by melloc)", p);
+    mlc_huge_t *h = mlc_entry_huge(ent);
+    if (h) {
+      if (mlc_load(&h->addr) != p) mlc_fatal("invalid realloc (not the start of a block)", p);
+      old = h->size;
+      if (size > MLC_LARGE_MAX) {
+        void *q = mlc_huge_realloc(h, size);
+        if (q) return q;
+      }
+    } else {
+      mlc_chunk_t *c = ent;
+      if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("invalid realloc (freed or never allocated)", p);
+      old = mlc_arena_large_usable(c, p);
+      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(c, p, size))
+        return p;
+    }
+  }
+  void *q = mlc_malloc_inline(size);
+  if (!q) return NULL;
+  memcpy(q, p, MLC_MIN(old, size));
+  mlc_free_inline(p);
+  return q;
+}
+
+MLC_EXPORT void melloc_free_sized(void *p, size_t size) {
+  (void)size;
+  mlc_free_inline(p);
+}
+
+MLC_EXPORT int melloc_posix_memalign(void **memptr, size_t align, size_t size) {
+  if (!mlc_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = mlc_alloc_aligned(align, size);
+  if (!p) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *memptr = p;
+  return 0;
+}
+
+MLC_EXPORT void *melloc_aligned_alloc(size_t align, size_t size) {
+  if (!mlc_is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return mlc_alloc_aligned(align, size);
+}
+
+MLC_EXPORT size_t melloc_usable_size(const void *p) { return mlc_usable(p); }
+
+MLC_EXPORT const char *melloc_version(void) { return PACKAGE_VERSION; }
+
+MLC_EXPORT int melloc_version_number(void) { return MELLOC_VERSION_NUMBER; }
+
+/* ---- The standard names ---- */
+
+static void *mlc_memalign(size_t align, size_t size) {
+  /* glibc: an alignment that is not a power of two is rounded up to one. */
+  if (align > ((size_t)1 << (sizeof(size_t) * 8 - 1))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!mlc_is_pow2(align)) {
+    size_t a = 1;
+    while (a < align) a <<= 1;
+    align = a;
+  }
+  return mlc_alloc_aligned(align, size);
+}
+
+/* Declared here: not every libc's headers declare all of them (C23's free_sized). */
+void *malloc(size_t size);
+void free(void *p);
+void *calloc(size_t n, size_t size);
+void *realloc(void *p, size_t size);
+int posix_memalign(void **memptr, size_t align, size_t size);
+void *aligned_alloc(size_t align, size_t size);
+size_t malloc_usable_size(void *p);
+void free_sized(void *p, size_t size);
+void *memalign(size_t align, size_t size);
+void *valloc(size_t size);
+void *pvalloc(size_t size);
+void *reallocarray(void *p, size_t n, size_t size);
+void free_aligned_sized(void *p, size_t align, size_t size);
+
+#define MLC_ALIAS(name) __attribute__((alias(#name), visibility("default")))
+
+MLC_EXPORT void *malloc(size_t size) MLC_ALIAS(melloc_malloc);
+MLC_EXPORT void free(void *p) MLC_ALIAS(melloc_free);
+MLC_EXPORT void *calloc(size_t n, size_t size) MLC_ALIAS(melloc_calloc);
+MLC_EXPORT void *realloc(void *p, size_t size) MLC_ALIAS(melloc_realloc);
+MLC_EXPORT int posix_memalign(void **memptr, size_t align, size_t size)
+    MLC_ALIAS(melloc_posix_memalign);
+MLC_EXPORT void *aligned_alloc(size_t align, size_t size) MLC_ALIAS(melloc_aligned_alloc);
+MLC_EXPORT size_t malloc_usable_size(void *p) MLC_ALIAS(melloc_usable_size);
+MLC_EXPORT void free_sized(void *p, size_t size) MLC_ALIAS(melloc_free_sized);
+
+MLC_EXPORT void *memalign(size_t align, size_t size) { return mlc_memalign(align, size); }
+
+MLC_EXPORT void *valloc(size_t size) { return mlc_alloc_aligned(MLC_PAGE, size); }
+
+MLC_EXPORT void *pvalloc(size_t size) {
+  size_t rounded = MLC_ALIGN_UP(size, MLC_PAGE);
+  if (rounded < size) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return mlc_alloc_aligned(MLC_PAGE, rounded ? rounded : MLC_PAGE);
+}
+
+MLC_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return melloc_realloc(p, total);
+}
+
+MLC_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
+  (void)align;
+  (void)size;
+  mlc_free_inline(p);
+}

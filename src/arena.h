@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Arenas: the page-level state.  An arena owns its chunks: it hands out slab granules
+ * to its bins and runs of pages to large allocations, keeps wholly free chunks as spares
+ * and purges what stayed free past the decay delay.  Lock order: bin lock, then arena
+ * lock, then the chunk module's locks.
+ */
+#ifndef MLC_ARENA_H
+#define MLC_ARENA_H
+
+#include "internal.h"
+
+#include "types.h"
+
+extern mlc_arena_t *mlc_arenas[];
+extern unsigned mlc_narenas;
+#define MLC_MAX_ARENAS 256
+
+/* Creates n arenas (clamped to 1..MLC_MAX_ARENAS); during boot only. */
+bool mlc_arena_boot(unsigned n);
+/* The next arena in round-robin order, for a thread's first allocation. */
+mlc_arena_t *mlc_arena_choose(void);
+
+/* The slab descriptor and the first object of the granule that holds p.  p lies in a
+   slab chunk. */
+MLC_INLINE mlc_slab_t *mlc_slab_of(const void *p) {
+  mlc_chunk_t *chunk = (mlc_chunk_t *)((uintptr_t)p & ~MLC_CHUNK_MASK);
+  return &chunk->s.slabs[((uintptr_t)p >> MLC_GRANULE_SHIFT) & (MLC_GRANULES_PER_CHUNK - 1)];
+}
+MLC_INLINE char *mlc_slab_base(const mlc_slab_t *slab) {
+  mlc_chunk_t *chunk = (mlc_chunk_t *)((uintptr_t)slab & ~MLC_CHUNK_MASK);
+  return (char *)chunk + (size_t)(slab - chunk->s.slabs) * MLC_GRANULE;
+}
+
+/* A granule for a new slab of bin's class, with its descriptor zeroed except for bin
+   and cls, and the page map pointing at the class.  Caller holds bin->lock.  NULL when
+   the kernel refuses memory. */
+mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin);
+/* The slab is empty: its granule goes back to the arena.  Caller holds bin->lock. */
+void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
+
+/* A run of pages for size bytes aligned to align (a power of two up to MLC_CHUNK / 4),
+   zeroed when zero is set.  No lock held.  NULL when the kernel refuses memory. */
+void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);
+/* p is in a large chunk: frees its run, or reports heap misuse and aborts. */
+void mlc_arena_large_free(mlc_chunk_t *chunk, void *p);
+/* Usable bytes of the run at p; aborts when p is not the start of a live run. */
+size_t mlc_arena_large_usable(mlc_chunk_t *chunk, const void *p);
+/* Grows or shrinks the run at p in place; true on success. */
+bool mlc_arena_large_resize(mlc_chunk_t *chunk, void *p, size_t size);
+
+/* Gives back to the kernel what stayed free for decay_ns (everything when 0): free
+   granules and pages are purged, spare chunks unmapped.  Returns the bytes. */
+size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns);
+
+void mlc_arena_prefork(void);
+void mlc_arena_postfork_parent(void);
+void mlc_arena_postfork_child(void);
+
+#endif /* MLC_ARENA_H */

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bins: slabs of one size class, a free bitmap per slab.  A bitmap (not a free list
+ * threaded through the objects) lets every returned pointer be checked, keeps freed
+ * objects untouched, and lets a refill hand out objects in address order.
+ */
+#include "internal.h"
+
+#include "arena.h"
+#include "bin.h"
+#include "sizeclass.h"
+
+void mlc_bin_init(mlc_bin_t *bin, mlc_arena_t *arena, unsigned cls) {
+  memset(bin, 0, sizeof(*bin));
+  bin->arena = arena;
+  bin->cls = (uint16_t)cls;
+}
+
+/* Caller holds bin->lock. */
+static void mlc_bin_list_push_locked(mlc_bin_t *bin, mlc_slab_t *s) {
+  s->prev = NULL;
+  s->next = bin->nonfull;
+  if (bin->nonfull) bin->nonfull->prev = s;
+  bin->nonfull = s;
+}
+
+static void mlc_bin_list_remove_locked(mlc_bin_t *bin, mlc_slab_t *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    bin->nonfull = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
+  unsigned got = 0;
+  size_t size = mlc_class_size[bin->cls];
+  mlc_mutex_lock(&bin->lock);
+  while (got < n) {
+    mlc_slab_t *s = bin->nonfull;
+    if (!s) {
+      s = mlc_arena_slab_alloc(bin->arena, bin);
+      if (!s) break;
+      bin->nslabs++;
+      mlc_bin_list_push_locked(bin, s);
+    }
+    char *base = mlc_slab_base(s);
+    unsigned w = s->hint;
+    while (got < n && s->nfree) {
+      uint64_t bits = s->freemap[w];
+      if (!bits) {
+        w++;
+        continue;
+      }
+      while (bits && got < n) {
+        unsigned b = (unsigned)__builtin_ctzll(bits);
+        bits &= bits - 1;
+        out[got++] = base + (size_t)(w * 64 + b) * size;
+        s->nfree--;
+      }
+      s->freemap[w] = bits;
+    }
+    s->hint = (uint16_t)w;
+    if (s->nfree == 0) mlc_bin_list_remove_locked(bin, s);
+  }
+  bin->nmalloc += got;
+  mlc_mutex_unlock(&bin->lock);
+  return got;
+}
+
+/* Caller holds bin->lock; s is a slab of bin. */
+static void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *p) {
+  uint32_t off = (uint32_t)((uintptr_t)p - (uintptr_t)mlc_slab_base(s));
+  uint32_t idx = mlc_class_index(bin->cls, off);
+  if (MLC_UNLIKELY(idx >= s->nobjs || idx * mlc_class_size[bin->cls] != off)) {
+    mlc_mutex_unlock(&bin->lock);
+    mlc_fatal("invalid free (not the start of a block)", p);
+  }
+  uint64_t bit = (uint64_t)1 << (idx % 64);
+  if (MLC_UNLIKELY(s->freemap[idx / 64] & bit)) {
+    mlc_mutex_unlock(&bin->lock);
+    mlc_fatal("double free", p);
+  }
+  s->freemap[idx / 64] |= bit;
+  if (idx / 64 < s->hint) s->hint = (uint16_t)(idx / 64);
+  s->nfree++;
+  if (s->nfree == 1) mlc_bin_list_push_locked(bin, s);
+  if (s->nfree == s->nobjs && (s->prev || s->next)) {
+    /* Empty and not the bin's only slab: the granule goes back to the arena. */
+    mlc_bin_list_remove_locked(bin, s);
+    bin->nslabs--;
+    mlc_arena_slab_free(bin->arena, s);
+  }
+}
+
+void mlc_bin_free_batch(void **ptrs, unsigned n, unsigned cls) {
+  while (n > 0) {
+    mlc_slab_t *s0 = mlc_slab_of(ptrs[0]);
+    mlc_bin_t *bin = mlc_load(&s0->bin);
+    if (MLC_UNLIKELY(bin == NULL || bin->cls != cls)) mlc_fatal("double free or invalid pointer", ptrs[0]);
+    mlc_mutex_lock(&bin->lock);
+    unsigned left = 0;
+    for (unsigned i = 0; i < n; i++) {
+      void *p = ptrs[i];
+      mlc_slab_t *s = mlc_slab_of(p);
+      if (mlc_load(&s->bin) == bin)
+        mlc_bin_free_one_locked(bin, s, p);
+      else if (s == s0) {
+        /* The slab went back to the arena while p was cached: p was freed twice. */
+        mlc_mutex_unlock(&bin->lock);
+        mlc_fatal("double free", p);
+      } else
+        ptrs[left++] = p;
+    }
+    bin->nfree += n - left;
+    mlc_mutex_unlock(&bin->lock);
+    n = left;
+  }
+}
+
+void mlc_bin_stats(mlc_bin_t *bin, uint64_t *nmalloc, uint64_t *nfree, size_t *nslabs) {
+  mlc_mutex_lock(&bin->lock);
+  *nmalloc = bin->nmalloc;
+  *nfree = bin->nfree;
+  *nslabs = bin->nslabs;
+  mlc_mutex_unlock(&bin->lock);
+}

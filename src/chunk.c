@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Chunks, the page map and huge mappings.  This module decides how address space is
+ * laid out; it never looks inside a chunk beyond its kind and arena.
+ */
+#include "internal.h"
+
+#include "base.h"
+#include "chunk.h"
+#include "os.h"
+
+/* Never written: untouched pages of .bss read as zero without becoming resident. */
+static mlc_pmleaf_t mlc_pagemap_zero;
+
+mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES] = {
+    [0 ... MLC_PM_TOP_ENTRIES - 1] = &mlc_pagemap_zero};
+
+static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER;
+
+/* Caller holds mlc_pagemap_lock. */
+static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
+  mlc_pmleaf_t **slot = &mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT];
+  mlc_pmleaf_t *leaf = *slot;
+  if (leaf == &mlc_pagemap_zero) {
+    leaf = mlc_os_map(MLC_ALIGN_UP(sizeof(mlc_pmleaf_t), MLC_PAGE), MLC_PAGE);
+    if (!leaf) return NULL;
+    mlc_store_rel(slot, leaf);
+  }
+  return leaf;
+}
+
+bool mlc_pagemap_register(void *addr, size_t size, void *entry) {
+  uintptr_t a = (uintptr_t)addr, end = a + size;
+  mlc_mutex_lock(&mlc_pagemap_lock);
+  for (uintptr_t c = MLC_ALIGN_DOWN(a, MLC_CHUNK); c < end; c += MLC_CHUNK) {
+    mlc_pmleaf_t *leaf = mlc_pagemap_leaf_locked(c);
+    if (!leaf) {
+      mlc_mutex_unlock(&mlc_pagemap_lock);
+      if (entry) mlc_pagemap_register(addr, c - a, NULL);
+      return false;
+    }
+    mlc_store(&leaf->ent[(c >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)], entry);
+  }
+  mlc_mutex_unlock(&mlc_pagemap_lock);
+  return true;
+}
+
+void mlc_pagemap_set_class(void *granule, unsigned cls) {
+  uintptr_t a = (uintptr_t)granule;
+  mlc_pmleaf_t *leaf = mlc_load_acq(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
+  mlc_assert(leaf != &mlc_pagemap_zero);
+  mlc_store(&leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)], (uint8_t)cls);
+}
+
+mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind) {
+  mlc_chunk_t *chunk = mlc_os_map(MLC_CHUNK, MLC_CHUNK);
+  if (!chunk) return NULL;
+  if (!mlc_pagemap_register(chunk, MLC_CHUNK, chunk)) {
+    mlc_os_unmap(chunk, MLC_CHUNK);
+    return NULL;
+  }
+  chunk->kind = kind;
+  chunk->arena = arena;
+  return chunk;
+}
+
+void mlc_chunk_delete(mlc_chunk_t *chunk) {
+  mlc_pagemap_register(chunk, MLC_CHUNK, NULL);
+  mlc_os_unmap(chunk, MLC_CHUNK);
+}
+
+/* ---- Huge allocations ---- */
+
+/* Freed huge mappings are kept (dirty) for reuse until the collector's decay gives them
+   back: faulting pages in again costs far more than keeping them a few seconds. */
+#define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
+
+static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER;
+static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest first */
+static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
+static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
+static size_t mlc_huge_live;           /* Protected by mlc_huge_lock */
+
+static size_t mlc_huge_round(size_t size) { return MLC_ALIGN_UP(size, MLC_PAGE); }
+
+/* Caller holds mlc_huge_lock. */
+static mlc_huge_t *mlc_huge_desc_new_locked(void) {
+  mlc_huge_t *h = mlc_huge_free_desc;
+  if (h) {
+    mlc_huge_free_desc = h->next;
+    memset(h, 0, sizeof(*h));
+    return h;
+  }
+  return mlc_base_alloc(sizeof(mlc_huge_t));
+}
+
+/* Caller holds mlc_huge_lock; h's pages are already unregistered and unmapped. */
+static void mlc_huge_desc_delete_locked(mlc_huge_t *h) {
+  h->addr = NULL;
+  h->next = mlc_huge_free_desc;
+  mlc_huge_free_desc = h;
+}
+
+static void mlc_huge_destroy(mlc_huge_t *h) {
+  mlc_pagemap_register(h->addr, h->size, NULL);
+  mlc_os_unmap(h->addr, h->size);
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_huge_desc_delete_locked(h);
+  mlc_mutex_unlock(&mlc_huge_lock);
+}
+
+void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
+  size_t sz = mlc_huge_round(size);
+  if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
+  if (align < MLC_CHUNK) align = MLC_CHUNK;
+
+  /* Reuse a cached mapping of the same size class: within 25% above the request. */
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_huge_t **pp = &mlc_huge_cache, *h;
+  for (; (h = *pp) != NULL; pp = &h->next) {
+    if (h->size >= sz && h->size - sz <= sz / 4 && ((uintptr_t)h->addr & (align - 1)) == 0) {
+      *pp = h->next;
+      mlc_huge_cached -= h->size;
+      mlc_huge_live += h->size;
+      h->in_use = true;
+      h->next = NULL;
+      mlc_mutex_unlock(&mlc_huge_lock);
+      if (zero) memset(h->addr, 0, h->size);
+      return h->addr;
+    }
+  }
+  h = mlc_huge_desc_new_locked();
+  mlc_mutex_unlock(&mlc_huge_lock);
+  if (!h) return NULL;
+
+  void *p = mlc_os_map(sz, align);
+  if (!p) goto fail;
+  h->addr = p;
+  h->size = sz;
+  h->in_use = true;
+  if (!mlc_pagemap_register(p, sz, (char *)h + 1)) {
+    mlc_os_unmap(p, sz);
+    goto fail;
+  }
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_huge_live += sz;
+  mlc_mutex_unlock(&mlc_huge_lock);
+  mlc_trace("huge: mapped %zu bytes at %p", sz, p);
+  return p;
+fail:
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_huge_desc_delete_locked(h);
+  mlc_mutex_unlock(&mlc_huge_lock);
+  return NULL;
+}
+
+void mlc_huge_free(mlc_huge_t *h) {
+  mlc_mutex_lock(&mlc_huge_lock);
+  if (!h->in_use) {
+    mlc_mutex_unlock(&mlc_huge_lock);
+    mlc_fatal("double free", h->addr);
+  }
+  h->in_use = false;
+  mlc_huge_live -= h->size;
+  if (h->size <= MLC_HUGE_CACHE_MAX / 4 && mlc_huge_cached + h->size <= MLC_HUGE_CACHE_MAX) {
+    h->free_ns = mlc_os_now_ns();
+    h->next = mlc_huge_cache;
+    mlc_huge_cache = h;
+    mlc_huge_cached += h->size;
+    mlc_mutex_unlock(&mlc_huge_lock);
+    return;
+  }
+  mlc_mutex_unlock(&mlc_huge_lock);
+  mlc_trace("huge: unmapped %zu bytes at %p", h->size, h->addr);
+  mlc_huge_destroy(h);
+}
+
+void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
+  size_t sz = mlc_huge_round(size);
+  if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
+  if (sz == h->size) return h->addr;
+  size_t old = h->size;
+  if (sz < old) {
+    /* The unregistered tail may hold a chunk-aligned 4 MiB that no longer belongs. */
+    if (!mlc_os_resize_in_place(h->addr, old, sz)) return NULL;
+    uintptr_t keep_end = MLC_ALIGN_UP((uintptr_t)h->addr + sz, MLC_CHUNK);
+    uintptr_t old_end = (uintptr_t)h->addr + old;
+    if (old_end > keep_end) mlc_pagemap_register((void *)keep_end, old_end - keep_end, NULL);
+    mlc_mutex_lock(&mlc_huge_lock);
+    h->size = sz;
+    mlc_huge_live -= old - sz;
+    mlc_mutex_unlock(&mlc_huge_lock);
+    return h->addr;
+  }
+  /* Grow: in place when the address space after it is free, else move the pages to a
+     new chunk-aligned reservation; the kernel moves page tables, nothing is copied. */
+  void *p = h->addr;
+  bool in_place = false;
+  if (mlc_os_resize_in_place(p, old, sz)) {
+    in_place = mlc_pagemap_register((char *)p + old, sz - old, (char *)h + 1);
+    if (!in_place) mlc_os_resize_in_place(p, sz, old);
+  }
+  if (!in_place) {
+    void *dst = mlc_os_reserve(sz, MLC_CHUNK);
+    if (!dst) return NULL;
+    if (!mlc_pagemap_register(dst, sz, (char *)h + 1)) {
+      mlc_os_unmap(dst, sz);
+      return NULL;
+    }
+    if (!mlc_os_move(p, old, dst, sz)) {
+      mlc_pagemap_register(dst, sz, NULL);
+      mlc_os_unmap(dst, sz);
+      return NULL;
+    }
+    mlc_pagemap_register(p, old, NULL);
+    p = dst;
+  }
+  mlc_mutex_lock(&mlc_huge_lock);
+  h->addr = p;
+  h->size = sz;
+  mlc_huge_live += sz - old;
+  mlc_mutex_unlock(&mlc_huge_lock);
+  return p;
+}
+
+size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {
+  size_t purged = 0;
+  for (;;) {
+    mlc_mutex_lock(&mlc_huge_lock);
+    mlc_huge_t **pp = &mlc_huge_cache, *h;
+    for (; (h = *pp) != NULL; pp = &h->next)
+      if (decay_ns == 0 || now - h->free_ns >= decay_ns) break;
+    if (h) {
+      *pp = h->next;
+      mlc_huge_cached -= h->size;
+    }
+    mlc_mutex_unlock(&mlc_huge_lock);
+    if (!h) return purged;
+    purged += h->size;
+    mlc_huge_destroy(h);
+  }
+}
+
+void mlc_huge_stats(size_t *live, size_t *cached) {
+  mlc_mutex_lock(&mlc_huge_lock);
+  *live = mlc_huge_live;
+  *cached = mlc_huge_cached;
+  mlc_mutex_unlock(&mlc_huge_lock);
+}
+
+void mlc_chunk_prefork(void) {
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_mutex_lock(&mlc_pagemap_lock);
+}
+void mlc_chunk_postfork_parent(void) {
+  mlc_mutex_unlock(&mlc_pagemap_lock);
+  mlc_mutex_unlock(&mlc_huge_lock);
+}
+void mlc_chunk_postfork_child(void) {
+  mlc_mutex_reset(&mlc_pagemap_lock);
+  mlc_mutex_reset(&mlc_huge_lock);
+}

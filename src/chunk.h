@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Chunks, huge mappings and the page map that finds them from any pointer.
+ *
+ * The page map is a two-level radix tree over the 48-bit user address space: the top
+ * level (a static array) is indexed by address bits 36..47, a leaf covers 64 GiB and
+ * holds one class byte per 64 KiB granule (what free's fast path reads) and one entry
+ * per 4 MiB chunk (a chunk header, or a huge descriptor tagged with bit 0).  Unused top
+ * entries point at a static leaf of zeros, so a lookup never tests for NULL: a pointer
+ * melloc does not own reads class 0 and entry NULL.
+ */
+#ifndef MLC_CHUNK_H
+#define MLC_CHUNK_H
+
+#include "internal.h"
+
+#include "types.h"
+
+#define MLC_PM_TOP_SHIFT 36
+#define MLC_PM_TOP_ENTRIES ((size_t)1 << (MLC_VA_BITS - MLC_PM_TOP_SHIFT))
+#define MLC_PM_LEAF_GRANULES ((size_t)1 << (MLC_PM_TOP_SHIFT - MLC_GRANULE_SHIFT))
+#define MLC_PM_LEAF_CHUNKS ((size_t)1 << (MLC_PM_TOP_SHIFT - MLC_CHUNK_SHIFT))
+
+typedef struct mlc_pmleaf_s {
+  uint8_t cls[MLC_PM_LEAF_GRANULES]; /* Atomic (relaxed): class of the slab at a granule */
+  void *ent[MLC_PM_LEAF_CHUNKS];     /* Atomic (relaxed): chunk header or huge | 1 */
+} mlc_pmleaf_t;
+
+extern mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
+
+/* The class of the small object at p, or 0 when p is not in a slab (large, huge, not
+   melloc's, NULL).  Two dependent loads, no branch.  p must be below 2^48. */
+MLC_INLINE unsigned mlc_pagemap_class(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  mlc_pmleaf_t *leaf = mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
+  return leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)];
+}
+
+/* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */
+MLC_INLINE void *mlc_pagemap_entry(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (a >> MLC_VA_BITS) return NULL;
+  mlc_pmleaf_t *leaf = mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
+  return mlc_load(&leaf->ent[(a >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
+}
+
+/* Records the class of the slab at granule (0 when it stops being a slab).  The leaf
+   exists: the chunk was registered first. */
+void mlc_pagemap_set_class(void *granule, unsigned cls);
+/* Points every 4 MiB of [addr, addr + size) at entry (NULL to clear).  false when a leaf
+   could not be allocated. */
+bool mlc_pagemap_register(void *addr, size_t size, void *entry);
+
+/* A new chunk: 4 MiB of zeroed memory aligned to 4 MiB, registered in the page map with
+   its header filled with kind and arena.  NULL when the kernel refuses. */
+mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind);
+void mlc_chunk_delete(mlc_chunk_t *chunk);
+
+/* Huge allocations, mapped on their own.  Any thread, no lock held. */
+void *mlc_huge_alloc(size_t size, size_t align, bool zero);
+/* h is the descriptor of a live huge allocation at p. */
+void mlc_huge_free(mlc_huge_t *h);
+/* Resizes in place or by moving the pages (no copy); NULL when impossible. */
+void *mlc_huge_realloc(mlc_huge_t *h, size_t size);
+/* Gives back cached mappings freed more than decay_ns ago (all when decay_ns is 0);
+   returns bytes given back. */
+size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns);
+/* Bytes in live huge allocations and in the cache. */
+void mlc_huge_stats(size_t *live, size_t *cached);
+
+/* The huge descriptor of p if p is exactly a live huge allocation's address... */
+MLC_INLINE mlc_huge_t *mlc_entry_huge(void *ent) {
+  return ((uintptr_t)ent & 1) ? (mlc_huge_t *)((uintptr_t)ent - 1) : NULL;
+}
+
+void mlc_chunk_prefork(void);
+void mlc_chunk_postfork_parent(void);
+void mlc_chunk_postfork_child(void);
+
+#endif /* MLC_CHUNK_H */

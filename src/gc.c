@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wall-clock collector.
+ *
+ * One background thread ("melloc-gc") wakes every gc_interval_ms.  Each pass:
+ *  1. walks the registry of thread caches; for each cache it can claim, it measures
+ *     whether the owner was idle since the last pass and returns part of what the cache
+ *     holds to the bins: 1/8 of it on the first idle pass, then 1/4, 1/2, then all;
+ *     half of what a busy cache did not touch since the last pass; nothing else.
+ *  2. purges, in every arena, free granules and pages that stayed free for decay_ms, and
+ *     gives back cached huge mappings as old.
+ *
+ * The protocol with the owners.  A cache has two kinds of fields:
+ *  - head: written by the owner's fast paths with plain (relaxed) stores, never by the
+ *    collector;
+ *  - lw, empty (and the bins' contents): written by whoever holds the cache's state word.
+ * The state word is 0 (free), OWNER or COLLECTOR (| WAITING when the owner sleeps on it).
+ * The owner claims it with a compare-and-swap on its slow paths only; the collector
+ * claims it with a compare-and-swap and skips the cache when the owner holds it.  So the
+ * slow paths never race, and the fast paths need no atomic read-modify-write.
+ *
+ * What makes the fast path safe: the owner pops only while head < lw, so objects in
+ * [max(lw, head), empty) cannot be reached without the slow path, which waits while the
+ * collector holds the state.  The collector takes objects only from that range, at its
+ * bottom (the oldest objects), and moves empty down.
+ *
+ * To measure "not touched since the last pass" the collector lowers lw to head at the
+ * end of each pass.  An owner that read the old lw an instant before may still complete
+ * one pop past the new lw; that is why the range starts at max(lw, head), read at the
+ * next pass, after that pop has completed.  For the owner to see the new lw by then, the
+ * collector issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) after lowering: every
+ * running thread of the process executes a full barrier, so every later fast path loads
+ * the new lw.  Without membarrier (old kernels, some sandboxes) the collector relies on
+ * the next pass being at least a millisecond later, far beyond the time stores take to
+ * become visible on every supported processor.
+ *
+ * A thread that exits during a pass: the collector holds the registry lock for the whole
+ * pass, and an exiting thread unregisters (under that lock) before its cache is
+ * recycled, so the collector never sees a cache disappear under it.
+ */
+#include "internal.h"
+
+#include "arena.h"
+#include "bin.h"
+#include "chunk.h"
+#include "gc.h"
+#include "init.h"
+#include "os.h"
+#include "sizeclass.h"
+#include "tcache.h"
+
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MLC_TC_FREE = 0, MLC_TC_OWNER = 1, MLC_TC_COLLECTOR = 2, MLC_TC_WAITING = 4 };
+
+static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER; /* one pass at a time */
+static int mlc_gc_started;     /* Atomic: collector thread created (in this process) */
+static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
+
+/* Counters.  Protected by mlc_gc_lock. */
+uint64_t mlc_gc_passes;
+uint64_t mlc_gc_objects_returned;
+uint64_t mlc_gc_bytes_purged;
+
+/* ---- The owner's side ---- */
+
+void mlc_tcache_owner_enter(mlc_tcache_t *tc) {
+  for (;;) {
+    int s = MLC_TC_FREE;
+    if (__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_OWNER, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return;
+    /* The collector holds it: sleep until it lets go. */
+    if (s == MLC_TC_COLLECTOR &&
+        !__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_COLLECTOR | MLC_TC_WAITING, false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      continue;
+    mlc_os_futex_wait(&tc->state, MLC_TC_COLLECTOR | MLC_TC_WAITING);
+  }
+}
+
+void mlc_tcache_owner_exit(mlc_tcache_t *tc) {
+  __atomic_store_n(&tc->state, MLC_TC_FREE, __ATOMIC_RELEASE);
+}
+
+static bool mlc_gc_claim(mlc_tcache_t *tc) {
+  int s = MLC_TC_FREE;
+  return __atomic_compare_exchange_n(&tc->state, &s, MLC_TC_COLLECTOR, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED);
+}
+
+static void mlc_gc_release(mlc_tcache_t *tc) {
+  if (__atomic_exchange_n(&tc->state, MLC_TC_FREE, __ATOMIC_RELEASE) & MLC_TC_WAITING)
+    mlc_os_futex_wake(&tc->state, 1);
+}
+
+/* ---- A pass ---- */
+
+static void mlc_gc_fence(void) {
+  int m = __atomic_load_n(&mlc_gc_membarrier, __ATOMIC_RELAXED);
+  if (m == 0) {
+    m = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0 ? 1 : -1;
+    __atomic_store_n(&mlc_gc_membarrier, m, __ATOMIC_RELAXED);
+  }
+  if (m == 1) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* The share of a cache an idle pass returns: 1/8, 1/4, 1/2, then all. */
+static size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
+  if (idle_passes >= 4) return n;
+  unsigned shift = 4 - idle_passes; /* 1 -> 1/8, 2 -> 1/4, 3 -> 1/2 */
+  return (n + ((size_t)1 << shift) - 1) >> shift;
+}
+
+/* Collects what it may from one claimed cache.  everything: a full collection. */
+static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
+  bool idle = mlc_load(&tc->slow_events) == tc->gc_seen_events;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++)
+    if (mlc_load(&tc->head[c]) != tc->gc_seen_head[c]) idle = false;
+  tc->gc_idle_passes = idle ? tc->gc_idle_passes + 1 : 0;
+  size_t returned = 0;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    void **head = mlc_load(&tc->head[c]);
+    void **lw = tc->lw[c], **empty = tc->empty[c];
+    void **lo = head > lw ? head : lw;
+    size_t untouched = lo < empty ? (size_t)(empty - lo) : 0;
+    size_t k = everything ? untouched
+               : idle    ? mlc_gc_piece(untouched, tc->gc_idle_passes)
+                         : untouched / 2;
+    if (k) {
+      mlc_bin_free_batch(empty - k, (unsigned)k, c);
+      empty -= k;
+      tc->empty[c] = empty;
+      returned += k;
+      /* An idle cache refills in smaller batches when its owner comes back. */
+      if (idle && tc->fill[c] > 2) tc->fill[c] /= 2;
+    }
+    /* Measure from here until the next pass (see the protocol above). */
+    mlc_store(&tc->lw[c], head < empty ? head : empty);
+    tc->gc_seen_head[c] = head;
+  }
+  tc->gc_seen_events = mlc_load(&tc->slow_events);
+  return returned;
+}
+
+static size_t mlc_gc_pass(bool everything) {
+  size_t returned = 0, purged = 0;
+  mlc_mutex_lock(&mlc_gc_lock);
+  mlc_tcache_registry_lock();
+  for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc; tc = tc->next) {
+    if (!mlc_gc_claim(tc)) continue;
+    returned += mlc_gc_cache(tc, everything);
+    mlc_gc_release(tc);
+  }
+  mlc_tcache_registry_unlock();
+  mlc_gc_fence();
+  uint64_t now = mlc_os_now_ns();
+  uint64_t decay = everything ? 0 : mlc_opt.decay_ms * 1000000u;
+  for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
+  purged += mlc_huge_purge(now, decay);
+  mlc_gc_passes++;
+  mlc_gc_objects_returned += returned;
+  mlc_gc_bytes_purged += purged;
+  mlc_mutex_unlock(&mlc_gc_lock);
+  if (returned || purged)
+    mlc_trace("gc: pass returned %zu cached objects, purged %zu bytes", returned, purged);
+  return purged;
+}
+
+size_t mlc_gc_collect_now(void) {
+  if (!mlc_boot()) return 0;
+  mlc_tcache_flush_self();
+  return mlc_gc_pass(true);
+}
+
+static void *mlc_gc_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    uint64_t ms = mlc_opt.gc_interval_ms;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    mlc_gc_pass(false);
+  }
+  return NULL;
+}
+
+void mlc_gc_ensure_started(void) {
+  if (MLC_LIKELY(__atomic_load_n(&mlc_gc_started, __ATOMIC_RELAXED)) || !mlc_opt.gc) return;
+  if (__atomic_exchange_n(&mlc_gc_started, 1, __ATOMIC_ACQ_REL)) return;
+  /* The collector never takes a signal meant for the program. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t t;
+  if (pthread_create(&t, &attr, mlc_gc_main, NULL) == 0) {
+    pthread_setname_np(t, "melloc-gc");
+    mlc_trace("gc: collector started, interval %u ms, decay %u ms",
+              (unsigned)mlc_opt.gc_interval_ms, (unsigned)mlc_opt.decay_ms);
+  } else {
+    __atomic_store_n(&mlc_gc_started, 0, __ATOMIC_RELEASE);
+  }
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void mlc_gc_prefork(void) { mlc_mutex_lock(&mlc_gc_lock); }
+void mlc_gc_postfork_parent(void) { mlc_mutex_unlock(&mlc_gc_lock); }
+void mlc_gc_postfork_child(void) {
+  mlc_mutex_reset(&mlc_gc_lock);
+  /* The collector thread does not exist in the child: the next slow path restarts it. */
+  __atomic_store_n(&mlc_gc_started, 0, __ATOMIC_RELAXED);
+}

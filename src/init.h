@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Initialisation and the settings it reads.  mlc_boot() runs once, on the first call
+ * that needs it, from whichever thread; it never allocates through malloc, so it is safe
+ * from constructors, dlsym and pthread_create.  Fork handlers live here too.
+ */
+#ifndef MLC_INIT_H
+#define MLC_INIT_H
+
+#include "internal.h"
+
+typedef struct mlc_options_s {
+  unsigned narenas;        /* 0: one per CPU this process may run on */
+  bool tcache;             /* thread caches on */
+  bool gc;                 /* wall-clock collector on */
+  uint64_t gc_interval_ms; /* time between collector passes */
+  uint64_t decay_ms;       /* free memory older than this goes back to the kernel */
+  bool stats_print;        /* print statistics at exit */
+  bool stats_json;         /* ... as JSON */
+} mlc_options_t;
+
+/* Written during boot only. */
+extern mlc_options_t mlc_opt;
+
+extern int mlc_boot_state; /* Atomic: 2 once booted */
+
+bool mlc_boot_slow(void);
+/* true once melloc is ready; false only when the kernel refused the first mappings. */
+MLC_INLINE bool mlc_boot(void) {
+  if (MLC_LIKELY(mlc_load_acq(&mlc_boot_state) == 2)) return true;
+  return mlc_boot_slow();
+}
+
+/* Parses a MELLOC_CONF string into opt, reporting bad pairs on stderr. */
+void mlc_options_parse(mlc_options_t *opt, const char *conf);
+void mlc_options_default(mlc_options_t *opt);
+
+#endif /* MLC_INIT_H */

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * First include of every melloc source file: build configuration, compiler helpers,
+ * assertions and the constants that fix the shape of the heap.  Nothing here allocates
+ * or makes a system call.
+ */
+#ifndef MLC_INTERNAL_H
+#define MLC_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MLC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MLC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MLC_NOINLINE __attribute__((noinline))
+#define MLC_INLINE static inline __attribute__((always_inline))
+#define MLC_EXPORT __attribute__((visibility("default")))
+#define MLC_COLD __attribute__((cold))
+#define MLC_NORETURN __attribute__((noreturn))
+#define MLC_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#ifdef MELLOC_DEBUG
+static const bool mlc_config_debug = true;
+#else
+static const bool mlc_config_debug = false;
+#endif
+
+/* Shape of the heap. */
+#define MLC_PAGE_SHIFT 12
+#define MLC_PAGE ((size_t)1 << MLC_PAGE_SHIFT)
+/* Small objects live in slabs of exactly one granule, aligned to it, so that the
+   size class of any small pointer is one byte in the page map. */
+#define MLC_GRANULE_SHIFT 16
+#define MLC_GRANULE ((size_t)1 << MLC_GRANULE_SHIFT)
+/* Chunks are the unit the arenas take from the kernel, aligned to their size. */
+#define MLC_CHUNK_SHIFT 22
+#define MLC_CHUNK ((size_t)1 << MLC_CHUNK_SHIFT)
+#define MLC_CHUNK_MASK (MLC_CHUNK - 1)
+#define MLC_GRANULES_PER_CHUNK (MLC_CHUNK >> MLC_GRANULE_SHIFT)
+#define MLC_PAGES_PER_CHUNK (MLC_CHUNK >> MLC_PAGE_SHIFT)
+/* User address space covered by the page map (x86-64 and arm64 with 4-level tables). */
+#define MLC_VA_BITS 48
+
+#define MLC_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uintptr_t)(a)-1))
+#define MLC_ALIGN_DOWN(x, a) ((x) & ~((uintptr_t)(a)-1))
+
+#define MLC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MLC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Relaxed atomics: what another thread may read or write at the same time. */
+#define mlc_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define mlc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define mlc_load_acq(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define mlc_store_rel(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+MLC_NORETURN MLC_COLD void mlc_fatal(const char *what, const void *ptr);
+MLC_NORETURN MLC_COLD void mlc_assert_fail(const char *expr, const char *file, int line);
+
+#define mlc_assert(e)                                                 \
+  do {                                                                \
+    if (mlc_config_debug && MLC_UNLIKELY(!(e)))                       \
+      mlc_assert_fail(#e, __FILE__, __LINE__);                        \
+  } while (0)
+
+/* Debug builds print a trace of the inner workings when MELLOC_TRACE is set (or
+   MELLOC_CONF has trace:true); release builds compile it away. */
+extern bool mlc_trace_on;
+void mlc_trace_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define mlc_trace(...)                                                \
+  do {                                                                \
+    if (mlc_config_debug && mlc_trace_on) mlc_trace_printf(__VA_ARGS__); \
+  } while (0)
+
+#endif /* MLC_INTERNAL_H */

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The OS layer: mmap, munmap, madvise, mremap, futex, clocks.  Nothing else in melloc
+ * makes a system call (except through these functions); nothing here allocates.
+ */
+#include "internal.h"
+
+#include "os.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+static long mlc_os_fail_countdown = -1; /* Atomic */
+
+void mlc_os_fail_after(long n) { __atomic_store_n(&mlc_os_fail_countdown, n, __ATOMIC_SEQ_CST); }
+
+static bool mlc_os_injected_failure(void) {
+  long c = __atomic_load_n(&mlc_os_fail_countdown, __ATOMIC_RELAXED);
+  if (MLC_LIKELY(c < 0)) return false;
+  while (c > 0) {
+    if (__atomic_compare_exchange_n(&mlc_os_fail_countdown, &c, c - 1, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+      return false;
+    if (c < 0) return false;
+  }
+  return c == 0;
+}
+
+static void *mlc_os_map_prot(size_t size, size_t align, int prot, int extra_flags) {
+  if (mlc_os_injected_failure()) return NULL;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | extra_flags;
+  if (align <= MLC_PAGE) {
+    void *p = mmap(NULL, size, prot, flags, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+  /* Ask for an aligned spot first: where the previous mapping ended is often aligned. */
+  size_t over = size + align - MLC_PAGE;
+  if (over < size) return NULL;
+  char *p = mmap(NULL, over, prot, flags, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  uintptr_t a = MLC_ALIGN_UP((uintptr_t)p, align);
+  size_t lead = a - (uintptr_t)p;
+  size_t trail = over - lead - size;
+  if (lead) munmap(p, lead);
+  if (trail) munmap((char *)a + size, trail);
+  return (void *)a;
+}
+
+void *mlc_os_map(size_t size, size_t align) {
+  return mlc_os_map_prot(size, align, PROT_READ | PROT_WRITE, 0);
+}
+
+void *mlc_os_reserve(size_t size, size_t align) {
+  return mlc_os_map_prot(size, align, PROT_NONE, MAP_NORESERVE);
+}
+
+void mlc_os_unmap(void *addr, size_t size) {
+  if (size) munmap(addr, size);
+}
+
+void mlc_os_purge(void *addr, size_t size) {
+  if (size) madvise(addr, size, MADV_DONTNEED);
+}
+
+bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
+  if (new_size > old_size && mlc_os_injected_failure()) return false;
+  void *r = mremap(addr, old_size, new_size, 0);
+  return r == addr;
+}
+
+bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size) {
+  if (mlc_os_injected_failure()) return false;
+  void *r = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed);
+  return r == fixed;
+}
+
+uint64_t mlc_os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+unsigned mlc_os_ncpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return (unsigned)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1;
+}
+
+void mlc_os_futex_wait(int *word, int expected) {
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void mlc_os_futex_wake(int *word, int n) {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void mlc_os_write_stderr(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(2, buf, len);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+}
+
+long mlc_os_gettid(void) { return syscall(SYS_gettid); }

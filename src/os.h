@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The OS layer: the only module that makes system calls.  Every function returns a
+ * clear failure (NULL or an errno value) and never allocates.  A fault-injection hook
+ * makes mapping calls fail on demand, for tests of the out-of-memory paths.
+ */
+#ifndef MLC_OS_H
+#define MLC_OS_H
+
+#include "internal.h"
+
+/* Maps size bytes (a multiple of the page size) of zeroed read-write memory aligned to
+   align (a power of two, at least a page).  NULL when the kernel refuses. */
+void *mlc_os_map(size_t size, size_t align);
+/* Reserves address space without memory behind it (PROT_NONE). */
+void *mlc_os_reserve(size_t size, size_t align);
+void mlc_os_unmap(void *addr, size_t size);
+/* Gives the pages back to the kernel; they read as zero afterwards. */
+void mlc_os_purge(void *addr, size_t size);
+/* Grows or shrinks a mapping in place; true on success. */
+bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size);
+/* Moves a mapping's pages to fixed (a reservation of new_size bytes); true on success. */
+bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size);
+
+uint64_t mlc_os_now_ns(void);
+/* CPUs this process may run on (sched_getaffinity), at least 1. */
+unsigned mlc_os_ncpus(void);
+void mlc_os_futex_wait(int *word, int expected);
+void mlc_os_futex_wake(int *word, int n);
+void mlc_os_write_stderr(const char *buf, size_t len);
+long mlc_os_gettid(void);
+
+/* Fault injection: after n more successful mapping calls, every mapping call fails with
+   ENOMEM until reset with a negative n.  For tests only. */
+void mlc_os_fail_after(long n);
+
+#endif /* MLC_OS_H */

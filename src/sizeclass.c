@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Size classes and the arithmetic on them.  The layout (16-byte steps to 128, then four
+ * classes per doubling to 8 KiB) keeps internal fragmentation under 20% and makes every
+ * class a multiple of 16, so every small object is 16-byte aligned, and power-of-two
+ * classes are aligned to their size (slabs are aligned to 64 KiB).
+ */
+#include "internal.h"
+
+#include "sizeclass.h"
+
+const uint32_t mlc_class_size[MLC_NCLASSES] = MLC_CLASS_SIZES;
+const uint8_t mlc_class_table[MLC_SMALL_MAX / 16 + 1] = MLC_CLASS_TABLE;
+const uint16_t mlc_class_cap[MLC_NCLASSES] = MLC_CLASS_CAPS;
+uint16_t mlc_class_nobjs[MLC_NCLASSES];
+uint32_t mlc_class_recip[MLC_NCLASSES];
+
+void mlc_sizeclass_boot(void) {
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    uint32_t s = mlc_class_size[c];
+    mlc_class_nobjs[c] = (uint16_t)(MLC_GRANULE / s);
+    /* ceil(2^32 / s): exact for offsets below 2^16 because s < 2^14. */
+    mlc_class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + s - 1) / s);
+  }
+}
+
+unsigned mlc_size_class_aligned(size_t size, size_t align) {
+  if (size > MLC_SMALL_MAX || align > MLC_GRANULE) return 0;
+  for (unsigned c = mlc_size_class(size); c < MLC_NCLASSES; c++)
+    if (mlc_class_size[c] % align == 0) return c;
+  return 0;
+}

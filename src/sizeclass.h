@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Size classes: sizes 16..128 in steps of 16, then four classes per doubling up to
+ * MLC_SMALL_MAX (8 KiB).  The tables are constants (sizeclass_tables.h), so the fast
+ * path can use them before initialisation.
+ */
+#ifndef MLC_SIZECLASS_H
+#define MLC_SIZECLASS_H
+
+#include "internal.h"
+
+#include "sizeclass_tables.h"
+
+extern const uint32_t mlc_class_size[MLC_NCLASSES];
+/* Indexed by (size + 15) >> 4 for size <= MLC_SMALL_MAX. */
+extern const uint8_t mlc_class_table[MLC_SMALL_MAX / 16 + 1];
+/* Thread-cache capacity per class. */
+extern const uint16_t mlc_class_cap[MLC_NCLASSES];
+/* Objects per slab, and the reciprocal that turns an offset in a slab into an index. */
+extern uint16_t mlc_class_nobjs[MLC_NCLASSES];
+extern uint32_t mlc_class_recip[MLC_NCLASSES];
+
+void mlc_sizeclass_boot(void);
+
+/* The class of a small size (size <= MLC_SMALL_MAX); size 0 is class 1. */
+MLC_INLINE unsigned mlc_size_class(size_t size) {
+  mlc_assert(size <= MLC_SMALL_MAX);
+  unsigned c = mlc_class_table[(size + 15) >> 4];
+  return c;
+}
+
+/* The index of the object at offset off of a slab of class cls (exact for off < 64 KiB). */
+MLC_INLINE uint32_t mlc_class_index(unsigned cls, uint32_t off) {
+  return (uint32_t)(((uint64_t)off * mlc_class_recip[cls]) >> 32);
+}
+
+/* The smallest class that holds size bytes with every object aligned to align
+   (align <= MLC_GRANULE), or 0 when no small class does. */
+unsigned mlc_size_class_aligned(size_t size, size_t align);
+
+#endif /* MLC_SIZECLASS_H */

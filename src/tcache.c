@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Thread caches: creation, refill, flush, thread exit and recycling.  The fast paths
+ * are inline in tcache.h; everything here is a slow path.
+ */
+#include "internal.h"
+
+#include "alloc.h"
+#include "arena.h"
+#include "base.h"
+#include "bin.h"
+#include "gc.h"
+#include "init.h"
+#include "sizeclass.h"
+#include "tcache.h"
+
+#include <pthread.h>
+
+mlc_tcache_t mlc_tcache_empty = {
+    .head = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
+    .lw = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
+    .full = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
+    .empty = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
+};
+
+MLC_TLS mlc_tsd_t mlc_tsd = {&mlc_tcache_empty, NULL, MLC_TSD_NEW};
+
+static pthread_key_t mlc_tcache_key;
+static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
+static mlc_tcache_t *mlc_tcache_live;     /* Protected by mlc_tcache_registry */
+static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
+static size_t mlc_tcache_nslots;          /* Constant after boot */
+
+/* First batch size of a class: small, so that a thread that allocates little keeps
+   little; it doubles on each refill up to half the capacity. */
+static unsigned mlc_tcache_fill_initial(unsigned cls) {
+  unsigned f = mlc_class_cap[cls] / 16;
+  return f < 2 ? 2 : f;
+}
+
+static void mlc_tcache_thread_exit(void *arg);
+
+bool mlc_tcache_boot(void) {
+  size_t n = 0;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) n += mlc_class_cap[c];
+  mlc_tcache_nslots = n;
+  return pthread_key_create(&mlc_tcache_key, mlc_tcache_thread_exit) == 0;
+}
+
+mlc_arena_t *mlc_tsd_arena(void) {
+  mlc_arena_t *a = mlc_tsd.arena;
+  if (MLC_UNLIKELY(!a)) {
+    a = mlc_arena_choose();
+    mlc_tsd.arena = a;
+  }
+  return a;
+}
+
+/* Lays the stacks out in tc->stack: class c gets [full, empty), all empty. */
+static void mlc_tcache_layout(mlc_tcache_t *tc) {
+  void **slot = tc->stack;
+  tc->head[0] = tc->lw[0] = tc->full[0] = tc->empty[0] = &tc->dummy[1];
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    tc->full[c] = slot;
+    slot += mlc_class_cap[c];
+    tc->empty[c] = tc->lw[c] = tc->head[c] = slot;
+    tc->fill[c] = (uint16_t)mlc_tcache_fill_initial(c);
+  }
+}
+
+static mlc_tcache_t *mlc_tcache_create(void) {
+  mlc_tsd.state = MLC_TSD_CREATING;
+  mlc_tcache_registry_lock();
+  mlc_tcache_t *tc = mlc_tcache_recycled;
+  if (tc) mlc_tcache_recycled = tc->next;
+  mlc_tcache_registry_unlock();
+  if (!tc) {
+    size_t sz = MLC_ALIGN_UP(sizeof(mlc_tcache_t), 64);
+    char *mem = mlc_base_alloc(sz + mlc_tcache_nslots * sizeof(void *));
+    if (!mem) {
+      mlc_tsd.state = MLC_TSD_NEW;
+      return NULL;
+    }
+    tc = (mlc_tcache_t *)mem;
+    tc->stack = (void **)(mem + sz);
+    tc->stack_slots = mlc_tcache_nslots;
+  }
+  mlc_tcache_layout(tc);
+  tc->arena = mlc_tsd_arena();
+  tc->state = 0;
+  tc->slow_events = 0;
+  tc->gc_seen_events = 0;
+  tc->gc_idle_passes = 0;
+  mlc_tcache_registry_lock();
+  tc->prev = NULL;
+  tc->next = mlc_tcache_live;
+  if (mlc_tcache_live) mlc_tcache_live->prev = tc;
+  mlc_tcache_live = tc;
+  mlc_tcache_registry_unlock();
+  /* May allocate (past 32 keys); the state above sends that to the bins directly. */
+  pthread_setspecific(mlc_tcache_key, tc);
+  mlc_tsd.tc = tc;
+  mlc_tsd.state = MLC_TSD_CACHED;
+  mlc_trace("tcache: created for thread, arena %u", tc->arena->ind);
+  mlc_gc_ensure_started();
+  return tc;
+}
+
+/* The calling thread's cache, creating it on first use; NULL when the thread goes to
+   the bins directly (caches off, exiting, or creating its cache right now). */
+static mlc_tcache_t *mlc_tcache_get(void) {
+  if (MLC_LIKELY(mlc_tsd.state == MLC_TSD_CACHED)) return mlc_tsd.tc;
+  if (mlc_tsd.state != MLC_TSD_NEW) return NULL;
+  if (!mlc_boot()) return NULL;
+  if (!mlc_opt.tcache) {
+    mlc_tsd.state = MLC_TSD_UNCACHED;
+    return NULL;
+  }
+  return mlc_tcache_create();
+}
+
+void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
+  void **head = tc->head[cls], **empty = tc->empty[cls];
+  unsigned have = (unsigned)(empty - head);
+  if (n > have) n = have;
+  if (n == 0) return;
+  mlc_bin_free_batch(empty - n, n, cls);
+  memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
+  mlc_store(&tc->head[cls], head + n);
+  mlc_store(&tc->lw[cls], empty);
+  mlc_trace("tcache: flushed %u objects of class %u (%u bytes)", n, cls,
+            (unsigned)mlc_class_size[cls]);
+}
+
+void *mlc_tcache_alloc_slow(unsigned cls) {
+  if (cls == 0) cls = 1;
+  mlc_tcache_t *tc = mlc_tcache_get();
+  if (!tc) {
+    void *p;
+    if (!mlc_boot()) return NULL;
+    if (mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], &p, 1) == 1) return p;
+    errno = ENOMEM;
+    return NULL;
+  }
+  mlc_gc_ensure_started();
+  mlc_tcache_owner_enter(tc);
+  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  void **head = tc->head[cls], **empty = tc->empty[cls];
+  void *ret;
+  if (head < empty) {
+    /* Objects remain below the low-water mark: the owner may use them all again. */
+    mlc_store(&tc->lw[cls], empty);
+  } else {
+    /* Empty: refill; the stack starts again at the top of its region. */
+    empty = tc->full[cls] + mlc_class_cap[cls];
+    tc->empty[cls] = empty;
+    mlc_store(&tc->lw[cls], empty);
+    unsigned n = tc->fill[cls];
+    unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
+    if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
+    head = empty - got;
+    mlc_store(&tc->head[cls], head);
+    if (got == 0) {
+      mlc_tcache_owner_exit(tc);
+      errno = ENOMEM;
+      return NULL;
+    }
+    if (n < mlc_class_cap[cls] / 2) tc->fill[cls] = (uint16_t)(n * 2);
+  }
+  ret = *head;
+  mlc_store(&tc->head[cls], head + 1);
+  mlc_tcache_owner_exit(tc);
+  return ret;
+}
+
+void mlc_tcache_free_slow(void *p, unsigned cls) {
+  if (cls == 0) {
+    mlc_free_nonsmall(p);
+    return;
+  }
+  mlc_tcache_t *tc = mlc_tcache_get();
+  if (!tc) {
+    mlc_bin_free_batch(&p, 1, cls);
+    return;
+  }
+  mlc_tcache_owner_enter(tc);
+  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  void **head = tc->head[cls];
+  if (head <= tc->full[cls]) mlc_tcache_flush_oldest(tc, cls, mlc_class_cap[cls] / 2);
+  head = tc->head[cls];
+  head[-1] = p;
+  mlc_store(&tc->head[cls], head - 1);
+  mlc_tcache_owner_exit(tc);
+}
+
+static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
+  for (unsigned c = 1; c < MLC_NCLASSES; c++)
+    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - tc->head[c]));
+}
+
+void mlc_tcache_flush_self(void) {
+  if (mlc_tsd.state != MLC_TSD_CACHED) return;
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  mlc_tcache_owner_enter(tc);
+  mlc_tcache_flush_all(tc);
+  mlc_tcache_owner_exit(tc);
+}
+
+static void mlc_tcache_thread_exit(void *arg) {
+  mlc_tcache_t *tc = arg;
+  if (!tc || mlc_tsd.tc != tc) return;
+  /* From here on the thread's allocations (other destructors, libc) use the bins. */
+  mlc_tsd.state = MLC_TSD_UNCACHED;
+  mlc_tsd.tc = &mlc_tcache_empty;
+  mlc_tcache_owner_enter(tc);
+  mlc_tcache_flush_all(tc);
+  mlc_tcache_registry_lock();
+  if (tc->prev)
+    tc->prev->next = tc->next;
+  else
+    mlc_tcache_live = tc->next;
+  if (tc->next) tc->next->prev = tc->prev;
+  tc->prev = NULL;
+  tc->next = mlc_tcache_recycled;
+  mlc_tcache_recycled = tc;
+  mlc_tcache_owner_exit(tc);
+  mlc_tcache_registry_unlock();
+  mlc_trace("tcache: thread exit, cache recycled");
+}
+
+size_t mlc_tcache_cached_bytes(void) {
+  size_t total = 0;
+  mlc_tcache_registry_lock();
+  for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = tc->next)
+    for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+      void **h = mlc_load(&tc->head[c]);
+      void **e = mlc_load(&tc->empty[c]);
+      if (h < e) total += (size_t)(e - h) * mlc_class_size[c];
+    }
+  mlc_tcache_registry_unlock();
+  return total;
+}
+
+void mlc_tcache_registry_lock(void) { mlc_mutex_lock(&mlc_tcache_registry); }
+void mlc_tcache_registry_unlock(void) { mlc_mutex_unlock(&mlc_tcache_registry); }
+mlc_tcache_t *mlc_tcache_registry_first(void) { return mlc_tcache_live; }
+
+void mlc_tcache_prefork(void) { mlc_tcache_registry_lock(); }
+void mlc_tcache_postfork_parent(void) { mlc_tcache_registry_unlock(); }
+
+void mlc_tcache_postfork_child(void) {
+  mlc_mutex_reset(&mlc_tcache_registry);
+  /* Only the forking thread exists in the child: the other caches' objects are lost
+     (as in every allocator), and their structures are recycled. */
+  mlc_tcache_t *self = mlc_tsd.state == MLC_TSD_CACHED ? mlc_tsd.tc : NULL;
+  mlc_tcache_t *next;
+  for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = next) {
+    next = tc->next;
+    if (tc == self) continue;
+    tc->next = mlc_tcache_recycled;
+    mlc_tcache_recycled = tc;
+  }
+  mlc_tcache_live = self;
+  if (self) {
+    self->next = self->prev = NULL;
+    self->state = 0;
+  }
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Thread caches.  A thread's frees go to its cache and its small allocations come from
+ * it, with no lock and no atomic read-modify-write; the cache refills from and flushes
+ * to the bins in batches.  A thread starts with a small batch size that doubles with
+ * use.  The collector (gc.c) may take objects from a cache the owner is not using; the
+ * protocol is described at the top of gc.c.
+ */
+#ifndef MLC_TCACHE_H
+#define MLC_TCACHE_H
+
+#include "internal.h"
+
+#include "types.h"
+
+enum {
+  MLC_TSD_NEW = 0,      /* no cache yet: the next slow path creates one */
+  MLC_TSD_CACHED = 1,   /* tc is the thread's own cache */
+  MLC_TSD_CREATING = 2, /* creating the cache: allocations meanwhile go to the bins */
+  MLC_TSD_UNCACHED = 3, /* the thread is exiting, or caches are off: bins directly */
+};
+
+/* Per-thread data: all of melloc's thread-local storage (initial-exec, kept tiny). */
+typedef struct mlc_tsd_s {
+  mlc_tcache_t *tc;   /* never NULL: &mlc_tcache_empty when there is no cache */
+  mlc_arena_t *arena; /* assigned on the first allocation */
+  int state;
+} mlc_tsd_t;
+
+extern MLC_TLS mlc_tsd_t mlc_tsd;
+/* A cache with no room and no objects: both fast paths fall through to the slow path. */
+extern mlc_tcache_t mlc_tcache_empty;
+
+/* Slow paths of the two below.  alloc: cls in 1..MLC_NCLASSES-1 (0 for malloc(0) is
+   treated as 1).  free: cls 0 means p is not a small object.  Any thread, no lock. */
+MLC_NOINLINE void *mlc_tcache_alloc_slow(unsigned cls);
+MLC_NOINLINE void mlc_tcache_free_slow(void *p, unsigned cls);
+
+/* Pop from the thread cache: one branch, no locks, no atomics.  Everything else
+   (first use, refill, class 0) happens in mlc_tcache_alloc_slow(). */
+MLC_INLINE void *mlc_tcache_alloc(unsigned cls) {
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  void **h = tc->head[cls];
+  if (MLC_UNLIKELY(h >= mlc_load(&tc->lw[cls]))) return mlc_tcache_alloc_slow(cls);
+  mlc_store(&tc->head[cls], h + 1);
+  return *h;
+}
+
+/* Push onto the thread cache: one branch, no locks, no atomics.  Everything else
+   (cache full, no cache yet, cls 0: NULL, large, huge or foreign) happens in
+   mlc_tcache_free_slow(). */
+MLC_INLINE void mlc_tcache_free(void *p, unsigned cls) {
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  void **h = tc->head[cls];
+  if (MLC_UNLIKELY(h <= tc->full[cls])) {
+    mlc_tcache_free_slow(p, cls);
+    return;
+  }
+  h[-1] = p;
+  mlc_store(&tc->head[cls], h - 1);
+}
+
+
+/* The calling thread's arena, assigning one round-robin on first use. */
+mlc_arena_t *mlc_tsd_arena(void);
+
+/* Returns every cached object of the calling thread to the bins. */
+void mlc_tcache_flush_self(void);
+
+/* Bytes cached in all thread caches (approximate while owners run). */
+size_t mlc_tcache_cached_bytes(void);
+
+/* The registry of live caches, for the collector.  Any thread. */
+void mlc_tcache_registry_lock(void);
+void mlc_tcache_registry_unlock(void);
+mlc_tcache_t *mlc_tcache_registry_first(void);
+
+bool mlc_tcache_boot(void);
+void mlc_tcache_prefork(void);
+void mlc_tcache_postfork_parent(void);
+void mlc_tcache_postfork_child(void);
+
+/* Owner-side claim of the cache's slow-path fields (see gc.c).  Owner thread only. */
+void mlc_tcache_owner_enter(mlc_tcache_t *tc);
+void mlc_tcache_owner_exit(mlc_tcache_t *tc);
+
+/* Flushes the n oldest objects of class cls.  Caller owns tc's slow-path fields. */
+void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n);
+
+#endif /* MLC_TCACHE_H */

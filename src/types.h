@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every internal structure of melloc, in one place.
+ *
+ * Glossary
+ *   chunk    4 MiB region, aligned to its size, that an arena takes from the kernel.
+ *            Its header (at its start) says whether it holds slabs or large runs.
+ *   granule  64 KiB piece of a slab chunk; granule 0 holds the chunk header.
+ *   slab     one granule carved into objects of one size class; belongs to one bin.
+ *   class    small size class, 1..MLC_NCLASSES-1 (class 0 means "not a small object").
+ *   bin      per arena and class: the slabs with free objects, behind its own lock.
+ *   arena    bins plus the page-level state (chunks, large runs) behind the arena lock.
+ *   large    allocation above MLC_SMALL_MAX, a run of pages in a large chunk.
+ *   huge     allocation above MLC_LARGE_MAX, mapped on its own.
+ *   tcache   per-thread stacks of free small objects, one stack per class.
+ *   page map two-level radix tree: pointer -> class byte (for free's fast path) and
+ *            pointer -> chunk header or huge descriptor (for everything else).
+ *   dirty    free memory that may still be resident; clean free memory reads as zero.
+ */
+#ifndef MLC_TYPES_H
+#define MLC_TYPES_H
+
+#include "internal.h"
+
+#include "mutex.h"
+#include "sizeclass_tables.h"
+
+typedef struct mlc_slab_s mlc_slab_t;
+typedef struct mlc_chunk_s mlc_chunk_t;
+typedef struct mlc_bin_s mlc_bin_t;
+typedef struct mlc_arena_s mlc_arena_t;
+typedef struct mlc_tcache_s mlc_tcache_t;
+typedef struct mlc_huge_s mlc_huge_t;
+
+#define MLC_SLAB_MAX_OBJS (MLC_GRANULE / 16)
+#define MLC_SLAB_MAP_WORDS (MLC_SLAB_MAX_OBJS / 64)
+#define MLC_LARGE_MAX ((size_t)2 << 20)
+#define MLC_CHUNK_WORDS (MLC_PAGES_PER_CHUNK / 64)
+
+struct mlc_slab_s {
+  mlc_slab_t *next; /* Protected by bin->lock: the bin's list of slabs with free objects */
+  mlc_slab_t *prev;
+  mlc_bin_t *bin;   /* Set when the slab is created, NULL while the granule is unused */
+  uint16_t nfree;   /* Protected by bin->lock */
+  uint16_t nobjs;   /* Constant while the slab exists */
+  uint16_t hint;    /* Protected by bin->lock: no free bit in freemap words below it */
+  uint16_t cls;
+  uint64_t freemap[MLC_SLAB_MAP_WORDS]; /* Protected by bin->lock: bit set = object free */
+};
+
+enum { MLC_CHUNK_SLAB = 1, MLC_CHUNK_LARGE = 2 };
+
+struct mlc_chunk_s {
+  uint32_t kind;       /* Constant while the chunk is in use */
+  uint32_t listed;     /* Protected by arena->lock: on the arena's slab list */
+  mlc_arena_t *arena;  /* Constant */
+  mlc_chunk_t *next;   /* Protected by arena->lock */
+  mlc_chunk_t *prev;
+  uint64_t free_ns;    /* Protected by arena->lock: when memory in it last became free */
+  union {
+    struct {
+      uint64_t free_mask;  /* Protected by arena->lock: granules not in use */
+      uint64_t dirty_mask; /* Protected by arena->lock: free granules that may be resident */
+      mlc_slab_t slabs[MLC_GRANULES_PER_CHUNK];
+    } s;
+    struct {
+      uint32_t nfree;                    /* Protected by arena->lock: free pages */
+      uint64_t used[MLC_CHUNK_WORDS];    /* Protected by arena->lock: page in a run */
+      uint64_t dirty[MLC_CHUNK_WORDS];   /* Protected by arena->lock: free, may be resident */
+      uint16_t npages[MLC_PAGES_PER_CHUNK]; /* Run length at a run's first page, else 0 */
+    } l;
+  };
+};
+
+/* Pages at the start of a large chunk that hold its header. */
+#define MLC_LARGE_HEADER_PAGES \
+  ((offsetof(mlc_chunk_t, l.npages) + sizeof(uint16_t) * MLC_PAGES_PER_CHUNK + MLC_PAGE - 1) / \
+   MLC_PAGE)
+
+struct mlc_bin_s {
+  mlc_mutex_t lock;
+  uint16_t cls;         /* Constant */
+  mlc_arena_t *arena;   /* Constant */
+  mlc_slab_t *nonfull;  /* Protected by lock: slabs with at least one free object */
+  size_t nslabs;        /* Protected by lock */
+  uint64_t nmalloc;     /* Protected by lock: objects handed out (to caches or callers) */
+  uint64_t nfree;       /* Protected by lock: objects given back */
+} __attribute__((aligned(64)));
+
+struct mlc_huge_s {
+  void *addr;           /* Protected by the huge lock */
+  size_t size;          /* mapped bytes (the usable size) */
+  mlc_huge_t *next;     /* free-descriptor list or the cache of unused mappings */
+  uint64_t free_ns;     /* when it went into the cache */
+  bool in_use;
+};
+
+struct mlc_arena_s {
+  mlc_mutex_t lock;
+  unsigned ind;               /* Constant */
+  mlc_chunk_t *slab_chunks;   /* Protected by lock: slab chunks with a free granule */
+  mlc_chunk_t *large_chunks;  /* Protected by lock: every large chunk */
+  mlc_chunk_t *spare;         /* Protected by lock: wholly free chunks, kept for reuse */
+  size_t nspare;              /* Protected by lock */
+  size_t mapped;              /* Protected by lock: bytes of chunks held */
+  uint64_t nlarge_alloc;      /* Protected by lock */
+  uint64_t nlarge_free;       /* Protected by lock */
+  size_t large_allocated;     /* Protected by lock: bytes in live large runs */
+  mlc_bin_t bins[MLC_NCLASSES];
+};
+
+/*
+ * A thread cache.  For each class, a stack of free objects grows downwards in
+ * [full, empty): the objects are head[0 .. empty-head-1], head[0] the most recent.
+ *   pop  (malloc): allowed while head < lw;  push (free): allowed while head > full.
+ * lw ("low water") lets the collector know which objects the owner has not touched:
+ * the fast path never goes past it, so [lw, empty) is only reachable through the slow
+ * path.  Bin 0 has head == lw == full so that both fast paths fall to the slow path.
+ * The arrays are separate so that the fast paths index them with the class and no
+ * multiplication.
+ */
+struct mlc_tcache_s {
+  void **head[MLC_NCLASSES];  /* Owner writes; the collector reads (relaxed) */
+  void **lw[MLC_NCLASSES];    /* Owner thread, or the collector while it holds state */
+  void **full[MLC_NCLASSES];  /* Constant while the cache exists */
+  void **empty[MLC_NCLASSES]; /* Owner thread, or the collector while it holds state */
+  uint16_t fill[MLC_NCLASSES]; /* Owner thread: objects per refill, grows with use */
+  mlc_arena_t *arena;          /* Constant */
+  int state;                   /* Atomic: who may touch the slow-path fields (gc.c) */
+  mlc_tcache_t *next;          /* Protected by the registry lock */
+  mlc_tcache_t *prev;
+  uint64_t slow_events;        /* Owner writes (relaxed): slow-path calls, seen by gc */
+  uint64_t gc_seen_events;     /* Collector only */
+  void **gc_seen_head[MLC_NCLASSES]; /* Collector only */
+  unsigned gc_idle_passes;     /* Collector only */
+  void **stack;                /* Constant: storage of all the stacks */
+  size_t stack_slots;
+  void *dummy[2];              /* bin 0's empty stack */
+};
+
+#endif /* MLC_TYPES_H */

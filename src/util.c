@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers that never allocate: formatting for messages and traces, fatal errors,
+ * assertions, and the mutex's slow paths.
+ */
+#include "internal.h"
+
+#include "mutex.h"
+#include "os.h"
+#include "util.h"
+
+#include <stdlib.h>
+
+extern char **environ;
+
+bool mlc_trace_on;
+
+static size_t mlc_fmt_num(char *tmp, unsigned long long v, unsigned base) {
+  size_t n = 0;
+  do {
+    unsigned d = (unsigned)(v % base);
+    tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+    v /= base;
+  } while (v);
+  return n;
+}
+
+size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
+  size_t o = 0;
+#define MLC_PUT(c)                     \
+  do {                                 \
+    if (o + 1 < size) buf[o] = (c);    \
+    o++;                               \
+  } while (0)
+  for (const char *f = fmt; *f; f++) {
+    if (*f != '%') {
+      MLC_PUT(*f);
+      continue;
+    }
+    f++;
+    int lng = 0;
+    bool zu = false;
+    while (*f == 'l') {
+      lng++;
+      f++;
+    }
+    if (*f == 'z') {
+      zu = true;
+      f++;
+    }
+    char tmp[32];
+    size_t n = 0;
+    bool neg = false;
+    switch (*f) {
+      case 's': {
+        const char *s = va_arg(ap, const char *);
+        if (!s) s = "(null)";
+        while (*s) MLC_PUT(*s++);
+        continue;
+      }
+      case 'c':
+        MLC_PUT((char)va_arg(ap, int));
+        continue;
+      case 'd': {
+        long long v = zu ? (long long)va_arg(ap, ssize_t)
+                         : lng ? va_arg(ap, long long) : va_arg(ap, int);
+        if (lng == 1 && !zu) v = (long)v;
+        unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+        neg = v < 0;
+        n = mlc_fmt_num(tmp, u, 10);
+        break;
+      }
+      case 'u':
+      case 'x': {
+        unsigned long long v = zu ? va_arg(ap, size_t)
+                                  : lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
+        n = mlc_fmt_num(tmp, v, *f == 'x' ? 16 : 10);
+        break;
+      }
+      case 'p': {
+        uintptr_t v = (uintptr_t)va_arg(ap, void *);
+        MLC_PUT('0');
+        MLC_PUT('x');
+        n = mlc_fmt_num(tmp, v, 16);
+        break;
+      }
+      case '%':
+        MLC_PUT('%');
+        continue;
+      default:
+        MLC_PUT('?');
+        if (!*f) f--;
+        continue;
+    }
+    if (neg) MLC_PUT('-');
+    while (n) MLC_PUT(tmp[--n]);
+  }
+  if (size) buf[o < size ? o : size - 1] = '\0';
+#undef MLC_PUT
+  return o < size ? o : (size ? size - 1 : 0);
+}
+
+size_t mlc_snprintf(char *buf, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = mlc_vsnprintf(buf, size, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
+const char *mlc_getenv(const char *name) {
+  size_t len = strlen(name);
+  if (!environ) return NULL;
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  return NULL;
+}
+
+void mlc_fatal(const char *what, const void *ptr) {
+  char buf[256];
+  size_t n = mlc_snprintf(buf, sizeof(buf), "melloc: %s: pointer %p\n", what, ptr);
+  mlc_os_write_stderr(buf, n);
+  abort();
+}
+
+void mlc_assert_fail(const char *expr, const char *file, int line) {
+  char buf[512];
+  size_t n =
+      mlc_snprintf(buf, sizeof(buf), "melloc: assertion failed: %s (%s:%d)\n", expr, file, line);
+  mlc_os_write_stderr(buf, n);
+  abort();
+}
+
+void mlc_trace_printf(const char *fmt, ...) {
+  char buf[512];
+  size_t n = mlc_snprintf(buf, sizeof(buf), "melloc[%d]: ", (int)mlc_os_gettid());
+  va_list ap;
+  va_start(ap, fmt);
+  n += mlc_vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+  va_end(ap);
+  buf[n++] = '\n';
+  mlc_os_write_stderr(buf, n);
+}
+
+void mlc_mutex_lock_slow(mlc_mutex_t *m) {
+  for (int spin = 0; spin < 100; spin++) {
+    if (__atomic_load_n(&m->word, __ATOMIC_RELAXED) == 0 && mlc_mutex_trylock(m)) return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  while (__atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE) != 0) mlc_os_futex_wait(&m->word, 2);
+}
+
+void mlc_mutex_wake(mlc_mutex_t *m) { mlc_os_futex_wake(&m->word, 1); }
