@@ -37,9 +37,9 @@ static MLC_NOINLINE void *mlc_malloc_big(size_t size) { return mlc_alloc_big(siz
 
 /* malloc's fast path: size to class with at most one table load, then the cache pop. */
 MLC_INLINE void *mlc_malloc_inline(size_t size) {
-  unsigned cls;
+  size_t cls;
   if (MLC_LIKELY(size <= 128))
-    cls = (unsigned)((size + 15) >> 4);
+    cls = (size + 15) >> 4;
   else if (MLC_LIKELY(size <= MLC_SMALL_MAX))
     cls = mlc_class_table[(size + 15) >> 4];
   else

@@ -26,21 +26,28 @@ typedef struct mlc_pmleaf_s {
   void *ent[MLC_PM_LEAF_CHUNKS];     /* Atomic (relaxed): chunk header or huge | 1 */
 } mlc_pmleaf_t;
 
-extern mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
+/* Entry i holds (uintptr_t)leaf - (i << 20): biased so that free's fast path indexes the
+   class bytes with address bits 16..47 directly, with no mask. */
+extern uintptr_t mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
+
+MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf(uintptr_t a) {
+  uintptr_t i = a >> MLC_PM_TOP_SHIFT;
+  return (mlc_pmleaf_t *)(mlc_load(&mlc_pagemap_top[i]) + (i << (MLC_PM_TOP_SHIFT - MLC_GRANULE_SHIFT)));
+}
 
 /* The class of the small object at p, or 0 when p is not in a slab (large, huge, not
    melloc's, NULL).  Two dependent loads, no branch.  p must be below 2^48. */
-MLC_INLINE unsigned mlc_pagemap_class(const void *p) {
+MLC_INLINE size_t mlc_pagemap_class(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  mlc_pmleaf_t *leaf = mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
-  return leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)];
+  uintptr_t biased = mlc_fast_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
+  return *(const uint8_t *)(biased + (a >> MLC_GRANULE_SHIFT));
 }
 
 /* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */
 MLC_INLINE void *mlc_pagemap_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (a >> MLC_VA_BITS) return NULL;
-  mlc_pmleaf_t *leaf = mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
   return mlc_load(&leaf->ent[(a >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
 }
 

@@ -122,12 +122,12 @@ static size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
 static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   bool idle = mlc_load(&tc->slow_events) == tc->gc_seen_events;
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
-    if (mlc_load(&tc->head[c]) != tc->gc_seen_head[c]) idle = false;
+    if (mlc_load(&tc->b->head[c]) != tc->gc_seen_head[c]) idle = false;
   tc->gc_idle_passes = idle ? tc->gc_idle_passes + 1 : 0;
   size_t returned = 0;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    void **head = mlc_load(&tc->head[c]);
-    void **lw = tc->lw[c], **empty = tc->empty[c];
+    void **head = mlc_load(&tc->b->head[c]);
+    void **lw = tc->b->lw[c], **empty = tc->empty[c];
     void **lo = head > lw ? head : lw;
     size_t untouched = lo < empty ? (size_t)(empty - lo) : 0;
     size_t k = everything ? untouched
@@ -142,7 +142,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
       if (idle && tc->fill[c] > 2) tc->fill[c] /= 2;
     }
     /* Measure from here until the next pass (see the protocol above). */
-    mlc_store(&tc->lw[c], head < empty ? head : empty);
+    mlc_store(&tc->b->lw[c], head < empty ? head : empty);
     tc->gc_seen_head[c] = head;
   }
   tc->gc_seen_events = mlc_load(&tc->slow_events);

@@ -61,6 +61,18 @@ static const bool mlc_config_debug = false;
 #define mlc_load_acq(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define mlc_store_rel(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/* The owner's own accesses on the fast paths to words the collector reads (or, for lw,
+   writes): plain in release builds, where the compiler needs its freedom to fold the
+   addressing, and relaxed atomics under ThreadSanitizer, which must see them.  The
+   protocol that makes the plain accesses safe is at the top of gc.c. */
+#if defined(__SANITIZE_THREAD__)
+#define mlc_fast_load(p) mlc_load(p)
+#define mlc_fast_store(p, v) mlc_store(p, v)
+#else
+#define mlc_fast_load(p) (*(p))
+#define mlc_fast_store(p, v) (*(p) = (v))
+#endif
+
 MLC_NORETURN MLC_COLD void mlc_fatal(const char *what, const void *ptr);
 MLC_NORETURN MLC_COLD void mlc_assert_fail(const char *expr, const char *file, int line);
 

@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "base.h"
 #include "bin.h"
+#include "chunk.h"
 #include "gc.h"
 #include "init.h"
 #include "sizeclass.h"
@@ -16,14 +17,18 @@
 
 #include <pthread.h>
 
-mlc_tcache_t mlc_tcache_empty = {
-    .head = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
-    .lw = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
-    .full = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
-    .empty = {[0 ... MLC_NCLASSES - 1] = &mlc_tcache_empty.dummy[1]},
-};
+void *mlc_dummy_slot[2];
 
-MLC_TLS mlc_tsd_t mlc_tsd = {&mlc_tcache_empty, NULL, MLC_TSD_NEW};
+#define MLC_DUMMY_BINS                                        \
+  {                                                           \
+    .head = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},  \
+    .lw = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},    \
+    .full = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},  \
+  }
+
+static const mlc_tbins_t mlc_tbins_dummy = MLC_DUMMY_BINS;
+
+MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW};
 
 static pthread_key_t mlc_tcache_key;
 static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
@@ -59,11 +64,11 @@ mlc_arena_t *mlc_tsd_arena(void) {
 /* Lays the stacks out in tc->stack: class c gets [full, empty), all empty. */
 static void mlc_tcache_layout(mlc_tcache_t *tc) {
   void **slot = tc->stack;
-  tc->head[0] = tc->lw[0] = tc->full[0] = tc->empty[0] = &tc->dummy[1];
+  tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    tc->full[c] = slot;
+    tc->b->full[c] = slot;
     slot += mlc_class_cap[c];
-    tc->empty[c] = tc->lw[c] = tc->head[c] = slot;
+    tc->empty[c] = tc->b->lw[c] = tc->b->head[c] = slot;
     tc->fill[c] = (uint16_t)mlc_tcache_fill_initial(c);
   }
 }
@@ -85,6 +90,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
     tc->stack = (void **)(mem + sz);
     tc->stack_slots = mlc_tcache_nslots;
   }
+  tc->b = &mlc_tsd.bins;
   mlc_tcache_layout(tc);
   tc->arena = mlc_tsd_arena();
   tc->state = 0;
@@ -120,14 +126,14 @@ static mlc_tcache_t *mlc_tcache_get(void) {
 }
 
 void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
-  void **head = tc->head[cls], **empty = tc->empty[cls];
+  void **head = tc->b->head[cls], **empty = tc->empty[cls];
   unsigned have = (unsigned)(empty - head);
   if (n > have) n = have;
   if (n == 0) return;
   mlc_bin_free_batch(empty - n, n, cls);
   memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
-  mlc_store(&tc->head[cls], head + n);
-  mlc_store(&tc->lw[cls], empty);
+  mlc_store(&tc->b->head[cls], head + n);
+  mlc_store(&tc->b->lw[cls], empty);
   mlc_trace("tcache: flushed %u objects of class %u (%u bytes)", n, cls,
             (unsigned)mlc_class_size[cls]);
 }
@@ -145,21 +151,21 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   mlc_gc_ensure_started();
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
-  void **head = tc->head[cls], **empty = tc->empty[cls];
+  void **head = tc->b->head[cls], **empty = tc->empty[cls];
   void *ret;
   if (head < empty) {
     /* Objects remain below the low-water mark: the owner may use them all again. */
-    mlc_store(&tc->lw[cls], empty);
+    mlc_store(&tc->b->lw[cls], empty);
   } else {
     /* Empty: refill; the stack starts again at the top of its region. */
-    empty = tc->full[cls] + mlc_class_cap[cls];
+    empty = tc->b->full[cls] + mlc_class_cap[cls];
     tc->empty[cls] = empty;
-    mlc_store(&tc->lw[cls], empty);
+    mlc_store(&tc->b->lw[cls], empty);
     unsigned n = tc->fill[cls];
     unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
-    mlc_store(&tc->head[cls], head);
+    mlc_store(&tc->b->head[cls], head);
     if (got == 0) {
       mlc_tcache_owner_exit(tc);
       errno = ENOMEM;
@@ -168,12 +174,13 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     if (n < mlc_class_cap[cls] / 2) tc->fill[cls] = (uint16_t)(n * 2);
   }
   ret = *head;
-  mlc_store(&tc->head[cls], head + 1);
+  mlc_store(&tc->b->head[cls], head + 1);
   mlc_tcache_owner_exit(tc);
   return ret;
 }
 
-void mlc_tcache_free_slow(void *p, unsigned cls) {
+void mlc_tcache_free_slow(void *p) {
+  unsigned cls = (unsigned)mlc_pagemap_class(p);
   if (cls == 0) {
     mlc_free_nonsmall(p);
     return;
@@ -185,17 +192,17 @@ void mlc_tcache_free_slow(void *p, unsigned cls) {
   }
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
-  void **head = tc->head[cls];
-  if (head <= tc->full[cls]) mlc_tcache_flush_oldest(tc, cls, mlc_class_cap[cls] / 2);
-  head = tc->head[cls];
+  void **head = tc->b->head[cls];
+  if (head <= tc->b->full[cls]) mlc_tcache_flush_oldest(tc, cls, mlc_class_cap[cls] / 2);
+  head = tc->b->head[cls];
   head[-1] = p;
-  mlc_store(&tc->head[cls], head - 1);
+  mlc_store(&tc->b->head[cls], head - 1);
   mlc_tcache_owner_exit(tc);
 }
 
 static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
-    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - tc->head[c]));
+    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - tc->b->head[c]));
 }
 
 void mlc_tcache_flush_self(void) {
@@ -211,9 +218,10 @@ static void mlc_tcache_thread_exit(void *arg) {
   if (!tc || mlc_tsd.tc != tc) return;
   /* From here on the thread's allocations (other destructors, libc) use the bins. */
   mlc_tsd.state = MLC_TSD_UNCACHED;
-  mlc_tsd.tc = &mlc_tcache_empty;
+  mlc_tsd.tc = NULL;
   mlc_tcache_owner_enter(tc);
   mlc_tcache_flush_all(tc);
+  mlc_tsd.bins = mlc_tbins_dummy;
   mlc_tcache_registry_lock();
   if (tc->prev)
     tc->prev->next = tc->next;
@@ -233,7 +241,7 @@ size_t mlc_tcache_cached_bytes(void) {
   mlc_tcache_registry_lock();
   for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = tc->next)
     for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-      void **h = mlc_load(&tc->head[c]);
+      void **h = mlc_load(&tc->b->head[c]);
       void **e = mlc_load(&tc->empty[c]);
       if (h < e) total += (size_t)(e - h) * mlc_class_size[c];
     }

@@ -22,42 +22,42 @@ enum {
 
 /* Per-thread data: all of melloc's thread-local storage (initial-exec, kept tiny). */
 typedef struct mlc_tsd_s {
-  mlc_tcache_t *tc;   /* never NULL: &mlc_tcache_empty when there is no cache */
+  mlc_tbins_t bins;   /* the fast paths' view of the cache; all at mlc_dummy_slot when
+                         there is no cache, so both fast paths fall to the slow path */
+  mlc_tcache_t *tc;   /* NULL when there is no cache */
   mlc_arena_t *arena; /* assigned on the first allocation */
   int state;
 } mlc_tsd_t;
 
 extern MLC_TLS mlc_tsd_t mlc_tsd;
-/* A cache with no room and no objects: both fast paths fall through to the slow path. */
-extern mlc_tcache_t mlc_tcache_empty;
+extern void *mlc_dummy_slot[2];
 
 /* Slow paths of the two below.  alloc: cls in 1..MLC_NCLASSES-1 (0 for malloc(0) is
-   treated as 1).  free: cls 0 means p is not a small object.  Any thread, no lock. */
+   treated as 1).  free: recomputes the class; 0 means p is not a small object.  Any thread, no lock. */
 MLC_NOINLINE void *mlc_tcache_alloc_slow(unsigned cls);
-MLC_NOINLINE void mlc_tcache_free_slow(void *p, unsigned cls);
+MLC_NOINLINE void mlc_tcache_free_slow(void *p);
 
 /* Pop from the thread cache: one branch, no locks, no atomics.  Everything else
    (first use, refill, class 0) happens in mlc_tcache_alloc_slow(). */
-MLC_INLINE void *mlc_tcache_alloc(unsigned cls) {
-  mlc_tcache_t *tc = mlc_tsd.tc;
-  void **h = tc->head[cls];
-  if (MLC_UNLIKELY(h >= mlc_load(&tc->lw[cls]))) return mlc_tcache_alloc_slow(cls);
-  mlc_store(&tc->head[cls], h + 1);
+MLC_INLINE void *mlc_tcache_alloc(size_t cls) {
+  void **h = mlc_tsd.bins.head[cls];
+  if (MLC_UNLIKELY(h >= mlc_fast_load(&mlc_tsd.bins.lw[cls])))
+    return mlc_tcache_alloc_slow((unsigned)cls);
+  mlc_fast_store(&mlc_tsd.bins.head[cls], h + 1);
   return *h;
 }
 
 /* Push onto the thread cache: one branch, no locks, no atomics.  Everything else
    (cache full, no cache yet, cls 0: NULL, large, huge or foreign) happens in
    mlc_tcache_free_slow(). */
-MLC_INLINE void mlc_tcache_free(void *p, unsigned cls) {
-  mlc_tcache_t *tc = mlc_tsd.tc;
-  void **h = tc->head[cls];
-  if (MLC_UNLIKELY(h <= tc->full[cls])) {
-    mlc_tcache_free_slow(p, cls);
+MLC_INLINE void mlc_tcache_free(void *p, size_t cls) {
+  void **h = mlc_tsd.bins.head[cls];
+  if (MLC_UNLIKELY(h <= mlc_tsd.bins.full[cls])) {
+    mlc_tcache_free_slow(p);
     return;
   }
   h[-1] = p;
-  mlc_store(&tc->head[cls], h - 1);
+  mlc_fast_store(&mlc_tsd.bins.head[cls], h - 1);
 }
 
 

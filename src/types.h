@@ -110,7 +110,9 @@ struct mlc_arena_s {
 };
 
 /*
- * A thread cache.  For each class, a stack of free objects grows downwards in
+ * A thread cache.  The three arrays the fast paths use (mlc_tbins_t) live in the
+ * owner's thread-local storage, so that the fast paths reach them with one %fs-relative
+ * access and no pointer load; the rest lives here.  For each class, a stack of free objects grows downwards in
  * [full, empty): the objects are head[0 .. empty-head-1], head[0] the most recent.
  *   pop  (malloc): allowed while head < lw;  push (free): allowed while head > full.
  * lw ("low water") lets the collector know which objects the owner has not touched:
@@ -119,10 +121,14 @@ struct mlc_arena_s {
  * The arrays are separate so that the fast paths index them with the class and no
  * multiplication.
  */
-struct mlc_tcache_s {
+typedef struct mlc_tbins_s {
   void **head[MLC_NCLASSES];  /* Owner writes; the collector reads (relaxed) */
   void **lw[MLC_NCLASSES];    /* Owner thread, or the collector while it holds state */
   void **full[MLC_NCLASSES];  /* Constant while the cache exists */
+} mlc_tbins_t;
+
+struct mlc_tcache_s {
+  mlc_tbins_t *b;             /* Constant: the owner's bins, in its thread-local storage */
   void **empty[MLC_NCLASSES]; /* Owner thread, or the collector while it holds state */
   uint16_t fill[MLC_NCLASSES]; /* Owner thread: objects per refill, grows with use */
   mlc_arena_t *arena;          /* Constant */
@@ -135,7 +141,6 @@ struct mlc_tcache_s {
   unsigned gc_idle_passes;     /* Collector only */
   void **stack;                /* Constant: storage of all the stacks */
   size_t stack_slots;
-  void *dummy[2];              /* bin 0's empty stack */
 };
 
 #endif /* MLC_TYPES_H */
