@@ -81,9 +81,25 @@ def _apt_install(package):
     return subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode == 0
 
 
+def exports_malloc(lib):
+    """True unless nm can tell that the library does not define malloc and
+    free: preloading such a library would silently measure glibc."""
+    nm = shutil.which("nm")
+    if not nm:
+        return True
+    r = subprocess.run([nm, "-D", "--defined-only", lib], capture_output=True, text=True)
+    if r.returncode != 0:
+        return True
+    syms = {line.split()[-1].split("@")[0] for line in r.stdout.splitlines() if line.split()}
+    return {"malloc", "free"} <= syms
+
+
 def preload_works(lib):
     """ld.so only warns when a preload fails and then runs the program on
     glibc's malloc; catch that here rather than benchmark glibc twice."""
+    if not exports_malloc(lib):
+        note("%s does not define malloc and free" % lib)
+        return False
     true = shutil.which("true") or "/bin/true"
     r = subprocess.run([true], env=dict(os.environ, LD_PRELOAD=lib), capture_output=True, text=True)
     return r.returncode == 0 and "cannot be preloaded" not in r.stderr and "ERROR" not in r.stderr
@@ -103,7 +119,7 @@ def find_allocators(names, melloc=None, install=True):
                      "or set MELLOC_LIB); skipping melloc" % path)
                 continue
             if not preload_works(path):
-                note("melloc: %s cannot be preloaded; skipping melloc" % path)
+                note("melloc: %s cannot be used through LD_PRELOAD; skipping melloc" % path)
                 continue
             found[name] = path
         elif name in SYSTEM_ALLOCATORS:
@@ -115,7 +131,7 @@ def find_allocators(names, melloc=None, install=True):
                 note("%s: %s not found (apt-get install %s); skipping %s" % (name, soname, package, name))
                 continue
             if not preload_works(path):
-                note("%s: %s cannot be preloaded; skipping %s" % (name, path, name))
+                note("%s: %s cannot be used through LD_PRELOAD; skipping %s" % (name, path, name))
                 continue
             found[name] = path
         elif os.path.exists(name) and (name.endswith(".so") or ".so." in name):

@@ -240,12 +240,18 @@ def report(summary, vs, allocs, baseline, machine, args):
     out = []
     out.append("melloc benchmarks: %s, %s CPUs, kernel %s, %s" % (
         machine["cpu_model"], machine["cpus_usable"], machine["kernel"], machine["libc"]))
+    pkg = {"glibc": "libc6", "jemalloc": "libjemalloc2", "tcmalloc": "libtcmalloc-minimal4",
+           "mimalloc": "libmimalloc2.0"}
+    labels = []
+    for a in allocs:
+        if a in pkg:
+            labels.append("%s %s" % (a, machine["packages"].get(pkg[a]) or "?"))
+        elif a == "melloc":
+            labels.append("melloc (git %s)" % (machine.get("git_commit") or "?"))
+        else:
+            labels.append(a)
     out.append("runs per workload: %d (idle: %d), scale %g; allocators: %s" % (
-        args.runs, args.idle_runs, args.scale,
-        ", ".join("%s %s" % (a, machine["packages"].get(p) or "")
-                  for a, p in [(a, {"glibc": "libc6", "jemalloc": "libjemalloc2",
-                                     "tcmalloc": "libtcmalloc-minimal4",
-                                     "mimalloc": "libmimalloc2.0"}.get(a, "")) for a in allocs])))
+        args.runs, args.idle_runs, args.scale, ", ".join(labels)))
     out.append("")
 
     def cell(s, key, scale=1.0, prec=3):

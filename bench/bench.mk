@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+# Benchmarks: included by the top-level Makefile.am (`include bench/bench.mk`).
+#
+#   make bench          build the library and the workloads, run bench/run.py
+#                       against glibc, jemalloc, tcmalloc and mimalloc
+#                       (options: make bench BENCH_ARGS='--quick -w mixed')
+#   make bench-check    fail if melloc's fast path exceeds bench/budget.txt
+#                       (options: BENCH_CHECK_ARGS='--all' to compare)
+#   make bench-clean    remove the workload programs and bench/results/latest
+#
+# The workloads are plain C programs that call malloc: they are built with
+# $(CC) and fixed flags (not the project's CFLAGS, which may be a debug or
+# sanitizer build) and never linked against melloc; it is LD_PRELOADed.
+# Benchmarks are not part of `make check`: timing never decides a test.
+
+BENCH_PROGS = runone fastpath mixed prodcons larson cache large frag idle
+BENCH_CC_OPTS = -O2 -g -pthread
+BENCH_PY = python3
+BENCH_LIB = $(abs_top_builddir)/.libs/libmelloc.so
+BENCH_ARGS =
+BENCH_CHECK_ARGS =
+
+EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
+	bench/run.py bench/icount.py bench/benchlib.py \
+	bench/src/common.h bench/src/runone.c bench/src/fastpath.c \
+	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
+	bench/src/cache.c bench/src/large.c bench/src/frag.c bench/src/idle.c
+
+# One shell loop rather than a rule per program: automake -Wall rejects
+# %-pattern rules, and the programs are too small to need more.
+bench-programs:
+	@$(MKDIR_P) $(builddir)/bench/bin
+	@for p in $(BENCH_PROGS); do \
+	  src=$(srcdir)/bench/src/$$p.c; out=$(builddir)/bench/bin/$$p; \
+	  if test ! -f $$out || test $$src -nt $$out || \
+	     test $(srcdir)/bench/src/common.h -nt $$out; then \
+	    echo "  CC       $$out"; \
+	    $(CC) $(BENCH_CC_OPTS) -o $$out $$src || exit 1; \
+	  fi; \
+	done
+
+bench: all bench-programs
+	$(BENCH_PY) $(srcdir)/bench/run.py --melloc $(BENCH_LIB) \
+	  --bin-dir $(builddir)/bench/bin --out $(builddir)/bench/results/latest $(BENCH_ARGS)
+
+bench-check: all bench-programs
+	$(BENCH_PY) $(srcdir)/bench/icount.py --check --melloc $(BENCH_LIB) \
+	  --budget $(srcdir)/bench/budget.txt --bin-dir $(builddir)/bench/bin $(BENCH_CHECK_ARGS)
+
+bench-clean:
+	-rm -rf $(builddir)/bench/bin $(builddir)/bench/results/latest
+
+.PHONY: bench bench-check bench-programs bench-clean
