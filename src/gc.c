@@ -62,7 +62,7 @@ static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER; /* one pass at a time */
 static int mlc_gc_started;     /* Atomic: collector thread created (in this process) */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
 
-/* Counters.  Protected by mlc_gc_lock. */
+/* Counters.  Protected by mlc_gc_lock (read without it for statistics). */
 uint64_t mlc_gc_passes;
 uint64_t mlc_gc_objects_returned;
 uint64_t mlc_gc_bytes_purged;
@@ -149,7 +149,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   return returned;
 }
 
-static size_t mlc_gc_pass(bool everything) {
+size_t mlc_gc_pass_at(uint64_t now, bool everything) {
   size_t returned = 0, purged = 0;
   mlc_mutex_lock(&mlc_gc_lock);
   mlc_tcache_registry_lock();
@@ -160,7 +160,6 @@ static size_t mlc_gc_pass(bool everything) {
   }
   mlc_tcache_registry_unlock();
   mlc_gc_fence();
-  uint64_t now = mlc_os_now_ns();
   uint64_t decay = everything ? 0 : mlc_opt.decay_ms * 1000000u;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
   purged += mlc_huge_purge(now, decay);
@@ -176,7 +175,7 @@ static size_t mlc_gc_pass(bool everything) {
 size_t mlc_gc_collect_now(void) {
   if (!mlc_boot()) return 0;
   mlc_tcache_flush_self();
-  return mlc_gc_pass(true);
+  return mlc_gc_pass_at(mlc_os_now_ns(), true);
 }
 
 static void *mlc_gc_main(void *arg) {
@@ -186,7 +185,7 @@ static void *mlc_gc_main(void *arg) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-    mlc_gc_pass(false);
+    mlc_gc_pass_at(mlc_os_now_ns(), false);
   }
   return NULL;
 }

@@ -15,6 +15,16 @@ void mlc_gc_ensure_started(void);
    all free pages.  Returns the bytes given back to the kernel. */
 size_t mlc_gc_collect_now(void);
 
+/* One collector pass as if the clock read now (ns, CLOCK_MONOTONIC): caches, then
+   pages free for longer than the decay delay.  everything: a full collection.  Returns
+   the bytes given back to the kernel.  Any thread; passes are serialised. */
+size_t mlc_gc_pass_at(uint64_t now, bool everything);
+
+/* What the collector did, for statistics. */
+extern uint64_t mlc_gc_passes;
+extern uint64_t mlc_gc_objects_returned;
+extern uint64_t mlc_gc_bytes_purged;
+
 void mlc_gc_prefork(void);
 void mlc_gc_postfork_parent(void);
 void mlc_gc_postfork_child(void);

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/* The collector's policy, driven pass by pass with an injected clock (the background
+   collector is off in this process, see main). */
+#include "unit.h"
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <unistd.h>
+
+enum { CLS = 4, NOBJ = 200 };
+
+static sem_t go, done;
+static int command; /* 1: burst of malloc/free, 2: exit */
+static mlc_tcache_t *worker_tc;
+
+static void *worker(void *arg) {
+  (void)arg;
+  void *objs[NOBJ];
+  for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
+  for (int i = 0; i < NOBJ; i++) free(objs[i]);
+  worker_tc = mlc_tsd.tc;
+  sem_post(&done);
+  for (;;) {
+    sem_wait(&go);
+    if (command == 2) break;
+    for (int i = 0; i < 10; i++) {
+      void *p = malloc(mlc_class_size[CLS]);
+      free(p);
+    }
+    sem_post(&done);
+  }
+  sem_post(&done);
+  return NULL;
+}
+
+static size_t cached(mlc_tcache_t *tc) {
+  return (size_t)(tc->empty[CLS] - mlc_load(&tc->b->head[CLS]));
+}
+
+static void burst(void) {
+  command = 1;
+  sem_post(&go);
+  sem_wait(&done);
+}
+
+static pthread_t start_worker(void) {
+  pthread_t t;
+  sem_init(&go, 0, 0);
+  sem_init(&done, 0, 0);
+  pthread_create(&t, NULL, worker, NULL);
+  sem_wait(&done);
+  return t;
+}
+
+static void stop_worker(pthread_t t) {
+  command = 2;
+  sem_post(&go);
+  pthread_join(t, NULL);
+}
+
+static size_t piece(size_t n, unsigned k) { /* k-th idle pass: 1/8, 1/4, 1/2, all */
+  if (k >= 4) return n;
+  unsigned shift = 4 - k;
+  return (n + ((size_t)1 << shift) - 1) >> shift;
+}
+
+/* An idle cache is returned in exponentially growing pieces: 1/8, 1/4, 1/2, all. */
+START_TEST(test_idle_sequence) {
+  pthread_t t = start_worker();
+  mlc_tcache_t *tc = worker_tc;
+  size_t n = cached(tc);
+  ck_assert_uint_ge(n, NOBJ / 2);
+  uint64_t now = mlc_os_now_ns();
+  /* First pass: the owner was active since the cache was made; nothing taken. */
+  mlc_gc_pass_at(now, false);
+  ck_assert_uint_eq(cached(tc), n);
+  for (unsigned k = 1; k <= 4; k++) {
+    now += 1000000000u;
+    mlc_gc_pass_at(now, false);
+    size_t expect = n - piece(n, k);
+    ck_assert_uint_eq(cached(tc), expect);
+    n = expect;
+  }
+  ck_assert_uint_eq(cached(tc), 0);
+  stop_worker(t);
+}
+END_TEST
+
+/* A cache whose owner keeps using it is left alone. */
+START_TEST(test_busy_untouched) {
+  pthread_t t = start_worker();
+  mlc_tcache_t *tc = worker_tc;
+  size_t n = cached(tc);
+  uint64_t now = mlc_os_now_ns();
+  for (int i = 0; i < 5; i++) {
+    burst();
+    mlc_gc_pass_at(now += 1000000000u, false);
+    ck_assert_uint_eq(cached(tc), n);
+    ck_assert_uint_eq(tc->gc_idle_passes, 0);
+  }
+  stop_worker(t);
+}
+END_TEST
+
+/* Idle, idle, busy, idle: the sequence restarts at 1/8 when the owner comes back. */
+START_TEST(test_busy_again_restarts) {
+  pthread_t t = start_worker();
+  mlc_tcache_t *tc = worker_tc;
+  uint64_t now = mlc_os_now_ns();
+  mlc_gc_pass_at(now += 1000000000u, false);
+  size_t n = cached(tc);
+  mlc_gc_pass_at(now += 1000000000u, false);
+  n -= piece(n, 1);
+  ck_assert_uint_eq(cached(tc), n);
+  mlc_gc_pass_at(now += 1000000000u, false);
+  n -= piece(n, 2);
+  ck_assert_uint_eq(cached(tc), n);
+  burst();
+  mlc_gc_pass_at(now += 1000000000u, false);
+  ck_assert_uint_eq(tc->gc_idle_passes, 0);
+  size_t after_busy = cached(tc);
+  ck_assert_uint_le(after_busy, n);
+  mlc_gc_pass_at(now += 1000000000u, false);
+  ck_assert_uint_eq(tc->gc_idle_passes, 1);
+  ck_assert_uint_eq(cached(tc), after_busy - piece(after_busy, 1));
+  stop_worker(t);
+}
+END_TEST
+
+/* The objects the collector takes are exactly the oldest ones; the owner still gets
+   valid, distinct objects afterwards. */
+START_TEST(test_owner_after_collection) {
+  pthread_t t = start_worker();
+  uint64_t now = mlc_os_now_ns();
+  for (int i = 0; i < 3; i++) mlc_gc_pass_at(now += 1000000000u, false);
+  for (int i = 0; i < 20; i++) burst();
+  ck_assert_uint_le(cached(worker_tc), NOBJ);
+  stop_worker(t);
+}
+END_TEST
+
+/* Pages: freed memory stays until the decay delay passes on the clock, then goes. */
+START_TEST(test_decay_clock) {
+  mlc_boot();
+  void *keep = malloc(200000);
+  char *p = malloc(400000);
+  memset(p, 1, 400000);
+  free(p);
+  uint64_t now = mlc_os_now_ns();
+  uint64_t decay = mlc_opt.decay_ms * 1000000u;
+  size_t early = mlc_gc_pass_at(now, false);
+  ck_assert_uint_eq(early, 0);
+  size_t late = mlc_gc_pass_at(now + decay + 1, false);
+  ck_assert_uint_ge(late, 400000 / MLC_PAGE * MLC_PAGE);
+  free(keep);
+}
+END_TEST
+
+/* A thread that exits while passes run in a loop on another thread. */
+static void *short_lived(void *arg) {
+  (void)arg;
+  void *objs[64];
+  for (int i = 0; i < 64; i++) objs[i] = malloc(48);
+  for (int i = 0; i < 64; i++) free(objs[i]);
+  return NULL;
+}
+
+static volatile int stop_passes;
+static void *passes(void *arg) {
+  (void)arg;
+  uint64_t now = mlc_os_now_ns();
+  while (!stop_passes) mlc_gc_pass_at(now += 1000000u, false);
+  return NULL;
+}
+
+START_TEST(test_exit_during_passes) {
+  pthread_t g;
+  stop_passes = 0;
+  pthread_create(&g, NULL, passes, NULL);
+  for (int i = 0; i < 300; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, short_lived, NULL);
+    pthread_join(t, NULL);
+  }
+  stop_passes = 1;
+  pthread_join(g, NULL);
+  ck_assert_uint_gt(mlc_gc_passes, 0);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  if (!getenv("MELLOC_CONF")) {
+    setenv("MELLOC_CONF", "gc:false", 1);
+    execv("/proc/self/exe", argv);
+  }
+  Suite *s = suite_create("gc");
+  TCase *tc = tcase_create("policy");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_idle_sequence);
+  tcase_add_test(tc, test_busy_untouched);
+  tcase_add_test(tc, test_busy_again_restarts);
+  tcase_add_test(tc, test_owner_after_collection);
+  tcase_add_test(tc, test_decay_clock);
+  tcase_add_test(tc, test_exit_during_passes);
+  suite_add_tcase(s, tc);
+  return mlc_unit_run(s);
+}

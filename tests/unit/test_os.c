@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+#include "unit.h"
+
+static mlc_arena_t *new_arena(void) {
+  mlc_boot();
+  mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
+  a->ind = 202;
+  for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
+  return a;
+}
+
+START_TEST(test_map_aligned) {
+  for (size_t align = MLC_PAGE; align <= ((size_t)64 << 20); align <<= 1) {
+    void *p = mlc_os_map(3 * MLC_PAGE, align);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % align, 0);
+    ((char *)p)[3 * MLC_PAGE - 1] = 1;
+    mlc_os_unmap(p, 3 * MLC_PAGE);
+  }
+}
+END_TEST
+
+START_TEST(test_purge_zeroes) {
+  char *p = mlc_os_map(4 * MLC_PAGE, MLC_PAGE);
+  memset(p, 7, 4 * MLC_PAGE);
+  mlc_os_purge(p + MLC_PAGE, 2 * MLC_PAGE);
+  ck_assert_int_eq(p[0], 7);
+  ck_assert_int_eq(p[MLC_PAGE], 0);
+  ck_assert_int_eq(p[3 * MLC_PAGE - 1], 0);
+  ck_assert_int_eq(p[3 * MLC_PAGE], 7);
+  mlc_os_unmap(p, 4 * MLC_PAGE);
+}
+END_TEST
+
+START_TEST(test_ncpus_matches_affinity) {
+  cpu_set_t set;
+  ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+  ck_assert_uint_eq(mlc_os_ncpus(), (unsigned)CPU_COUNT(&set));
+}
+END_TEST
+
+/* When the kernel refuses memory, every path returns NULL with ENOMEM and the allocator
+   stays usable: the same calls succeed once memory is available again. */
+START_TEST(test_fault_injection) {
+  mlc_arena_t *a = new_arena();
+  void *obj;
+  mlc_os_fail_after(0);
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[5], &obj, 1), 0);
+  ck_assert_ptr_null(mlc_arena_large_alloc(a, 100000, 0, false));
+  errno = 0;
+  ck_assert_ptr_null(malloc(64 << 20));
+  ck_assert_int_eq(errno, ENOMEM);
+  errno = 0;
+  ck_assert_ptr_null(calloc(1, 40 << 20));
+  ck_assert_int_eq(errno, ENOMEM);
+  /* realloc that must move a huge block into a new mapping fails and keeps the old. */
+  mlc_os_fail_after(-1);
+  char *h = malloc(5 << 20);
+  memset(h, 3, 5 << 20);
+  mlc_os_fail_after(0);
+  errno = 0;
+  char *h2 = realloc(h, 200 << 20);
+  if (!h2) {
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_int_eq(h[(5 << 20) - 1], 3);
+  } else {
+    h = h2; /* grown in place: mremap needs no new mapping */
+  }
+  mlc_os_fail_after(-1);
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[5], &obj, 1), 1);
+  ck_assert_uint_eq(mlc_pagemap_class(obj), 5);
+  void *l = mlc_arena_large_alloc(a, 100000, 0, false);
+  ck_assert_ptr_nonnull(l);
+  void *big = malloc(64 << 20);
+  ck_assert_ptr_nonnull(big);
+  free(big);
+  free(h);
+  mlc_arena_large_free(mlc_pagemap_entry(l), l);
+  mlc_bin_free_batch(&obj, 1, 5);
+}
+END_TEST
+
+/* The countdown lets some calls through first: failure in the middle of a multi-step
+   operation (a chunk mapped, its page-map leaf not) leaves nothing half-registered. */
+START_TEST(test_fault_midway) {
+  for (long n = 0; n < 4; n++) {
+    mlc_arena_t *a = new_arena();
+    mlc_os_fail_after(n);
+    void *objs[4096];
+    unsigned got = mlc_bin_alloc_batch(&a->bins[1], objs, 10);
+    mlc_os_fail_after(-1);
+    for (unsigned i = 0; i < got; i++) ck_assert_uint_eq(mlc_pagemap_class(objs[i]), 1);
+    if (got) mlc_bin_free_batch(objs, got, 1);
+    ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[1], objs, 10), 10);
+  }
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("os");
+  TCase *tc = tcase_create("os");
+  tcase_add_test(tc, test_map_aligned);
+  tcase_add_test(tc, test_purge_zeroes);
+  tcase_add_test(tc, test_ncpus_matches_affinity);
+  tcase_add_test(tc, test_fault_injection);
+  tcase_add_test(tc, test_fault_midway);
+  suite_add_tcase(s, tc);
+  return mlc_unit_run(s);
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#include "unit.h"
+
+#include <pthread.h>
+
+static uint64_t class_outstanding(unsigned c) {
+  uint64_t total = 0;
+  for (unsigned i = 0; i < mlc_narenas; i++) {
+    uint64_t m, f;
+    size_t n;
+    mlc_bin_stats(&mlc_arenas[i]->bins[c], &m, &f, &n);
+    total += m - f;
+  }
+  return total;
+}
+
+/* A freed object comes back from the cache on the next malloc of its class: LIFO. */
+START_TEST(test_lifo) {
+  void *p = malloc(64);
+  free(p);
+  void *q = malloc(64);
+  ck_assert_ptr_eq(p, q);
+  ck_assert_ptr_nonnull(mlc_tsd.tc);
+  ck_assert_int_eq(mlc_tsd.state, MLC_TSD_CACHED);
+  free(q);
+}
+END_TEST
+
+/* The cache never holds more than its capacity: the oldest half goes to the bins. */
+START_TEST(test_capacity) {
+  unsigned c = (unsigned)_i;
+  size_t size = mlc_class_size[c];
+  unsigned cap = mlc_class_cap[c];
+  unsigned n = cap * 3;
+  void **objs = malloc(n * sizeof(void *));
+  for (unsigned i = 0; i < n; i++) objs[i] = malloc(size);
+  for (unsigned i = 0; i < n; i++) {
+    free(objs[i]);
+    ck_assert_uint_le(mlc_unit_cached(c), cap);
+  }
+  ck_assert_uint_ge(mlc_unit_cached(c), cap / 2);
+  free(objs);
+}
+END_TEST
+
+/* Refill batches start small and double up to half the capacity. */
+static void *thread_fill(void *arg) {
+  (void)arg;
+  unsigned c = 4;
+  void *p = malloc(64); /* creates this thread's cache */
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  unsigned f0 = tc->fill[c];
+  free(p);
+  void *objs[600];
+  for (int i = 0; i < 600; i++) objs[i] = malloc(64);
+  unsigned f1 = tc->fill[c];
+  for (int i = 0; i < 600; i++) free(objs[i]);
+  return (void *)(uintptr_t)(f0 << 16 | f1);
+}
+
+START_TEST(test_fill_grows) {
+  pthread_t t;
+  void *r;
+  pthread_create(&t, NULL, thread_fill, NULL);
+  pthread_join(t, &r);
+  unsigned f0 = (unsigned)((uintptr_t)r >> 16), f1 = (unsigned)((uintptr_t)r & 0xffff);
+  ck_assert_uint_le(f0, mlc_class_cap[4] / 8);
+  ck_assert_uint_ge(f0, 2);
+  ck_assert_uint_eq(f1, mlc_class_cap[4] / 2);
+}
+END_TEST
+
+static void *thread_allocs(void *arg) {
+  unsigned c = *(unsigned *)arg;
+  void *objs[100];
+  for (int i = 0; i < 100; i++) objs[i] = malloc(mlc_class_size[c]);
+  for (int i = 0; i < 100; i++) free(objs[i]);
+  /* The cache holds them all now; exiting must give them back. */
+  return (void *)(uintptr_t)mlc_unit_cached(c);
+}
+
+/* Thread exit returns the cache to the arenas. */
+START_TEST(test_thread_exit_flushes) {
+  unsigned c = 7;
+  uint64_t before = class_outstanding(c);
+  pthread_t t;
+  void *cached;
+  pthread_create(&t, NULL, thread_allocs, &c);
+  pthread_join(t, &cached);
+  ck_assert_uint_gt((uintptr_t)cached, 0);
+  ck_assert_uint_eq(class_outstanding(c), before);
+}
+END_TEST
+
+/* Frees from another thread land in that thread's cache, then in the owning bin. */
+static void *thread_frees(void *arg) {
+  void **objs = arg;
+  for (int i = 0; i < 50; i++) free(objs[i]);
+  return NULL;
+}
+
+START_TEST(test_remote_free) {
+  unsigned c = 9;
+  void *warm = malloc(mlc_class_size[c]); /* this thread's cache exists from here */
+  free(warm);
+  uint64_t before = class_outstanding(c);
+  size_t cached_before = mlc_unit_cached(c);
+  void *objs[50];
+  for (int i = 0; i < 50; i++) objs[i] = malloc(mlc_class_size[c]);
+  pthread_t t;
+  pthread_create(&t, NULL, thread_frees, objs);
+  pthread_join(t, NULL);
+  /* The 50 went through the other thread's cache and back to their bins at its exit:
+     what the bins count as outstanding changed only by what this thread's cache took. */
+  ck_assert_uint_eq(class_outstanding(c) - before, mlc_unit_cached(c) - cached_before);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("tcache");
+  TCase *tc = tcase_create("cache");
+  tcase_add_test(tc, test_lifo);
+  tcase_add_loop_test(tc, test_capacity, 1, MLC_NCLASSES);
+  tcase_add_test(tc, test_fill_grows);
+  tcase_add_test(tc, test_thread_exit_flushes);
+  tcase_add_test(tc, test_remote_free);
+  suite_add_tcase(s, tc);
+  return mlc_unit_run(s);
+}

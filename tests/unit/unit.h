@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the white-box unit tests: they link the internal convenience library, so
+   melloc is also the allocator of the test process itself. */
+#ifndef MLC_UNIT_H
+#define MLC_UNIT_H
+
+#include "internal.h"
+
+#include <check.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "arena.h"
+#include "base.h"
+#include "bin.h"
+#include "chunk.h"
+#include "gc.h"
+#include "init.h"
+#include "os.h"
+#include "sizeclass.h"
+#include "tcache.h"
+#include "types.h"
+
+static inline int mlc_unit_run(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Objects of class c in the calling thread's cache. */
+static inline size_t mlc_unit_cached(unsigned c) {
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  if (!tc) return 0;
+  return (size_t)(tc->empty[c] - mlc_tsd.bins.head[c]);
+}
+
+#endif
