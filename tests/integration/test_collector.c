@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* The wall-clock collector, in real time: an idle thread's cache and the freed pages go
+   back to the kernel without the program calling malloc again.  main() re-executes the
+   test with a short interval and decay (MELLOC_CONF) so that it runs in seconds. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <melloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Resident memory without allocating (fopen would call malloc). */
+static size_t rss_kb(void) {
+  char buf[128];
+  int fd = open("/proc/self/statm", O_RDONLY);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  char *p = strchr(buf, ' ');
+  return p ? (size_t)strtol(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) / 1024 : 0;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* The tid of the thread named melloc-gc, or 0. */
+static long gc_thread(void) {
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  long found = 0;
+  while (d && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[128], name[64] = "";
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (fgets(name, sizeof(name), f) && strncmp(name, "melloc-gc", 9) == 0) found = atol(e->d_name);
+    fclose(f);
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+enum { TOTAL = 96 << 20 };
+
+/* Allocates TOTAL bytes of objects of 16..1024 bytes and frees them all. */
+static void churn(void) {
+  size_t cap = TOTAL / 16;
+  void **v = mmap(NULL, cap * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(v, MAP_FAILED);
+  size_t n = 0, bytes = 0;
+  unsigned s = 12345;
+  while (bytes < TOTAL && n < cap) {
+    s = s * 1103515245 + 12345;
+    size_t sz = 16 + (s >> 8) % 1009;
+    v[n] = malloc(sz);
+    ck_assert_ptr_nonnull(v[n]);
+    memset(v[n], 1, sz);
+    bytes += sz;
+    n++;
+  }
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  munmap(v, cap * sizeof(void *));
+}
+
+/* Polls (without allocating) until resident memory is at most target, for up to
+   limit_ms.  Returns the last reading. */
+static size_t wait_rss_below(size_t target, long limit_ms) {
+  size_t r = rss_kb();
+  for (long t = 0; t < limit_ms && r > target; t += 100) {
+    sleep_ms(100);
+    r = rss_kb();
+  }
+  return r;
+}
+
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int worker_ready;
+
+static void *idle_worker(void *arg) {
+  (void)arg;
+  churn();
+  pthread_mutex_lock(&m);
+  worker_ready = 1;
+  pthread_cond_broadcast(&cv);
+  /* Block forever: this thread never calls malloc again. */
+  for (;;) pthread_cond_wait(&cv, &m);
+  return NULL;
+}
+
+/* Work done on a thread that then blocks forever: its cache and the pages come back. */
+START_TEST(test_idle_thread) {
+  size_t base = rss_kb();
+  pthread_t t;
+  pthread_create(&t, NULL, idle_worker, NULL);
+  pthread_mutex_lock(&m);
+  while (!worker_ready) pthread_cond_wait(&cv, &m);
+  pthread_mutex_unlock(&m);
+  size_t peak = base + TOTAL / 1024;
+  size_t after = wait_rss_below(base + (peak - base) / 20, 10000);
+  ck_assert_msg(after <= base + (peak - base) / 20, "rss %zu kB, base %zu kB, peak ~%zu kB", after,
+                base, peak);
+}
+END_TEST
+
+/* Work done on the main thread, which then sleeps. */
+START_TEST(test_idle_main) {
+  size_t base = rss_kb();
+  churn();
+  size_t peak = base + TOTAL / 1024;
+  size_t after = wait_rss_below(base + (peak - base) / 20, 10000);
+  ck_assert_msg(after <= base + (peak - base) / 20, "rss %zu kB, base %zu kB, peak ~%zu kB", after,
+                base, peak);
+}
+END_TEST
+
+/* One collector thread, named melloc-gc, with every signal blocked. */
+START_TEST(test_gc_thread) {
+  free(malloc(100)); /* a first cache starts the collector */
+  long tid = gc_thread();
+  ck_assert_int_ne(tid, 0);
+  char path[128], line[256];
+  snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+  FILE *f = fopen(path, "r");
+  ck_assert_ptr_nonnull(f);
+  unsigned long long blocked = 0;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "SigBlk: %llx", &blocked) == 1) break;
+  fclose(f);
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, SIGPIPE, SIGPROF};
+  for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+    ck_assert_msg(blocked & (1ull << (sigs[i] - 1)), "signal %d not blocked", sigs[i]);
+}
+END_TEST
+
+/* fork() with the collector running: the child gets a collector of its own (started on
+   its next slow path) and its idle memory comes back too. */
+START_TEST(test_fork) {
+  free(malloc(100));
+  ck_assert_int_ne(gc_thread(), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    size_t base = rss_kb();
+    churn();
+    if (gc_thread() == 0) _exit(10);
+    size_t peak = base + TOTAL / 1024;
+    size_t after = wait_rss_below(base + (peak - base) / 20, 10000);
+    _exit(after <= base + (peak - base) / 20 ? 0 : 11);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert(WIFEXITED(st));
+  ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
+/* Threads in this process, counted without allocating (opendir would call malloc). */
+static int count_threads_noalloc(void) {
+  char buf[4096];
+  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return -1;
+  int count = 0;
+  for (;;) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      unsigned short reclen = *(unsigned short *)(buf + off + 16);
+      const char *name = buf + off + 19;
+      if (name[0] != '.') count++;
+      off += reclen;
+    }
+  }
+  close(fd);
+  return count;
+}
+
+/* A process that never allocates never starts a collector: a fresh process (this
+   program re-executed) counts its threads before doing anything else. */
+START_TEST(test_lazy_start) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    char *args[] = {"test_collector", "--count-threads", NULL};
+    execv("/proc/self/exe", args);
+    _exit(127);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert(WIFEXITED(st));
+  ck_assert_int_eq(WEXITSTATUS(st), 1); /* one thread: main */
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--count-threads") == 0) return count_threads_noalloc();
+  if (!getenv("MELLOC_CONF")) {
+    setenv("MELLOC_CONF", "gc_interval_ms:100,decay_ms:300", 1);
+    execv("/proc/self/exe", argv);
+  }
+  Suite *s = suite_create("collector");
+  TCase *tc = tcase_create("real time");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_idle_thread);
+  tcase_add_test(tc, test_idle_main);
+  tcase_add_test(tc, test_gc_thread);
+  tcase_add_test(tc, test_fork);
+  tcase_add_test(tc, test_lazy_start);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
