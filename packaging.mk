@@ -1,2 +1,56 @@
 # SPDX-License-Identifier: MIT
 # Packaging and ABI checks (issue 5); included from Makefile.am.
+#
+#   make check        also runs tests/check_symbols.sh: the exported symbols against
+#                     src/melloc.map, include/melloc.h.in, abi/standard-names.txt and
+#                     debian/libmelloc0.symbols
+#   make abi-check    abidiff of the built library against the committed baseline
+#                     abi/libmelloc.so.0.abi: only additions in a new version node (or a
+#                     new standard name) pass.  Needs abigail-tools and a -g build.
+#   make abi-dump     rewrite the baseline from the built library (when a release adds
+#                     a node); review with git diff and commit abi/ with that change
+#   make deb          Debian packages from the dist tarball, in $(PKG_BUILDDIR)/deb
+#   make rpm          RPMs from the dist tarball (rpmbuild -ta), in $(PKG_BUILDDIR)/rpm
+#
+# .ci/packaging.sh runs all of these the way CI does.
+
+TESTS += tests/check_symbols.sh
+
+ABI_BASELINE = $(srcdir)/abi/libmelloc.so.0.abi
+ABI_LIB = $(builddir)/.libs/libmelloc.so
+
+DEBIAN_FILES = debian/changelog debian/control debian/copyright debian/rules \
+	debian/source/format debian/libmelloc0.install debian/libmelloc0.symbols \
+	debian/libmelloc-dev.install debian/not-installed debian/tests/control debian/tests/link
+
+EXTRA_DIST += tests/check_symbols.sh abi/standard-names.txt abi/abi-check.sh \
+	abi/libmelloc.so.0.abi rpm/melloc.spec .ci/packaging.sh $(DEBIAN_FILES)
+
+abi-check: libmelloc.la
+	$(SHELL) $(srcdir)/abi/abi-check.sh check $(ABI_LIB) $(builddir)/include \
+	  $(ABI_BASELINE) $(srcdir)/abi/standard-names.txt
+
+abi-dump: libmelloc.la
+	$(SHELL) $(srcdir)/abi/abi-check.sh dump $(ABI_LIB) $(builddir)/include $(ABI_BASELINE)
+
+# Packages are built from the dist tarball, never in the working tree (debian/rules clean
+# runs make distclean).  DEB_BUILD_OPTIONS and RPMBUILD_ARGS pass through, for example
+# make deb DEB_BUILD_OPTIONS=nocheck, make rpm RPMBUILD_ARGS=--nodeps.
+PKG_BUILDDIR = $(abs_top_builddir)/packages
+RPMBUILD_ARGS =
+
+deb: dist-gzip
+	rm -rf $(PKG_BUILDDIR)/deb && $(MKDIR_P) $(PKG_BUILDDIR)/deb
+	tar -C $(PKG_BUILDDIR)/deb -xzf $(distdir).tar.gz
+	cd $(PKG_BUILDDIR)/deb/$(distdir) && dpkg-buildpackage -us -uc -b
+	@echo "packages: $(PKG_BUILDDIR)/deb"; ls $(PKG_BUILDDIR)/deb/*.deb
+
+rpm: dist-gzip
+	rm -rf $(PKG_BUILDDIR)/rpm && $(MKDIR_P) $(PKG_BUILDDIR)/rpm
+	rpmbuild -ta --define '_topdir $(PKG_BUILDDIR)/rpm' $(RPMBUILD_ARGS) $(distdir).tar.gz
+	@echo "packages: $(PKG_BUILDDIR)/rpm/RPMS"; find $(PKG_BUILDDIR)/rpm/RPMS -name '*.rpm'
+
+clean-packages:
+	-rm -rf $(PKG_BUILDDIR)
+
+.PHONY: abi-check abi-dump deb rpm clean-packages

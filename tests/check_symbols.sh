@@ -1,0 +1,247 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Check the dynamic symbol table of libmelloc.so against the version script and the
+# header, both ways:
+#   - every versioned export is a name of src/melloc.map, in the node the map puts it
+#     in, and is declared MELLOC_API in include/melloc.h.in;
+#   - every unversioned export is a standard name listed in abi/standard-names.txt;
+#   - nothing else is exported (no internal mlc_* name, no stray libc or compiler name);
+#   - every map name and every MELLOC_API declaration is exported, versioned, and every
+#     listed standard name is exported unversioned;
+#   - debian/libmelloc0.symbols (when present) lists exactly the exported symbols.
+# The expected lists are parsed from those three files, never written here.
+#
+# Usage: tests/check_symbols.sh [path/to/libmelloc.so]
+# Environment (set by make check's AM_TESTS_ENVIRONMENT): MELLOC_LIB, top_srcdir; NM.
+# Exit status (automake test driver): 0 pass, 1 mismatch, 77 skip (no shared library),
+# 99 hard error (a tool or an input file is missing).
+set -u
+
+srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+lib=${1:-${MELLOC_LIB:-.libs/libmelloc.so}}
+map=$srcdir/src/melloc.map
+header=$srcdir/include/melloc.h.in
+standard=$srcdir/abi/standard-names.txt
+nm=${NM:-nm}
+
+for f in "$map" "$header" "$standard"; do
+  if [ ! -f "$f" ]; then
+    echo "check_symbols: $f is missing" >&2
+    exit 99
+  fi
+done
+if [ ! -f "$lib" ]; then
+  echo "check_symbols: $lib does not exist (configured with --disable-shared?): skipped"
+  exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_symbols.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT HUP INT TERM
+
+# ---- Expected: the version script, "name node" per global name ----
+# Comments are /* ... */ (possibly over several lines) and # to end of line.
+awk '
+  { text = text $0 "\n" }
+  END {
+    out = ""
+    while ((i = index(text, "/*")) > 0) {
+      out = out substr(text, 1, i - 1) " "
+      rest = substr(text, i + 2)
+      j = index(rest, "*/")
+      if (j == 0) { print "ERROR unterminated comment"; exit 1 }
+      text = substr(rest, j + 2)
+    }
+    text = out text
+    n = split(text, lines, "\n")
+    toks = ""
+    for (l = 1; l <= n; l++) {
+      line = lines[l]
+      sub(/#.*/, "", line)
+      gsub(/[{};:]/, " & ", line)
+      toks = toks " " line
+    }
+    nt = split(toks, t, /[ \t]+/)
+    node = ""; section = ""; prev = ""; after_close = 0
+    for (k = 1; k <= nt; k++) {
+      w = t[k]
+      if (w == "") continue
+      if (after_close) { if (w == ";") after_close = 0; continue }
+      if (w == "{") {
+        if (node != "") { print "ERROR nested block after " node " (extern blocks are not supported)"; exit 1 }
+        node = prev; section = "global"; print "NODE " node; continue
+      }
+      if (w == "}") { node = ""; after_close = 1; continue }
+      if (node == "") { prev = w; continue }
+      if ((w == "global" || w == "local") && t[k + 1] == ":") { section = w; k++; continue }
+      if (w == ";") continue
+      if (section == "global") {
+        if (w ~ /[*?\[]/) { print "ERROR wildcard " w " in node " node; exit 1 }
+        print "SYM " w " " node
+      }
+    }
+  }' "$map" > "$tmp/map.raw" || { cat "$tmp/map.raw" >&2; exit 99; }
+if grep '^ERROR' "$tmp/map.raw" >&2; then exit 99; fi
+awk '$1 == "SYM" { print $2, $3 }' "$tmp/map.raw" | sort > "$tmp/map"
+awk '$1 == "NODE" { print $2 }' "$tmp/map.raw" | sort > "$tmp/nodes"
+
+# ---- Expected: the header's MELLOC_API declarations ----
+# Drop comments and preprocessor lines, cut into declarations at ; { }, keep those that
+# carry MELLOC_API, and take the first lower-case identifier followed by "(" (the
+# function name; all-caps attribute macros and __attribute__ are skipped), or for a
+# variable the last identifier.
+awk '
+  { text = text $0 "\n" }
+  END {
+    out = ""
+    while ((i = index(text, "/*")) > 0) {
+      out = out substr(text, 1, i - 1) " "
+      rest = substr(text, i + 2)
+      j = index(rest, "*/")
+      if (j == 0) exit 1
+      text = substr(rest, j + 2)
+    }
+    text = out text
+    n = split(text, lines, "\n")
+    code = ""; cont = 0
+    for (l = 1; l <= n; l++) {
+      line = lines[l]
+      sub(/\/\/.*/, "", line)
+      if (cont || line ~ /^[ \t]*#/) { cont = (line ~ /\\$/); continue }
+      code = code " " line
+    }
+    gsub(/[{}]/, ";", code)
+    nd = split(code, decls, ";")
+    for (d = 1; d <= nd; d++) {
+      s = decls[d]
+      if (s !~ /(^|[^A-Za-z0-9_])MELLOC_API([^A-Za-z0-9_]|$)/) continue
+      name = ""
+      rest = s
+      while (match(rest, /[A-Za-z_][A-Za-z0-9_]*[ \t]*\(/)) {
+        id = substr(rest, RSTART, RLENGTH)
+        sub(/[ \t]*\($/, "", id)
+        rest = substr(rest, RSTART + RLENGTH)
+        if (id ~ /^[A-Z0-9_]+$/ || id ~ /^__/) continue
+        name = id
+        break
+      }
+      if (name == "") {
+        v = s
+        sub(/\[.*/, "", v); sub(/=.*/, "", v); sub(/[ \t]+$/, "", v)
+        if (match(v, /[A-Za-z_][A-Za-z0-9_]*$/)) name = substr(v, RSTART, RLENGTH)
+      }
+      if (name != "") print name
+    }
+  }' "$header" | sort -u > "$tmp/header" || { echo "check_symbols: cannot parse $header" >&2; exit 99; }
+
+# ---- Expected: the unversioned standard names ----
+sed -e 's/#.*//' -e 's/[ \t]//g' -e '/^$/d' "$standard" | sort -u > "$tmp/standard"
+
+# ---- Actual: the dynamic symbol table ----
+if ! "$nm" -D --defined-only "$lib" > "$tmp/nm.raw"; then
+  echo "check_symbols: $nm -D --defined-only $lib failed" >&2
+  exit 99
+fi
+# "addr type name[@@version]"; an A symbol named like a node is the version definition.
+awk '
+  NF >= 3 {
+    type = $2; name = $3; ver = ""; def = 1
+    if ((i = index(name, "@@")) > 0) { ver = substr(name, i + 2); name = substr(name, 1, i - 1) }
+    else if ((i = index(name, "@")) > 0) { ver = substr(name, i + 1); name = substr(name, 1, i - 1); def = 0 }
+    if (type == "A" && ver == "") { print "VERDEF", name; next }
+    if (ver == "") print "UNVER", name
+    else if (def) print "VER", name, ver
+    else print "HIDDENVER", name, ver
+  }' "$tmp/nm.raw" > "$tmp/nm"
+awk '$1 == "VER" { print $2, $3 }' "$tmp/nm" | sort > "$tmp/versioned"
+awk '$1 == "UNVER" { print $2 }' "$tmp/nm" | sort > "$tmp/unversioned"
+awk '$1 == "VERDEF" { print $2 }' "$tmp/nm" | sort > "$tmp/verdefs"
+
+# ---- Compare ----
+fail=0
+problem() {
+  fail=1
+  echo "FAIL: $*"
+}
+
+awk '$1 == "HIDDENVER" { print $2 "@" $3 }' "$tmp/nm" > "$tmp/hidden"
+while read -r s; do
+  problem "$s is exported with a non-default version (a compatibility symbol): the ABI is never changed, only added to"
+done < "$tmp/hidden"
+
+awk '{ print $1 }' "$tmp/map" | uniq -d > "$tmp/dups"
+while read -r name; do
+  problem "$name is listed in more than one node of src/melloc.map: a name is added once, in the node of the release that adds it"
+done < "$tmp/dups"
+
+while read -r name ver; do
+  mapnode=$(awk -v n="$name" '$1 == n { print $2 }' "$tmp/map" | tr '\n' ' ' | sed 's/ $//')
+  if [ -z "$mapnode" ]; then
+    problem "$name@@$ver is exported but not listed in src/melloc.map"
+  elif [ "$mapnode" != "$ver" ]; then
+    problem "$name is exported in version $ver but src/melloc.map puts it in $mapnode"
+  fi
+  grep -qx "$name" "$tmp/header" ||
+    problem "$name@@$ver is exported but has no MELLOC_API declaration in include/melloc.h.in"
+done < "$tmp/versioned"
+
+while read -r name; do
+  if grep -qx "$name" "$tmp/standard"; then
+    continue
+  elif awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' "$tmp/map"; then
+    problem "$name is exported unversioned but src/melloc.map lists it (was the version script applied?)"
+  else
+    problem "$name is exported unversioned and is not a standard name in abi/standard-names.txt (an internal function must be static or hidden; a new standard entry point must be added there)"
+  fi
+done < "$tmp/unversioned"
+
+while read -r name node; do
+  awk -v n="$name" -v v="$node" '$1 == n && $2 == v { f = 1 } END { exit !f }' "$tmp/versioned" ||
+    problem "$name (node $node of src/melloc.map) is not exported as $name@@$node"
+  grep -qx "$name" "$tmp/header" ||
+    problem "$name is in src/melloc.map but has no MELLOC_API declaration in include/melloc.h.in"
+  grep -qx "$name" "$tmp/standard" &&
+    problem "$name is both a versioned map name and an unversioned standard name"
+done < "$tmp/map"
+
+while read -r name; do
+  awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' "$tmp/map" ||
+    problem "$name is declared MELLOC_API in include/melloc.h.in but not listed in src/melloc.map"
+done < "$tmp/header"
+
+while read -r name; do
+  grep -qx "$name" "$tmp/unversioned" ||
+    problem "$name is listed in abi/standard-names.txt but not exported unversioned (every allocation entry point is interposed, or none)"
+done < "$tmp/standard"
+
+while read -r node; do
+  grep -qx "$node" "$tmp/verdefs" || problem "version node $node of src/melloc.map is not defined in $lib"
+done < "$tmp/nodes"
+
+# The Debian symbols file must say the same (dpkg-gensymbols fails the package build at
+# check level 4 otherwise): catch it here, in make check, rather than in packaging.
+symfile=$srcdir/debian/libmelloc0.symbols
+if [ -f "$symfile" ]; then
+  awk '/^ / { print $1 }' "$symfile" | sort > "$tmp/debian"
+  { awk '{ print $1 "@" $2 }' "$tmp/versioned"
+    awk '{ print $1 "@Base" }' "$tmp/unversioned"
+    awk '{ print $1 "@" $1 }' "$tmp/verdefs"; } | sort > "$tmp/expected-debian"
+  comm -13 "$tmp/debian" "$tmp/expected-debian" > "$tmp/d-missing"
+  comm -23 "$tmp/debian" "$tmp/expected-debian" > "$tmp/d-extra"
+  while read -r s; do
+    problem "$s is exported but missing from debian/libmelloc0.symbols (add \" $s <first version>\")"
+  done < "$tmp/d-missing"
+  while read -r s; do
+    problem "$s is in debian/libmelloc0.symbols but not exported"
+  done < "$tmp/d-extra"
+fi
+
+nver=$(wc -l < "$tmp/versioned")
+nunver=$(wc -l < "$tmp/unversioned")
+if [ "$fail" -ne 0 ]; then
+  echo "check_symbols: $lib does not match src/melloc.map, include/melloc.h.in, abi/standard-names.txt and debian/libmelloc0.symbols"
+  echo "exported symbols were:"
+  sed 's/^/  /' "$tmp/nm.raw"
+  exit 1
+fi
+echo "check_symbols: $lib exports $nver versioned melloc names ($(tr '\n' ' ' < "$tmp/nodes" | sed 's/ $//')) and $nunver unversioned standard names, as declared"
+exit 0
