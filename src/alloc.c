@@ -189,6 +189,10 @@ MLC_EXPORT int melloc_version_number(void) { return MELLOC_VERSION_NUMBER; }
 
 /* ---- The standard names ---- */
 
+/* Sanitizer builds of the tests (make check-sanitizers) define MELLOC_PREFIX_ONLY: the
+   sanitizer runtime owns the standard names there. */
+#ifndef MELLOC_PREFIX_ONLY
+
 static void *mlc_memalign(size_t align, size_t size) {
   /* glibc: an alignment that is not a power of two is rounded up to one. */
   if (align > ((size_t)1 << (sizeof(size_t) * 8 - 1))) {
@@ -257,3 +261,5 @@ MLC_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
   (void)size;
   mlc_free_inline(p);
 }
+
+#endif /* MELLOC_PREFIX_ONLY */

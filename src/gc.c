@@ -108,7 +108,9 @@ static void mlc_gc_fence(void) {
     __atomic_store_n(&mlc_gc_membarrier, m, __ATOMIC_RELAXED);
   }
   if (m == 1) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+#ifndef __SANITIZE_THREAD__
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
 }
 
 /* The share of a cache an idle pass returns: 1/8, 1/4, 1/2, then all. */
@@ -122,11 +124,11 @@ static size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
 static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   bool idle = mlc_load(&tc->slow_events) == tc->gc_seen_events;
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
-    if (mlc_load(&tc->b->head[c]) != tc->gc_seen_head[c]) idle = false;
+    if (mlc_load_acq(&tc->b->head[c]) != tc->gc_seen_head[c]) idle = false;
   tc->gc_idle_passes = idle ? tc->gc_idle_passes + 1 : 0;
   size_t returned = 0;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    void **head = mlc_load(&tc->b->head[c]);
+    void **head = mlc_load_acq(&tc->b->head[c]);
     void **lw = tc->b->lw[c], **empty = tc->empty[c];
     void **lo = head > lw ? head : lw;
     size_t untouched = lo < empty ? (size_t)(empty - lo) : 0;

@@ -67,7 +67,7 @@ static const bool mlc_config_debug = false;
    protocol that makes the plain accesses safe is at the top of gc.c. */
 #if defined(__SANITIZE_THREAD__)
 #define mlc_fast_load(p) mlc_load(p)
-#define mlc_fast_store(p, v) mlc_store(p, v)
+#define mlc_fast_store(p, v) mlc_store_rel(p, v)
 #else
 #define mlc_fast_load(p) (*(p))
 #define mlc_fast_store(p, v) (*(p) = (v))
