@@ -106,6 +106,19 @@ def select(all_variants, spec):
 
 # ---------------------------------------------------------------- running
 
+def busy_seconds():
+    """CPU seconds the whole machine has spent not idle (steal included),
+    from /proc/stat; None where that file is not available."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return (total - idle) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def run_one(bin_dir, variant, lib, timeout):
     """Run one process under bin/runone, which forks it, waits for it with
     wait4() and reports wall time, CPU time and ru_maxrss (see runone.c for why
@@ -119,8 +132,10 @@ def run_one(bin_dir, variant, lib, timeout):
                    (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                    (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
                    (os.POSIX_SPAWN_DUP2, rep.fileno(), 3)]
+        busy0 = busy_seconds()
         pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
         _, status = os.waitpid(pid, 0)
+        busy1 = busy_seconds()
         for f in (out, err, rep):
             f.seek(0)
         stdout = out.read().decode(errors="replace")
@@ -143,6 +158,10 @@ def run_one(bin_dir, variant, lib, timeout):
                 res[k] = int(val)
             except ValueError:
                 pass
+    if busy0 is not None and busy1 is not None and "user_s" in res:
+        # CPU time that other processes took while this one ran: a measure of
+        # how much the timing was disturbed (10 ms resolution).
+        res["foreign_cpu_s"] = max(0.0, busy1 - busy0 - res["user_s"] - res["sys_s"])
     if res["status"] != "ok":
         res["stderr"] = stderr.strip()[-500:]
     return res
@@ -236,7 +255,7 @@ def table(header, rows):
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
 
 
-def report(summary, vs, allocs, baseline, machine, args):
+def report(summary, vs, allocs, baseline, machine, args, rows):
     out = []
     out.append("melloc benchmarks: %s, %s CPUs, kernel %s, %s" % (
         machine["cpu_model"], machine["cpus_usable"], machine["kernel"], machine["libc"]))
@@ -252,6 +271,13 @@ def report(summary, vs, allocs, baseline, machine, args):
             labels.append(a)
     out.append("runs per workload: %d (idle: %d), scale %g; allocators: %s" % (
         args.runs, args.idle_runs, args.scale, ", ".join(labels)))
+    timed_rows = [r for r in rows if "foreign_cpu_s" in r and r["wall_s"] > 0]
+    if timed_rows:
+        capacity = sum(r["wall_s"] for r in timed_rows) * (machine["cpus_usable"] or 1)
+        foreign = sum(r["foreign_cpu_s"] for r in timed_rows)
+        share = foreign / capacity * 100 if capacity else 0
+        out.append("other processes used %.1f%% of the CPU time available during the runs%s" % (
+            share, ": WARNING, the machine was busy and the times are noisy" if share > 5 else ""))
     out.append("")
 
     def cell(s, key, scale=1.0, prec=3):
@@ -457,7 +483,8 @@ def main(argv=None):
     rows = []
     interrupted = False
     csv_path = os.path.join(args.out, "runs.csv")
-    fields = ["round", "workload", "allocator", "status", "wall_s", "user_s", "sys_s", "maxrss_kb"] + EXTRA_KEYS
+    fields = ["round", "workload", "allocator", "status", "wall_s", "user_s", "sys_s", "maxrss_kb",
+              "foreign_cpu_s"] + EXTRA_KEYS
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
@@ -478,7 +505,7 @@ def main(argv=None):
 
     done = [v for v in vs if any(r["workload"] == v.name for r in rows)]
     summary = summarize(rows, done, names, baseline)
-    text = report(summary, done, names, baseline, machine, args)
+    text = report(summary, done, names, baseline, machine, args, rows)
     print(text)
     with open(os.path.join(args.out, "results.txt"), "w") as f:
         f.write(text + "\n")
@@ -498,6 +525,8 @@ def main(argv=None):
                    "options": {"runs": args.runs, "idle_runs": args.idle_runs, "scale": args.scale,
                                "threads": args.thread_list, "idle_sleep": args.idle_sleep,
                                "idle_mib": args.idle_mib, "interrupted": interrupted},
+                   "foreign_cpu_s": sum(r.get("foreign_cpu_s", 0.0) for r in rows),
+                   "wall_s_total": sum(r.get("wall_s", 0.0) for r in rows),
                    "workloads": {v.name: {"command": [v.prog] + v.args, "kind": v.kind, "about": v.about}
                                  for v in done},
                    "results": summary}, f, indent=1, sort_keys=False)
