@@ -187,7 +187,7 @@ static void *mlc_gc_main(void *arg) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-    mlc_gc_pass_at(mlc_os_now_ns(), false);
+    if (mlc_load(&mlc_opt.gc)) mlc_gc_pass_at(mlc_os_now_ns(), false);
   }
   return NULL;
 }

@@ -60,6 +60,8 @@ bool mlc_boot_slow(void) {
    the first allocation of each thread is not the one that pays. */
 __attribute__((constructor)) static void mlc_constructor(void) { mlc_boot(); }
 
+unsigned mlc_narenas_now(void) { return mlc_narenas; }
+
 static void mlc_prefork(void) {
   if (mlc_load_acq(&mlc_boot_state) != 2) return;
   mlc_gc_prefork();

@@ -12,6 +12,7 @@
 typedef struct mlc_options_s {
   unsigned narenas;        /* 0: one per CPU this process may run on */
   bool tcache;             /* thread caches on */
+  size_t tcache_max;       /* largest size thread caches hold (0..MLC_SMALL_MAX) */
   bool gc;                 /* wall-clock collector on */
   uint64_t gc_interval_ms; /* time between collector passes */
   uint64_t decay_ms;       /* free memory older than this goes back to the kernel */
@@ -34,5 +35,12 @@ MLC_INLINE bool mlc_boot(void) {
 /* Parses a MELLOC_CONF string into opt, reporting bad pairs on stderr. */
 void mlc_options_parse(mlc_options_t *opt, const char *conf);
 void mlc_options_default(mlc_options_t *opt);
+
+/* Arenas in use (after boot). */
+unsigned mlc_narenas_now(void);
+
+/* By name, as text (melloc_option_get/set).  0 or an errno value. */
+int mlc_option_get(const char *name, char *value, size_t len);
+int mlc_option_set(const char *name, const char *value);
 
 #endif /* MLC_INIT_H */

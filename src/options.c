@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * MELLOC_CONF: comma-separated key:value pairs, parsed once at boot without allocating.
- * A bad pair is reported on one line of stderr and the default is kept.
+ * Settings: MELLOC_CONF (comma-separated key:value pairs, parsed once at boot without
+ * allocating) and melloc_option_get/set.  One table describes every key: its kind, its
+ * range, and whether it may change once the allocator runs.  A bad pair in MELLOC_CONF
+ * is reported on one line of stderr and the default is kept.
  */
 #include "internal.h"
 
+#include "gc.h"
 #include "init.h"
 #include "os.h"
+#include "sizeclass.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 void mlc_options_default(mlc_options_t *opt) {
   opt->narenas = 0;
   opt->tcache = true;
+  opt->tcache_max = MLC_SMALL_MAX;
   opt->gc = true;
   opt->gc_interval_ms = 1000;
   opt->decay_ms = 5000;
@@ -21,28 +26,45 @@ void mlc_options_default(mlc_options_t *opt) {
   opt->stats_json = false;
 }
 
-static void mlc_options_warn(const char *why, const char *key, size_t klen, const char *val,
-                             size_t vlen) {
-  char k[64], v[64], buf[256];
-  size_t kn = MLC_MIN(klen, sizeof(k) - 1), vn = MLC_MIN(vlen, sizeof(v) - 1);
-  memcpy(k, key, kn);
-  k[kn] = '\0';
-  memcpy(v, val, vn);
-  v[vn] = '\0';
-  size_t n = mlc_snprintf(buf, sizeof(buf), "melloc: MELLOC_CONF: %s '%s%s%s', default kept\n",
-                          why, k, vlen || val > key + klen ? ":" : "", v);
-  mlc_os_write_stderr(buf, n);
+typedef enum { MLC_OPT_BOOL, MLC_OPT_U64, MLC_OPT_FORMAT } mlc_opt_kind_t;
+
+typedef struct {
+  const char *name;
+  mlc_opt_kind_t kind;
+  uint64_t lo, hi;
+  bool runtime; /* may change after boot */
+  const char *range; /* as printed in messages */
+} mlc_opt_desc_t;
+
+static const mlc_opt_desc_t mlc_opt_table[] = {
+    {"narenas", MLC_OPT_U64, 1, 256, false, "1..256"},
+    {"tcache", MLC_OPT_BOOL, 0, 1, false, "true/false"},
+    {"tcache_max", MLC_OPT_U64, 0, MLC_SMALL_MAX, false, "0..8192"},
+    {"gc", MLC_OPT_BOOL, 0, 1, true, "true/false"},
+    {"gc_interval_ms", MLC_OPT_U64, 1, 3600000, true, "1..3600000"},
+    {"decay_ms", MLC_OPT_U64, 0, 3600000, true, "0..3600000"},
+    {"stats_print", MLC_OPT_BOOL, 0, 1, true, "true/false"},
+    {"stats_format", MLC_OPT_FORMAT, 0, 1, true, "text/json"},
+    {"trace", MLC_OPT_BOOL, 0, 1, true, "true/false"},
+};
+#define MLC_NOPTS (sizeof(mlc_opt_table) / sizeof(mlc_opt_table[0]))
+
+static const mlc_opt_desc_t *mlc_opt_find(const char *key, size_t klen) {
+  for (size_t i = 0; i < MLC_NOPTS; i++)
+    if (strlen(mlc_opt_table[i].name) == klen && !memcmp(mlc_opt_table[i].name, key, klen))
+      return &mlc_opt_table[i];
+  return NULL;
 }
 
-static bool mlc_parse_bool(const char *v, size_t n, bool *out) {
+static bool mlc_parse_bool(const char *v, size_t n, uint64_t *out) {
   if ((n == 4 && !memcmp(v, "true", 4)) || (n == 2 && !memcmp(v, "on", 2)) ||
       (n == 1 && v[0] == '1')) {
-    *out = true;
+    *out = 1;
     return true;
   }
   if ((n == 5 && !memcmp(v, "false", 5)) || (n == 3 && !memcmp(v, "off", 3)) ||
       (n == 1 && v[0] == '0')) {
-    *out = false;
+    *out = 0;
     return true;
   }
   return false;
@@ -60,7 +82,55 @@ static bool mlc_parse_u64(const char *v, size_t n, uint64_t lo, uint64_t hi, uin
   return true;
 }
 
-#define MLC_KEY(s) (klen == sizeof(s) - 1 && !memcmp(key, s, klen))
+static bool mlc_opt_parse_value(const mlc_opt_desc_t *d, const char *v, size_t n, uint64_t *out) {
+  switch (d->kind) {
+    case MLC_OPT_BOOL:
+      return mlc_parse_bool(v, n, out);
+    case MLC_OPT_U64:
+      return mlc_parse_u64(v, n, d->lo, d->hi, out);
+    case MLC_OPT_FORMAT:
+      if (n == 4 && !memcmp(v, "json", 4)) *out = 1;
+      else if (n == 4 && !memcmp(v, "text", 4)) *out = 0;
+      else return false;
+      return true;
+  }
+  return false;
+}
+
+static void mlc_opt_apply(mlc_options_t *opt, const mlc_opt_desc_t *d, uint64_t v) {
+  const char *n = d->name;
+  if (!strcmp(n, "narenas")) opt->narenas = (unsigned)v;
+  else if (!strcmp(n, "tcache")) opt->tcache = v;
+  else if (!strcmp(n, "tcache_max")) opt->tcache_max = (size_t)v;
+  else if (!strcmp(n, "gc")) opt->gc = v;
+  else if (!strcmp(n, "gc_interval_ms")) opt->gc_interval_ms = v;
+  else if (!strcmp(n, "decay_ms")) opt->decay_ms = v;
+  else if (!strcmp(n, "stats_print")) opt->stats_print = v;
+  else if (!strcmp(n, "stats_format")) opt->stats_json = v;
+  else if (!strcmp(n, "trace")) mlc_trace_on = mlc_config_debug && v;
+}
+
+static uint64_t mlc_opt_value(const mlc_options_t *opt, const mlc_opt_desc_t *d) {
+  const char *n = d->name;
+  if (!strcmp(n, "narenas")) return opt->narenas;
+  if (!strcmp(n, "tcache")) return opt->tcache;
+  if (!strcmp(n, "tcache_max")) return opt->tcache_max;
+  if (!strcmp(n, "gc")) return opt->gc;
+  if (!strcmp(n, "gc_interval_ms")) return opt->gc_interval_ms;
+  if (!strcmp(n, "decay_ms")) return opt->decay_ms;
+  if (!strcmp(n, "stats_print")) return opt->stats_print;
+  if (!strcmp(n, "stats_format")) return opt->stats_json;
+  return mlc_trace_on;
+}
+
+static void mlc_options_warn(const char *why, const char *pair, size_t len) {
+  char p[96], buf[256];
+  size_t n = MLC_MIN(len, sizeof(p) - 1);
+  memcpy(p, pair, n);
+  p[n] = '\0';
+  n = mlc_snprintf(buf, sizeof(buf), "melloc: MELLOC_CONF: %s '%s', default kept\n", why, p);
+  mlc_os_write_stderr(buf, n);
+}
 
 void mlc_options_parse(mlc_options_t *opt, const char *conf) {
   if (!conf) return;
@@ -68,45 +138,55 @@ void mlc_options_parse(mlc_options_t *opt, const char *conf) {
   while (*p) {
     const char *end = strchr(p, ',');
     if (!end) end = p + strlen(p);
-    const char *colon = memchr(p, ':', (size_t)(end - p));
-    const char *key = p;
-    size_t klen = colon ? (size_t)(colon - p) : (size_t)(end - p);
-    const char *val = colon ? colon + 1 : end;
-    size_t vlen = (size_t)(end - val);
-    uint64_t u;
-    bool b;
-    if (klen == 0 && !colon) {
-      /* Empty pair (",,"): ignored. */
-    } else if (!colon || vlen == 0) {
-      mlc_options_warn("malformed pair", key, klen, val, vlen);
-    } else if (MLC_KEY("narenas")) {
-      if (mlc_parse_u64(val, vlen, 1, 256, &u)) opt->narenas = (unsigned)u;
-      else mlc_options_warn("bad value (1..256)", key, klen, val, vlen);
-    } else if (MLC_KEY("tcache")) {
-      if (mlc_parse_bool(val, vlen, &b)) opt->tcache = b;
-      else mlc_options_warn("bad value (true/false)", key, klen, val, vlen);
-    } else if (MLC_KEY("gc")) {
-      if (mlc_parse_bool(val, vlen, &b)) opt->gc = b;
-      else mlc_options_warn("bad value (true/false)", key, klen, val, vlen);
-    } else if (MLC_KEY("gc_interval_ms")) {
-      if (mlc_parse_u64(val, vlen, 1, 3600000, &u)) opt->gc_interval_ms = u;
-      else mlc_options_warn("bad value (1..3600000)", key, klen, val, vlen);
-    } else if (MLC_KEY("decay_ms")) {
-      if (mlc_parse_u64(val, vlen, 0, 3600000, &u)) opt->decay_ms = u;
-      else mlc_options_warn("bad value (0..3600000)", key, klen, val, vlen);
-    } else if (MLC_KEY("stats_print")) {
-      if (mlc_parse_bool(val, vlen, &b)) opt->stats_print = b;
-      else mlc_options_warn("bad value (true/false)", key, klen, val, vlen);
-    } else if (MLC_KEY("stats_format")) {
-      if (vlen == 4 && !memcmp(val, "json", 4)) opt->stats_json = true;
-      else if (vlen == 4 && !memcmp(val, "text", 4)) opt->stats_json = false;
-      else mlc_options_warn("bad value (text/json)", key, klen, val, vlen);
-    } else if (MLC_KEY("trace")) {
-      if (mlc_parse_bool(val, vlen, &b)) mlc_trace_on = mlc_config_debug && b;
-      else mlc_options_warn("bad value (true/false)", key, klen, val, vlen);
+    size_t len = (size_t)(end - p);
+    const char *colon = memchr(p, ':', len);
+    if (len == 0) {
+      /* An empty pair (",,") is ignored. */
+    } else if (!colon || colon + 1 == end) {
+      mlc_options_warn("malformed pair", p, len);
     } else {
-      mlc_options_warn("unknown key", key, klen, val, vlen);
+      const mlc_opt_desc_t *d = mlc_opt_find(p, (size_t)(colon - p));
+      uint64_t v;
+      char why[64];
+      if (!d) {
+        mlc_options_warn("unknown key", p, len);
+      } else if (!mlc_opt_parse_value(d, colon + 1, (size_t)(end - colon - 1), &v)) {
+        mlc_snprintf(why, sizeof(why), "bad value (%s)", d->range);
+        mlc_options_warn(why, p, len);
+      } else {
+        mlc_opt_apply(opt, d, v);
+      }
     }
     p = *end ? end + 1 : end;
   }
+}
+
+int mlc_option_get(const char *name, char *value, size_t len) {
+  if (!name) return ENOENT;
+  const mlc_opt_desc_t *d = mlc_opt_find(name, strlen(name));
+  if (!d) return ENOENT;
+  if (!mlc_boot()) return ENOMEM;
+  uint64_t v = mlc_opt_value(&mlc_opt, d);
+  char buf[32];
+  size_t n;
+  if (d->kind == MLC_OPT_BOOL) n = mlc_snprintf(buf, sizeof(buf), "%s", v ? "true" : "false");
+  else if (d->kind == MLC_OPT_FORMAT) n = mlc_snprintf(buf, sizeof(buf), "%s", v ? "json" : "text");
+  else if (!strcmp(d->name, "narenas")) n = mlc_snprintf(buf, sizeof(buf), "%u", mlc_narenas_now());
+  else n = mlc_snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+  if (!value || len <= n) return ERANGE;
+  memcpy(value, buf, n + 1);
+  return 0;
+}
+
+int mlc_option_set(const char *name, const char *value) {
+  if (!name) return ENOENT;
+  const mlc_opt_desc_t *d = mlc_opt_find(name, strlen(name));
+  if (!d) return ENOENT;
+  uint64_t v;
+  if (!value || !mlc_opt_parse_value(d, value, strlen(value), &v)) return EINVAL;
+  if (!mlc_boot()) return ENOMEM;
+  if (!d->runtime) return mlc_opt_value(&mlc_opt, d) == v ? 0 : EPERM;
+  mlc_opt_apply(&mlc_opt, d, v);
+  if (!strcmp(d->name, "gc") && v) mlc_gc_ensure_started();
+  return 0;
 }

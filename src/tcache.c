@@ -35,11 +35,13 @@ static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
 static mlc_tcache_t *mlc_tcache_live;     /* Protected by mlc_tcache_registry */
 static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
 static size_t mlc_tcache_nslots;          /* Constant after boot */
+/* Capacity per class: mlc_class_cap, or 0 above tcache_max.  Constant after boot. */
+static uint16_t mlc_tcache_cap[MLC_NCLASSES];
 
 /* First batch size of a class: small, so that a thread that allocates little keeps
    little; it doubles on each refill up to half the capacity. */
 static unsigned mlc_tcache_fill_initial(unsigned cls) {
-  unsigned f = mlc_class_cap[cls] / 16;
+  unsigned f = mlc_tcache_cap[cls] / 16;
   return f < 2 ? 2 : f;
 }
 
@@ -47,7 +49,10 @@ static void mlc_tcache_thread_exit(void *arg);
 
 bool mlc_tcache_boot(void) {
   size_t n = 0;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) n += mlc_class_cap[c];
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    mlc_tcache_cap[c] = mlc_class_size[c] <= mlc_opt.tcache_max ? mlc_class_cap[c] : 0;
+    n += mlc_tcache_cap[c];
+  }
   mlc_tcache_nslots = n;
   return pthread_key_create(&mlc_tcache_key, mlc_tcache_thread_exit) == 0;
 }
@@ -67,7 +72,7 @@ static void mlc_tcache_layout(mlc_tcache_t *tc) {
   tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     tc->b->full[c] = slot;
-    slot += mlc_class_cap[c];
+    slot += mlc_tcache_cap[c];
     tc->empty[c] = tc->b->lw[c] = tc->b->head[c] = slot;
     tc->fill[c] = (uint16_t)mlc_tcache_fill_initial(c);
   }
@@ -141,7 +146,7 @@ void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
   mlc_tcache_t *tc = mlc_tcache_get();
-  if (!tc) {
+  if (!tc || mlc_tcache_cap[cls] == 0) {
     void *p;
     if (!mlc_boot()) return NULL;
     if (mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], &p, 1) == 1) return p;
@@ -158,7 +163,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     mlc_store(&tc->b->lw[cls], empty);
   } else {
     /* Empty: refill; the stack starts again at the top of its region. */
-    empty = tc->b->full[cls] + mlc_class_cap[cls];
+    empty = tc->b->full[cls] + mlc_tcache_cap[cls];
     tc->empty[cls] = empty;
     mlc_store(&tc->b->lw[cls], empty);
     unsigned n = tc->fill[cls];
@@ -171,7 +176,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
       errno = ENOMEM;
       return NULL;
     }
-    if (n < mlc_class_cap[cls] / 2) tc->fill[cls] = (uint16_t)(n * 2);
+    if (n < mlc_tcache_cap[cls] / 2) tc->fill[cls] = (uint16_t)(n * 2);
   }
   ret = *head;
   mlc_store(&tc->b->head[cls], head + 1);
@@ -186,14 +191,14 @@ void mlc_tcache_free_slow(void *p) {
     return;
   }
   mlc_tcache_t *tc = mlc_tcache_get();
-  if (!tc) {
+  if (!tc || mlc_tcache_cap[cls] == 0) {
     mlc_bin_free_batch(&p, 1, cls);
     return;
   }
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
   void **head = tc->b->head[cls];
-  if (head <= tc->b->full[cls]) mlc_tcache_flush_oldest(tc, cls, mlc_class_cap[cls] / 2);
+  if (head <= tc->b->full[cls]) mlc_tcache_flush_oldest(tc, cls, mlc_tcache_cap[cls] / 2);
   head = tc->b->head[cls];
   head[-1] = p;
   mlc_store(&tc->b->head[cls], head - 1);
@@ -236,17 +241,16 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_trace("tcache: thread exit, cache recycled");
 }
 
-size_t mlc_tcache_cached_bytes(void) {
-  size_t total = 0;
+void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]) {
+  memset(out, 0, sizeof(uint64_t) * MLC_NCLASSES);
   mlc_tcache_registry_lock();
   for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = tc->next)
     for (unsigned c = 1; c < MLC_NCLASSES; c++) {
       void **h = mlc_load(&tc->b->head[c]);
       void **e = mlc_load(&tc->empty[c]);
-      if (h < e) total += (size_t)(e - h) * mlc_class_size[c];
+      if (h < e) out[c] += (uint64_t)(e - h);
     }
   mlc_tcache_registry_unlock();
-  return total;
 }
 
 void mlc_tcache_registry_lock(void) { mlc_mutex_lock(&mlc_tcache_registry); }

@@ -67,8 +67,8 @@ mlc_arena_t *mlc_tsd_arena(void);
 /* Returns every cached object of the calling thread to the bins. */
 void mlc_tcache_flush_self(void);
 
-/* Bytes cached in all thread caches (approximate while owners run). */
-size_t mlc_tcache_cached_bytes(void);
+/* Objects cached per class in all thread caches (approximate while owners run). */
+void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]);
 
 /* The registry of live caches, for the collector.  Any thread. */
 void mlc_tcache_registry_lock(void);

@@ -38,6 +38,8 @@ size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
       continue;
     }
     f++;
+    size_t width = 0;
+    while (*f >= '0' && *f <= '9') width = width * 10 + (size_t)(*f++ - '0');
     int lng = 0;
     bool zu = false;
     while (*f == 'l') {
@@ -55,6 +57,7 @@ size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
       case 's': {
         const char *s = va_arg(ap, const char *);
         if (!s) s = "(null)";
+        for (size_t len = strlen(s); len < width; len++) MLC_PUT(' ');
         while (*s) MLC_PUT(*s++);
         continue;
       }
@@ -92,6 +95,7 @@ size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
         if (!*f) f--;
         continue;
     }
+    for (size_t len = n + (neg ? 1 : 0) + (*f == 'p' ? 2 : 0); len < width; len++) MLC_PUT(' ');
     if (neg) MLC_PUT('-');
     while (n) MLC_PUT(tmp[--n]);
   }

@@ -10,7 +10,7 @@
 
 #include <stdarg.h>
 
-/* A vsnprintf subset: %s %c %d %u %x %p %%, with l/ll/z length modifiers.  Always
+/* A vsnprintf subset: %s %c %d %u %x %p %%, with a width and l/ll/z length modifiers.  Always
    NUL-terminates; returns the length written (truncated to size - 1). */
 size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 size_t mlc_snprintf(char *buf, size_t size, const char *fmt, ...)

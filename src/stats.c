@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Statistics and the glibc extensions built on them (malloc_trim, malloc_stats,
+ * mallinfo, mallinfo2, mallopt, malloc_info), and the statistics printed at exit.
+ * Everything here is a slow path: counters come from per-bin and per-arena state that
+ * is updated under locks the slow paths already hold, merged when read.
+ */
+#include "internal.h"
+
+#include "arena.h"
+#include "base.h"
+#include "bin.h"
+#include "chunk.h"
+#include "gc.h"
+#include "init.h"
+#include "os.h"
+#include "sizeclass.h"
+#include "stats.h"
+#include "tcache.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static size_t mlc_rss_bytes(void) {
+  char buf[128];
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = buf;
+  while (*p && *p != ' ') p++;
+  size_t pages = 0;
+  while (*p == ' ') p++;
+  while (*p >= '0' && *p <= '9') pages = pages * 10 + (size_t)(*p++ - '0');
+  return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+void mlc_stats_gather(melloc_stats_t *st) {
+  size_t size = st->size;
+  memset(st, 0, sizeof(*st));
+  st->size = size;
+  st->version = MELLOC_STATS_VERSION;
+  if (!mlc_boot()) return;
+  st->narenas = mlc_narenas;
+  uint64_t cached[MLC_NCLASSES];
+  mlc_tcache_cached_objects(cached);
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    melloc_class_stats_t *cs = &st->classes[c - 1];
+    cs->size = mlc_class_size[c];
+    for (unsigned i = 0; i < mlc_narenas; i++) {
+      uint64_t m, f;
+      size_t n;
+      mlc_bin_stats(&mlc_arenas[i]->bins[c], &m, &f, &n);
+      cs->nmalloc += m;
+      cs->nfree += f;
+      cs->slabs += n;
+    }
+    uint64_t out = cs->nmalloc - cs->nfree;
+    cs->live = out > cached[c] ? out - cached[c] : 0;
+    st->small_allocated += cs->live * cs->size;
+    st->cached += cached[c] * cs->size;
+  }
+  for (unsigned i = 0; i < mlc_narenas; i++) {
+    mlc_arena_t *a = mlc_arenas[i];
+    mlc_mutex_lock(&a->lock);
+    st->large_allocated += a->large_allocated;
+    st->mapped += a->mapped;
+    mlc_mutex_unlock(&a->lock);
+  }
+  size_t huge_live, huge_cached;
+  mlc_huge_stats(&huge_live, &huge_cached);
+  st->huge_allocated = huge_live;
+  st->mapped += huge_live + huge_cached + mlc_base_mapped();
+  st->allocated = st->small_allocated + st->large_allocated + st->huge_allocated;
+  st->resident = mlc_rss_bytes();
+  st->purged = (size_t)mlc_load(&mlc_gc_bytes_purged);
+  st->gc_passes = mlc_load(&mlc_gc_passes);
+  st->gc_objects_returned = mlc_load(&mlc_gc_objects_returned);
+}
+
+/* ---- Printing, a line at a time through the callback ---- */
+
+static void mlc_write_stderr(void *opaque, const char *text) {
+  (void)opaque;
+  mlc_os_write_stderr(text, strlen(text));
+}
+
+typedef struct {
+  melloc_write_fn write;
+  void *opaque;
+} mlc_out_t;
+
+static void mlc_out(mlc_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mlc_out(mlc_out_t *o, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  mlc_vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  o->write(o->opaque, buf);
+}
+
+static void mlc_stats_text(mlc_out_t *o, const melloc_stats_t *st) {
+  mlc_out(o, "___ melloc %s statistics ___\n", PACKAGE_VERSION);
+  mlc_out(o, "arenas:              %u\n", st->narenas);
+  mlc_out(o, "mapped:              %zu bytes\n", st->mapped);
+  mlc_out(o, "resident:            %zu bytes\n", st->resident);
+  mlc_out(o, "allocated:           %zu bytes (small %zu, large %zu, huge %zu)\n", st->allocated,
+          st->small_allocated, st->large_allocated, st->huge_allocated);
+  mlc_out(o, "cached in threads:   %zu bytes\n", st->cached);
+  mlc_out(o, "purged:              %zu bytes\n", st->purged);
+  mlc_out(o, "collector:           %llu passes, %llu objects returned from caches\n",
+          (unsigned long long)st->gc_passes, (unsigned long long)st->gc_objects_returned);
+  mlc_out(o, "%8s %14s %14s %12s %8s\n", "size", "nmalloc", "nfree", "live", "slabs");
+  for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
+    const melloc_class_stats_t *c = &st->classes[i];
+    if (!c->nmalloc) continue;
+    mlc_out(o, "%8zu %14llu %14llu %12llu %8llu\n", c->size, (unsigned long long)c->nmalloc,
+            (unsigned long long)c->nfree, (unsigned long long)c->live, (unsigned long long)c->slabs);
+  }
+}
+
+static void mlc_stats_json(mlc_out_t *o, const melloc_stats_t *st) {
+  mlc_out(o, "{\"version\": \"%s\", \"stats_version\": %u, \"narenas\": %u, ", PACKAGE_VERSION,
+          st->version, st->narenas);
+  mlc_out(o, "\"mapped\": %zu, \"resident\": %zu, \"allocated\": %zu, ", st->mapped, st->resident,
+          st->allocated);
+  mlc_out(o, "\"small_allocated\": %zu, \"large_allocated\": %zu, \"huge_allocated\": %zu, ",
+          st->small_allocated, st->large_allocated, st->huge_allocated);
+  mlc_out(o, "\"cached\": %zu, \"purged\": %zu, ", st->cached, st->purged);
+  mlc_out(o, "\"gc\": {\"passes\": %llu, \"objects_returned\": %llu}, \"classes\": [",
+          (unsigned long long)st->gc_passes, (unsigned long long)st->gc_objects_returned);
+  for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
+    const melloc_class_stats_t *c = &st->classes[i];
+    mlc_out(o, "%s{\"size\": %zu, \"nmalloc\": %llu, \"nfree\": %llu, \"live\": %llu, \"slabs\": %llu}",
+            i ? ", " : "", c->size, (unsigned long long)c->nmalloc, (unsigned long long)c->nfree,
+            (unsigned long long)c->live, (unsigned long long)c->slabs);
+  }
+  mlc_out(o, "]}\n");
+}
+
+MLC_EXPORT int melloc_stats_get(melloc_stats_t *stats) {
+  if (!stats || stats->size < offsetof(melloc_stats_t, narenas)) return EINVAL;
+  melloc_stats_t full;
+  full.size = stats->size;
+  mlc_stats_gather(&full);
+  size_t n = MLC_MIN(stats->size, sizeof(full));
+  memcpy(stats, &full, n);
+  stats->size = n;
+  return 0;
+}
+
+MLC_EXPORT int melloc_stats_print(melloc_write_fn write, void *opaque, const char *format) {
+  bool json;
+  if (!format || !strcmp(format, "text")) json = false;
+  else if (!strcmp(format, "json")) json = true;
+  else return EINVAL;
+  mlc_out_t o = {write ? write : mlc_write_stderr, opaque};
+  melloc_stats_t st;
+  st.size = sizeof(st);
+  mlc_stats_gather(&st);
+  if (json) mlc_stats_json(&o, &st);
+  else mlc_stats_text(&o, &st);
+  return 0;
+}
+
+MLC_EXPORT size_t melloc_collect(void) { return mlc_gc_collect_now(); }
+
+MLC_EXPORT int melloc_option_get(const char *name, char *value, size_t len) {
+  return mlc_option_get(name, value, len);
+}
+
+MLC_EXPORT int melloc_option_set(const char *name, const char *value) {
+  return mlc_option_set(name, value);
+}
+
+/* Statistics at exit when MELLOC_CONF asked for them. */
+__attribute__((destructor)) static void mlc_stats_at_exit(void) {
+  if (mlc_load_acq(&mlc_boot_state) == 2 && mlc_opt.stats_print)
+    melloc_stats_print(NULL, NULL, mlc_opt.stats_json ? "json" : "text");
+}
+
+/* ---- The glibc extensions ---- */
+
+#ifndef MELLOC_PREFIX_ONLY
+
+int malloc_trim(size_t pad);
+void malloc_stats(void);
+int mallopt(int param, int value);
+int malloc_info(int options, FILE *fp);
+
+MLC_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  int saved = errno;
+  size_t before_cached = 0, after_cached = 0;
+  melloc_stats_t st;
+  st.size = sizeof(st);
+  mlc_stats_gather(&st);
+  before_cached = st.cached;
+  size_t purged = mlc_gc_collect_now();
+  mlc_stats_gather(&st);
+  after_cached = st.cached;
+  errno = saved;
+  return purged > 0 || after_cached < before_cached;
+}
+
+MLC_EXPORT void malloc_stats(void) { melloc_stats_print(NULL, NULL, "text"); }
+
+/* glibc's struct mallinfo2 and struct mallinfo, field for field. */
+struct mlc_mallinfo2 {
+  size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct mlc_mallinfo {
+  int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
+struct mlc_mallinfo2 mallinfo2(void);
+struct mlc_mallinfo mallinfo(void);
+
+static struct mlc_mallinfo2 mlc_mallinfo2_now(void) {
+  melloc_stats_t st;
+  st.size = sizeof(st);
+  mlc_stats_gather(&st);
+  struct mlc_mallinfo2 mi;
+  memset(&mi, 0, sizeof(mi));
+  mi.arena = st.mapped - st.huge_allocated; /* non-mmapped space, as glibc reports it */
+  mi.hblks = 0;
+  mi.hblkhd = st.huge_allocated;
+  mi.uordblks = st.allocated;
+  mi.fordblks = st.mapped > st.allocated ? st.mapped - st.allocated : 0;
+  mi.fsmblks = st.cached;
+  mi.usmblks = 0;
+  mi.keepcost = 0;
+  return mi;
+}
+
+MLC_EXPORT struct mlc_mallinfo2 mallinfo2(void) { return mlc_mallinfo2_now(); }
+
+MLC_EXPORT struct mlc_mallinfo mallinfo(void) {
+  struct mlc_mallinfo2 m = mlc_mallinfo2_now();
+  struct mlc_mallinfo r = {(int)m.arena,    (int)m.ordblks,  (int)m.smblks,   (int)m.hblks,
+                           (int)m.hblkhd,   (int)m.usmblks,  (int)m.fsmblks,  (int)m.uordblks,
+                           (int)m.fordblks, (int)m.keepcost};
+  return r;
+}
+
+/* glibc's tuning parameters do not apply to melloc (MELLOC_CONF does): accepted and
+   ignored, as jemalloc and mimalloc do. */
+MLC_EXPORT int mallopt(int param, int value) {
+  (void)param;
+  (void)value;
+  return 1;
+}
+
+MLC_EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0 || !fp) {
+    errno = EINVAL;
+    return -1;
+  }
+  melloc_stats_t st;
+  st.size = sizeof(st);
+  mlc_stats_gather(&st);
+  fprintf(fp, "<malloc version=\"melloc-%s\">\n<total type=\"mapped\" size=\"%zu\"/>\n"
+              "<total type=\"allocated\" size=\"%zu\"/>\n<total type=\"cached\" size=\"%zu\"/>\n"
+              "</malloc>\n",
+          PACKAGE_VERSION, st.mapped, st.allocated, st.cached);
+  return 0;
+}
+
+#endif /* MELLOC_PREFIX_ONLY */
