@@ -25,6 +25,12 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
     return NULL;
   }
   void *p;
+  size_t npages = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
+  if (npages <= MLC_LCACHE_MAX_PAGES && align <= MLC_PAGE &&
+      (p = mlc_tcache_large_alloc(npages)) != NULL) {
+    if (zero) memset(p, 0, npages << MLC_PAGE_SHIFT);
+    return p;
+  }
   if (size <= MLC_LARGE_MAX && align <= MLC_CHUNK / 4)
     p = mlc_arena_large_alloc(mlc_tsd_arena(), size, align, zero);
   else
@@ -62,7 +68,11 @@ void mlc_free_nonsmall(void *p) {
   } else {
     mlc_chunk_t *c = ent;
     if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("double free or invalid pointer", p);
-    mlc_arena_large_free(c, p);
+    /* The run length of a live block is stable; a bad pointer reads 0 here and is
+       reported by the arena, which checks under its lock. */
+    uintptr_t off = (uintptr_t)p - (uintptr_t)c;
+    size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->l.npages[off >> MLC_PAGE_SHIFT]);
+    if (npages == 0 || !mlc_tcache_large_free(p, npages)) mlc_arena_large_free(c, p);
   }
   errno = saved;
 }

@@ -178,14 +178,13 @@ void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab) {
 static bool mlc_bit_get(const uint64_t *map, size_t i) { return (map[i / 64] >> (i % 64)) & 1; }
 
 static void mlc_bits_set(uint64_t *map, size_t i, size_t n, bool v) {
-  for (; n && (i % 64); i++, n--) {
-    if (v) map[i / 64] |= (uint64_t)1 << (i % 64);
-    else map[i / 64] &= ~((uint64_t)1 << (i % 64));
-  }
-  for (; n >= 64; i += 64, n -= 64) map[i / 64] = v ? ~(uint64_t)0 : 0;
-  for (; n; i++, n--) {
-    if (v) map[i / 64] |= (uint64_t)1 << (i % 64);
-    else map[i / 64] &= ~((uint64_t)1 << (i % 64));
+  while (n) {
+    size_t b = i % 64, k = MLC_MIN(n, 64 - b);
+    uint64_t mask = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << b;
+    if (v) map[i / 64] |= mask;
+    else map[i / 64] &= ~mask;
+    i += k;
+    n -= k;
   }
 }
 
@@ -241,7 +240,7 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
   mlc_bits_set(c->l.used, i, n, true);
   bool dirty = mlc_bits_any(c->l.dirty, i, n);
   if (dirty) mlc_bits_set(c->l.dirty, i, n, false);
-  c->l.npages[i] = (uint16_t)n;
+  mlc_store(&c->l.npages[i], (uint16_t)n);
   c->l.nfree -= (uint32_t)n;
   arena->nlarge_alloc++;
   arena->large_allocated += n << MLC_PAGE_SHIFT;
@@ -268,7 +267,7 @@ void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_mutex_lock(&arena->lock);
   size_t i = mlc_large_run_locked(c, p, "invalid free (not the start of a block)");
   size_t n = c->l.npages[i];
-  c->l.npages[i] = 0;
+  mlc_store(&c->l.npages[i], (uint16_t)0);
   mlc_bits_set(c->l.used, i, n, false);
   mlc_bits_set(c->l.dirty, i, n, true);
   c->l.nfree += (uint32_t)n;
@@ -312,7 +311,7 @@ bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
     }
   }
   if (ok) {
-    c->l.npages[i] = (uint16_t)want;
+    mlc_store(&c->l.npages[i], (uint16_t)want);
     arena->large_allocated += (want << MLC_PAGE_SHIFT);
     arena->large_allocated -= (n << MLC_PAGE_SHIFT);
   }

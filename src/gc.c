@@ -147,6 +147,8 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
     mlc_store(&tc->b->lw[c], head < empty ? head : empty);
     tc->gc_seen_head[c] = head;
   }
+  /* Large blocks go back once the owner has been idle for a pass. */
+  if (idle || everything) mlc_tcache_large_flush(tc);
   tc->gc_seen_events = mlc_load(&tc->slow_events);
   return returned;
 }

@@ -72,6 +72,9 @@ void mlc_stats_gather(melloc_stats_t *st) {
     st->mapped += a->mapped;
     mlc_mutex_unlock(&a->lock);
   }
+  size_t lcached = mlc_tcache_cached_large_bytes();
+  st->large_allocated = st->large_allocated > lcached ? st->large_allocated - lcached : 0;
+  st->cached += lcached;
   size_t huge_live, huge_cached;
   mlc_huge_stats(&huge_live, &huge_cached);
   st->huge_allocated = huge_live;

@@ -102,6 +102,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   tc->slow_events = 0;
   tc->gc_seen_events = 0;
   tc->gc_idle_passes = 0;
+  memset(tc->lcache, 0, sizeof(tc->lcache));
   mlc_tcache_registry_lock();
   tc->prev = NULL;
   tc->next = mlc_tcache_live;
@@ -208,6 +209,57 @@ void mlc_tcache_free_slow(void *p) {
 static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
     mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - tc->b->head[c]));
+  mlc_tcache_large_flush(tc);
+}
+
+/* ---- Large blocks ---- */
+
+void *mlc_tcache_large_alloc(size_t npages) {
+  if (mlc_tsd.state != MLC_TSD_CACHED || npages > MLC_LCACHE_MAX_PAGES) return NULL;
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  mlc_tcache_owner_enter(tc);
+  void *p = NULL;
+  if (tc->lcache[npages].n) p = tc->lcache[npages].slot[--tc->lcache[npages].n];
+  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  mlc_tcache_owner_exit(tc);
+  return p;
+}
+
+static void mlc_tcache_large_flush_bin(mlc_tcache_t *tc, size_t np, uint32_t keep) {
+  while (tc->lcache[np].n > keep) {
+    void *q = tc->lcache[np].slot[--tc->lcache[np].n];
+    mlc_arena_large_free(mlc_pagemap_entry(q), q);
+  }
+}
+
+bool mlc_tcache_large_free(void *p, size_t npages) {
+  if (mlc_tsd.state != MLC_TSD_CACHED || npages > MLC_LCACHE_MAX_PAGES) return false;
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  mlc_tcache_owner_enter(tc);
+  for (uint32_t i = 0; i < tc->lcache[npages].n; i++)
+    if (tc->lcache[npages].slot[i] == p) {
+      mlc_tcache_owner_exit(tc);
+      mlc_fatal("double free", p);
+    }
+  if (tc->lcache[npages].n == MLC_LCACHE_CAP) mlc_tcache_large_flush_bin(tc, npages, MLC_LCACHE_CAP / 2);
+  tc->lcache[npages].slot[tc->lcache[npages].n++] = p;
+  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  mlc_tcache_owner_exit(tc);
+  return true;
+}
+
+void mlc_tcache_large_flush(mlc_tcache_t *tc) {
+  for (size_t np = 0; np <= MLC_LCACHE_MAX_PAGES; np++) mlc_tcache_large_flush_bin(tc, np, 0);
+}
+
+size_t mlc_tcache_cached_large_bytes(void) {
+  size_t total = 0;
+  mlc_tcache_registry_lock();
+  for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = tc->next)
+    for (size_t np = 0; np <= MLC_LCACHE_MAX_PAGES; np++)
+      total += mlc_load(&tc->lcache[np].n) * (np << MLC_PAGE_SHIFT);
+  mlc_tcache_registry_unlock();
+  return total;
 }
 
 void mlc_tcache_flush_self(void) {

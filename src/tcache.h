@@ -67,8 +67,19 @@ mlc_arena_t *mlc_tsd_arena(void);
 /* Returns every cached object of the calling thread to the bins. */
 void mlc_tcache_flush_self(void);
 
+/* A cached large block of npages pages (MLC_LCACHE_MAX_PAGES at most) for the calling
+   thread, or NULL.  No lock held. */
+void *mlc_tcache_large_alloc(size_t npages);
+/* Keeps the large block p of npages pages in the calling thread's cache; false when the
+   thread has no cache (the caller frees it to the arena). */
+bool mlc_tcache_large_free(void *p, size_t npages);
+/* Returns every cached large block of tc to the arenas.  Caller owns tc's slow path. */
+void mlc_tcache_large_flush(mlc_tcache_t *tc);
+
 /* Objects cached per class in all thread caches (approximate while owners run). */
 void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]);
+/* Bytes of large blocks cached in all thread caches. */
+size_t mlc_tcache_cached_large_bytes(void);
 
 /* The registry of live caches, for the collector.  Any thread. */
 void mlc_tcache_registry_lock(void);

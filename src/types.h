@@ -36,6 +36,9 @@ typedef struct mlc_huge_s mlc_huge_t;
 #define MLC_SLAB_MAP_WORDS (MLC_SLAB_MAX_OBJS / 64)
 #define MLC_LARGE_MAX ((size_t)2 << 20)
 #define MLC_CHUNK_WORDS (MLC_PAGES_PER_CHUNK / 64)
+/* Thread caches also keep a few freed large blocks of up to this many pages. */
+#define MLC_LCACHE_MAX_PAGES 16
+#define MLC_LCACHE_CAP 8
 
 struct mlc_slab_s {
   mlc_slab_t *next; /* Protected by bin->lock: the bin's list of slabs with free objects */
@@ -139,6 +142,12 @@ struct mlc_tcache_s {
   uint64_t gc_seen_events;     /* Collector only */
   void **gc_seen_head[MLC_NCLASSES]; /* Collector only */
   unsigned gc_idle_passes;     /* Collector only */
+  /* Freed large blocks of 3..MLC_LCACHE_MAX_PAGES pages, by page count: reused without
+     the arena lock.  Slow paths only; owner thread, or the collector holding state. */
+  struct {
+    uint32_t n;
+    void *slot[MLC_LCACHE_CAP];
+  } lcache[MLC_LCACHE_MAX_PAGES + 1];
   void **stack;                /* Constant: storage of all the stacks */
   size_t stack_slots;
 };
