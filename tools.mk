@@ -1,2 +1,37 @@
 # SPDX-License-Identifier: MIT
 # The melloc command, man pages and their tests (issue 6); included from Makefile.am.
+#
+#   tools/melloc        runs a program with the library preloaded (installed in bindir);
+#                       the library path it was installed with is compiled in
+#   man/melloc.{1,3,7}  the command, the API, the settings and the collector
+#   make check          also runs tests/integration/test_stats (statistics and settings
+#                       through the API) and tests/tools/test_melloc_cmd.sh (the command
+#                       on real programs, against the build tree's library)
+#   make man-check      groff -ww on the man pages (warnings are errors)
+
+bin_PROGRAMS = tools/melloc
+tools_melloc_SOURCES = tools/melloc.c
+tools_melloc_CPPFLAGS = $(AM_CPPFLAGS) -DMELLOC_LIB_PATH='"$(libdir)/libmelloc.so.0"'
+
+dist_man_MANS = man/melloc.1 man/melloc.3 man/melloc.7
+
+if HAVE_CHECK
+check_PROGRAMS += tests/integration/test_stats
+TESTS += tests/integration/test_stats
+tests_integration_test_stats_SOURCES = tests/integration/test_stats.c
+tests_integration_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -fno-builtin
+tests_integration_test_stats_LDADD = libmelloc.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+endif
+
+TESTS += tests/tools/test_melloc_cmd.sh
+EXTRA_DIST += tests/tools/test_melloc_cmd.sh
+# The script runs the command it tests and preloads the library: both must be built.
+tests/tools/test_melloc_cmd.log: tools/melloc$(EXEEXT) libmelloc.la
+
+man-check:
+	@for m in $(dist_man_MANS); do \
+	  out=`LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 groff -ww -z -man $(srcdir)/$$m 2>&1`; \
+	  if [ -n "$$out" ]; then echo "$$m: $$out"; exit 1; fi; \
+	done; echo "man pages: no warnings"
+
+.PHONY: man-check
