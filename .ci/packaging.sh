@@ -45,8 +45,8 @@ deps="build-essential debhelper dh-autoreconf autoconf automake libtool pkg-conf
   lintian abigail-tools rpm git"
 missing=""
 for p in $deps; do
-  dpkg-query -W -f='${Status}\n' "$p" 2> /dev/null | grep -q '^install ok installed' ||
-    missing="$missing $p"
+  status=$(dpkg-query -W -f='${Status}' "$p" 2> /dev/null || true)
+  [ "$status" = "install ok installed" ] || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
   [ "$(id -u)" -eq 0 ] || fail "missing packages:$missing (run as root to install them)"
@@ -118,8 +118,8 @@ AUTOPKGTEST_TMP="$work/link" && mkdir -p "$AUTOPKGTEST_TMP" && export AUTOPKGTES
 sh debian/tests/link || fail "debian/tests/link (the autopkgtest) failed"
 apt-get purge -y -qq libmelloc-dev libmelloc0 > /dev/null
 installed=0
-! dpkg-query -W -f='${Status}\n' libmelloc0 2> /dev/null | grep -q '^install ok' ||
-  fail "libmelloc0 is still installed"
+status=$(dpkg-query -W -f='${Status}' libmelloc0 2> /dev/null || true)
+[ "$status" != "install ok installed" ] || fail "libmelloc0 is still installed"
 echo "removed libmelloc0 and libmelloc-dev"
 
 # ---- 5. RPMs from make dist, and the ABI check on the same build ----
@@ -136,8 +136,11 @@ copy_tree "$work/src"
   fail "make dist failed"
 }
 tarball=$(ls "$work"/src/melloc-"$v_ac".tar.gz)
-tar -tzf "$tarball" | grep -qx "melloc-$v_ac/rpm/melloc.spec" || fail "rpm/melloc.spec is not in $tarball"
-tar -tzf "$tarball" | grep -qx "melloc-$v_ac/debian/rules" || fail "debian/ is not in $tarball"
+contents=$(tar -tzf "$tarball")
+for f in rpm/melloc.spec debian/rules debian/libmelloc0.symbols abi/libmelloc.so.0.abi; do
+  grep -qx "melloc-$v_ac/$f" <<< "$contents" || fail "$f is not in $tarball"
+done
+echo "$tarball: $(wc -l <<< "$contents") entries, with rpm/melloc.spec and debian/"
 
 step "rpmbuild -ta --nodeps"
 rpmopts=(--nodeps --define "_topdir $work/rpm")
@@ -165,11 +168,12 @@ expect() { # package, then extended regexps that its file list must match
 expect melloc '/libmelloc\.so\.0$' '/libmelloc\.so\.0\.[0-9.]+$' '/COPYING$'
 expect melloc-devel '/include/melloc\.h$' '/pkgconfig/melloc\.pc$' '/libmelloc\.so$'
 expect melloc-static '/libmelloc\.a$'
-if rpm -qlp "$(find "$work/rpm/RPMS" -name '*.rpm' ! -name '*debug*')" | grep -E '\.la$'; then
+all=$(find "$work/rpm/RPMS" -name '*.rpm' ! -name '*debug*' -exec rpm -qlp {} +)
+if grep -E '\.la$' <<< "$all"; then
   fail "an RPM ships a libtool archive"
 fi
-rpm -qp --scripts "$(find "$work/rpm/RPMS" -name "melloc-$v_ac-*.rpm" ! -name '*debug*')" |
-  grep -q ldconfig || fail "the melloc RPM has no ldconfig scriptlets"
+scripts=$(rpm -qp --scripts "$(find "$work/rpm/RPMS" -name "melloc-$v_ac-*.rpm" ! -name '*debug*')")
+grep -q ldconfig <<< "$scripts" || fail "the melloc RPM has no ldconfig scriptlets"
 echo "melloc: ldconfig scriptlets present"
 
 step "make abi-check"
