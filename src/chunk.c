@@ -69,6 +69,10 @@ mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind) {
     mlc_os_unmap(chunk, MLC_CHUNK);
     return NULL;
   }
+  /* Slabs are touched sparsely and purged 64 KiB at a time: with THP "always", huge
+     pages would make one small object cost 2 MiB of RSS and every purge split a huge
+     page.  Large runs keep the system's choice. */
+  if (kind == MLC_CHUNK_SLAB) mlc_os_nohuge(chunk, MLC_CHUNK);
   chunk->kind = kind;
   chunk->arena = arena;
   return chunk;

@@ -21,7 +21,7 @@ void mlc_options_default(mlc_options_t *opt) {
   opt->tcache_max = MLC_SMALL_MAX;
   opt->gc = true;
   opt->gc_interval_ms = 1000;
-  opt->decay_ms = 5000;
+  opt->decay_ms = 3000;
   opt->stats_print = false;
   opt->stats_json = false;
 }

@@ -70,6 +70,12 @@ void mlc_os_purge(void *addr, size_t size) {
   if (size) madvise(addr, size, MADV_DONTNEED);
 }
 
+void mlc_os_nohuge(void *addr, size_t size) {
+#ifdef MADV_NOHUGEPAGE
+  madvise(addr, size, MADV_NOHUGEPAGE);
+#endif
+}
+
 bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
   if (new_size > old_size && mlc_os_injected_failure()) return false;
   void *r = mremap(addr, old_size, new_size, 0);

@@ -17,6 +17,8 @@ void *mlc_os_reserve(size_t size, size_t align);
 void mlc_os_unmap(void *addr, size_t size);
 /* Gives the pages back to the kernel; they read as zero afterwards. */
 void mlc_os_purge(void *addr, size_t size);
+/* Asks the kernel not to back the range with transparent huge pages. */
+void mlc_os_nohuge(void *addr, size_t size);
 /* Grows or shrinks a mapping in place; true on success. */
 bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size);
 /* Moves a mapping's pages to fixed (a reservation of new_size bytes); true on success. */
