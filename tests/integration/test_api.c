@@ -1,0 +1,1133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The public API as a program sees it: the melloc_* names and the standard names that
+ * libmelloc replaces for the whole process.  Sizes across the three tiers (small slabs,
+ * large runs, huge mappings), alignments, zeroing, realloc, the error returns and errno.
+ * Heap misuse (aborts) is tested in test_errors.c.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <check.h>
+#include <errno.h>
+#include <malloc.h>
+#include <melloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* C23 names that older headers do not declare. */
+void free_sized(void *ptr, size_t size);
+void free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define PAGE ((size_t)4096)
+#define SMALL_MAX ((size_t)8192)
+#define LARGE_MAX ((size_t)2 << 20)
+/* Freed huge blocks above this size are unmapped at once rather than cached. */
+#define HUGE_UNMAPPED_SIZE (100 * MiB)
+
+/* Hide a value from the compiler so that it neither folds the call nor warns about a
+   size it can see is impossible or a pointer it can see was freed. */
+static void *hide(void *p) {
+  __asm__ volatile("" : "+r"(p));
+  return p;
+}
+static size_t hide_size(size_t n) {
+  __asm__ volatile("" : "+r"(n));
+  return n;
+}
+
+/* A byte pattern that differs between blocks (seed) and along a block, so that a block
+   overwritten by a neighbour or by another block's copy is noticed. */
+static unsigned char pattern(unsigned seed, size_t i) {
+  return (unsigned char)((seed * 131u) ^ (unsigned)(i * 7u) ^ (unsigned)(i >> 9) ^ 0x5au);
+}
+
+static void fill(void *p, size_t n, unsigned seed) {
+  unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) b[i] = pattern(seed, i);
+}
+
+/* The first index in [0, n) whose byte is not the pattern, or n. */
+static size_t check_fill(const void *p, size_t n, unsigned seed) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    if (b[i] != pattern(seed, i)) return i;
+  return n;
+}
+
+/* For blocks of many MiB: the first and last byte of every page in the first 16 MiB
+   and of every 16th page after.  The positions depend on the offset only, so a block
+   filled at one size can be checked at any smaller size. */
+static int sparse_page(size_t page) { return page < 4096 || page % 16 == 0; }
+
+static void fill_sparse(void *p, size_t n, unsigned seed) {
+  unsigned char *b = p;
+  for (size_t pg = 0; pg * PAGE < n; pg++) {
+    if (!sparse_page(pg)) continue;
+    size_t i = pg * PAGE, last = i + PAGE - 1;
+    b[i] = pattern(seed, i);
+    if (last < n) b[last] = pattern(seed, last);
+  }
+}
+
+static size_t check_sparse(const void *p, size_t n, unsigned seed) {
+  const unsigned char *b = p;
+  for (size_t pg = 0; pg * PAGE < n; pg++) {
+    if (!sparse_page(pg)) continue;
+    size_t i = pg * PAGE, last = i + PAGE - 1;
+    if (b[i] != pattern(seed, i)) return i;
+    if (last < n && b[last] != pattern(seed, last)) return last;
+  }
+  return n;
+}
+
+/* Every byte up to 4 MiB, sampled above. */
+#define FULL_FILL_MAX (4 * MiB)
+
+static void fill_any(void *p, size_t n, unsigned seed) {
+  if (n <= FULL_FILL_MAX)
+    fill(p, n, seed);
+  else
+    fill_sparse(p, n, seed);
+}
+
+/* Checks the first n bytes of a block that fill_any filled with filled bytes. */
+static size_t check_any(const void *p, size_t n, size_t filled, unsigned seed) {
+  return filled <= FULL_FILL_MAX ? check_fill(p, n, seed) : check_sparse(p, n, seed);
+}
+
+static int is_zero(const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    if (b[i]) return 0;
+  return 1;
+}
+
+/* Whether any page of [p, p + n) is still mapped: mincore fails with ENOMEM on a range
+   that holds unmapped pages. */
+static int is_unmapped(void *p, size_t n) {
+  unsigned char vec[64];
+  uintptr_t a = (uintptr_t)p & ~(PAGE - 1);
+  for (size_t off = 0; off < n; off += 64 * PAGE) {
+    size_t len = n - off < 64 * PAGE ? n - off : 64 * PAGE;
+    if (mincore((void *)(a + off), len, vec) == 0) return 0;
+    if (errno != ENOMEM) return 0;
+  }
+  return 1;
+}
+
+/* ---- Version ---- */
+
+START_TEST(test_version) {
+  const char *v = melloc_version();
+  ck_assert_ptr_nonnull(v);
+  ck_assert_str_eq(v, MELLOC_VERSION_STRING);
+  int major = -1, minor = -1, patch = -1, used = 0;
+  ck_assert_int_eq(sscanf(v, "%d.%d.%d%n", &major, &minor, &patch, &used), 3);
+  ck_assert_uint_eq((size_t)used, strlen(v));
+  ck_assert_int_eq(major, MELLOC_VERSION_MAJOR);
+  ck_assert_int_eq(minor, MELLOC_VERSION_MINOR);
+  ck_assert_int_eq(patch, MELLOC_VERSION_PATCH);
+  ck_assert_int_eq(melloc_version_number(), MELLOC_VERSION_NUMBER);
+  ck_assert_int_eq(melloc_version_number(), major * 10000 + minor * 100 + patch);
+}
+END_TEST
+
+/* ---- Basics ---- */
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* malloc(0) (and calloc of zero bytes) returns distinct pointers that can be freed. */
+START_TEST(test_malloc_zero_unique) {
+  enum { N = 600 };
+  static void *p[N];
+  for (int i = 0; i < N; i++) {
+    switch (i % 5) {
+      case 0: p[i] = malloc(0); break;
+      case 1: p[i] = melloc_malloc(0); break;
+      case 2: p[i] = calloc(0, 0); break;
+      case 3: p[i] = calloc(0, 32); break;
+      default: p[i] = realloc(NULL, 0); break;
+    }
+    ck_assert_msg(p[i] != NULL, "zero-byte allocation %d returned NULL", i);
+  }
+  qsort(p, N, sizeof(p[0]), cmp_ptr);
+  for (int i = 1; i < N; i++) ck_assert_msg(p[i] != p[i - 1], "pointer %p returned twice", p[i]);
+  for (int i = 0; i < N; i++) free(p[i]);
+}
+END_TEST
+
+/* free(NULL) and its variants do nothing: errno untouched, the heap still works. */
+START_TEST(test_free_null) {
+  errno = EXDEV;
+  free(NULL);
+  melloc_free(NULL);
+  free_sized(NULL, 0);
+  free_sized(NULL, 100);
+  melloc_free_sized(NULL, 100);
+  free_aligned_sized(NULL, 64, 128);
+  ck_assert_int_eq(errno, EXDEV);
+  char *p = malloc(100);
+  ck_assert_ptr_nonnull(p);
+  fill(p, 100, 1);
+  ck_assert_uint_eq(check_fill(p, 100, 1), 100);
+  free(p);
+}
+END_TEST
+
+/* realloc(NULL, n) is malloc(n), for every tier. */
+START_TEST(test_realloc_null_is_malloc) {
+  static const size_t sizes[] = {0, 1, 100, 5000, SMALL_MAX, 100000, LARGE_MAX, 3 * MiB};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    size_t n = sizes[i];
+    char *p = realloc(NULL, n);
+    ck_assert_msg(p != NULL, "realloc(NULL, %zu) returned NULL", n);
+    ck_assert_uint_ge(malloc_usable_size(p), n);
+    fill(p, n, (unsigned)i);
+    ck_assert_uint_eq(check_fill(p, n, (unsigned)i), n);
+    char *q = melloc_realloc(NULL, n);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_ne(p, q);
+    ck_assert_uint_ge(melloc_usable_size(q), n);
+    free(q);
+    free(p);
+  }
+}
+END_TEST
+
+/* The melloc_* names and the standard names are one allocator: blocks pass freely
+   between them. */
+START_TEST(test_prefixed_and_standard_interoperate) {
+  static const size_t sizes[] = {24, 3000, 70000, 5 * MiB};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    size_t n = sizes[i];
+    char *a = melloc_malloc(n);
+    char *b = malloc(n);
+    char *c = melloc_calloc(1, n);
+    ck_assert(a && b && c);
+    ck_assert(is_zero(c, n));
+    ck_assert_uint_eq(melloc_usable_size(a), malloc_usable_size(a));
+    ck_assert_uint_eq(melloc_usable_size(b), malloc_usable_size(b));
+    ck_assert_uint_ge(melloc_usable_size(a), n);
+    fill(a, n, 1);
+    fill(b, n, 2);
+    a = realloc(a, 2 * n);
+    b = melloc_realloc(b, 2 * n);
+    ck_assert(a && b);
+    ck_assert_uint_eq(check_fill(a, n, 1), n);
+    ck_assert_uint_eq(check_fill(b, n, 2), n);
+    void *d = NULL;
+    ck_assert_int_eq(melloc_posix_memalign(&d, 256, n), 0);
+    ck_assert_uint_eq((uintptr_t)d % 256, 0);
+    void *e = melloc_aligned_alloc(512, n);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq((uintptr_t)e % 512, 0);
+    free(a);
+    melloc_free(b);
+    melloc_free_sized(c, n);
+    free(d);
+    melloc_free(e);
+  }
+}
+END_TEST
+
+/* ---- Usable size ---- */
+
+enum { USABLE_SLICES = 10, USABLE_LAST = 9000, USABLE_BLOCKS = 6 };
+
+/* Blocks of one size, each filled over its whole usable size: none reports less than
+   was asked, and none overlaps another (a neighbour's fill would show). */
+static void check_usable_blocks(size_t n, int nblocks, int sparse) {
+  void *p[USABLE_BLOCKS];
+  size_t u[USABLE_BLOCKS];
+  for (int k = 0; k < nblocks; k++) {
+    p[k] = malloc(n);
+    ck_assert_msg(p[k] != NULL, "malloc(%zu) returned NULL", n);
+    u[k] = malloc_usable_size(p[k]);
+    ck_assert_msg(u[k] >= n, "malloc_usable_size(malloc(%zu)) = %zu", n, u[k]);
+    if (sparse)
+      fill_sparse(p[k], u[k], (unsigned)(n * 8 + (size_t)k));
+    else
+      fill(p[k], u[k], (unsigned)(n * 8 + (size_t)k));
+  }
+  for (int k = 0; k < nblocks; k++) {
+    size_t bad = sparse ? check_sparse(p[k], u[k], (unsigned)(n * 8 + (size_t)k))
+                        : check_fill(p[k], u[k], (unsigned)(n * 8 + (size_t)k));
+    ck_assert_msg(bad == u[k], "size %zu block %d: byte %zu of %zu overwritten", n, k, bad, u[k]);
+    ck_assert_uint_eq(malloc_usable_size(p[k]), u[k]);
+  }
+  for (int k = 0; k < nblocks; k++) free(p[k]);
+}
+
+/* Every size from 0 to 9000, a slice per iteration. */
+START_TEST(test_usable_small_sizes) {
+  size_t per = (USABLE_LAST + USABLE_SLICES) / USABLE_SLICES;
+  size_t lo = (size_t)_i * per, hi = lo + per;
+  if (hi > USABLE_LAST + 1) hi = USABLE_LAST + 1;
+  for (size_t n = lo; n < hi; n++) check_usable_blocks(n, USABLE_BLOCKS, 0);
+}
+END_TEST
+
+static const size_t big_sizes[] = {
+    9001,        12345,          16384,           65536,           100000,
+    MiB,         LARGE_MAX - 1,  LARGE_MAX,       LARGE_MAX + 1,   3 * MiB,
+    5 * MiB + 123, 16 * MiB + 1, 40 * MiB - 4097,
+};
+
+START_TEST(test_usable_big_sizes) {
+  size_t n = big_sizes[_i];
+  check_usable_blocks(n, n > 4 * MiB ? 2 : 4, n > 4 * MiB);
+}
+END_TEST
+
+/* ---- Alignment ---- */
+
+enum { ALIGN_NSIZES = 7 };
+
+/* Sizes below, at and above the alignment. */
+static void align_sizes(size_t align, size_t out[ALIGN_NSIZES]) {
+  out[0] = 0;
+  out[1] = 1;
+  out[2] = align / 2;
+  out[3] = align - 1;
+  out[4] = align;
+  out[5] = align + 1;
+  out[6] = 3 * align;
+}
+
+enum { ALIGN_POSIX, ALIGN_C11, ALIGN_MEMALIGN, ALIGN_MELLOC_POSIX, ALIGN_MELLOC_C11 };
+
+static void *aligned_by(int how, size_t align, size_t n) {
+  void *p = (void *)0x1;
+  int ret;
+  switch (how) {
+    case ALIGN_POSIX:
+      ret = posix_memalign(&p, align, n);
+      ck_assert_msg(ret == 0, "posix_memalign(%zu, %zu) = %d", align, n, ret);
+      return p;
+    case ALIGN_MELLOC_POSIX:
+      ret = melloc_posix_memalign(&p, align, n);
+      ck_assert_msg(ret == 0, "melloc_posix_memalign(%zu, %zu) = %d", align, n, ret);
+      return p;
+    case ALIGN_C11: return aligned_alloc(align, n);
+    case ALIGN_MELLOC_C11: return melloc_aligned_alloc(align, n);
+    default: return memalign(align, n);
+  }
+}
+
+/* All the sizes for one alignment live at once, each filled, so that an aligned block
+   that overlaps another (or is shorter than asked) is noticed. */
+static void check_alignment(int how, size_t align) {
+  size_t sizes[ALIGN_NSIZES];
+  void *p[ALIGN_NSIZES];
+  align_sizes(align, sizes);
+  for (int k = 0; k < ALIGN_NSIZES; k++) {
+    p[k] = aligned_by(how, align, sizes[k]);
+    ck_assert_msg(p[k] != NULL, "method %d: alignment %zu size %zu returned NULL", how, align,
+                  sizes[k]);
+    ck_assert_msg((uintptr_t)p[k] % align == 0, "method %d: alignment %zu size %zu: %p", how,
+                  align, sizes[k], p[k]);
+    ck_assert_msg(malloc_usable_size(p[k]) >= sizes[k], "alignment %zu size %zu: usable %zu",
+                  align, sizes[k], malloc_usable_size(p[k]));
+    fill_any(p[k], sizes[k], (unsigned)(align + (size_t)k));
+  }
+  for (int k = 0; k < ALIGN_NSIZES; k++) {
+    size_t bad = check_any(p[k], sizes[k], sizes[k], (unsigned)(align + (size_t)k));
+    ck_assert_msg(bad == sizes[k], "method %d: alignment %zu size %zu: byte %zu overwritten", how,
+                  align, sizes[k], bad);
+  }
+  for (int k = 0; k < ALIGN_NSIZES; k++) free(p[k]);
+}
+
+/* _i is log2 of the alignment: sizeof(void *) up to 4 MiB (16 MiB for posix_memalign). */
+START_TEST(test_posix_memalign_alignments) { check_alignment(ALIGN_POSIX, (size_t)1 << _i); }
+END_TEST
+
+START_TEST(test_aligned_alloc_alignments) { check_alignment(ALIGN_C11, (size_t)1 << _i); }
+END_TEST
+
+START_TEST(test_memalign_alignments) { check_alignment(ALIGN_MEMALIGN, (size_t)1 << _i); }
+END_TEST
+
+START_TEST(test_melloc_aligned_alignments) {
+  check_alignment(ALIGN_MELLOC_POSIX, (size_t)1 << _i);
+  check_alignment(ALIGN_MELLOC_C11, (size_t)1 << _i);
+}
+END_TEST
+
+/* Many blocks of one aligned kind at once: every one aligned (the reuse of a freed
+   slot must keep the alignment too). */
+START_TEST(test_aligned_many) {
+  enum { N = 200 };
+  static void *p[N];
+  size_t align = (size_t)1 << _i;
+  for (int round = 0; round < 2; round++) {
+    for (int k = 0; k < N; k++) {
+      p[k] = aligned_alloc(align, 48 + (size_t)k);
+      ck_assert_ptr_nonnull(p[k]);
+      ck_assert_msg((uintptr_t)p[k] % align == 0, "aligned_alloc(%zu, %d) = %p", align, 48 + k,
+                    p[k]);
+      fill(p[k], 48 + (size_t)k, (unsigned)k);
+    }
+    for (int k = 0; k < N; k++) ck_assert_uint_eq(check_fill(p[k], 48 + (size_t)k, (unsigned)k), 48 + (size_t)k);
+    for (int k = 0; k < N; k += 2) free(p[k]);
+    for (int k = 1; k < N; k += 2) free(p[k]);
+  }
+}
+END_TEST
+
+/* memalign, as in glibc, rounds an alignment that is not a power of two up to one. */
+START_TEST(test_memalign_rounds_alignment) {
+  static const size_t aligns[][2] = {{0, 8}, {1, 8}, {3, 8}, {24, 32}, {48, 64}, {100, 128},
+                                      {3000, 4096}, {5000, 8192}, {40000, 65536},
+                                      {3 * MiB, 4 * MiB}};
+  for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+    void *p = memalign(aligns[i][0], 100);
+    ck_assert_msg(p != NULL, "memalign(%zu, 100) returned NULL", aligns[i][0]);
+    ck_assert_msg((uintptr_t)p % aligns[i][1] == 0, "memalign(%zu, 100) = %p, not %zu-aligned",
+                  aligns[i][0], p, aligns[i][1]);
+    ck_assert_uint_ge(malloc_usable_size(p), 100);
+    free(p);
+  }
+}
+END_TEST
+
+static const size_t page_sizes[] = {0, 1, 100, PAGE - 1, PAGE, PAGE + 1, 10000, SMALL_MAX + 1,
+                                    100000, LARGE_MAX, 3 * MiB + 5};
+
+START_TEST(test_valloc) {
+  void *p[sizeof(page_sizes) / sizeof(page_sizes[0])];
+  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+    size_t n = page_sizes[i];
+    p[i] = valloc(n);
+    ck_assert_msg(p[i] != NULL, "valloc(%zu) returned NULL", n);
+    ck_assert_msg((uintptr_t)p[i] % PAGE == 0, "valloc(%zu) = %p", n, p[i]);
+    ck_assert_uint_ge(malloc_usable_size(p[i]), n);
+    fill(p[i], n, (unsigned)i);
+  }
+  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+    ck_assert_uint_eq(check_fill(p[i], page_sizes[i], (unsigned)i), page_sizes[i]);
+    free(p[i]);
+  }
+}
+END_TEST
+
+/* pvalloc rounds the size up to whole pages (at least one page, for 0 too) and the
+   rounded size is usable. */
+START_TEST(test_pvalloc) {
+  void *p[sizeof(page_sizes) / sizeof(page_sizes[0])];
+  size_t r[sizeof(page_sizes) / sizeof(page_sizes[0])];
+  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+    size_t n = page_sizes[i];
+    r[i] = n == 0 ? PAGE : (n + PAGE - 1) / PAGE * PAGE;
+    p[i] = pvalloc(n);
+    ck_assert_msg(p[i] != NULL, "pvalloc(%zu) returned NULL", n);
+    ck_assert_msg((uintptr_t)p[i] % PAGE == 0, "pvalloc(%zu) = %p", n, p[i]);
+    ck_assert_msg(malloc_usable_size(p[i]) >= r[i], "pvalloc(%zu): usable %zu < %zu", n,
+                  malloc_usable_size(p[i]), r[i]);
+    fill(p[i], r[i], (unsigned)i);
+  }
+  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+    ck_assert_uint_eq(check_fill(p[i], r[i], (unsigned)i), r[i]);
+    free(p[i]);
+  }
+}
+END_TEST
+
+/* ---- calloc ---- */
+
+static const size_t calloc_sizes[] = {
+    1,     16,     100,    1000,   4096,  SMALL_MAX,  /* small */
+    SMALL_MAX + 1, 50000,  MiB,    LARGE_MAX,         /* large */
+    LARGE_MAX + 1, 3 * MiB, 9 * MiB,                  /* huge */
+};
+
+/* Blocks are dirtied and freed, then calloc'ed again at the same size: the memory is
+   reused (else the test proves nothing) and every byte reads zero. */
+START_TEST(test_calloc_zeroes_reused_memory) {
+  enum { N = 24 };
+  size_t n = calloc_sizes[_i];
+  int count = n > LARGE_MAX ? 3 : N;
+  void *old[N], *p[N];
+  for (int round = 0; round < 3; round++) {
+    for (int k = 0; k < count; k++) {
+      old[k] = malloc(n);
+      ck_assert_ptr_nonnull(old[k]);
+      memset(old[k], 0xa5, malloc_usable_size(old[k]));
+    }
+    for (int k = 0; k < count; k++) free(old[k]);
+    int reused = 0;
+    for (int k = 0; k < count; k++) {
+      p[k] = (k + round) % 2 ? calloc(1, n) : calloc(n, 1);
+      if (k % 3 == 2) {
+        free(p[k]);
+        p[k] = melloc_calloc(1, n);
+      }
+      ck_assert_ptr_nonnull(p[k]);
+      ck_assert_msg(is_zero(p[k], n), "calloc(%zu) round %d block %d is not zeroed", n, round, k);
+      for (int j = 0; j < count; j++) reused += p[k] == old[j];
+      /* Dirty it again: the next round's frees give back non-zero memory too. */
+      memset(p[k], 0x5a, n);
+    }
+    ck_assert_msg(reused > 0, "calloc(%zu) never reused a freed block", n);
+    for (int k = 0; k < count; k++) free(p[k]);
+  }
+}
+END_TEST
+
+/* calloc of a count and a size whose product fits. */
+START_TEST(test_calloc_count_times_size) {
+  static const size_t cs[][2] = {{3, 5}, {100, 100}, {1000, 9}, {7, 300000}, {1024, 4096}};
+  for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+    size_t n = cs[i][0] * cs[i][1];
+    char *p = calloc(cs[i][0], cs[i][1]);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(malloc_usable_size(p), n);
+    ck_assert(is_zero(p, n));
+    free(p);
+  }
+}
+END_TEST
+
+/* ---- realloc ---- */
+
+/* Growing and shrinking one small block a few bytes at a time keeps its contents. */
+START_TEST(test_realloc_small_steps) {
+  size_t n = 1;
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  fill(p, n, 7);
+  for (size_t m = 2; m <= SMALL_MAX + 300; m += 37) {
+    p = realloc(p, m);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_msg(check_fill(p, n, 7) == n, "grow %zu -> %zu lost data", n, m);
+    ck_assert_uint_ge(malloc_usable_size(p), m);
+    fill(p, m, 7);
+    n = m;
+  }
+  for (size_t m = n; m > 1; m = m * 3 / 4) {
+    p = realloc(p, m);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_msg(check_fill(p, m, 7) == m, "shrink to %zu lost data", m);
+  }
+  free(p);
+}
+END_TEST
+
+/* Each step moves the block to another tier; the contents common to both sizes survive.
+   _i picks the chain. */
+static const size_t realloc_chains[][6] = {
+    {24, 100000, 5 * MiB, 40, 0, 0},
+    {8 * MiB, LARGE_MAX, 3000, 9 * MiB, 16, 0},
+    {SMALL_MAX, SMALL_MAX + 1, LARGE_MAX, LARGE_MAX + 1, SMALL_MAX, 1},
+    {1, 3 * MiB, 1, 300000, 20 * MiB, 100},
+};
+
+START_TEST(test_realloc_tier_chain) {
+  const size_t *chain = realloc_chains[_i];
+  size_t n = chain[0];
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  fill_any(p, n, 11);
+  for (int k = 1; k < 6 && chain[k]; k++) {
+    size_t m = chain[k], keep = n < m ? n : m;
+    p = realloc(p, m);
+    ck_assert_msg(p != NULL, "realloc %zu -> %zu returned NULL", n, m);
+    ck_assert_uint_ge(malloc_usable_size(p), m);
+    size_t bad = check_any(p, keep, n, 11);
+    ck_assert_msg(bad == keep, "realloc %zu -> %zu: byte %zu lost", n, m, bad);
+    fill_any(p, m, 11);
+    n = m;
+  }
+  free(p);
+}
+END_TEST
+
+/* Huge blocks grow and shrink (by mremap) with their contents; a shrink that stays huge
+   keeps the address. */
+START_TEST(test_realloc_huge_grow_shrink) {
+  static const size_t steps[] = {3 * MiB,   64 * MiB,      8 * MiB,       LARGE_MAX + 1,
+                                 200 * MiB, 5 * MiB + 7,   6 * MiB,       12 * MiB,
+                                 24 * MiB,  48 * MiB + 13, 4 * MiB + 4096};
+  size_t n = steps[0];
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  fill_sparse(p, n, 3);
+  for (size_t k = 1; k < sizeof(steps) / sizeof(steps[0]); k++) {
+    size_t m = steps[k], keep = n < m ? n : m;
+    char *q = realloc(p, m);
+    ck_assert_msg(q != NULL, "realloc %zu -> %zu returned NULL", n, m);
+    ck_assert_uint_ge(malloc_usable_size(q), m);
+    if (m < n) ck_assert_msg(q == p, "huge shrink %zu -> %zu moved the block", n, m);
+    size_t bad = check_sparse(q, keep, 3);
+    ck_assert_msg(bad == keep, "realloc %zu -> %zu: byte %zu lost", n, m, bad);
+    /* The grown tail is writable and independent of the old part. */
+    fill_sparse(q, m, 3);
+    p = q;
+    n = m;
+  }
+  ck_assert_uint_eq(check_sparse(p, n, 3), n);
+  free(p);
+}
+END_TEST
+
+/* A huge block grows while another huge block sits after it (so it may have to move). */
+START_TEST(test_realloc_huge_grow_with_neighbour) {
+  char *a = malloc(4 * MiB + PAGE);
+  char *b = malloc(4 * MiB + PAGE);
+  ck_assert(a && b);
+  fill_sparse(a, 4 * MiB + PAGE, 1);
+  fill_sparse(b, 4 * MiB + PAGE, 2);
+  a = realloc(a, 30 * MiB);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_uint_eq(check_sparse(a, 4 * MiB + PAGE, 1), 4 * MiB + PAGE);
+  ck_assert_uint_eq(check_sparse(b, 4 * MiB + PAGE, 2), 4 * MiB + PAGE);
+  fill_sparse(a, 30 * MiB, 5);
+  b = realloc(b, 30 * MiB);
+  ck_assert_ptr_nonnull(b);
+  ck_assert_uint_eq(check_sparse(b, 4 * MiB + PAGE, 2), 4 * MiB + PAGE);
+  ck_assert_uint_eq(check_sparse(a, 30 * MiB, 5), 30 * MiB);
+  free(a);
+  free(b);
+}
+END_TEST
+
+/* Large blocks resize in place when they can, and keep their contents either way. */
+START_TEST(test_realloc_large) {
+  static const size_t steps[] = {20000, 30000, 100000, 16384, SMALL_MAX + 1, 700000, LARGE_MAX,
+                                 12000};
+  /* A neighbour after the block, so some growth cannot be in place. */
+  char *n1 = malloc(20000);
+  char *p = malloc(steps[0]);
+  char *n2 = malloc(20000);
+  ck_assert(n1 && p && n2);
+  fill(n1, 20000, 91);
+  fill(n2, 20000, 92);
+  size_t n = steps[0];
+  fill(p, n, 9);
+  for (size_t k = 1; k < sizeof(steps) / sizeof(steps[0]); k++) {
+    size_t m = steps[k], keep = n < m ? n : m;
+    p = realloc(p, m);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(malloc_usable_size(p), m);
+    ck_assert_msg(check_fill(p, keep, 9) == keep, "realloc %zu -> %zu lost data", n, m);
+    fill(p, m, 9);
+    n = m;
+  }
+  ck_assert_uint_eq(check_fill(n1, 20000, 91), 20000);
+  ck_assert_uint_eq(check_fill(n2, 20000, 92), 20000);
+  free(p);
+  free(n1);
+  free(n2);
+}
+END_TEST
+
+/* realloc to the block's own usable size keeps it where it is. */
+START_TEST(test_realloc_same_size_in_place) {
+  static const size_t sizes[] = {1, 100, 8000, 20000, 1000000, 6 * MiB};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    char *p = malloc(sizes[i]);
+    ck_assert_ptr_nonnull(p);
+    size_t u = malloc_usable_size(p);
+    fill_any(p, u, 4);
+    ck_assert_ptr_eq(realloc(p, u), p);
+    ck_assert_ptr_eq(realloc(p, sizes[i]), p);
+    ck_assert_uint_eq(check_any(p, sizes[i], u, 4), sizes[i]);
+    free(p);
+  }
+}
+END_TEST
+
+/* realloc(p, 0) frees p and returns NULL (glibc's behaviour).  For a block big enough to
+   be unmapped at once, the freeing is visible. */
+START_TEST(test_realloc_zero_frees) {
+  static const size_t sizes[] = {1, 100, 5000, 100000, 3 * MiB};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    void *p = malloc(sizes[i]);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(realloc(p, 0));
+  }
+  void *p = malloc(HUGE_UNMAPPED_SIZE);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, PAGE);
+  ck_assert(!is_unmapped(p, HUGE_UNMAPPED_SIZE));
+  ck_assert_ptr_null(melloc_realloc(p, 0));
+  ck_assert_msg(is_unmapped(hide(p), HUGE_UNMAPPED_SIZE), "realloc(p, 0) kept %p mapped", p);
+}
+END_TEST
+
+START_TEST(test_reallocarray) {
+  int *p = reallocarray(NULL, 10, sizeof(int));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_ge(malloc_usable_size(p), 10 * sizeof(int));
+  for (int i = 0; i < 10; i++) p[i] = i * 3;
+  p = reallocarray(p, 100000, sizeof(int));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_ge(malloc_usable_size(p), 100000 * sizeof(int));
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(p[i], i * 3);
+  p[99999] = 5;
+  p = reallocarray(p, 5, sizeof(int));
+  ck_assert_ptr_nonnull(p);
+  for (int i = 0; i < 5; i++) ck_assert_int_eq(p[i], i * 3);
+  free(p);
+}
+END_TEST
+
+/* free_sized and free_aligned_sized free: a block big enough to be unmapped at once is
+   unmapped. */
+START_TEST(test_free_sized_frees) {
+  void *p = malloc(HUGE_UNMAPPED_SIZE);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, PAGE);
+  free_sized(p, HUGE_UNMAPPED_SIZE);
+  ck_assert(is_unmapped(hide(p), HUGE_UNMAPPED_SIZE));
+  p = aligned_alloc(8 * MiB, HUGE_UNMAPPED_SIZE);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq((uintptr_t)p % (8 * MiB), 0);
+  memset(p, 1, PAGE);
+  free_aligned_sized(p, 8 * MiB, HUGE_UNMAPPED_SIZE);
+  ck_assert(is_unmapped(hide(p), HUGE_UNMAPPED_SIZE));
+  p = melloc_malloc(HUGE_UNMAPPED_SIZE);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, PAGE);
+  melloc_free_sized(p, HUGE_UNMAPPED_SIZE);
+  ck_assert(is_unmapped(hide(p), HUGE_UNMAPPED_SIZE));
+  /* Every tier, with the size and alignment they were asked with. */
+  static const size_t sizes[] = {0, 16, 1000, 8192, 9000, 300000, 3 * MiB};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    void *a = malloc(sizes[i]);
+    void *b = aligned_alloc(256, sizes[i]);
+    ck_assert(a && b);
+    free_sized(a, sizes[i]);
+    free_aligned_sized(b, 256, sizes[i]);
+  }
+  /* The heap still works. */
+  p = malloc(1000);
+  ck_assert_ptr_nonnull(p);
+  free(p);
+}
+END_TEST
+
+/* ---- Error returns ---- */
+
+static const size_t impossible_sizes[] = {
+    SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - PAGE, (size_t)PTRDIFF_MAX + 1, (size_t)PTRDIFF_MAX,
+    (size_t)PTRDIFF_MAX - PAGE * 2,
+};
+
+#define EXPECT_ENOMEM(call, what, n)                                                       \
+  do {                                                                                     \
+    errno = 0;                                                                             \
+    void *r_ = (call);                                                                     \
+    ck_assert_msg(r_ == NULL, "%s(%zu) = %p, want NULL", what, (size_t)(n), r_);           \
+    ck_assert_msg(errno == ENOMEM, "%s(%zu): errno %d, want ENOMEM", what, (size_t)(n),    \
+                  errno);                                                                  \
+  } while (0)
+
+START_TEST(test_impossible_sizes_enomem) {
+  size_t n = hide_size(impossible_sizes[_i]);
+  EXPECT_ENOMEM(malloc(n), "malloc", n);
+  EXPECT_ENOMEM(melloc_malloc(n), "melloc_malloc", n);
+  EXPECT_ENOMEM(calloc(1, n), "calloc(1, n)", n);
+  EXPECT_ENOMEM(calloc(n, 1), "calloc(n, 1)", n);
+  EXPECT_ENOMEM(melloc_calloc(n, 1), "melloc_calloc", n);
+  EXPECT_ENOMEM(realloc(NULL, n), "realloc(NULL)", n);
+  EXPECT_ENOMEM(reallocarray(NULL, 1, n), "reallocarray(NULL, 1)", n);
+  EXPECT_ENOMEM(aligned_alloc(64, n), "aligned_alloc(64)", n);
+  EXPECT_ENOMEM(aligned_alloc(4 * MiB, n), "aligned_alloc(4 MiB)", n);
+  EXPECT_ENOMEM(melloc_aligned_alloc(128, n), "melloc_aligned_alloc(128)", n);
+  EXPECT_ENOMEM(memalign(64, n), "memalign(64)", n);
+  EXPECT_ENOMEM(valloc(n), "valloc", n);
+  EXPECT_ENOMEM(pvalloc(n), "pvalloc", n);
+  static const size_t aligns[] = {8, 16, 64, PAGE, MiB, 16 * MiB};
+  for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+    void *sentinel = (void *)0x5e5e;
+    void *p = sentinel;
+    errno = EXDEV;
+    ck_assert_int_eq(posix_memalign(&p, aligns[i], n), ENOMEM);
+    ck_assert_ptr_eq(p, sentinel);
+    ck_assert_int_eq(melloc_posix_memalign(&p, aligns[i], n), ENOMEM);
+    ck_assert_ptr_eq(p, sentinel);
+    ck_assert_int_eq(errno, EXDEV);
+  }
+}
+END_TEST
+
+START_TEST(test_huge_alignment_enomem) {
+  /* The largest power of two: valid, but no mapping can be that aligned. */
+  size_t a = hide_size((size_t)1 << (sizeof(size_t) * 8 - 1));
+  void *sentinel = (void *)0x5e5e, *p = sentinel;
+  ck_assert_int_eq(posix_memalign(&p, a, 1), ENOMEM);
+  ck_assert_ptr_eq(p, sentinel);
+  EXPECT_ENOMEM(aligned_alloc(a, 1), "aligned_alloc(2^63)", 1);
+  EXPECT_ENOMEM(memalign(a, 100), "memalign(2^63)", 100);
+}
+END_TEST
+
+START_TEST(test_calloc_overflow) {
+  static const size_t pairs[][2] = {
+      {SIZE_MAX / 2 + 1, 3}, {3, SIZE_MAX / 2 + 1}, {SIZE_MAX / 2 + 1, 2}, {SIZE_MAX, SIZE_MAX},
+      {(size_t)1 << 32, (size_t)1 << 32}, {SIZE_MAX / 16 + 1, 16}, {2, SIZE_MAX}};
+  for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+    size_t a = hide_size(pairs[i][0]), b = hide_size(pairs[i][1]);
+    EXPECT_ENOMEM(calloc(a, b), "calloc", i);
+    EXPECT_ENOMEM(melloc_calloc(a, b), "melloc_calloc", i);
+    EXPECT_ENOMEM(reallocarray(NULL, a, b), "reallocarray(NULL)", i);
+  }
+}
+END_TEST
+
+/* A failed realloc (or reallocarray) leaves the old block as it was. */
+static const size_t realloc_fail_from[] = {100, SMALL_MAX, 100000, LARGE_MAX, 5 * MiB};
+
+START_TEST(test_failed_realloc_keeps_block) {
+  size_t n = realloc_fail_from[_i];
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  size_t u = malloc_usable_size(p);
+  fill_any(p, n, 21);
+  static const size_t bad[] = {SIZE_MAX, SIZE_MAX - 4095, (size_t)PTRDIFF_MAX + 1,
+                               (size_t)PTRDIFF_MAX - 2 * PAGE};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    size_t m = hide_size(bad[i]);
+    EXPECT_ENOMEM(realloc(p, m), "realloc", m);
+    EXPECT_ENOMEM(melloc_realloc(p, m), "melloc_realloc", m);
+    ck_assert_uint_eq(malloc_usable_size(p), u);
+    ck_assert_msg(check_any(p, n, n, 21) == n, "failed realloc to %zu damaged the block", m);
+  }
+  EXPECT_ENOMEM(reallocarray(p, hide_size(SIZE_MAX / 2 + 1), 3), "reallocarray overflow", n);
+  EXPECT_ENOMEM(reallocarray(p, 3, hide_size(SIZE_MAX / 2 + 1)), "reallocarray overflow", n);
+  EXPECT_ENOMEM(reallocarray(p, hide_size(SIZE_MAX / 2), 2), "reallocarray too big", n);
+  ck_assert_uint_eq(check_any(p, n, n, 21), n);
+  /* Still a live block: it can grow, and be freed. */
+  p = realloc(p, n + 1000);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(check_any(p, n, n, 21), n);
+  free(p);
+}
+END_TEST
+
+/* Alignments that are not a power of two multiple of sizeof(void *). */
+static const size_t bad_posix_aligns[] = {0, 1, 2, 3, 4, 12, 24, 48, 100, 4097, SIZE_MAX,
+                                          ((size_t)1 << 40) + 8};
+
+START_TEST(test_posix_memalign_einval) {
+  size_t a = hide_size(bad_posix_aligns[_i]);
+  static const size_t sizes[] = {0, 16, 100000, 5 * MiB};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    void *sentinel = (void *)0xdeadbeef, *p = sentinel;
+    errno = EXDEV;
+    ck_assert_int_eq(posix_memalign(&p, a, sizes[i]), EINVAL);
+    ck_assert_ptr_eq(p, sentinel);
+    ck_assert_int_eq(melloc_posix_memalign(&p, a, sizes[i]), EINVAL);
+    ck_assert_ptr_eq(p, sentinel);
+    ck_assert_int_eq(errno, EXDEV);
+  }
+}
+END_TEST
+
+START_TEST(test_aligned_alloc_einval) {
+  static const size_t aligns[] = {0, 3, 5, 24, 48, 100, 4097, SIZE_MAX};
+  for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+    size_t a = hide_size(aligns[i]);
+    errno = 0;
+    ck_assert_ptr_null(aligned_alloc(a, 16));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(melloc_aligned_alloc(a, 64));
+    ck_assert_int_eq(errno, EINVAL);
+  }
+  /* glibc's memalign refuses only alignments above the largest power of two. */
+  errno = 0;
+  ck_assert_ptr_null(memalign(hide_size(SIZE_MAX), 16));
+  ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+/* ---- errno ---- */
+
+/* free never changes errno, whatever it frees (a huge block is unmapped at once). */
+START_TEST(test_free_preserves_errno) {
+  static const int values[] = {ENOENT, EXDEV, 12345};
+  for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+    void *small = malloc(16), *small2 = malloc(8000), *large = malloc(100000);
+    void *huge = malloc(8 * MiB), *unmapped = malloc(HUGE_UNMAPPED_SIZE);
+    void *aligned = aligned_alloc(MiB, 3 * MiB), *z = malloc(0);
+    ck_assert(small && small2 && large && huge && unmapped && aligned && z);
+    memset(unmapped, 1, PAGE);
+    void *blocks[] = {small, small2, large, huge, unmapped, aligned, z, NULL};
+    for (size_t k = 0; k < sizeof(blocks) / sizeof(blocks[0]); k++) {
+      errno = values[v];
+      if (k % 3 == 1)
+        melloc_free(blocks[k]);
+      else
+        free(blocks[k]);
+      ck_assert_msg(errno == values[v], "free of block %zu changed errno to %d", k, errno);
+    }
+    ck_assert(is_unmapped(hide(unmapped), HUGE_UNMAPPED_SIZE));
+  }
+  /* Enough small frees to overflow the thread cache and flush to the bins. */
+  enum { N = 2000 };
+  static void *p[N];
+  for (int k = 0; k < N; k++) {
+    p[k] = malloc(48);
+    ck_assert_ptr_nonnull(p[k]);
+  }
+  for (int k = 0; k < N; k++) {
+    errno = ENOTDIR;
+    free(p[k]);
+    ck_assert_msg(errno == ENOTDIR, "free of small block %d changed errno to %d", k, errno);
+  }
+}
+END_TEST
+
+/* free preserves errno while other threads contend for the same bins.
+   KNOWN BUG (fails with high probability, not always): a free that flushes the thread
+   cache to a contended bin waits in mlc_mutex_lock_slow() (src/util.c), whose
+   mlc_os_futex_wait() (src/os.c) calls syscall(SYS_futex, ...); when the lock is
+   released between the exchange and the wait, the kernel returns EAGAIN and syscall()
+   stores it in errno, so free() returns with errno == EAGAIN. */
+enum { CONTEND_THREADS = 8, CONTEND_BLOCKS = 2048, CONTEND_ITERS = 300 };
+static void *contend_pool[CONTEND_THREADS][CONTEND_BLOCKS];
+static pthread_barrier_t contend_barrier;
+
+struct contend_result {
+  long changed;
+  int last;
+};
+
+static void *contend_thread(void *arg) {
+  int me = (int)(intptr_t)arg;
+  struct contend_result *r = calloc(1, sizeof(*r));
+  if (!r) return NULL;
+  for (int it = 0; it < CONTEND_ITERS; it++) {
+    for (int i = 0; i < CONTEND_BLOCKS; i++) contend_pool[me][i] = malloc(64);
+    pthread_barrier_wait(&contend_barrier);
+    /* Another thread's blocks: their bins belong to its arena, shared with others. */
+    int from = (me + 1 + it % (CONTEND_THREADS - 1)) % CONTEND_THREADS;
+    for (int i = 0; i < CONTEND_BLOCKS; i++) {
+      errno = ENOTDIR;
+      free(contend_pool[from][i]);
+      if (errno != ENOTDIR) {
+        r->changed++;
+        r->last = errno;
+      }
+    }
+    pthread_barrier_wait(&contend_barrier);
+  }
+  return r;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+START_TEST(test_free_preserves_errno_contended) {
+  double start = now_s();
+  long changed = 0;
+  int last = 0, rounds = 0;
+  /* Rounds of fresh threads (fresh arena assignments) for up to two seconds. */
+  while (changed == 0 && now_s() - start < 2.0) {
+    pthread_t t[CONTEND_THREADS];
+    ck_assert_int_eq(pthread_barrier_init(&contend_barrier, NULL, CONTEND_THREADS), 0);
+    for (int i = 0; i < CONTEND_THREADS; i++)
+      ck_assert_int_eq(pthread_create(&t[i], NULL, contend_thread, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < CONTEND_THREADS; i++) {
+      void *ret = NULL;
+      ck_assert_int_eq(pthread_join(t[i], &ret), 0);
+      ck_assert_ptr_nonnull(ret);
+      struct contend_result *r = ret;
+      changed += r->changed;
+      if (r->changed) last = r->last;
+      free(r);
+    }
+    pthread_barrier_destroy(&contend_barrier);
+    rounds++;
+  }
+  ck_assert_msg(changed == 0, "%ld contended frees changed errno (last to %d) in %d rounds",
+                changed, last, rounds);
+}
+END_TEST
+
+/* ---- Out of memory ---- */
+
+static size_t vm_size(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f) {
+    if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+    fclose(f);
+  }
+  return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+enum { OOM_MAX_BLOCKS = 1 << 16 };
+static void *oom_blocks[OOM_MAX_BLOCKS];
+
+/* Allocates blocks of n bytes until the address-space limit refuses; returns how many. */
+static size_t exhaust(size_t n, size_t *count) {
+  size_t got = 0;
+  for (;;) {
+    ck_assert_msg(*count < OOM_MAX_BLOCKS, "no ENOMEM after %zu blocks", *count);
+    errno = 0;
+    void *p = malloc(n);
+    if (!p) {
+      ck_assert_msg(errno == ENOMEM, "malloc(%zu) failed with errno %d", n, errno);
+      return got;
+    }
+    *(volatile char *)p = 1;
+    oom_blocks[(*count)++] = p;
+    got++;
+  }
+}
+
+/* Running out of address space gives NULL with ENOMEM in every tier, and leaves the
+   allocator working: the freed memory is reused at the same limit, and with the limit
+   raised again, new memory is used. */
+START_TEST(test_out_of_memory_recovers) {
+  struct rlimit old, lim;
+  ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+  size_t vm = vm_size();
+  ck_assert_uint_gt(vm, 0);
+  lim = old;
+  lim.rlim_cur = vm + 96 * MiB;
+  if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < lim.rlim_cur) lim.rlim_cur = old.rlim_cur;
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+
+  size_t count = 0;
+  size_t huge = exhaust(8 * MiB, &count);
+  size_t large = exhaust(256 * KiB, &count);
+  size_t small = exhaust(2048, &count);
+  ck_assert_msg(huge + large + small > 0, "nothing could be allocated under the limit");
+  void *sentinel = (void *)0x77, *p = sentinel;
+  ck_assert_int_eq(posix_memalign(&p, MiB, 8 * MiB), ENOMEM);
+  ck_assert_ptr_eq(p, sentinel);
+  EXPECT_ENOMEM(calloc(1, 8 * MiB), "calloc at the limit", 8 * MiB);
+  EXPECT_ENOMEM(aligned_alloc(4 * MiB, 16 * MiB), "aligned_alloc at the limit", 16 * MiB);
+
+  while (count > 0) free(oom_blocks[--count]);
+
+  /* Same limit: what was freed is usable again. */
+  void *a = malloc(8 * MiB), *b = malloc(256 * KiB), *c = malloc(2048), *d = calloc(1, 100000);
+  ck_assert_msg(a && b && c && d, "allocation failed after freeing at the same limit: %p %p %p %p",
+                a, b, c, d);
+  memset(a, 1, 8 * MiB);
+  ck_assert(is_zero(d, 100000));
+  free(a);
+  free(b);
+  free(c);
+  free(d);
+
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+  char *big = malloc(128 * MiB);
+  ck_assert_ptr_nonnull(big);
+  fill_sparse(big, 128 * MiB, 8);
+  ck_assert_uint_eq(check_sparse(big, 128 * MiB, 8), 128 * MiB);
+  free(big);
+  for (int k = 0; k < 1000; k++) {
+    oom_blocks[k] = malloc(100 + (size_t)k * 37);
+    ck_assert_ptr_nonnull(oom_blocks[k]);
+  }
+  for (int k = 0; k < 1000; k++) free(oom_blocks[k]);
+}
+END_TEST
+
+/* ---- Suite ---- */
+
+#define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static Suite *api_suite(void) {
+  Suite *s = suite_create("api");
+  TCase *tc;
+
+  tc = tcase_create("version");
+  tcase_add_test(tc, test_version);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("basics");
+  tcase_add_test(tc, test_malloc_zero_unique);
+  tcase_add_test(tc, test_free_null);
+  tcase_add_test(tc, test_realloc_null_is_malloc);
+  tcase_add_test(tc, test_prefixed_and_standard_interoperate);
+  tcase_add_test(tc, test_free_sized_frees);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("usable_size");
+  tcase_set_timeout(tc, 30);
+  tcase_add_loop_test(tc, test_usable_small_sizes, 0, USABLE_SLICES);
+  tcase_add_loop_test(tc, test_usable_big_sizes, 0, NELEMS(big_sizes));
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("alignment");
+  tcase_set_timeout(tc, 30);
+  /* log2 of sizeof(void *) .. 4 MiB, and to 16 MiB for posix_memalign. */
+  tcase_add_loop_test(tc, test_posix_memalign_alignments, 3, 25);
+  tcase_add_loop_test(tc, test_aligned_alloc_alignments, 3, 23);
+  tcase_add_loop_test(tc, test_memalign_alignments, 3, 23);
+  tcase_add_loop_test(tc, test_melloc_aligned_alignments, 3, 23);
+  tcase_add_loop_test(tc, test_aligned_many, 5, 14);
+  tcase_add_test(tc, test_memalign_rounds_alignment);
+  tcase_add_test(tc, test_valloc);
+  tcase_add_test(tc, test_pvalloc);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("calloc");
+  tcase_set_timeout(tc, 30);
+  tcase_add_loop_test(tc, test_calloc_zeroes_reused_memory, 0, NELEMS(calloc_sizes));
+  tcase_add_test(tc, test_calloc_count_times_size);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("realloc");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_realloc_small_steps);
+  tcase_add_loop_test(tc, test_realloc_tier_chain, 0, NELEMS(realloc_chains));
+  tcase_add_test(tc, test_realloc_huge_grow_shrink);
+  tcase_add_test(tc, test_realloc_huge_grow_with_neighbour);
+  tcase_add_test(tc, test_realloc_large);
+  tcase_add_test(tc, test_realloc_same_size_in_place);
+  tcase_add_test(tc, test_realloc_zero_frees);
+  tcase_add_test(tc, test_reallocarray);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("errors");
+  tcase_add_loop_test(tc, test_impossible_sizes_enomem, 0, NELEMS(impossible_sizes));
+  tcase_add_test(tc, test_huge_alignment_enomem);
+  tcase_add_test(tc, test_calloc_overflow);
+  tcase_add_loop_test(tc, test_failed_realloc_keeps_block, 0, NELEMS(realloc_fail_from));
+  tcase_add_loop_test(tc, test_posix_memalign_einval, 0, NELEMS(bad_posix_aligns));
+  tcase_add_test(tc, test_aligned_alloc_einval);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("errno");
+  tcase_add_test(tc, test_free_preserves_errno);
+  tcase_add_test(tc, test_free_preserves_errno_contended);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("out_of_memory");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_out_of_memory_recovers);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(api_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
