@@ -191,9 +191,12 @@ void mlc_tcache_free_slow(void *p) {
     mlc_free_nonsmall(p);
     return;
   }
+  /* free() preserves errno: creating a cache or starting the collector may set it. */
+  int saved = errno;
   mlc_tcache_t *tc = mlc_tcache_get();
   if (!tc || mlc_tcache_cap[cls] == 0) {
     mlc_bin_free_batch(&p, 1, cls);
+    errno = saved;
     return;
   }
   mlc_tcache_owner_enter(tc);
@@ -204,6 +207,7 @@ void mlc_tcache_free_slow(void *p) {
   head[-1] = p;
   mlc_store(&tc->b->head[cls], head - 1);
   mlc_tcache_owner_exit(tc);
+  errno = saved;
 }
 
 static void mlc_tcache_flush_all(mlc_tcache_t *tc) {

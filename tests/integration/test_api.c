@@ -893,12 +893,9 @@ START_TEST(test_free_preserves_errno) {
 }
 END_TEST
 
-/* free preserves errno while other threads contend for the same bins.
-   KNOWN BUG (fails with high probability, not always): a free that flushes the thread
-   cache to a contended bin waits in mlc_mutex_lock_slow() (src/util.c), whose
-   mlc_os_futex_wait() (src/os.c) calls syscall(SYS_futex, ...); when the lock is
-   released between the exchange and the wait, the kernel returns EAGAIN and syscall()
-   stores it in errno, so free() returns with errno == EAGAIN. */
+/* free preserves errno while other threads contend for the same bins: a free that
+   flushes its cache to a contended bin waits on a futex, whose EAGAIN must not leak
+   into errno (this caught exactly that bug). */
 enum { CONTEND_THREADS = 8, CONTEND_BLOCKS = 2048, CONTEND_ITERS = 300 };
 static void *contend_pool[CONTEND_THREADS][CONTEND_BLOCKS];
 static pthread_barrier_t contend_barrier;
