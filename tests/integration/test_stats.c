@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: MIT */
+/* Statistics and settings through the public API: counts that add up exactly after a
+   known sequence of allocations, the extensible struct's size contract, the settings by
+   name with their errors, settings that take effect (in child processes run with other
+   MELLOC_CONF), the collection entry points, the glibc extensions, and the text and JSON
+   output.  main() re-executes the test with MELLOC_CONF=gc:false so that no collector
+   moves objects between the caches and the bins while it counts; each test runs in its
+   own forked process (check's default), on one thread.  Between two snapshots the tests
+   call no check macro: those allocate. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <malloc.h>
+#include <melloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TEST_CONF "gc:false"
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define PAGE_UP(n) (((n) + 4095) & ~(size_t)4095)
+
+static melloc_stats_t snap(void) {
+  melloc_stats_t st;
+  memset(&st, 0, sizeof(st));
+  st.size = sizeof(st);
+  if (melloc_stats_get(&st) != 0) abort();
+  return st;
+}
+
+/* ---- Counts that add up ---- */
+
+enum { NOBJ = 300, NFREED = 110 };
+static void *objs[NOBJ];
+
+/* NOBJ objects of class _i's exact size, NFREED of them freed: the class's live count
+   grows by NOBJ - NFREED, every other class's stays, and the bytes follow. */
+START_TEST(test_class_live) {
+  melloc_stats_t a = snap();
+  size_t size = a.classes[_i].size;
+  for (int k = 0; k < NOBJ; k++) objs[k] = malloc(size);
+  for (int k = 0; k < NFREED; k++) free(objs[k * 2]);
+  melloc_stats_t b = snap();
+  for (int k = 0; k < NOBJ; k++)
+    if (k >= 2 * NFREED || k % 2) ck_assert_ptr_nonnull(objs[k]);
+  ck_assert_uint_gt(size, 0);
+  for (unsigned c = 0; c < MELLOC_STATS_NCLASSES; c++) {
+    uint64_t want = c == (unsigned)_i ? NOBJ - NFREED : 0;
+    ck_assert_msg(b.classes[c].live - a.classes[c].live == want,
+                  "class %u (%zu bytes): live %llu -> %llu, want +%llu", c, b.classes[c].size,
+                  (unsigned long long)a.classes[c].live, (unsigned long long)b.classes[c].live,
+                  (unsigned long long)want);
+    ck_assert_uint_eq(b.classes[c].size, a.classes[c].size);
+  }
+  ck_assert_uint_eq(b.small_allocated - a.small_allocated, (NOBJ - NFREED) * size);
+  ck_assert_uint_eq(b.allocated - a.allocated, (NOBJ - NFREED) * size);
+  ck_assert_uint_eq(b.large_allocated, a.large_allocated);
+  ck_assert_uint_eq(b.huge_allocated, a.huge_allocated);
+  /* Objects leave the bins for the caller or a cache, never vanish. */
+  ck_assert_uint_ge(b.classes[_i].nmalloc - a.classes[_i].nmalloc, NOBJ - NFREED);
+  ck_assert_uint_eq(b.allocated, b.small_allocated + b.large_allocated + b.huge_allocated);
+  for (int k = 0; k < NOBJ; k++)
+    if (k >= 2 * NFREED || k % 2) free(objs[k]);
+  melloc_stats_t c = snap();
+  ck_assert_uint_eq(c.classes[_i].live, a.classes[_i].live);
+  ck_assert_uint_eq(c.allocated, a.allocated);
+}
+END_TEST
+
+/* The class sizes are the documented ones: 16-byte steps to 128, then four per doubling. */
+START_TEST(test_class_sizes) {
+  melloc_stats_t st = snap();
+  ck_assert_uint_eq(st.version, MELLOC_STATS_VERSION);
+  ck_assert_uint_eq(st.size, sizeof(st));
+  ck_assert_uint_eq(st.classes[0].size, 16);
+  ck_assert_uint_eq(st.classes[7].size, 128);
+  ck_assert_uint_eq(st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
+  for (unsigned c = 1; c < MELLOC_STATS_NCLASSES; c++) {
+    ck_assert_uint_gt(st.classes[c].size, st.classes[c - 1].size);
+    /* malloc of the class size is that class, one more byte is the next one */
+    void *p = malloc(st.classes[c - 1].size + 1);
+    ck_assert_uint_eq(melloc_usable_size(p), st.classes[c].size);
+    free(p);
+  }
+}
+END_TEST
+
+/* Large blocks count whole 4 KiB pages, however they were made. */
+START_TEST(test_large_bytes) {
+  static const size_t sizes[] = {8193, 16384, 100000, 2 * MiB};
+  void *p[4];
+  melloc_stats_t a = snap();
+  for (int k = 0; k < 4; k++) p[k] = malloc(sizes[k]);
+  melloc_stats_t b = snap();
+  void *q = malloc(9000);
+  void *q2 = realloc(q, 20000); /* grows in place, or moves: 20480 bytes either way */
+  melloc_stats_t c = snap();
+  void *q3 = realloc(q2, 12000); /* shrinks in place */
+  melloc_stats_t d = snap();
+  for (int k = 0; k < 4; k++) ck_assert_ptr_nonnull(p[k]);
+  ck_assert_ptr_nonnull(q3);
+  size_t want = 0;
+  for (int k = 0; k < 4; k++) {
+    want += PAGE_UP(sizes[k]);
+    ck_assert_uint_eq(melloc_usable_size(p[k]), PAGE_UP(sizes[k]));
+  }
+  ck_assert_uint_eq(b.large_allocated - a.large_allocated, want);
+  ck_assert_uint_eq(b.small_allocated, a.small_allocated);
+  ck_assert_uint_eq(b.huge_allocated, a.huge_allocated);
+  ck_assert_uint_eq(b.allocated - a.allocated, want);
+  ck_assert_uint_eq(c.large_allocated - b.large_allocated, 20480);
+  ck_assert_uint_eq(d.large_allocated - b.large_allocated, 12288);
+  for (int k = 0; k < 4; k++) free(p[k]);
+  free(q3);
+  melloc_stats_t e = snap();
+  ck_assert_uint_eq(e.large_allocated, a.large_allocated);
+  ck_assert_uint_eq(e.allocated, a.allocated);
+}
+END_TEST
+
+/* Huge blocks (above 2 MiB) count their pages, through realloc too. */
+START_TEST(test_huge_bytes) {
+  melloc_stats_t a = snap();
+  void *p = malloc(2 * MiB + 1);
+  void *q = malloc(5 * MiB + 100);
+  melloc_stats_t b = snap();
+  void *r = malloc(3 * MiB);
+  void *r2 = realloc(r, 9 * MiB + 1); /* grow */
+  melloc_stats_t c = snap();
+  void *r3 = realloc(r2, 7 * MiB + 5000); /* shrink */
+  melloc_stats_t d = snap();
+  ck_assert_ptr_nonnull(p);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_ptr_nonnull(r3);
+  ck_assert_uint_eq(b.huge_allocated - a.huge_allocated, 2 * MiB + 4096 + 5 * MiB + 4096);
+  ck_assert_uint_eq(b.large_allocated, a.large_allocated);
+  ck_assert_uint_eq(b.allocated - a.allocated, 7 * MiB + 8192);
+  ck_assert_uint_ge(b.mapped - a.mapped, 7 * MiB + 8192);
+  ck_assert_uint_eq(c.huge_allocated - b.huge_allocated, 9 * MiB + 4096);
+  ck_assert_uint_eq(d.huge_allocated - b.huge_allocated, 7 * MiB + 8192);
+  ck_assert_uint_eq(melloc_usable_size(r3), 7 * MiB + 8192);
+  free(p);
+  free(q);
+  free(r3);
+  melloc_stats_t e = snap();
+  ck_assert_uint_eq(e.huge_allocated, a.huge_allocated);
+  ck_assert_uint_eq(e.allocated, a.allocated);
+}
+END_TEST
+
+/* ---- The extensible struct ---- */
+
+struct padded {
+  melloc_stats_t st;
+  unsigned char after[64];
+};
+
+static bool all_bytes(const void *p, size_t n, unsigned char v) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    if (b[i] != v) return false;
+  return true;
+}
+
+/* A caller that knows fewer fields gets only those: the rest of its buffer is untouched. */
+START_TEST(test_stats_smaller_size) {
+  static const size_t sizes[] = {offsetof(melloc_stats_t, narenas),
+                                 offsetof(melloc_stats_t, mapped),
+                                 offsetof(melloc_stats_t, cached),
+                                 offsetof(melloc_stats_t, classes),
+                                 offsetof(melloc_stats_t, classes[5]),
+                                 sizeof(melloc_stats_t) - 1};
+  for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    struct padded buf;
+    memset(&buf, 0xa5, sizeof(buf));
+    buf.st.size = sizes[k];
+    ck_assert_int_eq(melloc_stats_get(&buf.st), 0);
+    ck_assert_uint_eq(buf.st.size, sizes[k]);
+    ck_assert_uint_eq(buf.st.version, MELLOC_STATS_VERSION);
+    ck_assert_msg(all_bytes((char *)&buf + sizes[k], sizeof(buf) - sizes[k], 0xa5),
+                  "bytes written past size %zu", sizes[k]);
+    if (sizes[k] > offsetof(melloc_stats_t, narenas)) ck_assert_uint_ge(buf.st.narenas, 1);
+  }
+}
+END_TEST
+
+/* A caller built against a later, larger struct gets this library's size back. */
+START_TEST(test_stats_larger_size) {
+  struct padded buf;
+  memset(&buf, 0xa5, sizeof(buf));
+  buf.st.size = sizeof(buf);
+  ck_assert_int_eq(melloc_stats_get(&buf.st), 0);
+  ck_assert_uint_eq(buf.st.size, sizeof(melloc_stats_t));
+  ck_assert(all_bytes(buf.after, sizeof(buf.after), 0xa5));
+  ck_assert_uint_eq(buf.st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
+}
+END_TEST
+
+START_TEST(test_stats_einval) {
+  ck_assert_int_eq(melloc_stats_get(NULL), EINVAL);
+  static const size_t tiny[] = {0, 1, sizeof(size_t), offsetof(melloc_stats_t, narenas) - 1};
+  for (unsigned k = 0; k < sizeof(tiny) / sizeof(tiny[0]); k++) {
+    struct padded buf;
+    memset(&buf, 0xa5, sizeof(buf));
+    buf.st.size = tiny[k];
+    ck_assert_int_eq(melloc_stats_get(&buf.st), EINVAL);
+    ck_assert_uint_eq(buf.st.size, tiny[k]);
+    ck_assert(all_bytes((char *)&buf + sizeof(size_t), sizeof(buf) - sizeof(size_t), 0xa5));
+  }
+}
+END_TEST
+
+/* ---- Settings by name ---- */
+
+static const char *const keys[] = {"narenas",        "tcache",   "tcache_max",
+                                   "gc",             "gc_interval_ms", "decay_ms",
+                                   "stats_print",    "stats_format",   "trace"};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static bool is_number(const char *s) {
+  if (!*s) return false;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9') return false;
+  return true;
+}
+
+/* Every key reads back, in its kind's syntax, with this process's settings. */
+START_TEST(test_option_get_all) {
+  char v[64];
+  for (unsigned k = 0; k < NKEYS; k++) {
+    memset(v, 0, sizeof(v));
+    ck_assert_msg(melloc_option_get(keys[k], v, sizeof(v)) == 0, "get %s", keys[k]);
+    ck_assert_msg(is_number(v) || !strcmp(v, "true") || !strcmp(v, "false") ||
+                      !strcmp(v, "text") || !strcmp(v, "json"),
+                  "%s = '%s'", keys[k], v);
+  }
+  /* The defaults (README, melloc(7)) under MELLOC_CONF=gc:false. */
+  static const char *const want[][2] = {
+      {"tcache", "true"},   {"tcache_max", "8192"},   {"gc", "false"},
+      {"gc_interval_ms", "1000"}, {"decay_ms", "3000"}, {"stats_print", "false"},
+      {"stats_format", "text"}};
+  for (unsigned k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+    ck_assert_int_eq(melloc_option_get(want[k][0], v, sizeof(v)), 0);
+    ck_assert_msg(!strcmp(v, want[k][1]), "%s = '%s', want '%s'", want[k][0], v, want[k][1]);
+  }
+  /* narenas: the arenas in use, the number the statistics give */
+  ck_assert_int_eq(melloc_option_get("narenas", v, sizeof(v)), 0);
+  melloc_stats_t st = snap();
+  ck_assert_uint_eq(strtoul(v, NULL, 10), st.narenas);
+  ck_assert_uint_ge(st.narenas, 1);
+}
+END_TEST
+
+START_TEST(test_option_errors) {
+  char v[64] = "untouched";
+  ck_assert_int_eq(melloc_option_get("no_such_option", v, sizeof(v)), ENOENT);
+  ck_assert_int_eq(melloc_option_get("", v, sizeof(v)), ENOENT);
+  ck_assert_int_eq(melloc_option_get(NULL, v, sizeof(v)), ENOENT);
+  ck_assert_int_eq(melloc_option_get("gc:false", v, sizeof(v)), ENOENT);
+  ck_assert_int_eq(melloc_option_get("GC", v, sizeof(v)), ENOENT);
+  ck_assert_str_eq(v, "untouched");
+  ck_assert_int_eq(melloc_option_set("no_such_option", "1"), ENOENT);
+  ck_assert_int_eq(melloc_option_set(NULL, "1"), ENOENT);
+  /* bad values, runtime keys or not */
+  static const char *const bad[][2] = {
+      {"gc", "maybe"},           {"gc", ""},           {"gc", "true "},
+      {"gc_interval_ms", "0"},   {"gc_interval_ms", "3600001"}, {"gc_interval_ms", "12a"},
+      {"gc_interval_ms", "-1"},  {"decay_ms", "3600001"},   {"decay_ms", "99999999999999999999"},
+      {"stats_format", "xml"},   {"stats_print", "yes"},    {"trace", "2"},
+      {"narenas", "0"},          {"narenas", "257"},        {"tcache_max", "8193"},
+      {"tcache", "off-ish"}};
+  for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+    ck_assert_msg(melloc_option_set(bad[k][0], bad[k][1]) == EINVAL, "set %s '%s'", bad[k][0],
+                  bad[k][1]);
+  ck_assert_int_eq(melloc_option_set("gc", NULL), EINVAL);
+  /* a bad value changed nothing */
+  ck_assert_int_eq(melloc_option_get("gc_interval_ms", v, sizeof(v)), 0);
+  ck_assert_str_eq(v, "1000");
+}
+END_TEST
+
+/* Settings fixed at start-up refuse another value, and accept their own. */
+START_TEST(test_option_eperm) {
+  ck_assert_int_eq(melloc_option_set("tcache", "false"), EPERM);
+  ck_assert_int_eq(melloc_option_set("tcache_max", "4096"), EPERM);
+  ck_assert_int_eq(melloc_option_set("tcache_max", "0"), EPERM);
+  char v[32];
+  ck_assert_int_eq(melloc_option_get("narenas", v, sizeof(v)), 0);
+  char other[32];
+  snprintf(other, sizeof(other), "%lu", strtoul(v, NULL, 10) % 256 + 1);
+  ck_assert_int_eq(melloc_option_set("narenas", other), EPERM);
+  ck_assert_int_eq(melloc_option_set("tcache", "true"), 0);
+  ck_assert_int_eq(melloc_option_set("tcache", "on"), 0);
+  ck_assert_int_eq(melloc_option_set("tcache_max", "8192"), 0);
+  /* unchanged */
+  ck_assert_int_eq(melloc_option_get("tcache", v, sizeof(v)), 0);
+  ck_assert_str_eq(v, "true");
+  ck_assert_int_eq(melloc_option_get("tcache_max", v, sizeof(v)), 0);
+  ck_assert_str_eq(v, "8192");
+}
+END_TEST
+
+/* ERANGE exactly when the value and its NUL do not fit; the buffer is untouched then. */
+START_TEST(test_option_erange) {
+  char v[16];
+  memset(v, 'x', sizeof(v));
+  ck_assert_int_eq(melloc_option_get("gc_interval_ms", v, 4), ERANGE); /* "1000" + NUL = 5 */
+  ck_assert(all_bytes(v, sizeof(v), 'x'));
+  ck_assert_int_eq(melloc_option_get("gc_interval_ms", v, 5), 0);
+  ck_assert_str_eq(v, "1000");
+  ck_assert_int_eq(melloc_option_get("gc", v, 0), ERANGE);
+  ck_assert_int_eq(melloc_option_get("gc", v, 5), ERANGE); /* "false" */
+  ck_assert_int_eq(melloc_option_get("gc", v, 6), 0);
+  ck_assert_str_eq(v, "false");
+  ck_assert_int_eq(melloc_option_get("gc", NULL, 0), ERANGE);
+}
+END_TEST
+
+static void expect_option(const char *name, const char *want) {
+  char v[32];
+  ck_assert_int_eq(melloc_option_get(name, v, sizeof(v)), 0);
+  ck_assert_msg(!strcmp(v, want), "%s = '%s', want '%s'", name, v, want);
+}
+
+/* The runtime settings change and read back in the canonical spelling. */
+START_TEST(test_option_set_runtime) {
+  ck_assert_int_eq(melloc_option_set("gc_interval_ms", "250"), 0);
+  expect_option("gc_interval_ms", "250");
+  ck_assert_int_eq(melloc_option_set("gc_interval_ms", "3600000"), 0);
+  expect_option("gc_interval_ms", "3600000");
+  ck_assert_int_eq(melloc_option_set("decay_ms", "0"), 0);
+  expect_option("decay_ms", "0");
+  ck_assert_int_eq(melloc_option_set("stats_format", "json"), 0);
+  expect_option("stats_format", "json");
+  ck_assert_int_eq(melloc_option_set("stats_format", "text"), 0);
+  expect_option("stats_format", "text");
+  ck_assert_int_eq(melloc_option_set("stats_print", "1"), 0);
+  expect_option("stats_print", "true");
+  ck_assert_int_eq(melloc_option_set("stats_print", "off"), 0);
+  expect_option("stats_print", "false");
+  ck_assert_int_eq(melloc_option_set("trace", "false"), 0);
+  expect_option("trace", "false");
+}
+END_TEST
+
+/* ---- Collection ---- */
+
+enum { NCHURN = 20000 };
+static void *churn_objs[NCHURN];
+
+/* Frees a lot, leaving this thread's cache full and slabs empty. */
+static void churn(void) {
+  for (int k = 0; k < NCHURN; k++) churn_objs[k] = malloc(16 + (size_t)(k % 64) * 16);
+  for (int k = 0; k < NCHURN; k++) free(churn_objs[k]);
+}
+
+START_TEST(test_collect) {
+  churn();
+  melloc_stats_t a = snap();
+  size_t purged = melloc_collect();
+  melloc_stats_t b = snap();
+  size_t again = melloc_collect();
+  ck_assert_uint_gt(a.cached, 0);
+  ck_assert_uint_gt(purged, 0);
+  ck_assert_uint_eq(b.cached, 0);
+  ck_assert_uint_eq(b.allocated, a.allocated);
+  ck_assert_uint_eq(b.purged - a.purged, purged);
+  ck_assert_uint_eq(b.gc_passes - a.gc_passes, 1);
+  /* nothing left to give back */
+  ck_assert_uint_eq(again, 0);
+}
+END_TEST
+
+START_TEST(test_malloc_trim) {
+  churn();
+  melloc_stats_t a = snap();
+  int r = malloc_trim(0);
+  melloc_stats_t b = snap();
+  int again = malloc_trim(0);
+  ck_assert_uint_gt(a.cached, 0);
+  ck_assert_int_eq(r, 1);
+  ck_assert_uint_eq(b.cached, 0);
+  ck_assert_uint_eq(b.allocated, a.allocated);
+  ck_assert_uint_gt(b.purged, a.purged);
+  ck_assert_int_eq(again, 0); /* nothing left */
+}
+END_TEST
+
+/* ---- glibc extensions ---- */
+
+START_TEST(test_mallinfo2) {
+  void *p[3] = {malloc(100), malloc(50000), malloc(3 * MiB)};
+  melloc_stats_t a = snap();
+  struct mallinfo2 mi = mallinfo2();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* the old one is still a name */
+  struct mallinfo m1 = mallinfo();
+#pragma GCC diagnostic pop
+  ck_assert_ptr_nonnull(p[0]);
+  ck_assert_uint_eq(mi.uordblks, a.allocated);
+  ck_assert_uint_eq(mi.hblkhd, a.huge_allocated);
+  ck_assert_uint_ge(a.huge_allocated, 3 * MiB);
+  ck_assert_uint_eq(mi.fsmblks, a.cached);
+  ck_assert_uint_eq(mi.uordblks + mi.fordblks, a.mapped);
+  ck_assert_int_eq(m1.uordblks, (int)a.allocated);
+  for (int k = 0; k < 3; k++) free(p[k]);
+  ck_assert_int_eq(mallopt(M_TRIM_THRESHOLD, 1 << 20), 1);
+}
+END_TEST
+
+/* ---- Output ---- */
+
+static char out[64 * 1024];
+static size_t out_len;
+static int out_calls;
+
+static void collect_out(void *opaque, const char *text) {
+  ck_assert_ptr_eq(opaque, out);
+  size_t n = strlen(text);
+  if (out_len + n < sizeof(out)) {
+    memcpy(out + out_len, text, n + 1);
+    out_len += n;
+  }
+  out_calls++;
+}
+
+START_TEST(test_print_text) {
+  void *p = malloc(640);
+  out_len = 0;
+  out[0] = '\0';
+  ck_assert_int_eq(melloc_stats_print(collect_out, out, "text"), 0);
+  free(p);
+  char header[64];
+  snprintf(header, sizeof(header), "___ melloc %s statistics ___\n", melloc_version());
+  ck_assert_msg(strncmp(out, header, strlen(header)) == 0, "text starts: %.80s", out);
+  melloc_stats_t st = snap();
+  char line[64];
+  snprintf(line, sizeof(line), "\narenas:              %u\n", st.narenas);
+  ck_assert_ptr_nonnull(strstr(out, line));
+  /* the 640-byte class has a row */
+  ck_assert_ptr_nonnull(strstr(out, "\n     640 "));
+  ck_assert_uint_eq(out[out_len - 1], '\n');
+  /* NULL and "text" are the same format */
+  size_t len = out_len;
+  out_len = 0;
+  ck_assert_int_eq(melloc_stats_print(collect_out, out, NULL), 0);
+  ck_assert_uint_eq(out_len, len);
+  ck_assert_int_eq(melloc_stats_print(collect_out, out, "xml"), EINVAL);
+  ck_assert_int_eq(melloc_stats_print(collect_out, out, ""), EINVAL);
+}
+END_TEST
+
+/* The JSON parses, has every field and 32 classes, and says what melloc_stats_get says. */
+START_TEST(test_print_json) {
+  if (system("python3 -c pass 2>/dev/null") != 0) {
+    fprintf(stderr, "test_print_json: no python3, JSON not checked\n");
+    return;
+  }
+  void *p = malloc(3000);
+  out_len = 0;
+  out_calls = 0;
+  melloc_stats_t st = snap();
+  int r = melloc_stats_print(collect_out, out, "json");
+  ck_assert_int_eq(r, 0);
+  ck_assert_int_gt(out_calls, 1);
+  ck_assert_uint_lt(out_len + 1, sizeof(out));
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd),
+           "python3 -c '"
+           "import json, sys\n"
+           "d = json.load(sys.stdin)\n"
+           "a = [int(x) for x in sys.argv[1:]]\n"
+           "keys = {\"version\", \"stats_version\", \"narenas\", \"mapped\", \"resident\", "
+           "\"allocated\", \"small_allocated\", \"large_allocated\", \"huge_allocated\", "
+           "\"cached\", \"purged\", \"gc\", \"classes\"}\n"
+           "assert set(d) == keys, set(d) ^ keys\n"
+           "assert d[\"version\"] == \"%s\", d[\"version\"]\n"
+           "assert set(d[\"gc\"]) == {\"passes\", \"objects_returned\"}\n"
+           "c = d[\"classes\"]\n"
+           "assert len(c) == 32, len(c)\n"
+           "assert all(set(x) == {\"size\", \"nmalloc\", \"nfree\", \"live\", \"slabs\"} for x in c)\n"
+           "assert [x[\"size\"] for x in c] == sorted(x[\"size\"] for x in c)\n"
+           "assert d[\"small_allocated\"] == sum(x[\"size\"] * x[\"live\"] for x in c)\n"
+           "got = [d[\"stats_version\"], d[\"narenas\"], d[\"allocated\"], d[\"small_allocated\"], "
+           "d[\"large_allocated\"], d[\"huge_allocated\"], d[\"cached\"], d[\"mapped\"], "
+           "c[25][\"size\"], c[25][\"live\"], c[25][\"nmalloc\"]]\n"
+           "assert got == a, (got, a)\n"
+           "' %u %u %zu %zu %zu %zu %zu %zu %zu %llu %llu",
+           melloc_version(), st.version, st.narenas, st.allocated, st.small_allocated,
+           st.large_allocated, st.huge_allocated, st.cached, st.mapped, st.classes[25].size,
+           (unsigned long long)st.classes[25].live, (unsigned long long)st.classes[25].nmalloc);
+  free(p);
+  ck_assert_uint_eq(st.classes[25].size, 3072);
+  ck_assert_uint_ge(st.classes[25].live, 1);
+  FILE *py = popen(cmd, "w");
+  ck_assert_ptr_nonnull(py);
+  fwrite(out, 1, out_len, py);
+  int status = pclose(py);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "python3 rejected: %.200s", out);
+  ck_assert_int_eq(melloc_stats_print(collect_out, out, "JSON"), EINVAL);
+}
+END_TEST
+
+/* ---- Settings that take effect: child processes with other MELLOC_CONF ---- */
+
+/* 1 when a thread of this process is named melloc-gc. */
+static bool gc_thread_exists(void) {
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  bool found = false;
+  while (d && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[128], name[64] = "";
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (fgets(name, sizeof(name), f) && strcmp(name, "melloc-gc\n") == 0) found = true;
+    fclose(f);
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+/* Waits up to 2 s for the collector thread to appear. */
+static bool gc_thread_appears(void) {
+  for (int k = 0; k < 200; k++) {
+    if (gc_thread_exists()) return true;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+static void *thread_allocates(void *arg) {
+  (void)arg;
+  churn();
+  return NULL;
+}
+
+#define CHILD_CHECK(e)                                                \
+  do {                                                                \
+    if (!(e)) {                                                       \
+      fprintf(stderr, "%s:%d: child: failed: %s\n", __FILE__, __LINE__, #e); \
+      return 1;                                                       \
+    }                                                                 \
+  } while (0)
+
+static int child_main(const char *what) {
+  char v[32];
+  if (!strcmp(what, "tcache-off")) {
+    melloc_stats_t a = snap();
+    churn();
+    melloc_stats_t b = snap();
+    CHILD_CHECK(melloc_option_get("tcache", v, sizeof(v)) == 0 && !strcmp(v, "false"));
+    CHILD_CHECK(b.cached == 0);
+    /* every malloc and free went to the bins, one by one */
+    uint64_t m = 0, f = 0;
+    for (unsigned c = 0; c < MELLOC_STATS_NCLASSES; c++) {
+      m += b.classes[c].nmalloc - a.classes[c].nmalloc;
+      f += b.classes[c].nfree - a.classes[c].nfree;
+    }
+    CHILD_CHECK(m == NCHURN && f == NCHURN);
+    CHILD_CHECK(b.allocated == a.allocated);
+    return 0;
+  }
+  if (!strcmp(what, "narenas-1")) {
+    melloc_stats_t st = snap();
+    CHILD_CHECK(st.narenas == 1);
+    CHILD_CHECK(melloc_option_get("narenas", v, sizeof(v)) == 0 && !strcmp(v, "1"));
+    CHILD_CHECK(melloc_option_set("narenas", "1") == 0);
+    CHILD_CHECK(melloc_option_set("narenas", "2") == EPERM);
+    /* a second thread shares the one arena */
+    pthread_t t;
+    CHILD_CHECK(pthread_create(&t, NULL, thread_allocates, NULL) == 0);
+    pthread_join(t, NULL);
+    CHILD_CHECK(snap().narenas == 1);
+    return 0;
+  }
+  if (!strcmp(what, "gc-off")) {
+    churn();
+    pthread_t t;
+    CHILD_CHECK(pthread_create(&t, NULL, thread_allocates, NULL) == 0);
+    pthread_join(t, NULL);
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHILD_CHECK(!gc_thread_exists());
+    CHILD_CHECK(snap().gc_passes == 0);
+    /* and turning it on at run time starts it */
+    CHILD_CHECK(melloc_option_set("gc", "true") == 0);
+    CHILD_CHECK(gc_thread_appears());
+    return 0;
+  }
+  if (!strcmp(what, "gc-on")) {
+    /* The control for gc-off: the same work shows the thread when the collector is on. */
+    churn();
+    CHILD_CHECK(gc_thread_appears());
+    return 0;
+  }
+  fprintf(stderr, "child: unknown '%s'\n", what);
+  return 2;
+}
+
+/* Runs this program as child WHAT with MELLOC_CONF=CONF; its exit status. */
+static int run_child(const char *what, const char *conf) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("MELLOC_CONF", conf, 1);
+    execl("/proc/self/exe", "test_stats", "--child", what, (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+START_TEST(test_tcache_off) { ck_assert_int_eq(run_child("tcache-off", "tcache:false,gc:false"), 0); }
+END_TEST
+START_TEST(test_narenas_one) { ck_assert_int_eq(run_child("narenas-1", "narenas:1"), 0); }
+END_TEST
+START_TEST(test_gc_off) { ck_assert_int_eq(run_child("gc-off", "gc:false"), 0); }
+END_TEST
+START_TEST(test_gc_on) { ck_assert_int_eq(run_child("gc-on", "gc:true"), 0); }
+END_TEST
+START_TEST(test_child_unknown) { ck_assert_int_eq(run_child("no-such-child", "gc:false"), 2); }
+END_TEST
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--child")) return child_main(argv[2]);
+  const char *conf = getenv("MELLOC_CONF");
+  if (!conf || strcmp(conf, TEST_CONF) != 0) {
+    setenv("MELLOC_CONF", TEST_CONF, 1);
+    execv("/proc/self/exe", argv);
+    perror("test_stats: execv /proc/self/exe");
+    return EXIT_FAILURE;
+  }
+  Suite *s = suite_create("stats");
+  TCase *tc = tcase_create("counts");
+  tcase_add_loop_test(tc, test_class_live, 0, MELLOC_STATS_NCLASSES);
+  tcase_add_test(tc, test_class_sizes);
+  tcase_add_test(tc, test_large_bytes);
+  tcase_add_test(tc, test_huge_bytes);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("struct");
+  tcase_add_test(tc, test_stats_smaller_size);
+  tcase_add_test(tc, test_stats_larger_size);
+  tcase_add_test(tc, test_stats_einval);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("options");
+  tcase_add_test(tc, test_option_get_all);
+  tcase_add_test(tc, test_option_errors);
+  tcase_add_test(tc, test_option_eperm);
+  tcase_add_test(tc, test_option_erange);
+  tcase_add_test(tc, test_option_set_runtime);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("collect");
+  tcase_add_test(tc, test_collect);
+  tcase_add_test(tc, test_malloc_trim);
+  tcase_add_test(tc, test_mallinfo2);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("output");
+  tcase_add_test(tc, test_print_text);
+  tcase_add_test(tc, test_print_json);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("settings in effect");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_tcache_off);
+  tcase_add_test(tc, test_narenas_one);
+  tcase_add_test(tc, test_gc_off);
+  tcase_add_test(tc, test_gc_on);
+  tcase_add_test(tc, test_child_unknown);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
