@@ -212,7 +212,7 @@ def quartiles(xs):
     return q[0], q[2]
 
 
-def summarize(rows, vs, allocs, baseline):
+def summarize(rows, vs, allocs, baseline, stat="median"):
     summary = {}
     for v in vs:
         per = {}
@@ -235,7 +235,7 @@ def summarize(rows, vs, allocs, baseline):
             if not b or "wall_s" not in s or "wall_s" not in b:
                 continue
             if v.kind != "idle":
-                s["time_ratio"] = s["wall_s"]["median"] / b["wall_s"]["median"]
+                s["time_ratio"] = s["wall_s"][stat] / b["wall_s"][stat]
             mem = "rss_after_kb" if v.kind == "idle" else "maxrss_kb"
             if mem in s and mem in b and b[mem]["median"] > 0:
                 s["memory_ratio"] = s[mem]["median"] / b[mem]["median"]
@@ -285,7 +285,7 @@ def report(summary, vs, allocs, baseline, machine, args, rows):
             return "FAIL" if s.get("failures") else "-"
         m = s[key]
         spread = (m["max"] - m["min"]) / 2 / m["median"] * 100 if m["median"] else 0
-        txt = "%.*f" % (prec, m["median"] * scale)
+        txt = "%.*f" % (prec, m[args.stat if key == "wall_s" else "median"] * scale)
         if s["ok"] > 1:
             txt += " ±%.0f%%" % spread
         if s.get("failures"):
@@ -294,7 +294,7 @@ def report(summary, vs, allocs, baseline, machine, args, rows):
 
     timed = [v for v in vs if v.kind != "idle"]
     if timed:
-        out.append("Wall time, seconds: median ±half the min-max range, as % of the median")
+        out.append("Wall time, seconds: %s ±half the min-max range, as %% of the median" % args.stat)
         out.append(table(["workload"] + allocs, [[v.name] + [cell(summary[v.name][a], "wall_s") for a in allocs]
                                                   for v in timed]))
         out.append("")
@@ -427,6 +427,9 @@ def parse_args(argv):
     p.add_argument("-o", "--out", default=DEFAULT_OUT, help="output directory (default bench/results/latest)")
     p.add_argument("--bin-dir", default=benchlib.DEFAULT_BIN_DIR,
                    help="where the workload programs are (built there if missing or stale)")
+    p.add_argument("--stat", choices=["median", "min"], default="median",
+                   help="statistic of the wall times in the table, ratios and chart (default median; "
+                        "min is the better estimate on a machine shared with other work)")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a run is killed (default 300)")
     p.add_argument("--no-install", action="store_true", help="do not apt-get install missing allocators")
     p.add_argument("--no-chart", action="store_true", help="skip the gnuplot charts")
@@ -504,7 +507,7 @@ def main(argv=None):
     prog.finish()
 
     done = [v for v in vs if any(r["workload"] == v.name for r in rows)]
-    summary = summarize(rows, done, names, baseline)
+    summary = summarize(rows, done, names, baseline, args.stat)
     text = report(summary, done, names, baseline, machine, args, rows)
     print(text)
     with open(os.path.join(args.out, "results.txt"), "w") as f:
@@ -514,7 +517,7 @@ def main(argv=None):
         if not shutil.which("gnuplot"):
             benchlib.note("gnuplot not found (apt-get install gnuplot-nox): no charts")
         for key, fname, title in (
-                ("time_ratio", "ratio_time.png", "Wall time relative to %s (median of %d run%s)" % (baseline, args.runs, "s" if args.runs > 1 else "")),
+                ("time_ratio", "ratio_time.png", "Wall time relative to %s (%s of %d run%s)" % (baseline, args.stat, args.runs, "s" if args.runs > 1 else "")),
                 ("memory_ratio", "ratio_memory.png", "Memory relative to %s (peak RSS; idle-*: RSS after the wait)"
                  % baseline)):
             png = chart(summary, done, names, baseline, args.out, key, fname, title)
@@ -522,7 +525,7 @@ def main(argv=None):
                 charts.append(png)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"machine": machine, "baseline": baseline, "allocators": allocs,
-                   "options": {"runs": args.runs, "idle_runs": args.idle_runs, "scale": args.scale,
+                   "options": {"stat": args.stat, "runs": args.runs, "idle_runs": args.idle_runs, "scale": args.scale,
                                "threads": args.thread_list, "idle_sleep": args.idle_sleep,
                                "idle_mib": args.idle_mib, "interrupted": interrupted},
                    "foreign_cpu_s": sum(r.get("foreign_cpu_s", 0.0) for r in rows),
