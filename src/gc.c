@@ -25,14 +25,17 @@
  * bottom (the oldest objects), and moves empty down.
  *
  * To measure "not touched since the last pass" the collector lowers lw to head at the
- * end of each pass.  An owner that read the old lw an instant before may still complete
- * one pop past the new lw; that is why the range starts at max(lw, head), read at the
- * next pass, after that pop has completed.  For the owner to see the new lw by then, the
- * collector issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) after lowering: every
- * running thread of the process executes a full barrier, so every later fast path loads
- * the new lw.  Without membarrier (old kernels, some sandboxes) the collector relies on
- * the next pass being at least a millisecond later, far beyond the time stores take to
- * become visible on every supported processor.
+ * end of each pass.  An owner that loaded the old lw an instant before may still
+ * complete one pop past the new lw, however long it is preempted in between: that pop
+ * takes the object at head (the head it loaded, which stays the published head until it
+ * stores head + 1).  So the range the collector takes from starts at max(lw, head + 1):
+ * the object at head is never taken, and at most one object per class stays with an
+ * idle thread.  For every later fast path of the owner to see the new lw, the collector
+ * issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) after lowering: every running
+ * thread of the process executes a full barrier (a thread not running has been through
+ * a context switch, which is one).  Without membarrier (old kernels, some sandboxes)
+ * the collector relies on stores becoming visible within the pass interval, which every
+ * supported processor does in far less than the minimum interval of a millisecond.
  *
  * A thread that exits during a pass: the collector holds the registry lock for the whole
  * pass, and an exiting thread unregisters (under that lock) before its cache is
@@ -130,7 +133,9 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     void **head = mlc_load_acq(&tc->b->head[c]);
     void **lw = tc->b->lw[c], **empty = tc->empty[c];
-    void **lo = head > lw ? head : lw;
+    /* head + 1: the owner may be stalled inside one pop that loaded an old lw (see the
+       protocol above); the object at head is never taken. */
+    void **lo = head + 1 > lw ? head + 1 : lw;
     size_t untouched = lo < empty ? (size_t)(empty - lo) : 0;
     size_t k = everything ? untouched
                : idle    ? mlc_gc_piece(untouched, tc->gc_idle_passes)
