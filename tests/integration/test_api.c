@@ -1110,6 +1110,7 @@ static Suite *api_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("errno");
+  tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_free_preserves_errno);
   tcase_add_test(tc, test_free_preserves_errno_contended);
   suite_add_tcase(s, tc);
