@@ -6,8 +6,9 @@
 #   man/melloc.{1,3,7}  the command, the API, the settings and the collector
 #   make check          also runs tests/integration/test_stats (statistics and settings
 #                       through the API) and tests/tools/test_melloc_cmd.sh (the command
-#                       on real programs, against the build tree's library)
-#   make man-check      groff -ww on the man pages (warnings are errors)
+#                       on real programs, against the build tree's library) and
+#                       tests/tools/test_man.sh (the pages render without a warning, as
+#                       lintian runs them, and name every function, key and option)
 
 bin_PROGRAMS = tools/melloc
 tools_melloc_SOURCES = tools/melloc.c
@@ -23,15 +24,8 @@ tests_integration_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-
 tests_integration_test_stats_LDADD = libmelloc.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 endif
 
-TESTS += tests/tools/test_melloc_cmd.sh
-EXTRA_DIST += tests/tools/test_melloc_cmd.sh
+TESTS += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh
+EXTRA_DIST += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh
 # The script runs the command it tests and preloads the library: both must be built.
 tests/tools/test_melloc_cmd.log: tools/melloc$(EXEEXT) libmelloc.la
 
-man-check:
-	@for m in $(dist_man_MANS); do \
-	  out=`LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 groff -ww -z -man $(srcdir)/$$m 2>&1`; \
-	  if [ -n "$$out" ]; then echo "$$m: $$out"; exit 1; fi; \
-	done; echo "man pages: no warnings"
-
-.PHONY: man-check

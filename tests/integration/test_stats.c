@@ -528,9 +528,9 @@ static bool gc_thread_exists(void) {
   return found;
 }
 
-/* Waits up to 2 s for the collector thread to appear. */
+/* Waits up to 5 s for the collector thread to appear. */
 static bool gc_thread_appears(void) {
-  for (int k = 0; k < 200; k++) {
+  for (int k = 0; k < 500; k++) {
     if (gc_thread_exists()) return true;
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -666,6 +666,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_mallinfo2);
   suite_add_tcase(s, tc);
   tc = tcase_create("output");
+  tcase_set_timeout(tc, 30); /* runs python3 */
   tcase_add_test(tc, test_print_text);
   tcase_add_test(tc, test_print_json);
   suite_add_tcase(s, tc);

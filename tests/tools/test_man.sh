@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The man pages: groff and man-db (the way lintian runs them) render them without a
+# warning, and they keep up with the code: every melloc_* function of the header is in
+# melloc(3), every MELLOC_CONF key of src/options.c in melloc(7), every option of the
+# command in melloc(1).
+set -u
+src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+pass=0
+fail=0
+ok() {
+  echo "ok: $1"
+  pass=$((pass + 1))
+}
+bad() {
+  echo "FAIL: $1"
+  fail=$((fail + 1))
+}
+# roff source with the escapes that stand for '-' undone, for the name checks
+plain() { sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "$1"; }
+
+for m in 1 3 7; do
+  page=$src/man/melloc.$m
+  if [ ! -f "$page" ]; then
+    bad "man/melloc.$m missing"
+    continue
+  fi
+  if command -v groff >/dev/null; then
+    out=$(LC_ALL=C.UTF-8 groff -ww -z -man "$page" 2>&1)
+    if [ -z "$out" ]; then ok "melloc.$m: groff -ww -z -man silent"; else bad "melloc.$m: groff: $out"; fi
+  else
+    echo "skip: melloc.$m: no groff"
+  fi
+  if command -v man >/dev/null && man --help 2>&1 | grep -q -- '--warnings'; then
+    out=$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$page" 2>&1 >/dev/null)
+    if [ -z "$out" ]; then ok "melloc.$m: man --warnings silent"; else bad "melloc.$m: man: $out"; fi
+  fi
+  if grep -q "^\.TH MELLOC $m " "$page"; then ok "melloc.$m: .TH section $m"; else bad "melloc.$m: .TH"; fi
+  # the version in the page footer is the package's
+  v=$(sed -n 's/^AC_INIT(\[melloc\], \[\([^]]*\)\].*/\1/p' "$src/configure.ac")
+  if grep -q "^\.TH MELLOC $m [0-9-]* \"melloc $v\"" "$page"; then
+    ok "melloc.$m: version $v"
+  else
+    bad "melloc.$m: .TH does not say melloc $v"
+  fi
+done
+
+# Every public function is named in melloc(3)'s NAME and SYNOPSIS.
+funcs=$(grep -o 'MELLOC_API[^(]* \**melloc_[a-z0-9_]*(' "$src/include/melloc.h.in" |
+  grep -o 'melloc_[a-z0-9_]*' | sort -u)
+[ -n "$funcs" ] || bad "no functions found in include/melloc.h.in"
+for f in $funcs; do
+  name=$(sed -n '/^\.SH NAME/,/^\.SH/p' "$src/man/melloc.3" | plain /dev/stdin | grep -c "\b$f\b")
+  syn=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$src/man/melloc.3" | grep -c "$f(")
+  if [ "$name" -gt 0 ] && [ "$syn" -gt 0 ]; then ok "melloc.3 documents $f"; else bad "melloc.3 lacks $f"; fi
+done
+# ... and every standard name the library exports.
+for f in $(grep -v '^#' "$src/abi/standard-names.txt"); do
+  if grep -q "^\.BR $f ()" "$src/man/melloc.3"; then ok "melloc.3 names $f()"; else bad "melloc.3 lacks $f()"; fi
+done
+
+# Every MELLOC_CONF key has an entry in melloc(7), with its range as the code has it.
+keys=$(sed -n 's/^ *{"\([a-z_]*\)", MLC_OPT_[A-Z0-9]*, .*/\1/p' "$src/src/options.c")
+[ -n "$keys" ] || bad "no keys found in src/options.c"
+for k in $keys; do
+  if grep -Eq "^\.(BI|BR) $k:" "$src/man/melloc.7"; then ok "melloc.7 documents $k"; else bad "melloc.7 lacks $k"; fi
+done
+while IFS= read -r line; do
+  k=$(echo "$line" | sed -n 's/^ *{"\([a-z_]*\)", MLC_OPT_U64, \([0-9]*\), \([0-9A-Z_]*\),.*/\1 \2 \3/p')
+  [ -n "$k" ] || continue
+  set -- $k
+  hi=$3
+  [ "$hi" = MLC_SMALL_MAX ] && hi=8192
+  entry=$(awk -v k="$1" '$0 ~ "^\\.BI " k ":" {p = 1; next} /^\.TP/ {p = 0} p' "$src/man/melloc.7")
+  if echo "$entry" | grep -q "$2 to $hi"; then ok "melloc.7: $1 range $2 to $hi"; else bad "melloc.7: $1 range is not '$2 to $hi'"; fi
+done <"$src/src/options.c"
+
+# ... and its default as src/options.c sets it (narenas: the CPUs, at run time).
+while IFS= read -r line; do
+  k=$(echo "$line" | sed -n 's/^ *opt->\([a-z_]*\) = \([A-Za-z0-9_]*\);.*/\1 \2/p')
+  [ -n "$k" ] || continue
+  set -- $k
+  name=$1
+  want=$2
+  [ "$name" = stats_json ] && name=stats_format && want=$([ "$2" = true ] && echo json || echo text)
+  [ "$want" = MLC_SMALL_MAX ] && want=8192
+  [ "$name" = narenas ] && continue
+  entry=$(awk -v k="$name" '$0 ~ "^\\.(BI|BR) " k ":" {p = 1; next} /^\.TP/ {p = 0} p' "$src/man/melloc.7" |
+    tr '\n' ' ' | sed -e 's/\.BR* //g')
+  if echo "$entry" | grep -Eq "Default: $want\b"; then
+    ok "melloc.7: $name default $want"
+  else
+    bad "melloc.7: $name default is not '$want': $entry"
+  fi
+done < <(sed -n '/^void mlc_options_default/,/^}/p' "$src/src/options.c")
+
+# Every option in the command's usage is in melloc(1).
+for o in $(grep -o -- '--[a-z]*' "$src/tools/melloc.c" | sort -u); do
+  [ "$o" = "--" ] && continue
+  if plain "$src/man/melloc.1" | grep -q -- "$o"; then ok "melloc.1 documents $o"; else bad "melloc.1 lacks $o"; fi
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
