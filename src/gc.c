@@ -169,7 +169,7 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
   }
   mlc_tcache_registry_unlock();
   mlc_gc_fence();
-  uint64_t decay = everything ? 0 : mlc_opt.decay_ms * 1000000u;
+  uint64_t decay = everything ? 0 : mlc_load(&mlc_opt.decay_ms) * 1000000u;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
   purged += mlc_huge_purge(now, decay);
   mlc_gc_passes++;
@@ -187,12 +187,25 @@ size_t mlc_gc_collect_now(void) {
   return mlc_gc_pass_at(mlc_os_now_ns(), true);
 }
 
+static int mlc_gc_wakeword; /* Atomic: bumped to cut the collector's sleep short */
+
+void mlc_gc_wake(void) {
+  __atomic_fetch_add(&mlc_gc_wakeword, 1, __ATOMIC_RELEASE);
+  mlc_os_futex_wake(&mlc_gc_wakeword, 1);
+}
+
 static void *mlc_gc_main(void *arg) {
   (void)arg;
   for (;;) {
-    uint64_t ms = mlc_opt.gc_interval_ms;
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    uint64_t ms = mlc_load(&mlc_opt.gc_interval_ms);
+    uint64_t start = mlc_os_now_ns();
+    int w = __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE);
+    /* Sleep for the interval, unless woken because it changed. */
+    for (;;) {
+      uint64_t elapsed = mlc_os_now_ns() - start;
+      if (elapsed >= ms * 1000000u || __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE) != w)
+        break;
+      mlc_os_futex_wait_ns(&mlc_gc_wakeword, w, ms * 1000000u - elapsed);
     }
     if (mlc_load(&mlc_opt.gc)) mlc_gc_pass_at(mlc_os_now_ns(), false);
   }

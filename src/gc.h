@@ -25,6 +25,9 @@ extern uint64_t mlc_gc_passes;
 extern uint64_t mlc_gc_objects_returned;
 extern uint64_t mlc_gc_bytes_purged;
 
+/* Wakes the collector early (its interval changed).  Any thread. */
+void mlc_gc_wake(void);
+
 void mlc_gc_prefork(void);
 void mlc_gc_postfork_parent(void);
 void mlc_gc_postfork_child(void);

@@ -14,6 +14,7 @@
 #include "init.h"
 #include "os.h"
 #include "sizeclass.h"
+#include "stats.h"
 #include "tcache.h"
 #include "util.h"
 
@@ -51,6 +52,7 @@ bool mlc_boot_slow(void) {
   if (!ok) return false;
   mlc_trace("boot: %u arenas, tcache %s, gc %s", mlc_narenas, mlc_opt.tcache ? "on" : "off",
             mlc_opt.gc ? "on" : "off");
+  if (mlc_opt.stats_print) mlc_stats_keep_stderr();
   if (!__atomic_exchange_n(&mlc_atfork_done, 1, __ATOMIC_ACQ_REL))
     pthread_atfork(mlc_prefork, mlc_postfork_parent, mlc_postfork_child);
   return true;

@@ -11,6 +11,7 @@
 #include "init.h"
 #include "os.h"
 #include "sizeclass.h"
+#include "stats.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -102,11 +103,11 @@ static void mlc_opt_apply(mlc_options_t *opt, const mlc_opt_desc_t *d, uint64_t 
   if (!strcmp(n, "narenas")) opt->narenas = (unsigned)v;
   else if (!strcmp(n, "tcache")) opt->tcache = v;
   else if (!strcmp(n, "tcache_max")) opt->tcache_max = (size_t)v;
-  else if (!strcmp(n, "gc")) opt->gc = v;
-  else if (!strcmp(n, "gc_interval_ms")) opt->gc_interval_ms = v;
-  else if (!strcmp(n, "decay_ms")) opt->decay_ms = v;
-  else if (!strcmp(n, "stats_print")) opt->stats_print = v;
-  else if (!strcmp(n, "stats_format")) opt->stats_json = v;
+  else if (!strcmp(n, "gc")) mlc_store(&opt->gc, (bool)v);
+  else if (!strcmp(n, "gc_interval_ms")) mlc_store(&opt->gc_interval_ms, v);
+  else if (!strcmp(n, "decay_ms")) mlc_store(&opt->decay_ms, v);
+  else if (!strcmp(n, "stats_print")) mlc_store(&opt->stats_print, (bool)v);
+  else if (!strcmp(n, "stats_format")) mlc_store(&opt->stats_json, (bool)v);
   else if (!strcmp(n, "trace")) mlc_trace_on = mlc_config_debug && v;
 }
 
@@ -115,11 +116,11 @@ static uint64_t mlc_opt_value(const mlc_options_t *opt, const mlc_opt_desc_t *d)
   if (!strcmp(n, "narenas")) return opt->narenas;
   if (!strcmp(n, "tcache")) return opt->tcache;
   if (!strcmp(n, "tcache_max")) return opt->tcache_max;
-  if (!strcmp(n, "gc")) return opt->gc;
-  if (!strcmp(n, "gc_interval_ms")) return opt->gc_interval_ms;
-  if (!strcmp(n, "decay_ms")) return opt->decay_ms;
-  if (!strcmp(n, "stats_print")) return opt->stats_print;
-  if (!strcmp(n, "stats_format")) return opt->stats_json;
+  if (!strcmp(n, "gc")) return mlc_load(&opt->gc);
+  if (!strcmp(n, "gc_interval_ms")) return mlc_load(&opt->gc_interval_ms);
+  if (!strcmp(n, "decay_ms")) return mlc_load(&opt->decay_ms);
+  if (!strcmp(n, "stats_print")) return mlc_load(&opt->stats_print);
+  if (!strcmp(n, "stats_format")) return mlc_load(&opt->stats_json);
   return mlc_trace_on;
 }
 
@@ -185,8 +186,13 @@ int mlc_option_set(const char *name, const char *value) {
   uint64_t v;
   if (!value || !mlc_opt_parse_value(d, value, strlen(value), &v)) return EINVAL;
   if (!mlc_boot()) return ENOMEM;
-  if (!d->runtime) return mlc_opt_value(&mlc_opt, d) == v ? 0 : EPERM;
+  if (!d->runtime) {
+    uint64_t cur = !strcmp(d->name, "narenas") ? mlc_narenas_now() : mlc_opt_value(&mlc_opt, d);
+    return cur == v ? 0 : EPERM;
+  }
   mlc_opt_apply(&mlc_opt, d, v);
   if (!strcmp(d->name, "gc") && v) mlc_gc_ensure_started();
+  if (!strcmp(d->name, "gc_interval_ms")) mlc_gc_wake();
+  if (!strcmp(d->name, "stats_print") && v) mlc_stats_keep_stderr();
   return 0;
 }

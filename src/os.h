@@ -29,6 +29,8 @@ uint64_t mlc_os_now_ns(void);
 unsigned mlc_os_ncpus(void);
 void mlc_os_futex_wait(int *word, int expected);
 void mlc_os_futex_wake(int *word, int n);
+/* Waits while *word == expected, at most ns nanoseconds. */
+void mlc_os_futex_wait_ns(int *word, int expected, uint64_t ns);
 void mlc_os_write_stderr(const char *buf, size_t len);
 long mlc_os_gettid(void);
 

@@ -182,10 +182,36 @@ MLC_EXPORT int melloc_option_set(const char *name, const char *value) {
   return mlc_option_set(name, value);
 }
 
+static int mlc_stats_fd = -1; /* Atomic: a duplicate of stderr for the exit report */
+
+void mlc_stats_keep_stderr(void) {
+  if (__atomic_load_n(&mlc_stats_fd, __ATOMIC_ACQUIRE) >= 0) return;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+  int expected = -1;
+  if (fd >= 0 && !__atomic_compare_exchange_n(&mlc_stats_fd, &expected, fd, false,
+                                              __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    close(fd);
+}
+
+static void mlc_write_fd(void *opaque, const char *text) {
+  int fd = *(int *)opaque;
+  size_t len = strlen(text);
+  while (len) {
+    ssize_t w = write(fd, text, len);
+    if (w <= 0) return;
+    text += w;
+    len -= (size_t)w;
+  }
+}
+
 /* Statistics at exit when MELLOC_CONF asked for them. */
 __attribute__((destructor)) static void mlc_stats_at_exit(void) {
-  if (mlc_load_acq(&mlc_boot_state) == 2 && mlc_opt.stats_print)
-    melloc_stats_print(NULL, NULL, mlc_opt.stats_json ? "json" : "text");
+  if (mlc_load_acq(&mlc_boot_state) != 2 || !mlc_load(&mlc_opt.stats_print)) return;
+  int fd = __atomic_load_n(&mlc_stats_fd, __ATOMIC_ACQUIRE);
+  if (fd < 0) fd = 2;
+  int saved = errno;
+  melloc_stats_print(mlc_write_fd, &fd, mlc_load(&mlc_opt.stats_json) ? "json" : "text");
+  errno = saved;
 }
 
 /* ---- The glibc extensions ---- */

@@ -13,4 +13,8 @@
 /* Fills st (all of it: the caller's size was checked by the caller). */
 void mlc_stats_gather(melloc_stats_t *st);
 
+/* Keeps a duplicate of stderr for the statistics printed at exit: many programs (the
+   GNU core utilities among them) close stderr in an atexit handler first. */
+void mlc_stats_keep_stderr(void);
+
 #endif /* MLC_STATS_H */
