@@ -21,7 +21,8 @@ ABI_LIB = $(builddir)/.libs/libmelloc.so
 
 DEBIAN_FILES = debian/changelog debian/control debian/copyright debian/rules \
 	debian/source/format debian/libmelloc0.install debian/libmelloc0.symbols \
-	debian/libmelloc-dev.install debian/not-installed debian/tests/control debian/tests/link
+	debian/libmelloc-dev.install debian/melloc.install debian/not-installed \
+	debian/tests/control debian/tests/link debian/tests/command
 
 EXTRA_DIST += tests/check_symbols.sh abi/standard-names.txt abi/abi-check.sh \
 	abi/libmelloc.so.0.abi rpm/melloc.spec .ci/packaging.sh $(DEBIAN_FILES)

@@ -8,7 +8,8 @@
 #      runs lintian (no error, no warning but initial-upload-closes-no-bugs);
 #   4. installs the .debs, checks the installed library's exported symbols, compiles and
 #      runs a program against them through pkg-config (dynamic and -static) and under
-#      LD_PRELOAD (debian/tests/link, the autopkgtest), and removes them again;
+#      LD_PRELOAD, runs the melloc command (debian/tests/link and debian/tests/command,
+#      the autopkgtests), and removes them again;
 #   5. builds the RPMs from the `make dist` tarball (rpmbuild -ta --nodeps: Debian has no
 #      RPM database of the build dependencies) and checks their file lists;
 #   6. runs make abi-check against the committed baseline in abi/.
@@ -74,7 +75,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/melloc-packaging.XXXXXX")
 installed=0
 cleanup() {
   if [ "$installed" -eq 1 ]; then
-    apt-get purge -y -qq libmelloc-dev libmelloc0 > /dev/null 2>&1 || true
+    apt-get purge -y -qq melloc libmelloc-dev libmelloc0 > /dev/null 2>&1 || true
   fi
   rm -rf "$work"
 }
@@ -109,18 +110,19 @@ echo "lintian: no errors, no warnings"
 step "install the .debs, link and run through pkg-config"
 installed=1
 apt-get install -y -qq --no-install-recommends "$work"/deb/libmelloc0_*.deb \
-  "$work"/deb/libmelloc-dev_*.deb > /dev/null
-dpkg -L libmelloc0 libmelloc-dev | grep -E 'libmelloc|melloc\.(h|pc)'
+  "$work"/deb/libmelloc-dev_*.deb "$work"/deb/melloc_*.deb > /dev/null
+dpkg -L libmelloc0 libmelloc-dev melloc | grep -E 'libmelloc|melloc\.(h|pc|[137]\.gz)$|bin/melloc$'
 libdir=$(pkg-config --variable=libdir melloc)
 top_srcdir=$here sh tests/check_symbols.sh "$libdir/libmelloc.so.0" ||
   fail "the installed library exports the wrong symbols"
 AUTOPKGTEST_TMP="$work/link" && mkdir -p "$AUTOPKGTEST_TMP" && export AUTOPKGTEST_TMP
 sh debian/tests/link || fail "debian/tests/link (the autopkgtest) failed"
-apt-get purge -y -qq libmelloc-dev libmelloc0 > /dev/null
+sh debian/tests/command || fail "debian/tests/command (the autopkgtest) failed"
+apt-get purge -y -qq melloc libmelloc-dev libmelloc0 > /dev/null
 installed=0
 status=$(dpkg-query -W -f='${Status}' libmelloc0 2> /dev/null || true)
 [ "$status" != "install ok installed" ] || fail "libmelloc0 is still installed"
-echo "removed libmelloc0 and libmelloc-dev"
+echo "removed melloc, libmelloc0 and libmelloc-dev"
 
 # ---- 5. RPMs from make dist, and the ABI check on the same build ----
 step "make dist"
@@ -165,8 +167,9 @@ expect() { # package, then extended regexps that its file list must match
   done
   echo "$pkg: $(wc -l <<< "$list") files, including $*"
 }
-expect melloc '/libmelloc\.so\.0$' '/libmelloc\.so\.0\.[0-9.]+$' '/COPYING$'
-expect melloc-devel '/include/melloc\.h$' '/pkgconfig/melloc\.pc$' '/libmelloc\.so$'
+expect melloc '/libmelloc\.so\.0$' '/libmelloc\.so\.0\.[0-9.]+$' '/COPYING$' '/bin/melloc$' \
+  '/man1/melloc\.1' '/man7/melloc\.7'
+expect melloc-devel '/include/melloc\.h$' '/pkgconfig/melloc\.pc$' '/libmelloc\.so$' '/man3/melloc\.3'
 expect melloc-static '/libmelloc\.a$'
 all=$(find "$work/rpm/RPMS" -name '*.rpm' ! -name '*debug*' -exec rpm -qlp {} +)
 if grep -E '\.la$' <<< "$all"; then
