@@ -154,6 +154,12 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
     } else {
       mlc_chunk_t *c = ent;
       if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("invalid realloc (freed or never allocated)", p);
+      /* Same page count: nothing to do, and no lock (the run length of a live block is
+         stable; a bad pointer reads 0 and goes to the checked path). */
+      uintptr_t off = (uintptr_t)p - (uintptr_t)c;
+      size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->l.npages[off >> MLC_PAGE_SHIFT]);
+      if (np && size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np)
+        return p;
       old = mlc_arena_large_usable(c, p);
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(c, p, size))
         return p;

@@ -21,14 +21,20 @@ static unsigned mlc_arena_next; /* Atomic: round-robin cursor */
    rest after the decay delay). */
 #define MLC_ARENA_SPARE_MAX 8
 
+mlc_arena_t *mlc_arena_new(unsigned ind) {
+  mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
+  if (!a) return NULL;
+  a->ind = ind;
+  for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
+  return a;
+}
+
 bool mlc_arena_boot(unsigned n) {
   if (n < 1) n = 1;
   if (n > MLC_MAX_ARENAS) n = MLC_MAX_ARENAS;
   for (unsigned i = 0; i < n; i++) {
-    mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
+    mlc_arena_t *a = mlc_arena_new(i);
     if (!a) return false;
-    a->ind = i;
-    for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
     mlc_arenas[i] = a;
   }
   mlc_narenas = n;

@@ -16,6 +16,9 @@ extern mlc_arena_t *mlc_arenas[];
 extern unsigned mlc_narenas;
 #define MLC_MAX_ARENAS 256
 
+/* A new arena numbered ind, not in mlc_arenas (boot adds it there).  NULL when the
+   kernel refuses memory. */
+mlc_arena_t *mlc_arena_new(unsigned ind);
 /* Creates n arenas (clamped to 1..MLC_MAX_ARENAS); during boot only. */
 bool mlc_arena_boot(unsigned n);
 /* The next arena in round-robin order, for a thread's first allocation. */

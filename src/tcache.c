@@ -28,7 +28,14 @@ void *mlc_dummy_slot[2];
 
 static const mlc_tbins_t mlc_tbins_dummy = MLC_DUMMY_BINS;
 
-MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW};
+MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW, 0};
+
+/* A thread that has only freed so far gives its first frees straight back to their bins:
+   a block handed over by another thread and freed first thing must not come back to
+   the new thread from its own cache, next to the blocks of the thread that made it
+   (passive false sharing, Hoard's cache-scratch).  A thread that keeps freeing (a
+   consumer) gets its cache after this many. */
+#define MLC_TCACHE_DIRECT_FREES 64
 
 static pthread_key_t mlc_tcache_key;
 static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
@@ -119,10 +126,12 @@ static mlc_tcache_t *mlc_tcache_create(void) {
 }
 
 /* The calling thread's cache, creating it on first use; NULL when the thread goes to
-   the bins directly (caches off, exiting, or creating its cache right now). */
-static mlc_tcache_t *mlc_tcache_get(void) {
+   the bins directly (caches off, exiting, creating its cache right now, or a free among
+   a new thread's first ones). */
+static mlc_tcache_t *mlc_tcache_get(bool for_free) {
   if (MLC_LIKELY(mlc_tsd.state == MLC_TSD_CACHED)) return mlc_tsd.tc;
   if (mlc_tsd.state != MLC_TSD_NEW) return NULL;
+  if (for_free && mlc_tsd.direct_frees++ < MLC_TCACHE_DIRECT_FREES) return NULL;
   if (!mlc_boot()) return NULL;
   if (!mlc_opt.tcache) {
     mlc_tsd.state = MLC_TSD_UNCACHED;
@@ -146,7 +155,7 @@ void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
 
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
-  mlc_tcache_t *tc = mlc_tcache_get();
+  mlc_tcache_t *tc = mlc_tcache_get(false);
   if (!tc || mlc_tcache_cap[cls] == 0) {
     void *p;
     if (!mlc_boot()) return NULL;
@@ -193,7 +202,7 @@ void mlc_tcache_free_slow(void *p) {
   }
   /* free() preserves errno: creating a cache or starting the collector may set it. */
   int saved = errno;
-  mlc_tcache_t *tc = mlc_tcache_get();
+  mlc_tcache_t *tc = mlc_tcache_get(true);
   if (!tc || mlc_tcache_cap[cls] == 0) {
     mlc_bin_free_batch(&p, 1, cls);
     errno = saved;

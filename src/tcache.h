@@ -27,6 +27,7 @@ typedef struct mlc_tsd_s {
   mlc_tcache_t *tc;   /* NULL when there is no cache */
   mlc_arena_t *arena; /* assigned on the first allocation */
   int state;
+  unsigned direct_frees; /* frees before the cache exists (see mlc_tcache_get) */
 } mlc_tsd_t;
 
 extern MLC_TLS mlc_tsd_t mlc_tsd;

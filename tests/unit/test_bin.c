@@ -4,10 +4,8 @@
 /* A private arena, so the counts below are exactly this test's. */
 static mlc_arena_t *new_arena(void) {
   mlc_boot();
-  mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
+  mlc_arena_t *a = mlc_arena_new(200);
   ck_assert_ptr_nonnull(a);
-  a->ind = 200;
-  for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
   return a;
 }
 

@@ -3,9 +3,8 @@
 
 static mlc_arena_t *new_arena(void) {
   mlc_boot();
-  mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
-  a->ind = 202;
-  for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
+  mlc_arena_t *a = mlc_arena_new(202);
+  ck_assert_ptr_nonnull(a);
   return a;
 }
 
