@@ -128,20 +128,43 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
   if (align < MLC_CHUNK) align = MLC_CHUNK;
 
-  /* Reuse a cached mapping of the same size class: within 25% above the request. */
+  /* Reuse a cached mapping: the smallest that is large enough, its tail given back;
+     else the largest smaller one, grown by mremap.  Either way the pages it already
+     has stay resident and are not faulted in again. */
   mlc_mutex_lock(&mlc_huge_lock);
-  mlc_huge_t **pp = &mlc_huge_cache, *h;
-  for (; (h = *pp) != NULL; pp = &h->next) {
-    if (h->size >= sz && h->size - sz <= sz / 4 && ((uintptr_t)h->addr & (align - 1)) == 0) {
-      *pp = h->next;
-      mlc_huge_cached -= h->size;
-      mlc_huge_live += h->size;
-      h->in_use = true;
-      h->next = NULL;
-      mlc_mutex_unlock(&mlc_huge_lock);
-      if (zero) memset(h->addr, 0, h->size);
-      return h->addr;
+  mlc_huge_t **pp, *h, **best = NULL, **below = NULL;
+  for (pp = &mlc_huge_cache; (h = *pp) != NULL; pp = &h->next) {
+    if (((uintptr_t)h->addr & (align - 1)) != 0) continue;
+    if (h->size >= sz) {
+      if (!best || h->size < (*best)->size) best = pp;
+    } else if (!below || h->size > (*below)->size) {
+      below = pp;
     }
+  }
+  if (!best && align == MLC_CHUNK) best = below;
+  if (best) {
+    h = *best;
+    *best = h->next;
+    mlc_huge_cached -= h->size;
+    mlc_huge_live += h->size;
+    h->in_use = true;
+    h->next = NULL;
+    mlc_mutex_unlock(&mlc_huge_lock);
+    size_t had = h->size;
+    /* Up to twice the request is kept whole: giving the tail back only to fault it in
+       again for the next, larger request costs more than the memory. */
+    void *p = (h->size >= sz && h->size - sz <= sz) ? h->addr : mlc_huge_realloc(h, sz);
+    if (p) {
+      if (zero) memset(p, 0, MLC_MIN(had, sz)); /* pages grown into are fresh */
+      return p;
+    }
+    /* Could not resize it: give it back and map anew. */
+    mlc_mutex_lock(&mlc_huge_lock);
+    mlc_huge_live -= h->size;
+    h->in_use = false;
+    mlc_mutex_unlock(&mlc_huge_lock);
+    mlc_huge_destroy(h);
+    mlc_mutex_lock(&mlc_huge_lock);
   }
   h = mlc_huge_desc_new_locked();
   mlc_mutex_unlock(&mlc_huge_lock);
