@@ -69,6 +69,7 @@ static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
 uint64_t mlc_gc_passes;
 uint64_t mlc_gc_objects_returned;
 uint64_t mlc_gc_bytes_purged;
+uint64_t mlc_gc_caches_visited; /* in the last pass */
 
 /* ---- The owner's side ---- */
 
@@ -76,8 +77,11 @@ void mlc_tcache_owner_enter(mlc_tcache_t *tc) {
   for (;;) {
     int s = MLC_TC_FREE;
     if (__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_OWNER, false, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED))
+                                    __ATOMIC_RELAXED)) {
+      /* The collector parked this cache while the owner was away: it is back. */
+      if (MLC_UNLIKELY(tc->parked)) mlc_tcache_unpark(tc);
       return;
+    }
     /* The collector holds it: sleep until it lets go. */
     if (s == MLC_TC_COLLECTOR &&
         !__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_COLLECTOR | MLC_TC_WAITING, false,
@@ -155,19 +159,31 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   /* Large blocks go back once the owner has been idle for a pass. */
   if (idle || everything) mlc_tcache_large_flush(tc);
   tc->gc_seen_events = mlc_load(&tc->slow_events);
+  /* Idle and nothing left to take: park it (no more visits until the owner is back). */
+  if (idle || everything) {
+    bool left = false;
+    for (unsigned c = 1; c < MLC_NCLASSES && !left; c++)
+      left = tc->empty[c] > mlc_load(&tc->b->head[c]) + 1;
+    if (!left) mlc_tcache_park(tc);
+  }
   return returned;
 }
 
 size_t mlc_gc_pass_at(uint64_t now, bool everything) {
   size_t returned = 0, purged = 0;
   mlc_mutex_lock(&mlc_gc_lock);
+  uint64_t visited = 0;
   mlc_tcache_registry_lock();
-  for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc; tc = tc->next) {
+  mlc_tcache_t *next;
+  for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc; tc = next) {
+    next = tc->next; /* parking moves tc to the other list */
+    visited++;
     if (!mlc_gc_claim(tc)) continue;
     returned += mlc_gc_cache(tc, everything);
     mlc_gc_release(tc);
   }
   mlc_tcache_registry_unlock();
+  mlc_gc_caches_visited = visited;
   mlc_gc_fence();
   uint64_t decay = everything ? 0 : mlc_load(&mlc_opt.decay_ms) * 1000000u;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);

@@ -24,6 +24,7 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything);
 extern uint64_t mlc_gc_passes;
 extern uint64_t mlc_gc_objects_returned;
 extern uint64_t mlc_gc_bytes_purged;
+extern uint64_t mlc_gc_caches_visited;
 
 /* Wakes the collector early (its interval changed).  Any thread. */
 void mlc_gc_wake(void);

@@ -39,7 +39,12 @@ MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW, 0};
 
 static pthread_key_t mlc_tcache_key;
 static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
+/* Caches are in one of two groups: live ones, which the collector visits on each pass,
+   and parked ones, which it emptied while their owners were idle and does not visit
+   until their owners come back (through a slow path, see mlc_tcache_unpark).  A pass
+   costs in proportion to the caches that may have something to return. */
 static mlc_tcache_t *mlc_tcache_live;     /* Protected by mlc_tcache_registry */
+static mlc_tcache_t *mlc_tcache_parked;   /* Protected by mlc_tcache_registry */
 static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
 static size_t mlc_tcache_nslots;          /* Constant after boot */
 /* Capacity per class: mlc_class_cap, or 0 above tcache_max.  Constant after boot. */
@@ -78,11 +83,49 @@ static void mlc_tcache_layout(mlc_tcache_t *tc) {
   void **slot = tc->stack;
   tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    tc->b->full[c] = slot;
+    tc->b->full[c] = tc->start[c] = slot;
     slot += mlc_tcache_cap[c];
     tc->empty[c] = tc->b->lw[c] = tc->b->head[c] = slot;
     tc->fill[c] = (uint16_t)mlc_tcache_fill_initial(c);
   }
+}
+
+/* Caller holds the registry lock. */
+static void mlc_tcache_list_push(mlc_tcache_t **list, mlc_tcache_t *tc) {
+  tc->prev = NULL;
+  tc->next = *list;
+  if (*list) (*list)->prev = tc;
+  *list = tc;
+}
+
+static void mlc_tcache_list_remove(mlc_tcache_t *tc) {
+  if (tc->prev)
+    tc->prev->next = tc->next;
+  else if (tc->parked)
+    mlc_tcache_parked = tc->next;
+  else
+    mlc_tcache_live = tc->next;
+  if (tc->next) tc->next->prev = tc->prev;
+  tc->next = tc->prev = NULL;
+}
+
+void mlc_tcache_park(mlc_tcache_t *tc) {
+  /* Every push now falls to the slow path, which unparks: the collector hears of the
+     first object the owner caches again. */
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
+  mlc_tcache_list_remove(tc);
+  tc->parked = true;
+  mlc_tcache_list_push(&mlc_tcache_parked, tc);
+}
+
+void mlc_tcache_unpark(mlc_tcache_t *tc) {
+  mlc_tcache_registry_lock();
+  mlc_tcache_list_remove(tc);
+  tc->parked = false;
+  mlc_tcache_list_push(&mlc_tcache_live, tc);
+  mlc_tcache_registry_unlock();
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) mlc_store(&tc->b->full[c], tc->start[c]);
+  tc->gc_idle_passes = 0;
 }
 
 static mlc_tcache_t *mlc_tcache_create(void) {
@@ -109,12 +152,10 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   tc->slow_events = 0;
   tc->gc_seen_events = 0;
   tc->gc_idle_passes = 0;
+  tc->parked = false;
   memset(tc->lcache, 0, sizeof(tc->lcache));
   mlc_tcache_registry_lock();
-  tc->prev = NULL;
-  tc->next = mlc_tcache_live;
-  if (mlc_tcache_live) mlc_tcache_live->prev = tc;
-  mlc_tcache_live = tc;
+  mlc_tcache_list_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
   /* May allocate (past 32 keys); the state above sends that to the bins directly. */
   pthread_setspecific(mlc_tcache_key, tc);
@@ -268,9 +309,11 @@ void mlc_tcache_large_flush(mlc_tcache_t *tc) {
 size_t mlc_tcache_cached_large_bytes(void) {
   size_t total = 0;
   mlc_tcache_registry_lock();
-  for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = tc->next)
-    for (size_t np = 0; np <= MLC_LCACHE_MAX_PAGES; np++)
-      total += mlc_load(&tc->lcache[np].n) * (np << MLC_PAGE_SHIFT);
+  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
+  for (int l = 0; l < 2; l++)
+    for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
+      for (size_t np = 0; np <= MLC_LCACHE_MAX_PAGES; np++)
+        total += mlc_load(&tc->lcache[np].n) * (np << MLC_PAGE_SHIFT);
   mlc_tcache_registry_unlock();
   return total;
 }
@@ -293,12 +336,7 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_tcache_flush_all(tc);
   mlc_tsd.bins = mlc_tbins_dummy;
   mlc_tcache_registry_lock();
-  if (tc->prev)
-    tc->prev->next = tc->next;
-  else
-    mlc_tcache_live = tc->next;
-  if (tc->next) tc->next->prev = tc->prev;
-  tc->prev = NULL;
+  mlc_tcache_list_remove(tc);
   tc->next = mlc_tcache_recycled;
   mlc_tcache_recycled = tc;
   mlc_tcache_owner_exit(tc);
@@ -309,12 +347,14 @@ static void mlc_tcache_thread_exit(void *arg) {
 void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]) {
   memset(out, 0, sizeof(uint64_t) * MLC_NCLASSES);
   mlc_tcache_registry_lock();
-  for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = tc->next)
-    for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-      void **h = mlc_load(&tc->b->head[c]);
-      void **e = mlc_load(&tc->empty[c]);
-      if (h < e) out[c] += (uint64_t)(e - h);
-    }
+  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
+  for (int l = 0; l < 2; l++)
+    for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
+      for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+        void **h = mlc_load(&tc->b->head[c]);
+        void **e = mlc_load(&tc->empty[c]);
+        if (h < e) out[c] += (uint64_t)(e - h);
+      }
   mlc_tcache_registry_unlock();
 }
 
@@ -331,15 +371,23 @@ void mlc_tcache_postfork_child(void) {
      (as in every allocator), and their structures are recycled. */
   mlc_tcache_t *self = mlc_tsd.state == MLC_TSD_CACHED ? mlc_tsd.tc : NULL;
   mlc_tcache_t *next;
-  for (mlc_tcache_t *tc = mlc_tcache_live; tc; tc = next) {
-    next = tc->next;
-    if (tc == self) continue;
-    tc->next = mlc_tcache_recycled;
-    mlc_tcache_recycled = tc;
-  }
+  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
+  for (int l = 0; l < 2; l++)
+    for (mlc_tcache_t *tc = lists[l]; tc; tc = next) {
+      next = tc->next;
+      if (tc == self) continue;
+      tc->next = mlc_tcache_recycled;
+      mlc_tcache_recycled = tc;
+    }
   mlc_tcache_live = self;
+  mlc_tcache_parked = NULL;
   if (self) {
     self->next = self->prev = NULL;
     self->state = 0;
+    /* Back on the live list: the child's collector starts from a clean slate. */
+    if (self->parked) {
+      self->parked = false;
+      for (unsigned c = 1; c < MLC_NCLASSES; c++) self->b->full[c] = self->start[c];
+    }
   }
 }

@@ -53,7 +53,7 @@ MLC_INLINE void *mlc_tcache_alloc(size_t cls) {
    mlc_tcache_free_slow(). */
 MLC_INLINE void mlc_tcache_free(void *p, size_t cls) {
   void **h = mlc_tsd.bins.head[cls];
-  if (MLC_UNLIKELY(h <= mlc_tsd.bins.full[cls])) {
+  if (MLC_UNLIKELY(h <= mlc_fast_load(&mlc_tsd.bins.full[cls]))) {
     mlc_tcache_free_slow(p);
     return;
   }
@@ -82,7 +82,7 @@ void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]);
 /* Bytes of large blocks cached in all thread caches. */
 size_t mlc_tcache_cached_large_bytes(void);
 
-/* The registry of live caches, for the collector.  Any thread. */
+/* The registry of live (not parked) caches, for the collector.  Any thread. */
 void mlc_tcache_registry_lock(void);
 void mlc_tcache_registry_unlock(void);
 mlc_tcache_t *mlc_tcache_registry_first(void);
@@ -91,6 +91,12 @@ bool mlc_tcache_boot(void);
 void mlc_tcache_prefork(void);
 void mlc_tcache_postfork_parent(void);
 void mlc_tcache_postfork_child(void);
+
+/* Moves an emptied, idle cache to the parked group (its pushes fall to the slow path
+   from now on).  Caller holds the registry lock and has claimed tc (gc.c). */
+void mlc_tcache_park(mlc_tcache_t *tc);
+/* Back to the live group.  Owner thread, having claimed tc, no registry lock held. */
+void mlc_tcache_unpark(mlc_tcache_t *tc);
 
 /* Owner-side claim of the cache's slow-path fields (see gc.c).  Owner thread only. */
 void mlc_tcache_owner_enter(mlc_tcache_t *tc);

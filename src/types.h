@@ -133,9 +133,12 @@ typedef struct mlc_tbins_s {
 struct mlc_tcache_s {
   mlc_tbins_t *b;             /* Constant: the owner's bins, in its thread-local storage */
   void **empty[MLC_NCLASSES]; /* Owner thread, or the collector while it holds state */
+  void **start[MLC_NCLASSES]; /* Constant: where each class's region starts (its full) */
   uint16_t fill[MLC_NCLASSES]; /* Owner thread: objects per refill, grows with use */
   mlc_arena_t *arena;          /* Constant */
   int state;                   /* Atomic: who may touch the slow-path fields (gc.c) */
+  bool parked;                 /* Protected by the registry lock and state: on the idle
+                                  list, with full raised to head (see gc.c) */
   mlc_tcache_t *next;          /* Protected by the registry lock */
   mlc_tcache_t *prev;
   uint64_t slow_events;        /* Owner writes (relaxed): slow-path calls, seen by gc */

@@ -140,6 +140,58 @@ START_TEST(test_owner_after_collection) {
 }
 END_TEST
 
+/* Many idle threads: once their caches are emptied they are parked, and a pass visits
+   only the caches that may have something to return. */
+enum { MANY = 40 };
+static sem_t many_go[MANY], many_done;
+static mlc_tcache_t *many_tc[MANY];
+static void *many_worker(void *arg) {
+  int i = (int)(intptr_t)arg;
+  void *objs[50];
+  for (int round = 0; round < 2; round++) {
+    for (int k = 0; k < 50; k++) objs[k] = malloc(32 + (size_t)(k % 4) * 16);
+    for (int k = 0; k < 50; k++) free(objs[k]);
+    many_tc[i] = mlc_tsd.tc;
+    sem_post(&many_done);
+    sem_wait(&many_go[i]);
+  }
+  return NULL;
+}
+
+START_TEST(test_idle_caches_parked) {
+  pthread_t t[MANY];
+  sem_init(&many_done, 0, 0);
+  for (int i = 0; i < MANY; i++) {
+    sem_init(&many_go[i], 0, 0);
+    pthread_create(&t[i], NULL, many_worker, (void *)(intptr_t)i);
+  }
+  for (int i = 0; i < MANY; i++) sem_wait(&many_done);
+  uint64_t now = mlc_os_now_ns();
+  mlc_gc_pass_at(now += 1000000000u, false);
+  ck_assert_uint_ge(mlc_gc_caches_visited, MANY);
+  for (int k = 0; k < 6; k++) mlc_gc_pass_at(now += 1000000000u, false);
+  /* All 40 idle caches are parked: a pass no longer visits them. */
+  for (int i = 0; i < MANY; i++) ck_assert(many_tc[i]->parked);
+  mlc_gc_pass_at(now += 1000000000u, false);
+  uint64_t base = mlc_gc_caches_visited;
+  ck_assert_uint_le(base, 2); /* this thread's and check's own, at most */
+  /* One owner comes back: its cache is live again, the others stay parked. */
+  sem_post(&many_go[7]);
+  sem_wait(&many_done);
+  ck_assert(!many_tc[7]->parked);
+  for (int i = 0; i < MANY; i++)
+    if (i != 7) ck_assert(many_tc[i]->parked);
+  mlc_gc_pass_at(now += 1000000000u, false);
+  ck_assert_uint_ge(mlc_gc_caches_visited, base + 1);
+  ck_assert_uint_le(mlc_gc_caches_visited, base + 2);
+  for (int i = 0; i < MANY; i++) sem_post(&many_go[i]);
+  for (int i = 0; i < MANY; i++)
+    if (i != 7) sem_wait(&many_done);
+  for (int i = 0; i < MANY; i++) sem_post(&many_go[i]);
+  for (int i = 0; i < MANY; i++) pthread_join(t[i], NULL);
+}
+END_TEST
+
 /* Pages: freed memory stays until the decay delay passes on the clock, then goes. */
 START_TEST(test_decay_clock) {
   mlc_boot();
@@ -202,6 +254,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_busy_untouched);
   tcase_add_test(tc, test_busy_again_restarts);
   tcase_add_test(tc, test_owner_after_collection);
+  tcase_add_test(tc, test_idle_caches_parked);
   tcase_add_test(tc, test_decay_clock);
   tcase_add_test(tc, test_exit_during_passes);
   suite_add_tcase(s, tc);
