@@ -37,6 +37,14 @@
  * the collector relies on stores becoming visible within the pass interval, which every
  * supported processor does in far less than the minimum interval of a millisecond.
  *
+ * Groups: a cache the collector has emptied while its owner was idle is parked: moved
+ * to a second list the passes do not visit, with full raised to head, so that the
+ * owner's next push (like its next pop, stopped by lw) goes to the slow path, whose
+ * claim of the state word unparks it (mlc_tcache_unpark).  Raising full is safe against
+ * a push in flight with the old full: that push writes a slot inside the region and at
+ * most one object per class enters a parked cache unseen.  A pass therefore costs in
+ * proportion to the caches that may have something to return, not to the threads.
+ *
  * A thread that exits during a pass: the collector holds the registry lock for the whole
  * pass, and an exiting thread unregisters (under that lock) before its cache is
  * recycled, so the collector never sees a cache disappear under it.
