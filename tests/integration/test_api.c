@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #endif
 #include <check.h>
+
+#include "../check_run.h"
 #include <errno.h>
 #include <malloc.h>
 #include <melloc.h>
@@ -1123,9 +1125,5 @@ static Suite *api_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(api_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return mlc_check_run(api_suite());
 }

@@ -4,6 +4,8 @@
    test with a short interval and decay (MELLOC_CONF) so that it runs in seconds. */
 #define _GNU_SOURCE
 #include <check.h>
+
+#include "../check_run.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <melloc.h>
@@ -220,9 +222,5 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_fork);
   tcase_add_test(tc, test_lazy_start);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return mlc_check_run(s);
 }

@@ -9,6 +9,8 @@
    call no check macro: those allocate. */
 #define _GNU_SOURCE
 #include <check.h>
+
+#include "../check_run.h"
 #include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
@@ -678,9 +680,5 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_gc_on);
   tcase_add_test(tc, test_child_unknown);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return mlc_check_run(s);
 }

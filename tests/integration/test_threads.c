@@ -3,6 +3,8 @@
    contents, thread churn without memory growth, fork while other threads allocate. */
 #define _GNU_SOURCE
 #include <check.h>
+
+#include "../check_run.h"
 #include <melloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -257,9 +259,5 @@ int main(void) {
   tcase_add_test(tc, test_thread_churn);
   tcase_add_test(tc, test_fork_while_allocating);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return mlc_check_run(s);
 }

@@ -7,6 +7,8 @@
 #include "internal.h"
 
 #include <check.h>
+
+#include "../check_run.h"
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -22,13 +24,7 @@
 #include "tcache.h"
 #include "types.h"
 
-static inline int mlc_unit_run(Suite *s) {
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+static inline int mlc_unit_run(Suite *s) { return mlc_check_run(s); }
 
 /* Objects of class c in the calling thread's cache. */
 static inline size_t mlc_unit_cached(unsigned c) {
