@@ -46,9 +46,15 @@ static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
 static mlc_tcache_t *mlc_tcache_live;     /* Protected by mlc_tcache_registry */
 static mlc_tcache_t *mlc_tcache_parked;   /* Protected by mlc_tcache_registry */
 static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
-static size_t mlc_tcache_nslots;          /* Constant after boot */
-/* Capacity per class: mlc_class_cap, or 0 above tcache_max.  Constant after boot. */
+/* Largest capacity per class: mlc_class_cap, or 0 above tcache_max.  Constant after
+   boot.  A cache starts with MLC_TCACHE_CAP0 slots per class and doubles a class's
+   capacity when its refills or frees need more, so a thread that allocates a little
+   touches one page of stacks, not nine (many threads, mimalloc #1107). */
 static uint16_t mlc_tcache_cap[MLC_NCLASSES];
+#define MLC_TCACHE_CAP0 8
+/* Stack storage no cache uses any more, by log2 of its slot count.  Protected by the
+   registry lock. */
+static void **mlc_tcache_spare_stacks[32];
 
 /* First batch size of a class: small, so that a thread that allocates little keeps
    little; it doubles on each refill up to half the capacity. */
@@ -57,15 +63,38 @@ static unsigned mlc_tcache_fill_initial(unsigned cls) {
   return f < 2 ? 2 : f;
 }
 
+static unsigned mlc_log2_ceil(size_t n) {
+  unsigned l = 0;
+  while (((size_t)1 << l) < n) l++;
+  return l;
+}
+
+/* Storage for at least slots stack slots; *got is its real size.  NULL when the kernel
+   refuses memory. */
+static void **mlc_tcache_stack_alloc(size_t slots, size_t *got) {
+  unsigned l = mlc_log2_ceil(slots < 512 ? 512 : slots);
+  mlc_tcache_registry_lock();
+  void **st = mlc_tcache_spare_stacks[l];
+  if (st) mlc_tcache_spare_stacks[l] = (void **)st[0];
+  mlc_tcache_registry_unlock();
+  if (!st) st = mlc_base_alloc(((size_t)1 << l) * sizeof(void *));
+  *got = (size_t)1 << l;
+  return st;
+}
+
+static void mlc_tcache_stack_free(void **st, size_t slots) {
+  unsigned l = mlc_log2_ceil(slots);
+  mlc_tcache_registry_lock();
+  st[0] = mlc_tcache_spare_stacks[l];
+  mlc_tcache_spare_stacks[l] = st;
+  mlc_tcache_registry_unlock();
+}
+
 static void mlc_tcache_thread_exit(void *arg);
 
 bool mlc_tcache_boot(void) {
-  size_t n = 0;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+  for (unsigned c = 1; c < MLC_NCLASSES; c++)
     mlc_tcache_cap[c] = mlc_class_size[c] <= mlc_opt.tcache_max ? mlc_class_cap[c] : 0;
-    n += mlc_tcache_cap[c];
-  }
-  mlc_tcache_nslots = n;
   return pthread_key_create(&mlc_tcache_key, mlc_tcache_thread_exit) == 0;
 }
 
@@ -78,16 +107,70 @@ mlc_arena_t *mlc_tsd_arena(void) {
   return a;
 }
 
-/* Lays the stacks out in tc->stack: class c gets [full, empty), all empty. */
-static void mlc_tcache_layout(mlc_tcache_t *tc) {
-  void **slot = tc->stack;
-  tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
+/* Lays the stacks out in tc->stack with capacities tc->cap: class c gets
+   [start, start + cap), and keeps the objects it has (moved to the top of its new
+   region).  The owner holds tc's state, or tc is not in use yet. */
+static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
+  void **slot = stack;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    tc->b->full[c] = tc->start[c] = slot;
-    slot += mlc_tcache_cap[c];
-    tc->empty[c] = tc->b->lw[c] = tc->b->head[c] = slot;
-    tc->fill[c] = (uint16_t)mlc_tcache_fill_initial(c);
+    void **start = slot;
+    slot += tc->cap[c];
+    void **empty = slot;
+    size_t n = tc->stack ? (size_t)(tc->empty[c] - tc->b->head[c]) : 0;
+    if (n) memmove(empty - n, tc->b->head[c], n * sizeof(void *));
+    tc->start[c] = start;
+    tc->empty[c] = empty;
+    mlc_store(&tc->b->full[c], start);
+    mlc_store(&tc->b->lw[c], empty);
+    mlc_store(&tc->b->head[c], empty - n);
   }
+  tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
+}
+
+static size_t mlc_tcache_slots_needed(const mlc_tcache_t *tc) {
+  size_t n = 0;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) n += tc->cap[c];
+  return n;
+}
+
+/* Doubles class cls's capacity (up to its largest), moving every stack to storage big
+   enough.  false when it is at its largest or memory is refused.  Owner, holding state. */
+static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
+  unsigned old = tc->cap[cls], cap = MLC_MIN(old * 2u, (unsigned)mlc_tcache_cap[cls]);
+  if (cap <= old) return false;
+  tc->cap[cls] = (uint16_t)cap;
+  size_t need = mlc_tcache_slots_needed(tc);
+  if (need <= tc->stack_slots) {
+    /* Room in the storage it has: lay out again in place, from the last class down so
+       that no stack overwrites one not yet moved. */
+    void **slot = tc->stack + need;
+    for (unsigned c = MLC_NCLASSES - 1; c >= 1; c--) {
+      void **empty = slot;
+      slot -= tc->cap[c];
+      size_t n = (size_t)(tc->empty[c] - tc->b->head[c]);
+      if (n) memmove(empty - n, tc->b->head[c], n * sizeof(void *));
+      tc->start[c] = slot;
+      tc->empty[c] = empty;
+      mlc_store(&tc->b->full[c], slot);
+      mlc_store(&tc->b->lw[c], empty);
+      mlc_store(&tc->b->head[c], empty - n);
+    }
+    return true;
+  }
+  size_t got;
+  void **st = mlc_tcache_stack_alloc(need, &got);
+  if (!st) {
+    tc->cap[cls] = (uint16_t)old;
+    return false;
+  }
+  void **old_stack = tc->stack;
+  size_t old_slots = tc->stack_slots;
+  mlc_tcache_layout(tc, st);
+  tc->stack = st;
+  tc->stack_slots = got;
+  mlc_tcache_stack_free(old_stack, old_slots);
+  mlc_trace("tcache: class %u grows to %u slots", cls, cap);
+  return true;
 }
 
 /* Caller holds the registry lock. */
@@ -135,18 +218,33 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   if (tc) mlc_tcache_recycled = tc->next;
   mlc_tcache_registry_unlock();
   if (!tc) {
-    size_t sz = MLC_ALIGN_UP(sizeof(mlc_tcache_t), 64);
-    char *mem = mlc_base_alloc(sz + mlc_tcache_nslots * sizeof(void *));
-    if (!mem) {
+    tc = mlc_base_alloc(sizeof(mlc_tcache_t));
+    if (!tc) {
       mlc_tsd.state = MLC_TSD_NEW;
       return NULL;
     }
-    tc = (mlc_tcache_t *)mem;
-    tc->stack = (void **)(mem + sz);
-    tc->stack_slots = mlc_tcache_nslots;
+  }
+  /* A recycled cache keeps its storage (its owner flushed it): start small again. */
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    tc->cap[c] = (uint16_t)MLC_MIN(MLC_TCACHE_CAP0, mlc_tcache_cap[c]);
+    tc->fill[c] = (uint16_t)MLC_MIN(mlc_tcache_fill_initial(c), MLC_MAX(tc->cap[c] / 2u, 1u));
+  }
+  if (!tc->stack) {
+    tc->stack = mlc_tcache_stack_alloc(mlc_tcache_slots_needed(tc), &tc->stack_slots);
+    if (!tc->stack) {
+      mlc_tcache_registry_lock();
+      tc->next = mlc_tcache_recycled;
+      mlc_tcache_recycled = tc;
+      mlc_tcache_registry_unlock();
+      mlc_tsd.state = MLC_TSD_NEW;
+      return NULL;
+    }
   }
   tc->b = &mlc_tsd.bins;
-  mlc_tcache_layout(tc);
+  void **st = tc->stack;
+  tc->stack = NULL; /* nothing to carry over */
+  mlc_tcache_layout(tc, st);
+  tc->stack = st;
   tc->arena = mlc_tsd_arena();
   tc->state = 0;
   tc->slow_events = 0;
@@ -213,11 +311,15 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     /* Objects remain below the low-water mark: the owner may use them all again. */
     mlc_store(&tc->b->lw[cls], empty);
   } else {
-    /* Empty: refill; the stack starts again at the top of its region. */
-    empty = tc->b->full[cls] + mlc_tcache_cap[cls];
+    /* Empty: refill; the stack starts again at the top of its region, which grows
+       when the batch would fill more than half of it. */
+    unsigned n = tc->fill[cls];
+    while (n * 2u > tc->cap[cls] && mlc_tcache_grow(tc, cls)) {
+    }
+    if (n > tc->cap[cls]) n = tc->cap[cls];
+    empty = tc->start[cls] + tc->cap[cls];
     tc->empty[cls] = empty;
     mlc_store(&tc->b->lw[cls], empty);
-    unsigned n = tc->fill[cls];
     unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
@@ -252,7 +354,8 @@ void mlc_tcache_free_slow(void *p) {
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
   void **head = tc->b->head[cls];
-  if (head <= tc->b->full[cls]) mlc_tcache_flush_oldest(tc, cls, mlc_tcache_cap[cls] / 2);
+  if (head <= tc->b->full[cls] && !mlc_tcache_grow(tc, cls))
+    mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
   head = tc->b->head[cls];
   head[-1] = p;
   mlc_store(&tc->b->head[cls], head - 1);

@@ -135,6 +135,7 @@ struct mlc_tcache_s {
   void **empty[MLC_NCLASSES]; /* Owner thread, or the collector while it holds state */
   void **start[MLC_NCLASSES]; /* Constant: where each class's region starts (its full) */
   uint16_t fill[MLC_NCLASSES]; /* Owner thread: objects per refill, grows with use */
+  uint16_t cap[MLC_NCLASSES];  /* Owner thread: slots per class now, grows with use */
   mlc_arena_t *arena;          /* Constant */
   int state;                   /* Atomic: who may touch the slow-path fields (gc.c) */
   bool parked;                 /* Protected by the registry lock and state: on the idle
@@ -151,8 +152,8 @@ struct mlc_tcache_s {
     uint32_t n;
     void *slot[MLC_LCACHE_CAP];
   } lcache[MLC_LCACHE_MAX_PAGES + 1];
-  void **stack;                /* Constant: storage of all the stacks */
-  size_t stack_slots;
+  void **stack;                /* Owner thread: storage of all the stacks */
+  size_t stack_slots;          /* its size, a power of two */
 };
 
 #endif /* MLC_TYPES_H */

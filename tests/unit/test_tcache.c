@@ -70,6 +70,36 @@ START_TEST(test_fill_grows) {
 }
 END_TEST
 
+/* A thread that allocates a little has small stacks, in one page; a class grows to its
+   full capacity only when it is used that much. */
+static void *thread_small_then_big(void *arg) {
+  (void)arg;
+  size_t *out = malloc(4 * sizeof(size_t));
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  out[0] = tc->stack_slots;
+  out[1] = tc->cap[4];
+  void *objs[600];
+  for (int i = 0; i < 600; i++) objs[i] = malloc(64);
+  for (int i = 0; i < 600; i++) free(objs[i]);
+  out[2] = tc->cap[4];
+  out[3] = tc->cap[9];
+  return out;
+}
+
+START_TEST(test_caches_start_small) {
+  pthread_t t;
+  void *r;
+  pthread_create(&t, NULL, thread_small_then_big, NULL);
+  pthread_join(t, &r);
+  size_t *out = r;
+  ck_assert_uint_le(out[0] * sizeof(void *), 4096); /* all the stacks in one page */
+  ck_assert_uint_le(out[1], 8);
+  ck_assert_uint_eq(out[2], mlc_class_cap[4]); /* grown by use */
+  ck_assert_uint_le(out[3], 8);                /* an unused class did not grow */
+  free(out);
+}
+END_TEST
+
 static void *thread_allocs(void *arg) {
   unsigned c = *(unsigned *)arg;
   void *objs[100];
@@ -122,6 +152,7 @@ int main(void) {
   tcase_add_test(tc, test_lifo);
   tcase_add_loop_test(tc, test_capacity, 1, MLC_NCLASSES);
   tcase_add_test(tc, test_fill_grows);
+  tcase_add_test(tc, test_caches_start_small);
   tcase_add_test(tc, test_thread_exit_flushes);
   tcase_add_test(tc, test_remote_free);
   suite_add_tcase(s, tc);
