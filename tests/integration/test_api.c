@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <melloc.h>
@@ -1049,12 +1050,59 @@ END_TEST
 
 #define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* ---- Early and unusual callers ---- */
+
+/* A constructor of the program runs before main, possibly before anything else has
+   called malloc. */
+static char *from_constructor;
+static size_t from_constructor_usable;
+__attribute__((constructor)) static void early_allocation(void) {
+  from_constructor = malloc(100);
+  if (from_constructor) {
+    memset(from_constructor, 0x42, 100);
+    from_constructor_usable = malloc_usable_size(from_constructor);
+  }
+}
+
+START_TEST(test_malloc_from_constructor) {
+  ck_assert_ptr_nonnull(from_constructor);
+  ck_assert_uint_ge(from_constructor_usable, 100);
+  for (int i = 0; i < 100; i++) ck_assert_int_eq(from_constructor[i], 0x42);
+  /* It is melloc's: the prefixed API knows it, and it frees cleanly. */
+  ck_assert_uint_eq(melloc_usable_size(from_constructor), from_constructor_usable);
+  free(from_constructor);
+}
+END_TEST
+
+/* dlsym allocates (calloc) on first use in a thread; with melloc as the allocator that
+   must neither recurse nor deadlock, including in a thread's very first call. */
+static void *dlsym_thread(void *arg) {
+  (void)arg;
+  void *f = dlsym(RTLD_DEFAULT, "melloc_malloc");
+  void *g = dlsym(RTLD_NEXT, "no_such_symbol_anywhere");
+  return (f != NULL && g == NULL) ? f : NULL;
+}
+
+START_TEST(test_dlsym_in_new_thread) {
+  pthread_t t;
+  void *r;
+  ck_assert_int_eq(pthread_create(&t, NULL, dlsym_thread, NULL), 0);
+  ck_assert_int_eq(pthread_join(t, &r), 0);
+  ck_assert_ptr_eq(r, (void *)melloc_malloc);
+}
+END_TEST
+
 static Suite *api_suite(void) {
   Suite *s = suite_create("api");
   TCase *tc;
 
   tc = tcase_create("version");
   tcase_add_test(tc, test_version);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("early");
+  tcase_add_test(tc, test_malloc_from_constructor);
+  tcase_add_test(tc, test_dlsym_in_new_thread);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("basics");
