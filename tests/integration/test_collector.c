@@ -6,6 +6,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include "../gc_thread.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <melloc.h>
@@ -38,23 +39,7 @@ static void sleep_ms(long ms) {
   }
 }
 
-/* The tid of the thread named melloc-gc, or 0. */
-static long gc_thread(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  long found = 0;
-  while (d && (e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.') continue;
-    char path[128], name[64] = "";
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    if (fgets(name, sizeof(name), f) && strncmp(name, "melloc-gc", 9) == 0) found = atol(e->d_name);
-    fclose(f);
-  }
-  if (d) closedir(d);
-  return found;
-}
+static long gc_thread(void) { return mlc_test_gc_thread(); }
 
 enum { TOTAL = 96 << 20 };
 

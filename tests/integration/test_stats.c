@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include "../gc_thread.h"
 #include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
@@ -513,22 +514,7 @@ END_TEST
 /* ---- Settings that take effect: child processes with other MELLOC_CONF ---- */
 
 /* 1 when a thread of this process is named melloc-gc. */
-static bool gc_thread_exists(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  bool found = false;
-  while (d && (e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.') continue;
-    char path[128], name[64] = "";
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    if (fgets(name, sizeof(name), f) && strcmp(name, "melloc-gc\n") == 0) found = true;
-    fclose(f);
-  }
-  if (d) closedir(d);
-  return found;
-}
+static bool gc_thread_exists(void) { return mlc_test_gc_thread() != 0; }
 
 /* Waits up to 5 s for the collector thread to appear. */
 static bool gc_thread_appears(void) {
