@@ -53,8 +53,9 @@ MLC_INLINE void *mlc_malloc_inline(size_t size) {
   return mlc_tcache_alloc(cls);
 }
 
-/* free's fast path: class from the page map, then the cache push. */
-MLC_INLINE void mlc_free_inline(void *p) { mlc_tcache_free(p, mlc_pagemap_class(p)); }
+/* free's fast path: class from the page map's window, then the cache push.  Class 0
+   (not a small object, or outside the window) leads to mlc_tcache_free_slow(). */
+MLC_INLINE void mlc_free_inline(void *p) { mlc_tcache_free(p, mlc_win_class(p)); }
 
 void mlc_free_nonsmall(void *p) {
   if (!p) return;

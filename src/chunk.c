@@ -27,6 +27,23 @@ uintptr_t mlc_pagemap_top[MLC_PM_TOP_ENTRIES] = {
 
 static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER;
 
+/* Never-touched pages of the window cost address space only. */
+static uint8_t mlc_win_map[MLC_WIN];
+#define MLC_WIN_UNPLACED (((uintptr_t)1 << 63) >> MLC_GRANULE_SHIFT)
+uintptr_t mlc_win_first = MLC_WIN_UNPLACED;
+uintptr_t mlc_win_biased = (uintptr_t)mlc_win_map - MLC_WIN_UNPLACED;
+
+/* Places the window around the chunk at a, once.  Caller holds mlc_pagemap_lock. */
+static void mlc_win_place_locked(uintptr_t a) {
+  if (mlc_load(&mlc_win_first) != MLC_WIN_UNPLACED) return;
+  uintptr_t end = (a >> MLC_GRANULE_SHIFT) + (((uintptr_t)64 << 30) >> MLC_GRANULE_SHIFT);
+  uintptr_t first = end > MLC_WIN ? end - MLC_WIN : 0;
+  /* A thread that sees the new mlc_win_first sees mlc_win_biased too: a pointer it frees
+     came from a slab created after this (and x86 does not reorder loads). */
+  mlc_store(&mlc_win_biased, (uintptr_t)mlc_win_map - first);
+  mlc_store_rel(&mlc_win_first, first);
+}
+
 /* Caller holds mlc_pagemap_lock. */
 static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
@@ -36,6 +53,7 @@ static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
     uintptr_t i = a >> MLC_PM_TOP_SHIFT;
     mlc_store_rel(&mlc_pagemap_top[i], (uintptr_t)leaf - MLC_PM_BIAS(i));
   }
+  mlc_win_place_locked(a);
   return leaf;
 }
 
@@ -60,6 +78,8 @@ void mlc_pagemap_set_class(void *granule, unsigned cls) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
   mlc_assert(leaf != &mlc_pagemap_zero);
   mlc_store(&leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)], (uint8_t)cls);
+  uintptr_t g = a >> MLC_GRANULE_SHIFT;
+  if (g - mlc_load(&mlc_win_first) < MLC_WIN) mlc_store(&mlc_win_map[g - mlc_win_first], (uint8_t)cls);
 }
 
 mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind) {

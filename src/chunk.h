@@ -8,6 +8,15 @@
  * per 4 MiB chunk (a chunk header, or a huge descriptor tagged with bit 0).  Unused top
  * entries point at a static leaf of zeros, so a lookup never tests for NULL: a pointer
  * melloc does not own reads class 0 and entry NULL.
+ *
+ * free's fast path reads a second, flat copy of the class bytes instead: the window, one
+ * byte per granule over 1 TiB of address space placed around the first chunk (the kernel
+ * hands out mappings top-down, so it covers 64 GiB above that chunk and the rest below).
+ * Finding a class there is one load whose address depends on the pointer only through a
+ * shift, where the radix tree needs two dependent loads; in a malloc/free loop that load
+ * chain is the critical path (fastpath-malloc64 18% faster).  The window is placed once and
+ * never moves; slabs outside it (a process that maps more than 1 TiB) read class 0 there
+ * and their frees take the slow path, which asks the radix tree.
  */
 #ifndef MLC_CHUNK_H
 #define MLC_CHUNK_H
@@ -41,6 +50,23 @@ MLC_INLINE size_t mlc_pagemap_class(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t biased = mlc_fast_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
   return *(const uint8_t *)(biased + (a >> MLC_GRANULE_SHIFT));
+}
+
+#define MLC_WIN_SHIFT 24 /* 2^24 granules of 64 KiB: 1 TiB */
+#define MLC_WIN ((uintptr_t)1 << MLC_WIN_SHIFT)
+/* Granule number (address >> MLC_GRANULE_SHIFT) of the window's first byte; until the
+   first chunk, that of 2^63 (no user address is in the window). */
+extern uintptr_t mlc_win_first MLC_HIDDEN;
+/* mlc_win_map - mlc_win_first: the class byte of granule g is at mlc_win_biased + g. */
+extern uintptr_t mlc_win_biased MLC_HIDDEN;
+
+/* The class of the small object at p as free's fast path sees it: the page map's answer
+   inside the window, 0 outside (the caller then asks mlc_pagemap_class).  One load
+   depending on p; the bound test and the two globals are off that chain. */
+MLC_INLINE size_t mlc_win_class(const void *p) {
+  uintptr_t g = (uintptr_t)p >> MLC_GRANULE_SHIFT;
+  if (MLC_UNLIKELY(g - mlc_fast_load(&mlc_win_first) >= MLC_WIN)) return 0;
+  return *(const uint8_t *)(mlc_fast_load(&mlc_win_biased) + g);
 }
 
 /* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */

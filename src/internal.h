@@ -23,6 +23,8 @@
 #define MLC_NOINLINE __attribute__((noinline))
 #define MLC_INLINE static inline __attribute__((always_inline))
 #define MLC_EXPORT __attribute__((visibility("default")))
+/* For globals the fast paths read: a direct %rip-relative access, no GOT load. */
+#define MLC_HIDDEN __attribute__((visibility("hidden")))
 #define MLC_COLD __attribute__((cold))
 #define MLC_NORETURN __attribute__((noreturn))
 #define MLC_TLS __thread __attribute__((tls_model("initial-exec")))

@@ -49,7 +49,8 @@ MLC_INLINE void *mlc_tcache_alloc(size_t cls) {
 }
 
 /* Push onto the thread cache: one branch, no locks, no atomics.  Everything else
-   (cache full, no cache yet, cls 0: NULL, large, huge or foreign) happens in
+   (cache full, no cache yet, cls 0: NULL, large, huge, foreign, or a slab outside the
+   page map's window) happens in
    mlc_tcache_free_slow(). */
 MLC_INLINE void mlc_tcache_free(void *p, size_t cls) {
   void **h = mlc_tsd.bins.head[cls];

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "unit.h"
 
+#include <melloc.h>
+#include <sys/mman.h>
+
 static int not_ours_static;
 
 /* A pointer melloc does not own reads class 0 and entry NULL. */
@@ -59,6 +62,73 @@ START_TEST(test_register_clear) {
 }
 END_TEST
 
+/* free's window agrees with the radix tree for every class, and reads 0 for pointers
+   that are not small objects. */
+START_TEST(test_window_matches) {
+  int local;
+  void *objs[MLC_NCLASSES];
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    objs[c] = malloc(mlc_class_size[c]);
+    ck_assert_ptr_nonnull(objs[c]);
+    ck_assert_uint_eq(mlc_win_class(objs[c]), c);
+    ck_assert_uint_eq(mlc_win_class((char *)objs[c] + mlc_class_size[c] - 1), c);
+  }
+  void *l = malloc(100000), *h = malloc(9 << 20);
+  ck_assert_uint_eq(mlc_win_class(l), 0);
+  ck_assert_uint_eq(mlc_win_class(h), 0);
+  ck_assert_uint_eq(mlc_win_class(&local), 0);
+  ck_assert_uint_eq(mlc_win_class(&not_ours_static), 0);
+  ck_assert_uint_eq(mlc_win_class(NULL), 0);
+  ck_assert_uint_eq(mlc_win_class((void *)~(uintptr_t)0), 0);
+  /* The window's first and last granule, and one past each end. */
+  uintptr_t first = mlc_win_first << MLC_GRANULE_SHIFT;
+  ck_assert_uint_eq(mlc_win_class((void *)(first - 1)), 0);
+  ck_assert_uint_eq(mlc_win_class((void *)(first + (MLC_WIN << MLC_GRANULE_SHIFT))), 0);
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) free(objs[c]);
+  free(h);
+  free(l);
+}
+END_TEST
+
+/* A process that maps more than the window (here: 2 TiB of PROT_NONE reservation, as a
+   runtime with large virtual reservations does) gets slabs outside it.  Their objects
+   read class 0 in the window; free takes the slow path, which must still cache them and
+   hand them back, and the bins must account for them. */
+START_TEST(test_outside_window) {
+  size_t resv = (size_t)2 << 40;
+  void *r = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ck_assert_ptr_ne(r, MAP_FAILED);
+  unsigned c = mlc_size_class(4096);
+  melloc_stats_t st = {.size = sizeof(st)};
+  mlc_tcache_flush_self();
+  ck_assert_int_eq(melloc_stats_get(&st), 0);
+  uint64_t live0 = st.classes[c].live;
+  enum { MAX = 1 << 16 };
+  void **objs = malloc(MAX * sizeof(void *));
+  ck_assert_ptr_nonnull(objs);
+  size_t n = 0;
+  void *out = NULL;
+  while (n < MAX && !out) {
+    void *p = malloc(4096);
+    ck_assert_ptr_nonnull(p);
+    objs[n++] = p;
+    ck_assert_uint_eq(mlc_pagemap_class(p), c);
+    if (mlc_win_class(p) == 0) out = p;
+  }
+  ck_assert_msg(out != NULL, "no slab outside the window after %zu objects", n);
+  /* Cached by the slow path: the next allocation of the class returns it. */
+  free(out);
+  ck_assert_ptr_eq(malloc(4096), out);
+  memset(out, 0xa5, 4096);
+  for (size_t i = 0; i < n; i++) free(objs[i]);
+  free(objs);
+  mlc_tcache_flush_self();
+  ck_assert_int_eq(melloc_stats_get(&st), 0);
+  ck_assert_uint_eq(st.classes[c].live, live0);
+  munmap(r, resv);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("pagemap");
   TCase *tc = tcase_create("lookup");
@@ -66,6 +136,8 @@ int main(void) {
   tcase_add_loop_test(tc, test_small_lookup, 1, MLC_NCLASSES);
   tcase_add_test(tc, test_large_and_huge_lookup);
   tcase_add_test(tc, test_register_clear);
+  tcase_add_test(tc, test_window_matches);
+  tcase_add_test(tc, test_outside_window);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }
