@@ -9,21 +9,7 @@
 #include "chunk.h"
 #include "os.h"
 
-/* Never written: untouched pages of .bss read as zero without becoming resident. */
-static mlc_pmleaf_t mlc_pagemap_zero;
-
-#define MLC_PM_BIAS(i) ((uintptr_t)(i) << (MLC_PM_TOP_SHIFT - MLC_GRANULE_SHIFT))
-#define MLC_PM0(i) ((uintptr_t)&mlc_pagemap_zero - MLC_PM_BIAS(i))
-#define MLC_PM4(b) MLC_PM0(b), MLC_PM0((b) + 1), MLC_PM0((b) + 2), MLC_PM0((b) + 3)
-#define MLC_PM16(b) MLC_PM4(b), MLC_PM4((b) + 4), MLC_PM4((b) + 8), MLC_PM4((b) + 12)
-#define MLC_PM64(b) MLC_PM16(b), MLC_PM16((b) + 16), MLC_PM16((b) + 32), MLC_PM16((b) + 48)
-#define MLC_PM256(b) MLC_PM64(b), MLC_PM64((b) + 64), MLC_PM64((b) + 128), MLC_PM64((b) + 192)
-#define MLC_PM1024(b) \
-  MLC_PM256(b), MLC_PM256((b) + 256), MLC_PM256((b) + 512), MLC_PM256((b) + 768)
-
-_Static_assert(MLC_PM_TOP_ENTRIES == 4096, "the initialiser below spells out 4096 entries");
-uintptr_t mlc_pagemap_top[MLC_PM_TOP_ENTRIES] = {
-    MLC_PM1024(0), MLC_PM1024(1024), MLC_PM1024(2048), MLC_PM1024(3072)};
+mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
 
 static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER;
 
@@ -47,11 +33,10 @@ static void mlc_win_place_locked(uintptr_t a) {
 /* Caller holds mlc_pagemap_lock. */
 static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
-  if (leaf == &mlc_pagemap_zero) {
+  if (!leaf) {
     leaf = mlc_os_map(MLC_ALIGN_UP(sizeof(mlc_pmleaf_t), MLC_PAGE), MLC_PAGE);
     if (!leaf) return NULL;
-    uintptr_t i = a >> MLC_PM_TOP_SHIFT;
-    mlc_store_rel(&mlc_pagemap_top[i], (uintptr_t)leaf - MLC_PM_BIAS(i));
+    mlc_store_rel(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT], leaf);
   }
   mlc_win_place_locked(a);
   return leaf;
@@ -76,7 +61,7 @@ bool mlc_pagemap_register(void *addr, size_t size, void *entry) {
 void mlc_pagemap_set_class(void *granule, unsigned cls) {
   uintptr_t a = (uintptr_t)granule;
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
-  mlc_assert(leaf != &mlc_pagemap_zero);
+  mlc_assert(leaf != NULL);
   mlc_store(&leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)], (uint8_t)cls);
   uintptr_t g = a >> MLC_GRANULE_SHIFT;
   if (g - mlc_load(&mlc_win_first) < MLC_WIN) mlc_store(&mlc_win_map[g - mlc_win_first], (uint8_t)cls);

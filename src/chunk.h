@@ -4,10 +4,9 @@
  *
  * The page map is a two-level radix tree over the 48-bit user address space: the top
  * level (a static array) is indexed by address bits 36..47, a leaf covers 64 GiB and
- * holds one class byte per 64 KiB granule (what free's fast path reads) and one entry
- * per 4 MiB chunk (a chunk header, or a huge descriptor tagged with bit 0).  Unused top
- * entries point at a static leaf of zeros, so a lookup never tests for NULL: a pointer
- * melloc does not own reads class 0 and entry NULL.
+ * holds one class byte per 64 KiB granule and one entry per 4 MiB chunk (a chunk
+ * header, or a huge descriptor tagged with bit 0).  A pointer melloc does not own reads
+ * class 0 and entry NULL.
  *
  * free's fast path reads a second, flat copy of the class bytes instead: the window, one
  * byte per granule over 1 TiB of address space placed around the first chunk (the kernel
@@ -35,21 +34,24 @@ typedef struct mlc_pmleaf_s {
   void *ent[MLC_PM_LEAF_CHUNKS];     /* Atomic (relaxed): chunk header or huge | 1 */
 } mlc_pmleaf_t;
 
-/* Entry i holds (uintptr_t)leaf - (i << 20): biased so that free's fast path indexes the
-   class bytes with address bits 16..47 directly, with no mask. */
-extern uintptr_t mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
+/* Entry i is the leaf for addresses with bits 36..47 equal to i, or NULL.  Zero-filled
+   (.bss): a static initialiser would cost the 4096 relocations the dynamic linker
+   applies to every process at load (128 KiB of RSS). */
+extern mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
 
+/* The leaf for address a, or NULL.  a must be below 2^48. */
 MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf(uintptr_t a) {
-  uintptr_t i = a >> MLC_PM_TOP_SHIFT;
-  return (mlc_pmleaf_t *)(mlc_load(&mlc_pagemap_top[i]) + (i << (MLC_PM_TOP_SHIFT - MLC_GRANULE_SHIFT)));
+  return mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
 }
 
 /* The class of the small object at p, or 0 when p is not in a slab (large, huge, not
-   melloc's, NULL).  Two dependent loads, no branch.  p must be below 2^48. */
+   melloc's, NULL, at or above 2^48). */
 MLC_INLINE size_t mlc_pagemap_class(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  uintptr_t biased = mlc_fast_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
-  return *(const uint8_t *)(biased + (a >> MLC_GRANULE_SHIFT));
+  if (a >> MLC_VA_BITS) return 0;
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
+  if (!leaf) return 0;
+  return mlc_load(&leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)]);
 }
 
 #define MLC_WIN_SHIFT 24 /* 2^24 granules of 64 KiB: 1 TiB */
@@ -74,6 +76,7 @@ MLC_INLINE void *mlc_pagemap_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (a >> MLC_VA_BITS) return NULL;
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
+  if (!leaf) return NULL;
   return mlc_load(&leaf->ent[(a >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
 }
 

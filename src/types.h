@@ -13,8 +13,9 @@
  *   large    allocation above MLC_SMALL_MAX, a run of pages in a large chunk.
  *   huge     allocation above MLC_LARGE_MAX, mapped on its own.
  *   tcache   per-thread stacks of free small objects, one stack per class.
- *   page map two-level radix tree: pointer -> class byte (for free's fast path) and
- *            pointer -> chunk header or huge descriptor (for everything else).
+ *   page map two-level radix tree: pointer -> class byte and pointer -> chunk header
+ *            or huge descriptor; plus the window, a flat copy of the class bytes over
+ *            1 TiB that free's fast path reads (chunk.h).
  *   dirty    free memory that may still be resident; clean free memory reads as zero.
  */
 #ifndef MLC_TYPES_H
