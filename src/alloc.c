@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "chunk.h"
+#include "gc.h"
 #include "init.h"
 #include "sizeclass.h"
 #include "tcache.h"
@@ -31,12 +32,18 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
     if (zero) memset(p, 0, npages << MLC_PAGE_SHIFT);
     return p;
   }
-  if (size <= MLC_LARGE_MAX && align <= MLC_CHUNK / 4)
-    p = mlc_arena_large_alloc(mlc_tsd_arena(), size, align, zero);
-  else
-    p = mlc_huge_alloc(size, align, zero);
-  if (MLC_UNLIKELY(!p)) errno = ENOMEM;
-  return p;
+  for (int attempt = 0;; attempt++) {
+    if (size <= MLC_LARGE_MAX && align <= MLC_CHUNK / 4)
+      p = mlc_arena_large_alloc(mlc_tsd_arena(), size, align, zero);
+    else
+      p = mlc_huge_alloc(size, align, zero);
+    if (MLC_LIKELY(p != NULL)) return p;
+    /* Out of address space (RLIMIT_AS) or memory: what caches and spare chunks hold
+       may be what is missing -- give it all back and try once more. */
+    if (attempt == 1 || mlc_gc_collect_now() == 0) break;
+  }
+  errno = ENOMEM;
+  return NULL;
 }
 
 static MLC_NOINLINE void *mlc_malloc_big(size_t size) { return mlc_alloc_big(size, 0, false); }

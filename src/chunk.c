@@ -69,6 +69,9 @@ void mlc_pagemap_set_class(void *granule, unsigned cls) {
 
 mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind) {
   mlc_chunk_t *chunk = mlc_os_map(MLC_CHUNK, MLC_CHUNK);
+  /* The huge cache may hold the address space this needs (RLIMIT_AS): give it back.
+     (The caller holds an arena lock; the huge lock is never held with one.) */
+  if (!chunk && mlc_huge_purge(0, 0) > 0) chunk = mlc_os_map(MLC_CHUNK, MLC_CHUNK);
   if (!chunk) return NULL;
   if (!mlc_pagemap_register(chunk, MLC_CHUNK, chunk)) {
     mlc_os_unmap(chunk, MLC_CHUNK);

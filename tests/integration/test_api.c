@@ -1046,6 +1046,33 @@ START_TEST(test_out_of_memory_recovers) {
 }
 END_TEST
 
+/* Freed huge blocks stay mapped in a cache for a while; at the address-space limit that
+   cache must give way to the chunks that large and small objects need, without waiting
+   for the collector. */
+START_TEST(test_out_of_memory_huge_cache_gives_way) {
+  struct rlimit old, lim;
+  ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+  lim = old;
+  lim.rlim_cur = vm_size() + 96 * MiB;
+  if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < lim.rlim_cur) lim.rlim_cur = old.rlim_cur;
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+
+  size_t count = 0;
+  size_t huge = exhaust(8 * MiB, &count);
+  ck_assert_uint_ge(huge, 6);
+  while (count > 0) free(oom_blocks[--count]);
+  /* Everything freed is cached now; large blocks need new chunks. */
+  size_t large = exhaust(256 * KiB, &count);
+  ck_assert_msg(large * 256 * KiB >= (huge - 2) * 8 * MiB,
+                "%zu large blocks after freeing %zu huge ones", large, huge);
+  while (count > 0) free(oom_blocks[--count]);
+  size_t small = exhaust(2048, &count);
+  ck_assert_msg(small * 2048 >= 32 * MiB, "%zu small blocks at the limit", small);
+  while (count > 0) free(oom_blocks[--count]);
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+}
+END_TEST
+
 /* ---- Suite ---- */
 
 #define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -1168,6 +1195,7 @@ static Suite *api_suite(void) {
   tc = tcase_create("out_of_memory");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_out_of_memory_recovers);
+  tcase_add_test(tc, test_out_of_memory_huge_cache_gives_way);
   suite_add_tcase(s, tc);
   return s;
 }
