@@ -57,7 +57,7 @@ static uint16_t mlc_tcache_cap[MLC_NCLASSES];
 static void **mlc_tcache_spare_stacks[32];
 
 /* First batch size of a class: small, so that a thread that allocates little keeps
-   little; it doubles on each refill up to half the capacity. */
+   little; it doubles on each refill up to half the capacity or MLC_TCACHE_BATCH_BYTES. */
 static unsigned mlc_tcache_fill_initial(unsigned cls) {
   unsigned f = mlc_tcache_cap[cls] / 16;
   return f < 2 ? 2 : f;
@@ -225,6 +225,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
     }
   }
   /* A recycled cache keeps its storage (its owner flushed it): start small again. */
+  tc->refilled = 0;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     tc->cap[c] = (uint16_t)MLC_MIN(MLC_TCACHE_CAP0, mlc_tcache_cap[c]);
     tc->fill[c] = (uint16_t)MLC_MIN(mlc_tcache_fill_initial(c), MLC_MAX(tc->cap[c] / 2u, 1u));
@@ -292,6 +293,27 @@ void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
             (unsigned)mlc_class_size[cls]);
 }
 
+/* Objects that flow one way through a cache are memory no thread can use while they sit
+   there: a refill batch the thread has not reached yet, or the frees of a class the
+   thread never allocates (a consumer of objects other threads allocate).  Both are
+   bounded by MLC_TCACHE_BATCH_BYTES (at least MLC_TCACHE_BATCH_OBJS objects), enough to
+   take a bin lock once per batch: refill batches stop doubling there, and a class the
+   thread has never refilled stops growing there and flushes instead.  A class the thread
+   both allocates and frees grows to its full capacity: its stack absorbs the swings of
+   a random mix (larson) without reaching the bins.  (prodcons, 1 and 2 pairs: peak RSS
+   3.0 -> 2.2 and 4.2 -> 2.5 MiB at the same speed; mimalloc 2.2 and 2.8.) */
+#define MLC_TCACHE_BATCH_BYTES 8192u
+#define MLC_TCACHE_BATCH_OBJS 16u
+_Static_assert(MLC_NCLASSES <= 64, "mlc_tcache_t.refilled has one bit per class");
+
+static bool mlc_tcache_within_batch(unsigned cls, unsigned n) {
+  return n <= MLC_TCACHE_BATCH_OBJS || n * mlc_class_size[cls] <= MLC_TCACHE_BATCH_BYTES;
+}
+
+static bool mlc_tcache_free_may_grow(const mlc_tcache_t *tc, unsigned cls) {
+  return ((tc->refilled >> cls) & 1) || mlc_tcache_within_batch(cls, tc->cap[cls] * 2u);
+}
+
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
   mlc_tcache_t *tc = mlc_tcache_get(false);
@@ -314,6 +336,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     /* Empty: refill; the stack starts again at the top of its region, which grows
        when the batch would fill more than half of it. */
     unsigned n = tc->fill[cls];
+    tc->refilled |= (uint64_t)1 << cls;
     while (n * 2u > tc->cap[cls] && mlc_tcache_grow(tc, cls)) {
     }
     if (n > tc->cap[cls]) n = tc->cap[cls];
@@ -329,7 +352,8 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
       errno = ENOMEM;
       return NULL;
     }
-    if (n < mlc_tcache_cap[cls] / 2) tc->fill[cls] = (uint16_t)(n * 2);
+    if (n < mlc_tcache_cap[cls] / 2 && mlc_tcache_within_batch(cls, n * 2u))
+      tc->fill[cls] = (uint16_t)(n * 2);
   }
   ret = *head;
   mlc_store(&tc->b->head[cls], head + 1);
@@ -354,7 +378,8 @@ void mlc_tcache_free_slow(void *p) {
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
   void **head = tc->b->head[cls];
-  if (head <= tc->b->full[cls] && !mlc_tcache_grow(tc, cls))
+  if (head <= tc->b->full[cls] &&
+      !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls)))
     mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
   head = tc->b->head[cls];
   head[-1] = p;

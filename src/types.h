@@ -137,6 +137,7 @@ struct mlc_tcache_s {
   void **start[MLC_NCLASSES]; /* Constant: where each class's region starts (its full) */
   uint16_t fill[MLC_NCLASSES]; /* Owner thread: objects per refill, grows with use */
   uint16_t cap[MLC_NCLASSES];  /* Owner thread: slots per class now, grows with use */
+  uint64_t refilled;           /* Owner thread: bit c set once class c needed a refill */
   mlc_arena_t *arena;          /* Constant */
   int state;                   /* Atomic: who may touch the slow-path fields (gc.c) */
   bool parked;                 /* Protected by the registry lock and state: on the idle

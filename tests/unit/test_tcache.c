@@ -100,6 +100,61 @@ START_TEST(test_caches_start_small) {
 }
 END_TEST
 
+/* One-way traffic is bounded by MLC_TCACHE_BATCH_BYTES (8 KiB) or 16 objects: refill
+   batches of a thread that only allocates, and the stack of a class a thread only frees.
+   A class the thread also allocates grows to its full capacity. */
+enum { ONE_WAY_N = 1000 };
+static void *one_way_objs[ONE_WAY_N];
+
+static void *thread_only_allocates(void *arg) {
+  unsigned c = *(unsigned *)arg;
+  size_t worst = 0;
+  for (int i = 0; i < ONE_WAY_N; i++) {
+    one_way_objs[i] = malloc(mlc_class_size[c]);
+    worst = MLC_MAX(worst, mlc_unit_cached(c));
+  }
+  return (void *)(uintptr_t)worst;
+}
+
+static void *thread_only_frees(void *arg) {
+  unsigned c = *(unsigned *)arg;
+  size_t worst = 0;
+  for (int i = 0; i < ONE_WAY_N; i++) {
+    free(one_way_objs[i]);
+    worst = MLC_MAX(worst, mlc_unit_cached(c));
+  }
+  size_t cap_free_only = mlc_tsd.tc->cap[c];
+  /* Now both ways: the class may grow. */
+  for (int i = 0; i < ONE_WAY_N; i++) one_way_objs[i] = malloc(mlc_class_size[c]);
+  for (int i = 0; i < ONE_WAY_N; i++) free(one_way_objs[i]);
+  size_t *out = malloc(3 * sizeof(size_t));
+  out[0] = worst;
+  out[1] = cap_free_only;
+  out[2] = mlc_tsd.tc->cap[c];
+  return out;
+}
+
+START_TEST(test_one_way_bounded) {
+  unsigned c = mlc_size_class(512);
+  unsigned bound = MLC_MAX(16u, 8192u / mlc_class_size[c]);
+  ck_assert_uint_lt(bound, mlc_class_cap[c]); /* or the test shows nothing */
+  pthread_t t;
+  void *r;
+  pthread_create(&t, NULL, thread_only_allocates, &c);
+  pthread_join(t, &r);
+  ck_assert_uint_gt((uintptr_t)r, 0);
+  ck_assert_uint_le((uintptr_t)r, bound);
+  pthread_create(&t, NULL, thread_only_frees, &c);
+  pthread_join(t, &r);
+  size_t *out = r;
+  ck_assert_uint_gt(out[0], 0);
+  ck_assert_uint_le(out[0], bound);
+  ck_assert_uint_le(out[1], bound);
+  ck_assert_uint_eq(out[2], mlc_class_cap[c]);
+  free(out);
+}
+END_TEST
+
 static void *thread_allocs(void *arg) {
   unsigned c = *(unsigned *)arg;
   void *objs[100];
@@ -153,6 +208,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_capacity, 1, MLC_NCLASSES);
   tcase_add_test(tc, test_fill_grows);
   tcase_add_test(tc, test_caches_start_small);
+  tcase_add_test(tc, test_one_way_bounded);
   tcase_add_test(tc, test_thread_exit_flushes);
   tcase_add_test(tc, test_remote_free);
   suite_add_tcase(s, tc);
