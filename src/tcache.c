@@ -397,8 +397,10 @@ static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
 /* ---- Large blocks ---- */
 
 void *mlc_tcache_large_alloc(size_t npages) {
-  if (mlc_tsd.state != MLC_TSD_CACHED || npages > MLC_LCACHE_MAX_PAGES) return NULL;
-  mlc_tcache_t *tc = mlc_tsd.tc;
+  if (npages > MLC_LCACHE_MAX_PAGES) return NULL;
+  /* A thread that allocates only large blocks gets a cache too. */
+  mlc_tcache_t *tc = mlc_tcache_get(false);
+  if (!tc) return NULL;
   mlc_tcache_owner_enter(tc);
   void *p = NULL;
   if (tc->lcache[npages].n) p = tc->lcache[npages].slot[--tc->lcache[npages].n];
@@ -415,8 +417,9 @@ static void mlc_tcache_large_flush_bin(mlc_tcache_t *tc, size_t np, uint32_t kee
 }
 
 bool mlc_tcache_large_free(void *p, size_t npages) {
-  if (mlc_tsd.state != MLC_TSD_CACHED || npages > MLC_LCACHE_MAX_PAGES) return false;
-  mlc_tcache_t *tc = mlc_tsd.tc;
+  if (npages > MLC_LCACHE_MAX_PAGES) return false;
+  mlc_tcache_t *tc = mlc_tcache_get(true);
+  if (!tc) return false;
   mlc_tcache_owner_enter(tc);
   for (uint32_t i = 0; i < tc->lcache[npages].n; i++)
     if (tc->lcache[npages].slot[i] == p) {

@@ -155,6 +155,24 @@ START_TEST(test_one_way_bounded) {
 }
 END_TEST
 
+/* A thread that allocates only large blocks gets a cache for them too. */
+static void *thread_large_only(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 100; i++) free(malloc(12000));
+  size_t np = (12000 + MLC_PAGE - 1) / MLC_PAGE;
+  uintptr_t got = mlc_tsd.tc ? mlc_tsd.tc->lcache[np].n : 99;
+  return (void *)got;
+}
+
+START_TEST(test_large_only_thread_cached) {
+  pthread_t t;
+  void *r;
+  pthread_create(&t, NULL, thread_large_only, NULL);
+  pthread_join(t, &r);
+  ck_assert_uint_eq((uintptr_t)r, 1);
+}
+END_TEST
+
 static void *thread_allocs(void *arg) {
   unsigned c = *(unsigned *)arg;
   void *objs[100];
@@ -209,6 +227,7 @@ int main(void) {
   tcase_add_test(tc, test_fill_grows);
   tcase_add_test(tc, test_caches_start_small);
   tcase_add_test(tc, test_one_way_bounded);
+  tcase_add_test(tc, test_large_only_thread_cached);
   tcase_add_test(tc, test_thread_exit_flushes);
   tcase_add_test(tc, test_remote_free);
   suite_add_tcase(s, tc);
