@@ -268,8 +268,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
 /* The calling thread's cache, creating it on first use; NULL when the thread goes to
    the bins directly (caches off, exiting, creating its cache right now, or a free among
    a new thread's first ones). */
-static mlc_tcache_t *mlc_tcache_get(bool for_free) {
-  if (MLC_LIKELY(mlc_tsd.state == MLC_TSD_CACHED)) return mlc_tsd.tc;
+static MLC_NOINLINE mlc_tcache_t *mlc_tcache_get_slow(bool for_free) {
   if (mlc_tsd.state != MLC_TSD_NEW) return NULL;
   if (for_free && mlc_tsd.direct_frees++ < MLC_TCACHE_DIRECT_FREES) return NULL;
   if (!mlc_boot()) return NULL;
@@ -278,6 +277,11 @@ static mlc_tcache_t *mlc_tcache_get(bool for_free) {
     return NULL;
   }
   return mlc_tcache_create();
+}
+
+MLC_INLINE mlc_tcache_t *mlc_tcache_get(bool for_free) {
+  if (MLC_LIKELY(mlc_tsd.state == MLC_TSD_CACHED)) return mlc_tsd.tc;
+  return mlc_tcache_get_slow(for_free);
 }
 
 void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
