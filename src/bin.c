@@ -33,6 +33,40 @@ static void mlc_bin_list_remove_locked(mlc_bin_t *bin, mlc_slab_t *s) {
   s->next = s->prev = NULL;
 }
 
+/* Objects smaller than a cache line share it with their neighbours, and x86's adjacent-
+   line prefetcher makes two threads writing to the two lines of one 128-byte pair
+   contend as if they shared a line.  A refill first takes objects from 128-byte blocks
+   that are wholly free, so that two threads of one arena are not handed objects in one
+   block when other threads' frees leave holes in blocks still in use (passive false
+   sharing, Hoard's cache-scratch); the holes are used once the slab has no wholly free
+   block left.  For the classes whose size divides MLC_DESTRUCTIVE: the mask of the bits
+   of a freemap word whose whole block is free. */
+static uint64_t mlc_whole_blocks(uint64_t bits, size_t size) {
+  unsigned k = (unsigned)(MLC_DESTRUCTIVE / size); /* objects per block: 2, 4 or 8 */
+  uint64_t starts = ~(uint64_t)0 / ((((uint64_t)1) << k) - 1); /* bit 0 of each block */
+  uint64_t g = bits;
+  for (unsigned i = 1; i < k; i++) g &= bits >> i;
+  return (g & starts) * ((((uint64_t)1) << k) - 1);
+}
+
+/* Caller holds bin->lock.  Takes up to n objects of s from wholly free blocks. */
+static unsigned mlc_bin_take_whole_blocks_locked(mlc_slab_t *s, size_t size, void **out,
+                                                unsigned n) {
+  char *base = mlc_slab_base(s);
+  unsigned got = 0;
+  for (unsigned w = s->hint; w < MLC_SLAB_MAP_WORDS && got < n; w++) {
+    uint64_t whole = mlc_whole_blocks(s->freemap[w], size);
+    while (whole && got < n) {
+      unsigned b = (unsigned)__builtin_ctzll(whole);
+      whole &= whole - 1;
+      out[got++] = base + (size_t)(w * 64 + b) * size;
+      s->freemap[w] &= ~((uint64_t)1 << b);
+      s->nfree--;
+    }
+  }
+  return got;
+}
+
 unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
   unsigned got = 0;
   size_t size = mlc_class_size[bin->cls];
@@ -46,6 +80,8 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
       mlc_bin_list_push_locked(bin, s);
     }
     char *base = mlc_slab_base(s);
+    if (size < MLC_DESTRUCTIVE && MLC_DESTRUCTIVE % size == 0)
+      got += mlc_bin_take_whole_blocks_locked(s, size, out + got, n - got);
     unsigned w = s->hint;
     while (got < n && s->nfree) {
       uint64_t bits = s->freemap[w];

@@ -43,6 +43,8 @@ static const bool mlc_config_debug = false;
 #define MLC_GRANULE_SHIFT 16
 #define MLC_GRANULE ((size_t)1 << MLC_GRANULE_SHIFT)
 /* Chunks are the unit the arenas take from the kernel, aligned to their size. */
+/* Bytes two threads should not share: a cache line pair (adjacent-line prefetch). */
+#define MLC_DESTRUCTIVE 128
 #define MLC_CHUNK_SHIFT 22
 #define MLC_CHUNK ((size_t)1 << MLC_CHUNK_SHIFT)
 #define MLC_CHUNK_MASK (MLC_CHUNK - 1)

@@ -42,18 +42,59 @@ START_TEST(test_slab_carving) {
 }
 END_TEST
 
-/* Freed objects are handed out again, lowest address first. */
+/* Freed objects are handed out again, lowest address first (a class of 128 bytes or
+   more: smaller ones prefer wholly free 128-byte blocks, below). */
 START_TEST(test_reuse) {
   mlc_arena_t *a = new_arena();
-  mlc_bin_t *bin = &a->bins[4];
+  unsigned c = mlc_size_class(128);
+  mlc_bin_t *bin = &a->bins[c];
   void *objs[64], *again[3];
   ck_assert_uint_eq(mlc_bin_alloc_batch(bin, objs, 64), 64);
   void *f[3] = {objs[40], objs[7], objs[63]};
-  mlc_bin_free_batch(f, 3, 4);
+  mlc_bin_free_batch(f, 3, c);
   ck_assert_uint_eq(mlc_bin_alloc_batch(bin, again, 3), 3);
   ck_assert_ptr_eq(again[0], objs[7]);
   ck_assert_ptr_eq(again[1], objs[40]);
   ck_assert_ptr_eq(again[2], objs[63]);
+}
+END_TEST
+
+/* Classes smaller than 128 bytes: a refill takes objects from wholly free 128-byte
+   blocks first, so a hole another thread's free left in a block still in use is not
+   handed to a second thread; holes go out once no whole block is left. */
+START_TEST(test_refill_avoids_shared_blocks) {
+  size_t size = (size_t)16 << _i; /* 16, 32, 64 */
+  unsigned c = mlc_size_class(size);
+  ck_assert_uint_eq(mlc_class_size[c], size);
+  unsigned k = (unsigned)(MLC_DESTRUCTIVE / size), n = mlc_class_nobjs[c];
+  mlc_arena_t *a = new_arena();
+  mlc_bin_t *bin = &a->bins[c];
+  void **objs = calloc(n, sizeof(void *));
+  ck_assert_uint_eq(mlc_bin_alloc_batch(bin, objs, 2 * k), 2 * k);
+  char *base = objs[0];
+  ck_assert_uint_eq((uintptr_t)base % MLC_DESTRUCTIVE, 0);
+  /* A hole in block 0 and one in block 1. */
+  void *holes[2] = {objs[1], objs[k + k - 1]};
+  mlc_bin_free_batch(holes, 2, c);
+  void *got[3];
+  ck_assert_uint_eq(mlc_bin_alloc_batch(bin, got, 3), 3);
+  for (int i = 0; i < 3; i++) {
+    ck_assert((char *)got[i] >= base + 2 * MLC_DESTRUCTIVE);
+    ck_assert_ptr_ne(got[i], holes[0]);
+    ck_assert_ptr_ne(got[i], holes[1]);
+  }
+  /* The rest of the slab, holes included: nothing is lost. */
+  unsigned rest = n - 2 * k + 2 - 3;
+  ck_assert_uint_eq(mlc_bin_alloc_batch(bin, objs, rest), rest);
+  bool saw0 = false, saw1 = false;
+  for (unsigned i = 0; i < rest; i++) {
+    ck_assert((char *)objs[i] >= base && (char *)objs[i] < base + MLC_GRANULE);
+    saw0 |= objs[i] == holes[0];
+    saw1 |= objs[i] == holes[1];
+  }
+  ck_assert(saw0 && saw1);
+  ck_assert_uint_eq(bin->nslabs, 1);
+  free(objs);
 }
 END_TEST
 
@@ -97,6 +138,7 @@ int main(void) {
   TCase *tc = tcase_create("carving");
   tcase_add_loop_test(tc, test_slab_carving, 1, MLC_NCLASSES);
   tcase_add_test(tc, test_reuse);
+  tcase_add_loop_test(tc, test_refill_avoids_shared_blocks, 0, 3);
   tcase_add_test(tc, test_remote_batch);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("misuse");
