@@ -27,6 +27,7 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
   }
   void *p;
   size_t npages = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
+  mlc_assert(npages >= MLC_LCLASS_MIN_PAGES);
   if (npages <= MLC_LCACHE_MAX_PAGES && align <= MLC_PAGE &&
       (p = mlc_tcache_large_alloc(npages)) != NULL) {
     if (zero) memset(p, 0, npages << MLC_PAGE_SHIFT);
@@ -80,7 +81,10 @@ void mlc_free_nonsmall(void *p) {
        reported by the arena, which checks under its lock. */
     uintptr_t off = (uintptr_t)p - (uintptr_t)c;
     size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->l.npages[off >> MLC_PAGE_SHIFT]);
-    if (npages == 0 || !mlc_tcache_large_free(p, npages)) mlc_arena_large_free(c, p);
+    if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES)
+      mlc_tcache_large_free(p, npages);
+    else
+      mlc_arena_large_free(c, p); /* also what reports a bad pointer (npages 0) */
   }
   errno = saved;
 }

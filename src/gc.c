@@ -138,11 +138,11 @@ static size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
 /* Collects what it may from one claimed cache.  everything: a full collection. */
 static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   bool idle = mlc_load(&tc->slow_events) == tc->gc_seen_events;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++)
+  for (unsigned c = 1; c < MLC_TCLASSES; c++)
     if (mlc_load_acq(&tc->b->head[c]) != tc->gc_seen_head[c]) idle = false;
   tc->gc_idle_passes = idle ? tc->gc_idle_passes + 1 : 0;
   size_t returned = 0;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) {
     void **head = mlc_load_acq(&tc->b->head[c]);
     void **lw = tc->b->lw[c], **empty = tc->empty[c];
     /* head + 1: the owner may be stalled inside one pop that loaded an old lw (see the
@@ -153,7 +153,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
                : idle    ? mlc_gc_piece(untouched, tc->gc_idle_passes)
                          : untouched / 2;
     if (k) {
-      mlc_bin_free_batch(empty - k, (unsigned)k, c);
+      mlc_tcache_return(empty - k, (unsigned)k, c);
       empty -= k;
       tc->empty[c] = empty;
       returned += k;
@@ -164,13 +164,11 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
     mlc_store(&tc->b->lw[c], head < empty ? head : empty);
     tc->gc_seen_head[c] = head;
   }
-  /* Large blocks go back once the owner has been idle for a pass. */
-  if (idle || everything) mlc_tcache_large_flush(tc);
   tc->gc_seen_events = mlc_load(&tc->slow_events);
   /* Idle and nothing left to take: park it (no more visits until the owner is back). */
   if (idle || everything) {
     bool left = false;
-    for (unsigned c = 1; c < MLC_NCLASSES && !left; c++)
+    for (unsigned c = 1; c < MLC_TCLASSES && !left; c++)
       left = tc->empty[c] > mlc_load(&tc->b->head[c]) + 1;
     if (!left) mlc_tcache_park(tc);
   }

@@ -21,9 +21,9 @@ void *mlc_dummy_slot[2];
 
 #define MLC_DUMMY_BINS                                        \
   {                                                           \
-    .head = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},  \
-    .lw = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},    \
-    .full = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},  \
+    .head = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},  \
+    .lw = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},    \
+    .full = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},  \
   }
 
 static const mlc_tbins_t mlc_tbins_dummy = MLC_DUMMY_BINS;
@@ -50,7 +50,7 @@ static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
    boot.  A cache starts with MLC_TCACHE_CAP0 slots per class and doubles a class's
    capacity when its refills or frees need more, so a thread that allocates a little
    touches one page of stacks, not nine (many threads, mimalloc #1107). */
-static uint16_t mlc_tcache_cap[MLC_NCLASSES];
+static uint16_t mlc_tcache_cap[MLC_TCLASSES];
 #define MLC_TCACHE_CAP0 8
 /* Stack storage no cache uses any more, by log2 of its slot count.  Protected by the
    registry lock. */
@@ -95,6 +95,7 @@ static void mlc_tcache_thread_exit(void *arg);
 bool mlc_tcache_boot(void) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
     mlc_tcache_cap[c] = mlc_class_size[c] <= mlc_opt.tcache_max ? mlc_class_cap[c] : 0;
+  for (unsigned c = MLC_NCLASSES; c < MLC_TCLASSES; c++) mlc_tcache_cap[c] = MLC_LCACHE_CAP;
   return pthread_key_create(&mlc_tcache_key, mlc_tcache_thread_exit) == 0;
 }
 
@@ -112,7 +113,7 @@ mlc_arena_t *mlc_tsd_arena(void) {
    region).  The owner holds tc's state, or tc is not in use yet. */
 static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
   void **slot = stack;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) {
     void **start = slot;
     slot += tc->cap[c];
     void **empty = slot;
@@ -129,7 +130,7 @@ static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
 
 static size_t mlc_tcache_slots_needed(const mlc_tcache_t *tc) {
   size_t n = 0;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) n += tc->cap[c];
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) n += tc->cap[c];
   return n;
 }
 
@@ -144,7 +145,7 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
     /* Room in the storage it has: lay out again in place, from the last class down so
        that no stack overwrites one not yet moved. */
     void **slot = tc->stack + need;
-    for (unsigned c = MLC_NCLASSES - 1; c >= 1; c--) {
+    for (unsigned c = MLC_TCLASSES - 1; c >= 1; c--) {
       void **empty = slot;
       slot -= tc->cap[c];
       size_t n = (size_t)(tc->empty[c] - tc->b->head[c]);
@@ -195,7 +196,7 @@ static void mlc_tcache_list_remove(mlc_tcache_t *tc) {
 void mlc_tcache_park(mlc_tcache_t *tc) {
   /* Every push now falls to the slow path, which unparks: the collector hears of the
      first object the owner caches again. */
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
   mlc_tcache_list_remove(tc);
   tc->parked = true;
   mlc_tcache_list_push(&mlc_tcache_parked, tc);
@@ -207,7 +208,7 @@ void mlc_tcache_unpark(mlc_tcache_t *tc) {
   tc->parked = false;
   mlc_tcache_list_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) mlc_store(&tc->b->full[c], tc->start[c]);
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], tc->start[c]);
   tc->gc_idle_passes = 0;
 }
 
@@ -226,7 +227,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   }
   /* A recycled cache keeps its storage (its owner flushed it): start small again. */
   tc->refilled = 0;
-  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) {
     tc->cap[c] = (uint16_t)MLC_MIN(MLC_TCACHE_CAP0, mlc_tcache_cap[c]);
     tc->fill[c] = (uint16_t)MLC_MIN(mlc_tcache_fill_initial(c), MLC_MAX(tc->cap[c] / 2u, 1u));
   }
@@ -252,7 +253,6 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   tc->gc_seen_events = 0;
   tc->gc_idle_passes = 0;
   tc->parked = false;
-  memset(tc->lcache, 0, sizeof(tc->lcache));
   mlc_tcache_registry_lock();
   mlc_tcache_list_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
@@ -289,12 +289,19 @@ void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
   unsigned have = (unsigned)(empty - head);
   if (n > have) n = have;
   if (n == 0) return;
-  mlc_bin_free_batch(empty - n, n, cls);
+  mlc_tcache_return(empty - n, n, cls);
   memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
   mlc_store(&tc->b->head[cls], head + n);
   mlc_store(&tc->b->lw[cls], empty);
-  mlc_trace("tcache: flushed %u objects of class %u (%u bytes)", n, cls,
-            (unsigned)mlc_class_size[cls]);
+  mlc_trace("tcache: flushed %u objects of cache class %u", n, cls);
+}
+
+void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
+  if (cls < MLC_NCLASSES) {
+    mlc_bin_free_batch(objs, n, cls);
+    return;
+  }
+  for (unsigned i = 0; i < n; i++) mlc_arena_large_free(mlc_pagemap_entry(objs[i]), objs[i]);
 }
 
 /* Objects that flow one way through a cache are memory no thread can use while they sit
@@ -393,52 +400,54 @@ void mlc_tcache_free_slow(void *p) {
 }
 
 static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
-  for (unsigned c = 1; c < MLC_NCLASSES; c++)
+  for (unsigned c = 1; c < MLC_TCLASSES; c++)
     mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - tc->b->head[c]));
-  mlc_tcache_large_flush(tc);
 }
 
 /* ---- Large blocks ---- */
 
-void *mlc_tcache_large_alloc(size_t npages) {
-  if (npages > MLC_LCACHE_MAX_PAGES) return NULL;
-  /* A thread that allocates only large blocks gets a cache too. */
+/* The pop missed: the objects below the low-water mark (if the collector lowered it)
+   are the owner's again; or there is no cache yet (a thread that allocates only large
+   blocks gets one too). */
+void *mlc_tcache_large_alloc_slow(size_t np) {
   mlc_tcache_t *tc = mlc_tcache_get(false);
   if (!tc) return NULL;
+  unsigned c = (unsigned)mlc_tclass_large(np);
   mlc_tcache_owner_enter(tc);
-  void *p = NULL;
-  if (tc->lcache[npages].n) p = tc->lcache[npages].slot[--tc->lcache[npages].n];
   mlc_store(&tc->slow_events, tc->slow_events + 1);
+  void *p = NULL;
+  void **head = tc->b->head[c];
+  if (head < tc->empty[c]) {
+    p = *head;
+    mlc_store(&tc->b->head[c], head + 1);
+  }
+  mlc_store(&tc->b->lw[c], tc->empty[c]);
   mlc_tcache_owner_exit(tc);
   return p;
 }
 
-static void mlc_tcache_large_flush_bin(mlc_tcache_t *tc, size_t np, uint32_t keep) {
-  while (tc->lcache[np].n > keep) {
-    void *q = tc->lcache[np].slot[--tc->lcache[np].n];
-    mlc_arena_large_free(mlc_pagemap_entry(q), q);
-  }
-}
-
-bool mlc_tcache_large_free(void *p, size_t npages) {
-  if (npages > MLC_LCACHE_MAX_PAGES) return false;
+/* The push found the stack full (or parked, or no cache yet): the oldest half goes back
+   to the arenas. */
+void mlc_tcache_large_free_slow(void *p, size_t np) {
   mlc_tcache_t *tc = mlc_tcache_get(true);
-  if (!tc) return false;
-  mlc_tcache_owner_enter(tc);
-  for (uint32_t i = 0; i < tc->lcache[npages].n; i++)
-    if (tc->lcache[npages].slot[i] == p) {
+  if (!tc) {
+    mlc_arena_large_free(mlc_pagemap_entry(p), p);
+    return;
+  }
+  unsigned c = (unsigned)mlc_tclass_large(np);
+  mlc_tcache_owner_enter(tc); /* unparks */
+  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  void **head = tc->b->head[c];
+  for (void **q = head; q < tc->empty[c]; q++)
+    if (*q == p) {
       mlc_tcache_owner_exit(tc);
       mlc_fatal("double free", p);
     }
-  if (tc->lcache[npages].n == MLC_LCACHE_CAP) mlc_tcache_large_flush_bin(tc, npages, MLC_LCACHE_CAP / 2);
-  tc->lcache[npages].slot[tc->lcache[npages].n++] = p;
-  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  if (head <= tc->b->full[c]) mlc_tcache_flush_oldest(tc, c, tc->cap[c] / 2u);
+  head = tc->b->head[c];
+  head[-1] = p;
+  mlc_store(&tc->b->head[c], head - 1);
   mlc_tcache_owner_exit(tc);
-  return true;
-}
-
-void mlc_tcache_large_flush(mlc_tcache_t *tc) {
-  for (size_t np = 0; np <= MLC_LCACHE_MAX_PAGES; np++) mlc_tcache_large_flush_bin(tc, np, 0);
 }
 
 size_t mlc_tcache_cached_large_bytes(void) {
@@ -447,8 +456,12 @@ size_t mlc_tcache_cached_large_bytes(void) {
   mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
   for (int l = 0; l < 2; l++)
     for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
-      for (size_t np = 0; np <= MLC_LCACHE_MAX_PAGES; np++)
-        total += mlc_load(&tc->lcache[np].n) * (np << MLC_PAGE_SHIFT);
+      for (size_t np = MLC_LCLASS_MIN_PAGES; np <= MLC_LCACHE_MAX_PAGES; np++) {
+        size_t c = mlc_tclass_large(np);
+        void **h = mlc_load(&tc->b->head[c]);
+        void **e = mlc_load(&tc->empty[c]);
+        if (h < e) total += (size_t)(e - h) * (np << MLC_PAGE_SHIFT);
+      }
   mlc_tcache_registry_unlock();
   return total;
 }
@@ -522,7 +535,7 @@ void mlc_tcache_postfork_child(void) {
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
-      for (unsigned c = 1; c < MLC_NCLASSES; c++) self->b->full[c] = self->start[c];
+      for (unsigned c = 1; c < MLC_TCLASSES; c++) self->b->full[c] = self->start[c];
     }
   }
 }

@@ -69,14 +69,43 @@ mlc_arena_t *mlc_tsd_arena(void);
 /* Returns every cached object of the calling thread to the bins. */
 void mlc_tcache_flush_self(void);
 
-/* A cached large block of npages pages (MLC_LCACHE_MAX_PAGES at most) for the calling
-   thread, or NULL.  No lock held. */
-void *mlc_tcache_large_alloc(size_t npages);
-/* Keeps the large block p of npages pages in the calling thread's cache; false when the
-   thread has no cache (the caller frees it to the arena). */
-bool mlc_tcache_large_free(void *p, size_t npages);
-/* Returns every cached large block of tc to the arenas.  Caller owns tc's slow path. */
-void mlc_tcache_large_flush(mlc_tcache_t *tc);
+/* The cache class of large blocks of np pages, MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES. */
+MLC_INLINE size_t mlc_tclass_large(size_t np) { return MLC_NCLASSES + np - MLC_LCLASS_MIN_PAGES; }
+
+MLC_NOINLINE void *mlc_tcache_large_alloc_slow(size_t np);
+MLC_NOINLINE void mlc_tcache_large_free_slow(void *p, size_t np);
+
+/* A freed large block of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES) from the
+   calling thread's cache, or NULL.  The same pop as for small objects, under the same
+   protocol with the collector: no lock, no atomic. */
+MLC_INLINE void *mlc_tcache_large_alloc(size_t np) {
+  size_t c = mlc_tclass_large(np);
+  void **h = mlc_tsd.bins.head[c];
+  if (MLC_UNLIKELY(h >= mlc_fast_load(&mlc_tsd.bins.lw[c]))) return mlc_tcache_large_alloc_slow(np);
+  mlc_fast_store(&mlc_tsd.bins.head[c], h + 1);
+  return *h;
+}
+
+/* Keeps the live large block p of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES)
+   in the calling thread's cache, or gives it to its arena.  Aborts on a block freed
+   twice while its first free is still among those the collector cannot take yet (later
+   ones are caught when the cache gives the block back). */
+MLC_INLINE void mlc_tcache_large_free(void *p, size_t np) {
+  size_t c = mlc_tclass_large(np);
+  void **h = mlc_tsd.bins.head[c];
+  if (MLC_UNLIKELY(h <= mlc_fast_load(&mlc_tsd.bins.full[c]))) {
+    mlc_tcache_large_free_slow(p, np);
+    return;
+  }
+  for (void **q = h, **lw = mlc_fast_load(&mlc_tsd.bins.lw[c]); q < lw; q++)
+    if (MLC_UNLIKELY(*q == p)) mlc_fatal("double free", p);
+  h[-1] = p;
+  mlc_fast_store(&mlc_tsd.bins.head[c], h - 1);
+}
+
+/* Gives n objects of cache class cls back: to their bins, or large blocks to their
+   arenas.  No lock held. */
+void mlc_tcache_return(void **objs, unsigned n, unsigned cls);
 
 /* Objects cached per class in all thread caches (approximate while owners run). */
 void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]);

@@ -37,9 +37,15 @@ typedef struct mlc_huge_s mlc_huge_t;
 #define MLC_SLAB_MAP_WORDS (MLC_SLAB_MAX_OBJS / 64)
 #define MLC_LARGE_MAX ((size_t)2 << 20)
 #define MLC_CHUNK_WORDS (MLC_PAGES_PER_CHUNK / 64)
-/* Thread caches also keep a few freed large blocks of up to this many pages. */
+/* Thread caches also keep a few freed large blocks of up to this many pages, on stacks
+   of their own: the cache classes MLC_NCLASSES.. are large blocks of
+   MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES pages, MLC_LCACHE_CAP of each at most. */
 #define MLC_LCACHE_MAX_PAGES 16
 #define MLC_LCACHE_CAP 8
+#define MLC_LCLASS_MIN_PAGES 3 /* the smallest large block, MLC_SMALL_MAX + 1 bytes */
+#define MLC_TCLASSES (MLC_NCLASSES + MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES + 1)
+_Static_assert((MLC_SMALL_MAX + 1 + 4095) / 4096 == MLC_LCLASS_MIN_PAGES,
+               "large blocks start at MLC_LCLASS_MIN_PAGES pages");
 
 struct mlc_slab_s {
   mlc_slab_t *next; /* Protected by bin->lock: the bin's list of slabs with free objects */
@@ -123,20 +129,21 @@ struct mlc_arena_s {
  * the fast path never goes past it, so [lw, empty) is only reachable through the slow
  * path.  Bin 0 has head == lw == full so that both fast paths fall to the slow path.
  * The arrays are separate so that the fast paths index them with the class and no
- * multiplication.
+ * multiplication.  Cache classes 1..MLC_NCLASSES-1 are the size classes; the ones after
+ * them hold freed large blocks by page count (MLC_LCACHE_MAX_PAGES above).
  */
 typedef struct mlc_tbins_s {
-  void **head[MLC_NCLASSES];  /* Owner writes; the collector reads (relaxed) */
-  void **lw[MLC_NCLASSES];    /* Owner thread, or the collector while it holds state */
-  void **full[MLC_NCLASSES];  /* Constant while the cache exists */
+  void **head[MLC_TCLASSES];  /* Owner writes; the collector reads (relaxed) */
+  void **lw[MLC_TCLASSES];    /* Owner thread, or the collector while it holds state */
+  void **full[MLC_TCLASSES];  /* Constant while the cache exists */
 } mlc_tbins_t;
 
 struct mlc_tcache_s {
   mlc_tbins_t *b;             /* Constant: the owner's bins, in its thread-local storage */
-  void **empty[MLC_NCLASSES]; /* Owner thread, or the collector while it holds state */
-  void **start[MLC_NCLASSES]; /* Constant: where each class's region starts (its full) */
-  uint16_t fill[MLC_NCLASSES]; /* Owner thread: objects per refill, grows with use */
-  uint16_t cap[MLC_NCLASSES];  /* Owner thread: slots per class now, grows with use */
+  void **empty[MLC_TCLASSES]; /* Owner thread, or the collector while it holds state */
+  void **start[MLC_TCLASSES]; /* Constant: where each class's region starts (its full) */
+  uint16_t fill[MLC_TCLASSES]; /* Owner thread: objects per refill, grows with use */
+  uint16_t cap[MLC_TCLASSES];  /* Owner thread: slots per class now, grows with use */
   uint64_t refilled;           /* Owner thread: bit c set once class c needed a refill */
   mlc_arena_t *arena;          /* Constant */
   int state;                   /* Atomic: who may touch the slow-path fields (gc.c) */
@@ -146,14 +153,8 @@ struct mlc_tcache_s {
   mlc_tcache_t *prev;
   uint64_t slow_events;        /* Owner writes (relaxed): slow-path calls, seen by gc */
   uint64_t gc_seen_events;     /* Collector only */
-  void **gc_seen_head[MLC_NCLASSES]; /* Collector only */
+  void **gc_seen_head[MLC_TCLASSES]; /* Collector only */
   unsigned gc_idle_passes;     /* Collector only */
-  /* Freed large blocks of 3..MLC_LCACHE_MAX_PAGES pages, by page count: reused without
-     the arena lock.  Slow paths only; owner thread, or the collector holding state. */
-  struct {
-    uint32_t n;
-    void *slot[MLC_LCACHE_CAP];
-  } lcache[MLC_LCACHE_MAX_PAGES + 1];
   void **stack;                /* Owner thread: storage of all the stacks */
   size_t stack_slots;          /* its size, a power of two */
 };

@@ -87,6 +87,55 @@ START_TEST(test_idle_sequence) {
 }
 END_TEST
 
+/* Freed large blocks sit on cache stacks of their own and go back to their arenas
+   the same way: pieces on idle passes, all but the one at head in the end; the owner
+   then takes the rest of its cache back and allocates on. */
+enum { LNOBJ = 6, LSIZE = 12000 };
+static sem_t lgo, ldone;
+
+static void *large_worker(void *arg) {
+  (void)arg;
+  void *objs[LNOBJ];
+  for (int i = 0; i < LNOBJ; i++) objs[i] = malloc(LSIZE);
+  for (int i = 0; i < LNOBJ; i++) free(objs[i]);
+  worker_tc = mlc_tsd.tc;
+  sem_post(&ldone);
+  sem_wait(&lgo);
+  for (int i = 0; i < LNOBJ; i++) objs[i] = malloc(LSIZE);
+  for (int i = 0; i < LNOBJ; i++) {
+    ck_assert_ptr_nonnull(objs[i]);
+    memset(objs[i], i, LSIZE);
+  }
+  for (int i = 0; i < LNOBJ; i++) free(objs[i]);
+  sem_post(&ldone);
+  return NULL;
+}
+
+START_TEST(test_idle_large_blocks) {
+  size_t np = (LSIZE + MLC_PAGE - 1) / MLC_PAGE, block = np * MLC_PAGE;
+  sem_init(&lgo, 0, 0);
+  sem_init(&ldone, 0, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, large_worker, NULL);
+  sem_wait(&ldone);
+  ck_assert_ptr_nonnull(worker_tc);
+  ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), LNOBJ * block);
+  uint64_t now = mlc_os_now_ns();
+  mlc_gc_pass_at(now, false); /* the owner was active: nothing taken */
+  ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), LNOBJ * block);
+  size_t n = LNOBJ;
+  for (unsigned k = 1; k <= 4; k++) {
+    mlc_gc_pass_at(now += 1000000000u, false);
+    n -= piece(n - 1, k);
+    ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), n * block);
+  }
+  ck_assert_uint_eq(n, 1);
+  sem_post(&lgo);
+  sem_wait(&ldone);
+  pthread_join(t, NULL);
+}
+END_TEST
+
 /* A cache whose owner keeps using it is left alone. */
 START_TEST(test_busy_untouched) {
   pthread_t t = start_worker();
@@ -251,6 +300,7 @@ int main(int argc, char **argv) {
   TCase *tc = tcase_create("policy");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_idle_sequence);
+  tcase_add_test(tc, test_idle_large_blocks);
   tcase_add_test(tc, test_busy_untouched);
   tcase_add_test(tc, test_busy_again_restarts);
   tcase_add_test(tc, test_owner_after_collection);

@@ -160,7 +160,8 @@ static void *thread_large_only(void *arg) {
   (void)arg;
   for (int i = 0; i < 100; i++) free(malloc(12000));
   size_t np = (12000 + MLC_PAGE - 1) / MLC_PAGE;
-  uintptr_t got = mlc_tsd.tc ? mlc_tsd.tc->lcache[np].n : 99;
+  size_t c = mlc_tclass_large(np);
+  uintptr_t got = mlc_tsd.tc ? (uintptr_t)(mlc_tsd.tc->empty[c] - mlc_tsd.bins.head[c]) : 99;
   return (void *)got;
 }
 
