@@ -45,6 +45,25 @@ else
   fail=$((fail + 1))
 fi
 
+# Loaded late, with dlopen (Python's ctypes), not preloaded: its initial-exec
+# thread-local storage must fit in the space glibc keeps for such libraries.
+if command -v python3 >/dev/null; then
+  if out=$(python3 -c '
+import ctypes, sys
+m = ctypes.CDLL(sys.argv[1])
+m.melloc_malloc.restype = ctypes.c_void_p
+m.melloc_usable_size.restype = ctypes.c_size_t
+p = m.melloc_malloc(ctypes.c_size_t(100))
+print(m.melloc_usable_size(ctypes.c_void_p(p)))
+m.melloc_free(ctypes.c_void_p(p))' "$lib" 2>&1) && [ "$out" = 112 ]; then
+    echo "ok: dlopen from python (ctypes)"
+    pass=$((pass + 1))
+  else
+    echo "FAIL: dlopen from python (ctypes): $out"
+    fail=$((fail + 1))
+  fi
+fi
+
 if command -v python3 >/dev/null; then
   compare "python (PYTHONMALLOC=malloc)" env PYTHONMALLOC=malloc python3 "$src/tests/programs/workload.py"
 fi
