@@ -105,11 +105,14 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
   return got;
 }
 
-/* Caller holds bin->lock; s is a slab of bin. */
-static void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *p) {
-  uint32_t off = (uint32_t)((uintptr_t)p - (uintptr_t)mlc_slab_base(s));
-  uint32_t idx = mlc_class_index(bin->cls, off);
-  if (MLC_UNLIKELY(idx >= s->nobjs || idx * mlc_class_size[bin->cls] != off)) {
+/* Caller holds bin->lock; s is a slab of bin, whose class has objects of size bytes
+   and the reciprocal recip (mlc_class_recip). */
+static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *p, uint32_t size,
+                                           uint32_t recip) {
+  /* Slabs are aligned to their size: the offset is the low bits of the address. */
+  uint32_t off = (uint32_t)((uintptr_t)p & (MLC_GRANULE - 1));
+  uint32_t idx = (uint32_t)(((uint64_t)off * recip) >> 32);
+  if (MLC_UNLIKELY(idx * size != off || idx >= s->nobjs)) {
     mlc_mutex_unlock(&bin->lock);
     mlc_fatal("invalid free (not the start of a block)", p);
   }
@@ -135,13 +138,14 @@ void mlc_bin_free_batch(void **ptrs, unsigned n, unsigned cls) {
     mlc_slab_t *s0 = mlc_slab_of(ptrs[0]);
     mlc_bin_t *bin = mlc_load(&s0->bin);
     if (MLC_UNLIKELY(bin == NULL || bin->cls != cls)) mlc_fatal("double free or invalid pointer", ptrs[0]);
+    uint32_t size = mlc_class_size[cls], recip = mlc_class_recip[cls];
     mlc_mutex_lock(&bin->lock);
     unsigned left = 0;
     for (unsigned i = 0; i < n; i++) {
       void *p = ptrs[i];
       mlc_slab_t *s = mlc_slab_of(p);
       if (mlc_load(&s->bin) == bin)
-        mlc_bin_free_one_locked(bin, s, p);
+        mlc_bin_free_one_locked(bin, s, p, size, recip);
       else if (s == s0) {
         /* The slab went back to the arena while p was cached: p was freed twice. */
         mlc_mutex_unlock(&bin->lock);
