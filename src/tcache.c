@@ -284,6 +284,23 @@ MLC_INLINE mlc_tcache_t *mlc_tcache_get(bool for_free) {
   return mlc_tcache_get_slow(for_free);
 }
 
+/* The collector takes the oldest objects, at the bottom of a stack, and lowers its
+   empty end: a stack that only receives frees (no refill starts it again at the top)
+   would keep less and less room.  Moves the objects to the top of the class's region
+   and returns the new head.  Owner, holding state. */
+static void **mlc_tcache_restack(mlc_tcache_t *tc, unsigned cls) {
+  void **head = tc->b->head[cls], **top = tc->start[cls] + tc->cap[cls];
+  if (tc->empty[cls] < top) {
+    size_t n = (size_t)(tc->empty[cls] - head);
+    memmove(top - n, head, n * sizeof(void *));
+    head = top - n;
+    tc->empty[cls] = top;
+    mlc_store(&tc->b->head[cls], head);
+    mlc_store(&tc->b->lw[cls], top);
+  }
+  return head;
+}
+
 void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
   void **head = tc->b->head[cls], **empty = tc->empty[cls];
   unsigned have = (unsigned)(empty - head);
@@ -388,7 +405,7 @@ void mlc_tcache_free_slow(void *p) {
   }
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
-  void **head = tc->b->head[cls];
+  void **head = mlc_tcache_restack(tc, cls);
   if (head <= tc->b->full[cls] &&
       !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls)))
     mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
@@ -420,6 +437,11 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
   if (head < tc->empty[c]) {
     p = *head;
     mlc_store(&tc->b->head[c], head + 1);
+  } else {
+    /* Empty: the stack starts again at the top of its region (the collector lowers
+       empty as it takes the oldest blocks). */
+    tc->empty[c] = tc->start[c] + tc->cap[c];
+    mlc_store(&tc->b->head[c], tc->empty[c]);
   }
   mlc_store(&tc->b->lw[c], tc->empty[c]);
   mlc_tcache_owner_exit(tc);
@@ -445,13 +467,14 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
       mlc_tcache_owner_exit(tc);
       mlc_fatal("double free", p);
     }
+  head = mlc_tcache_restack(tc, c);
   if (head <= tc->b->full[c]) {
-    unsigned k = tc->cap[c] / 2u;
+    unsigned k = tc->cap[c] / 2u; /* the stack is full: cap blocks */
     mlc_tcache_return(head, k, c);
-    mlc_store(&tc->b->head[c], head + k);
-    mlc_store(&tc->b->lw[c], tc->empty[c]);
+    head += k;
+    mlc_store(&tc->b->head[c], head);
   }
-  head = tc->b->head[c];
+  mlc_store(&tc->b->lw[c], tc->empty[c]);
   head[-1] = p;
   mlc_store(&tc->b->head[c], head - 1);
   mlc_tcache_owner_exit(tc);

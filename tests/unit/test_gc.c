@@ -10,6 +10,7 @@
 enum { CLS = 4, NOBJ = 200 };
 
 static sem_t go, done;
+static sem_t lgo, ldone; /* for the tests with a thread of their own */
 static int command; /* 1: burst of malloc/free, 2: exit */
 static mlc_tcache_t *worker_tc;
 
@@ -87,11 +88,47 @@ START_TEST(test_idle_sequence) {
 }
 END_TEST
 
+/* After the collector has taken the oldest objects of a stack, a thread that then only
+   frees that class (no refill restarts the stack) still has the whole capacity. */
+static void *frees_only_worker(void *arg) {
+  void **objs = arg;
+  void *own[NOBJ];
+  for (int i = 0; i < NOBJ; i++) own[i] = malloc(mlc_class_size[CLS]);
+  for (int i = 0; i < NOBJ; i++) free(own[i]);
+  worker_tc = mlc_tsd.tc;
+  sem_post(&ldone);
+  sem_wait(&lgo);
+  for (int i = 0; i < NOBJ; i++) free(objs[i]);
+  sem_post(&ldone);
+  sem_wait(&lgo);
+  return NULL;
+}
+
+START_TEST(test_frees_after_collection_keep_capacity) {
+  void *objs[NOBJ];
+  for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
+  sem_init(&lgo, 0, 0);
+  sem_init(&ldone, 0, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, frees_only_worker, objs);
+  sem_wait(&ldone);
+  mlc_tcache_t *tc = worker_tc;
+  uint64_t now = mlc_os_now_ns();
+  for (int k = 0; k < 6; k++) mlc_gc_pass_at(now += 1000000000u, false);
+  ck_assert_uint_eq(cached(tc), 1);
+  ck_assert_uint_ge(tc->cap[CLS], NOBJ + 1);
+  sem_post(&lgo);
+  sem_wait(&ldone);
+  ck_assert_uint_eq(cached(tc), NOBJ + 1);
+  sem_post(&lgo);
+  pthread_join(t, NULL);
+}
+END_TEST
+
 /* Freed large blocks sit on cache stacks of their own and go back to their arenas
    the same way: pieces on idle passes, all but the one at head in the end; the owner
    then takes the rest of its cache back and allocates on. */
 enum { LNOBJ = 6, LSIZE = 12000 };
-static sem_t lgo, ldone;
 
 static void *large_worker(void *arg) {
   (void)arg;
@@ -301,6 +338,7 @@ int main(int argc, char **argv) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_idle_sequence);
   tcase_add_test(tc, test_idle_large_blocks);
+  tcase_add_test(tc, test_frees_after_collection_keep_capacity);
   tcase_add_test(tc, test_busy_untouched);
   tcase_add_test(tc, test_busy_again_restarts);
   tcase_add_test(tc, test_owner_after_collection);
