@@ -21,7 +21,7 @@ BENCH_ARGS =
 BENCH_CHECK_ARGS =
 
 EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
-	bench/run.py bench/icount.py bench/benchlib.py \
+	bench/run.py bench/icount.py bench/benchlib.py bench/fastest.py \
 	bench/src/common.h bench/src/runone.c bench/src/fastpath.c \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/frag.c bench/src/idle.c
