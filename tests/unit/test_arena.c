@@ -35,12 +35,35 @@ START_TEST(test_large_alignment_and_reuse) {
     ck_assert_uint_eq(mlc_arena_large_usable(mlc_pagemap_entry(p), p), 20480);
     mlc_arena_large_free(mlc_pagemap_entry(p), p);
   }
-  /* First fit: a freed run is reused at once. */
+  /* A freed run is reused at once. */
   char *p = mlc_arena_large_alloc(a, 50000, 0, false);
   mlc_arena_large_free(mlc_pagemap_entry(p), p);
   char *q = mlc_arena_large_alloc(a, 50000, 0, false);
   ck_assert_ptr_eq(p, q);
   mlc_arena_large_free(mlc_pagemap_entry(q), q);
+}
+END_TEST
+
+/* Best fit: of two holes that hold a request, the smaller is used, in whichever chunk
+   it is; an exact fit ends the search. */
+START_TEST(test_large_best_fit) {
+  mlc_arena_t *a = new_arena();
+  size_t pg = MLC_PAGE;
+  char *big = mlc_arena_large_alloc(a, 10 * pg, 0, false);
+  char *sep1 = mlc_arena_large_alloc(a, pg * 3, 0, false);
+  char *mid = mlc_arena_large_alloc(a, 5 * pg, 0, false);
+  char *sep2 = mlc_arena_large_alloc(a, pg * 3, 0, false);
+  ck_assert(big && sep1 && mid && sep2);
+  ck_assert_ptr_eq(sep1, big + 10 * pg); /* one chunk, back to back */
+  ck_assert_ptr_eq(mid, sep1 + 3 * pg);
+  mlc_arena_large_free(mlc_pagemap_entry(big), big);
+  mlc_arena_large_free(mlc_pagemap_entry(mid), mid);
+  char *q = mlc_arena_large_alloc(a, 4 * pg, 0, false);
+  ck_assert_ptr_eq(q, mid); /* the 5-page hole, not the first (10 pages) */
+  char *r = mlc_arena_large_alloc(a, 10 * pg, 0, false);
+  ck_assert_ptr_eq(r, big); /* exact fit */
+  char *blocks[] = {q, r, sep1, sep2};
+  for (int i = 0; i < 4; i++) mlc_arena_large_free(mlc_pagemap_entry(blocks[i]), blocks[i]);
 }
 END_TEST
 
@@ -122,6 +145,7 @@ int main(void) {
   tcase_add_test(tc, test_round_robin);
   tcase_add_test(tc, test_narenas_default);
   tcase_add_test(tc, test_large_alignment_and_reuse);
+  tcase_add_test(tc, test_large_best_fit);
   tcase_add_test(tc, test_large_resize_in_place);
   tcase_add_test(tc, test_purge_after_decay);
   tcase_add_test(tc, test_spare_chunk);
