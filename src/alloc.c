@@ -65,11 +65,10 @@ MLC_INLINE void *mlc_malloc_inline(size_t size) {
    (not a small object, or outside the window) leads to mlc_tcache_free_slow(). */
 MLC_INLINE void mlc_free_inline(void *p) { mlc_tcache_free(p, mlc_win_class(p)); }
 
-void mlc_free_nonsmall(void *p) {
+void mlc_free_nonsmall(void *p, void *ent) {
   if (!p) return;
-  int saved = errno;
-  void *ent = mlc_pagemap_entry(p);
   if (!ent) mlc_fatal("invalid free (pointer not allocated by melloc)", p);
+  int saved = errno; /* unmapping may set it */
   mlc_huge_t *h = mlc_entry_huge(ent);
   if (h) {
     if (mlc_load(&h->addr) != p) mlc_fatal("invalid free (not the start of a block)", p);

@@ -44,14 +44,25 @@ MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf(uintptr_t a) {
   return mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
 }
 
+/* The leaf for pointer p, or NULL (none, or p at or above 2^48). */
+MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf_of(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return (a >> MLC_VA_BITS) ? NULL : mlc_pagemap_leaf(a);
+}
+
+/* The class byte and the entry for p in its leaf (from mlc_pagemap_leaf_of, not NULL). */
+MLC_INLINE size_t mlc_leaf_class(mlc_pmleaf_t *leaf, const void *p) {
+  return mlc_load(&leaf->cls[((uintptr_t)p >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)]);
+}
+MLC_INLINE void *mlc_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
+  return mlc_load(&leaf->ent[((uintptr_t)p >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
+}
+
 /* The class of the small object at p, or 0 when p is not in a slab (large, huge, not
    melloc's, NULL, at or above 2^48). */
 MLC_INLINE size_t mlc_pagemap_class(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if (a >> MLC_VA_BITS) return 0;
-  mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
-  if (!leaf) return 0;
-  return mlc_load(&leaf->cls[(a >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)]);
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
+  return leaf ? mlc_leaf_class(leaf, p) : 0;
 }
 
 #define MLC_WIN_SHIFT 24 /* 2^24 granules of 64 KiB: 1 TiB */
@@ -73,11 +84,8 @@ MLC_INLINE size_t mlc_win_class(const void *p) {
 
 /* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */
 MLC_INLINE void *mlc_pagemap_entry(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if (a >> MLC_VA_BITS) return NULL;
-  mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
-  if (!leaf) return NULL;
-  return mlc_load(&leaf->ent[(a >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
+  return leaf ? mlc_leaf_entry(leaf, p) : NULL;
 }
 
 /* Records the class of the slab at granule (0 when it stops being a slab).  The leaf

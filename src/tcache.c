@@ -390,9 +390,11 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
 }
 
 void mlc_tcache_free_slow(void *p) {
-  unsigned cls = (unsigned)mlc_pagemap_class(p);
+  /* One radix-tree lookup for both: class, and the entry if p is not small. */
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
+  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
   if (cls == 0) {
-    mlc_free_nonsmall(p);
+    mlc_free_nonsmall(p, leaf ? mlc_leaf_entry(leaf, p) : NULL);
     return;
   }
   /* free() preserves errno: creating a cache or starting the collector may set it. */

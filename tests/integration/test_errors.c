@@ -194,6 +194,14 @@ static void misuse_melloc_free_stack(void) {
   melloc_free(hide(buf));
 }
 
+/* A garbage pointer above the 48-bit user address space (a corrupted pointer): a
+   message, not a segfault. */
+static void misuse_free_wild_high(void) {
+  void *p = (void *)(uintptr_t)0xdead000000001000ull;
+  report(p);
+  free(hide(p));
+}
+
 static void misuse_realloc_stack(void) {
   char buf[32];
   memset(buf, 3, sizeof(buf));
@@ -239,6 +247,8 @@ static const struct misuse misuses[] = {
     {"free-aligned-sized-then-free", misuse_free_aligned_sized_then_free, "tcache:false",
      "double free"},
     {"realloc-zero-then-free", misuse_realloc_zero_then_free, "tcache:false", "double free"},
+    {"free-wild-high", misuse_free_wild_high, NULL,
+     "invalid free (pointer not allocated by melloc)"},
     {"realloc-stack", misuse_realloc_stack, NULL,
      "invalid realloc (pointer not allocated by melloc)"},
     {"usable-size-stack", misuse_usable_size_stack, NULL,
