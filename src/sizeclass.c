@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include "sizeclass.h"
+#include "types.h"
 
 const uint32_t mlc_class_size[MLC_NCLASSES] = MLC_CLASS_SIZES;
 const uint8_t mlc_class_table[MLC_SMALL_MAX / 16 + 1] = MLC_CLASS_TABLE;
@@ -18,7 +19,7 @@ uint32_t mlc_class_recip[MLC_NCLASSES];
 void mlc_sizeclass_boot(void) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     uint32_t s = mlc_class_size[c];
-    mlc_class_nobjs[c] = (uint16_t)(MLC_GRANULE / s);
+    mlc_class_nobjs[c] = (uint16_t)MLC_MIN(MLC_GRANULE / s, MLC_SLAB_MAX_OBJS);
     /* ceil(2^32 / s): exact for offsets below 2^16 because s < 2^14. */
     mlc_class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + s - 1) / s);
   }

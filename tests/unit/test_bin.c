@@ -133,6 +133,18 @@ START_TEST(test_interior_pointer_aborts) {
 }
 END_TEST
 
+/* The 16-byte class uses only the first MLC_SLAB_MAX_OBJS objects' room of its granule:
+   a pointer past them is refused, not taken for an object. */
+START_TEST(test_past_last_object_aborts) {
+  mlc_arena_t *a = new_arena();
+  void *objs[1];
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[1], objs, 1), 1);
+  ck_assert_uint_lt(mlc_class_nobjs[1] * 16u, MLC_GRANULE);
+  void *bad = (char *)((uintptr_t)objs[0] & ~(MLC_GRANULE - 1)) + mlc_class_nobjs[1] * 16u;
+  mlc_bin_free_batch(&bad, 1, 1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("bin");
   TCase *tc = tcase_create("carving");
@@ -144,6 +156,7 @@ int main(void) {
   TCase *te = tcase_create("misuse");
   tcase_add_test_raise_signal(te, test_double_free_aborts, SIGABRT);
   tcase_add_test_raise_signal(te, test_interior_pointer_aborts, SIGABRT);
+  tcase_add_test_raise_signal(te, test_past_last_object_aborts, SIGABRT);
   suite_add_tcase(s, te);
   return mlc_unit_run(s);
 }
