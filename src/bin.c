@@ -49,21 +49,19 @@ static uint64_t mlc_whole_blocks(uint64_t bits, size_t size) {
   return (g & starts) * ((((uint64_t)1) << k) - 1);
 }
 
-/* Caller holds bin->lock.  Takes up to n objects of s from wholly free blocks. */
-static unsigned mlc_bin_take_whole_blocks_locked(mlc_slab_t *s, size_t size, void **out,
-                                                unsigned n) {
+/* Caller holds bin->lock.  Takes up to n of the free objects of word w of s's bitmap
+   whose bits are set in take, lowest address first; returns how many. */
+static unsigned mlc_slab_take_locked(mlc_slab_t *s, unsigned w, uint64_t take, size_t size,
+                                     void **out, unsigned n) {
   char *base = mlc_slab_base(s);
   unsigned got = 0;
-  for (unsigned w = s->hint; w < MLC_SLAB_MAP_WORDS && got < n; w++) {
-    uint64_t whole = mlc_whole_blocks(s->freemap[w], size);
-    while (whole && got < n) {
-      unsigned b = (unsigned)__builtin_ctzll(whole);
-      whole &= whole - 1;
-      out[got++] = base + (size_t)(w * 64 + b) * size;
-      s->freemap[w] &= ~((uint64_t)1 << b);
-      s->nfree--;
-    }
+  while (take && got < n) {
+    unsigned b = (unsigned)__builtin_ctzll(take);
+    take &= take - 1;
+    out[got++] = base + (size_t)(w * 64 + b) * size;
+    s->freemap[w] &= ~((uint64_t)1 << b);
   }
+  s->nfree = (uint16_t)(s->nfree - got);
   return got;
 }
 
@@ -79,23 +77,17 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
       bin->nslabs++;
       mlc_bin_list_push_locked(bin, s);
     }
-    char *base = mlc_slab_base(s);
     if (size < MLC_DESTRUCTIVE && MLC_DESTRUCTIVE % size == 0)
-      got += mlc_bin_take_whole_blocks_locked(s, size, out + got, n - got);
+      for (unsigned w = s->hint; w < MLC_SLAB_MAP_WORDS && got < n; w++)
+        got += mlc_slab_take_locked(s, w, mlc_whole_blocks(s->freemap[w], size), size,
+                                    out + got, n - got);
     unsigned w = s->hint;
     while (got < n && s->nfree) {
-      uint64_t bits = s->freemap[w];
-      if (!bits) {
+      if (!s->freemap[w]) {
         w++;
         continue;
       }
-      while (bits && got < n) {
-        unsigned b = (unsigned)__builtin_ctzll(bits);
-        bits &= bits - 1;
-        out[got++] = base + (size_t)(w * 64 + b) * size;
-        s->nfree--;
-      }
-      s->freemap[w] = bits;
+      got += mlc_slab_take_locked(s, w, s->freemap[w], size, out + got, n - got);
     }
     s->hint = (uint16_t)w;
     if (s->nfree == 0) mlc_bin_list_remove_locked(bin, s);

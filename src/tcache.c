@@ -108,22 +108,28 @@ mlc_arena_t *mlc_tsd_arena(void) {
   return a;
 }
 
+/* Lays class c's stack out in [start, start + cap): its n objects (from head) move to
+   the top, the owner may use them all again.  Returns the new head.  The owner holds
+   tc's state, or tc is not in use yet. */
+static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_t n) {
+  void **empty = start + tc->cap[c];
+  if (n) memmove(empty - n, tc->b->head[c], n * sizeof(void *));
+  tc->start[c] = start;
+  tc->empty[c] = empty;
+  mlc_store(&tc->b->full[c], start);
+  mlc_store(&tc->b->lw[c], empty);
+  mlc_store(&tc->b->head[c], empty - n);
+  return empty - n;
+}
+
 /* Lays the stacks out in tc->stack with capacities tc->cap: class c gets
    [start, start + cap), and keeps the objects it has (moved to the top of its new
    region).  The owner holds tc's state, or tc is not in use yet. */
 static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
   void **slot = stack;
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
-    void **start = slot;
+    mlc_tcache_place(tc, c, slot, tc->stack ? (size_t)(tc->empty[c] - tc->b->head[c]) : 0);
     slot += tc->cap[c];
-    void **empty = slot;
-    size_t n = tc->stack ? (size_t)(tc->empty[c] - tc->b->head[c]) : 0;
-    if (n) memmove(empty - n, tc->b->head[c], n * sizeof(void *));
-    tc->start[c] = start;
-    tc->empty[c] = empty;
-    mlc_store(&tc->b->full[c], start);
-    mlc_store(&tc->b->lw[c], empty);
-    mlc_store(&tc->b->head[c], empty - n);
   }
   tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
 }
@@ -146,15 +152,8 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
        that no stack overwrites one not yet moved. */
     void **slot = tc->stack + need;
     for (unsigned c = MLC_TCLASSES - 1; c >= 1; c--) {
-      void **empty = slot;
       slot -= tc->cap[c];
-      size_t n = (size_t)(tc->empty[c] - tc->b->head[c]);
-      if (n) memmove(empty - n, tc->b->head[c], n * sizeof(void *));
-      tc->start[c] = slot;
-      tc->empty[c] = empty;
-      mlc_store(&tc->b->full[c], slot);
-      mlc_store(&tc->b->lw[c], empty);
-      mlc_store(&tc->b->head[c], empty - n);
+      mlc_tcache_place(tc, c, slot, (size_t)(tc->empty[c] - tc->b->head[c]));
     }
     return true;
   }
@@ -289,15 +288,9 @@ MLC_INLINE mlc_tcache_t *mlc_tcache_get(bool for_free) {
    would keep less and less room.  Moves the objects to the top of the class's region
    and returns the new head.  Owner, holding state. */
 static void **mlc_tcache_restack(mlc_tcache_t *tc, unsigned cls) {
-  void **head = tc->b->head[cls], **top = tc->start[cls] + tc->cap[cls];
-  if (tc->empty[cls] < top) {
-    size_t n = (size_t)(tc->empty[cls] - head);
-    memmove(top - n, head, n * sizeof(void *));
-    head = top - n;
-    tc->empty[cls] = top;
-    mlc_store(&tc->b->head[cls], head);
-    mlc_store(&tc->b->lw[cls], top);
-  }
+  void **head = tc->b->head[cls];
+  if (tc->empty[cls] < tc->start[cls] + tc->cap[cls])
+    head = mlc_tcache_place(tc, cls, tc->start[cls], (size_t)(tc->empty[cls] - head));
   return head;
 }
 
