@@ -428,15 +428,10 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
   void *p = NULL;
-  void **head = tc->b->head[c];
+  void **head = mlc_tcache_restack(tc, c);
   if (head < tc->empty[c]) {
     p = *head;
     mlc_store(&tc->b->head[c], head + 1);
-  } else {
-    /* Empty: the stack starts again at the top of its region (the collector lowers
-       empty as it takes the oldest blocks). */
-    tc->empty[c] = tc->start[c] + tc->cap[c];
-    mlc_store(&tc->b->head[c], tc->empty[c]);
   }
   mlc_store(&tc->b->lw[c], tc->empty[c]);
   mlc_tcache_owner_exit(tc);
