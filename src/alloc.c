@@ -75,11 +75,11 @@ void mlc_free_nonsmall(void *p, void *ent) {
     mlc_huge_free(h);
   } else {
     mlc_chunk_t *c = ent;
-    if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("double free or invalid pointer", p);
-    /* The run length of a live block is stable; a bad pointer reads 0 here and is
-       reported by the arena, which checks under its lock. */
+    /* The run length of a live block is stable; a bad pointer (a freed block, a page
+       of a freed slab or of the header) reads 0 here and is reported by the arena,
+       which checks under its lock. */
     uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-    size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->l.npages[off >> MLC_PAGE_SHIFT]);
+    size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
     if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES)
       mlc_tcache_large_free(p, npages);
     else
@@ -99,9 +99,7 @@ static size_t mlc_usable(const void *p) {
     if (mlc_load(&h->addr) != p) mlc_fatal("invalid pointer (not the start of a block)", p);
     return h->size;
   }
-  mlc_chunk_t *c = ent;
-  if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("invalid pointer (freed or never allocated)", p);
-  return mlc_arena_large_usable(c, p);
+  return mlc_arena_large_usable(ent, p); /* checks p */
 }
 
 static bool mlc_is_pow2(size_t x) { return x && !(x & (x - 1)); }
@@ -164,14 +162,13 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
       }
     } else {
       mlc_chunk_t *c = ent;
-      if (c->kind != MLC_CHUNK_LARGE) mlc_fatal("invalid realloc (freed or never allocated)", p);
       /* Same page count: nothing to do, and no lock (the run length of a live block is
          stable; a bad pointer reads 0 and goes to the checked path). */
       uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-      size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->l.npages[off >> MLC_PAGE_SHIFT]);
+      size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
       if (np && size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np)
         return p;
-      old = mlc_arena_large_usable(c, p);
+      old = mlc_arena_large_usable(c, p); /* checks p */
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(c, p, size))
         return p;
     }

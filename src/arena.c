@@ -48,138 +48,7 @@ mlc_arena_t *mlc_arena_choose(void) {
   return a;
 }
 
-/* ---- Chunk lists (caller holds arena->lock) ---- */
-
-static void mlc_list_push(mlc_chunk_t **head, mlc_chunk_t *c) {
-  c->prev = NULL;
-  c->next = *head;
-  if (*head) (*head)->prev = c;
-  *head = c;
-}
-
-static void mlc_list_remove(mlc_chunk_t **head, mlc_chunk_t *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    *head = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->next = c->prev = NULL;
-}
-
-/* A chunk of the given kind: a spare (reinitialised if it was of the other kind) or a
-   new one.  Caller holds arena->lock. */
-static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena, uint32_t kind) {
-  mlc_chunk_t *c = arena->spare;
-  for (; c; c = c->next)
-    if (c->kind == kind) break;
-  if (!c) c = arena->spare;
-  bool fresh = false;
-  if (c) {
-    mlc_list_remove(&arena->spare, c);
-    arena->nspare--;
-    if (c->kind == kind) return c;
-    memset(&c->s, 0, MLC_MAX(sizeof(c->s), sizeof(c->l)));
-  } else {
-    c = mlc_chunk_new(arena, kind);
-    if (!c) return NULL;
-    fresh = true;
-    arena->mapped += MLC_CHUNK;
-    mlc_trace("arena %u: new %s chunk at %p", arena->ind,
-              kind == MLC_CHUNK_SLAB ? "slab" : "large", (void *)c);
-  }
-  c->kind = kind;
-  c->listed = 0;
-  if (kind == MLC_CHUNK_SLAB) {
-    c->s.free_mask = ~(uint64_t)1;
-    /* Memory that held the other kind's data is dirty; a new chunk is clean. */
-    c->s.dirty_mask = fresh ? 0 : ~(uint64_t)1;
-  } else {
-    for (size_t p = 0; p < MLC_LARGE_HEADER_PAGES; p++) c->l.used[p / 64] |= (uint64_t)1 << (p % 64);
-    c->l.nfree = (uint32_t)(MLC_PAGES_PER_CHUNK - MLC_LARGE_HEADER_PAGES);
-    if (!fresh)
-      for (size_t w = 0; w < MLC_CHUNK_WORDS; w++) c->l.dirty[w] = ~c->l.used[w];
-  }
-  return c;
-}
-
-/* The chunk is wholly free: keep it as a spare, or unmap it when there are enough.
-   Caller holds arena->lock. */
-static void mlc_arena_chunk_release_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
-  c->free_ns = mlc_os_now_ns();
-  if (arena->nspare < MLC_ARENA_SPARE_MAX) {
-    mlc_list_push(&arena->spare, c);
-    arena->nspare++;
-    return;
-  }
-  mlc_trace("arena %u: unmapped chunk %p", arena->ind, (void *)c);
-  arena->mapped -= MLC_CHUNK;
-  mlc_chunk_delete(c);
-}
-
-/* ---- Slab granules ---- */
-
-mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin) {
-  mlc_mutex_lock(&arena->lock);
-  mlc_chunk_t *c = arena->slab_chunks;
-  if (!c) {
-    c = mlc_arena_chunk_get_locked(arena, MLC_CHUNK_SLAB);
-    if (!c) {
-      mlc_mutex_unlock(&arena->lock);
-      return NULL;
-    }
-    mlc_list_push(&arena->slab_chunks, c);
-    c->listed = 1;
-  }
-  /* Prefer a granule that is still resident: no page faults. */
-  uint64_t dirty = c->s.free_mask & c->s.dirty_mask;
-  unsigned g = (unsigned)__builtin_ctzll(dirty ? dirty : c->s.free_mask);
-  c->s.free_mask &= ~((uint64_t)1 << g);
-  c->s.dirty_mask &= ~((uint64_t)1 << g);
-  if (c->s.free_mask == 0) {
-    mlc_list_remove(&arena->slab_chunks, c);
-    c->listed = 0;
-  }
-  mlc_mutex_unlock(&arena->lock);
-
-  mlc_slab_t *slab = &c->s.slabs[g];
-  unsigned cls = bin->cls;
-  unsigned n = mlc_class_nobjs[cls];
-  memset(slab, 0, offsetof(mlc_slab_t, freemap));
-  mlc_store(&slab->bin, bin);
-  slab->cls = (uint16_t)cls;
-  slab->nobjs = (uint16_t)n;
-  slab->nfree = (uint16_t)n;
-  for (unsigned w = 0; w < MLC_SLAB_MAP_WORDS; w++) {
-    unsigned lo = w * 64;
-    slab->freemap[w] = lo + 64 <= n ? ~(uint64_t)0 : lo < n ? ((uint64_t)1 << (n - lo)) - 1 : 0;
-  }
-  mlc_pagemap_set_class((char *)c + (size_t)g * MLC_GRANULE, cls);
-  mlc_trace("arena %u: new slab of class %u (%u bytes x %u) at %p", arena->ind, cls,
-            (unsigned)mlc_class_size[cls], n, (void *)((char *)c + (size_t)g * MLC_GRANULE));
-  return slab;
-}
-
-void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab) {
-  mlc_chunk_t *c = (mlc_chunk_t *)((uintptr_t)slab & ~MLC_CHUNK_MASK);
-  unsigned g = (unsigned)(slab - c->s.slabs);
-  mlc_pagemap_set_class((char *)c + (size_t)g * MLC_GRANULE, 0);
-  mlc_store(&slab->bin, NULL);
-  mlc_mutex_lock(&arena->lock);
-  c->s.free_mask |= (uint64_t)1 << g;
-  c->s.dirty_mask |= (uint64_t)1 << g;
-  c->free_ns = mlc_os_now_ns();
-  if (c->s.free_mask == ~(uint64_t)1) {
-    if (c->listed) mlc_list_remove(&arena->slab_chunks, c);
-    c->listed = 0;
-    mlc_arena_chunk_release_locked(arena, c);
-  } else if (!c->listed) {
-    mlc_list_push(&arena->slab_chunks, c);
-    c->listed = 1;
-  }
-  mlc_mutex_unlock(&arena->lock);
-}
-
-/* ---- Large runs ---- */
+/* ---- Page bitmaps ---- */
 
 static bool mlc_bit_get(const uint64_t *map, size_t i) { return (map[i / 64] >> (i % 64)) & 1; }
 
@@ -208,9 +77,206 @@ static size_t mlc_bits_find(const uint64_t *map, size_t i, size_t end, bool v) {
   return end;
 }
 
+/* One past the last set bit below i, or 0. */
+static size_t mlc_bits_rfind_set(const uint64_t *map, size_t i) {
+  while (i > 0) {
+    size_t b = i % 64;
+    uint64_t w = map[(i - 1) / 64];
+    if (b) w &= ((uint64_t)1 << b) - 1;
+    if (w) return ((i - 1) & ~(size_t)63) + 64 - (size_t)__builtin_clzll(w);
+    i = (i - 1) & ~(size_t)63;
+  }
+  return 0;
+}
+
 static bool mlc_bits_any(const uint64_t *map, size_t i, size_t n) {
   return mlc_bits_find(map, i, i + n, true) < i + n;
 }
+
+/* ---- Chunks (caller holds arena->lock) ---- */
+
+#define MLC_GRANULE_PAGES (MLC_GRANULE >> MLC_PAGE_SHIFT)
+#define MLC_CHUNK_FREE_PAGES ((uint32_t)(MLC_PAGES_PER_CHUNK - MLC_CHUNK_HEADER_PAGES))
+_Static_assert(MLC_CHUNK_HEADER_PAGES <= MLC_GRANULE_PAGES, "the header fits in granule 0");
+_Static_assert(64 % MLC_GRANULE_PAGES == 0, "a bitmap word holds whole granules");
+
+static void mlc_list_push(mlc_chunk_t **head, mlc_chunk_t *c) {
+  c->prev = NULL;
+  c->next = *head;
+  if (*head) (*head)->prev = c;
+  *head = c;
+}
+
+static void mlc_list_remove(mlc_chunk_t **head, mlc_chunk_t *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    *head = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+}
+
+/* Recomputes free_granules and dirty_granules for the granules that pages [i, i + n)
+   touch. */
+static void mlc_chunk_sync(mlc_chunk_t *c, size_t i, size_t n) {
+  for (size_t g = i / MLC_GRANULE_PAGES; g <= (i + n - 1) / MLC_GRANULE_PAGES; g++) {
+    size_t w = g * MLC_GRANULE_PAGES / 64, sh = g * MLC_GRANULE_PAGES % 64;
+    uint64_t m = ((uint64_t)1 << MLC_GRANULE_PAGES) - 1, bit = (uint64_t)1 << g;
+    uint64_t used = (c->used[w] >> sh) & m, dirty = (c->dirty[w] >> sh) & m;
+    c->free_granules = used ? c->free_granules & ~bit : c->free_granules | bit;
+    c->dirty_granules = dirty ? c->dirty_granules | bit : c->dirty_granules & ~bit;
+  }
+}
+
+/* Free runs are counted by length in buckets: 1..32 pages one bucket each, then four
+   buckets per doubling.  A chunk's run_mask says at once whether it has a run that
+   holds a request, so that best fit across an arena's chunks looks inside one chunk,
+   or the few that tie, instead of walking every run of every chunk. */
+static unsigned mlc_run_bucket(size_t len) {
+  if (len <= 32) return (unsigned)len - 1;
+  unsigned m = 63 - (unsigned)__builtin_clzll(len);
+  return 32 + (m - 5) * 4 + (unsigned)((len >> (m - 2)) & 3);
+}
+
+_Static_assert(MLC_PAGES_PER_CHUNK <= 1024, "run lengths fit in buckets 0..51");
+
+static void mlc_run_add(mlc_chunk_t *c, size_t len) {
+  if (!len) return;
+  unsigned b = mlc_run_bucket(len);
+  if (c->run_count[b]++ == 0) c->run_mask |= (uint64_t)1 << b;
+}
+
+static void mlc_run_del(mlc_chunk_t *c, size_t len) {
+  if (!len) return;
+  unsigned b = mlc_run_bucket(len);
+  mlc_assert(c->run_count[b] > 0);
+  if (--c->run_count[b] == 0) c->run_mask &= ~((uint64_t)1 << b);
+}
+
+/* Pages [i, i + n) are free: they become a slab or a run.  Returns whether any of them
+   may be resident (not known to read as zero). */
+static bool mlc_chunk_take(mlc_chunk_t *c, size_t i, size_t n) {
+  size_t lo = mlc_bits_rfind_set(c->used, i);
+  size_t hi = mlc_bits_find(c->used, i + n, MLC_PAGES_PER_CHUNK, true);
+  mlc_run_del(c, hi - lo);
+  mlc_run_add(c, i - lo);
+  mlc_run_add(c, hi - i - n);
+  mlc_bits_set(c->used, i, n, true);
+  bool dirty = mlc_bits_any(c->dirty, i, n);
+  if (dirty) mlc_bits_set(c->dirty, i, n, false);
+  c->nfree -= (uint32_t)n;
+  mlc_chunk_sync(c, i, n);
+  return dirty;
+}
+
+/* Pages [i, i + n) of a slab or a run become free (and dirty), joining the free runs
+   on either side. */
+static void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n) {
+  size_t lo = mlc_bits_rfind_set(c->used, i);
+  size_t hi = mlc_bits_find(c->used, i + n, MLC_PAGES_PER_CHUNK, true);
+  mlc_run_del(c, i - lo);
+  mlc_run_del(c, hi - i - n);
+  mlc_run_add(c, hi - lo);
+  mlc_bits_set(c->used, i, n, false);
+  mlc_bits_set(c->dirty, i, n, true);
+  c->nfree += (uint32_t)n;
+  c->free_ns = mlc_os_now_ns();
+  mlc_chunk_sync(c, i, n);
+}
+
+/* A chunk with every page free: a spare (their state stays exact while they wait) or a
+   new one. */
+static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
+  mlc_chunk_t *c = arena->spare;
+  if (c) {
+    mlc_list_remove(&arena->spare, c);
+    arena->nspare--;
+  } else {
+    c = mlc_chunk_new(arena);
+    if (!c) return NULL;
+    arena->mapped += MLC_CHUNK;
+    mlc_trace("arena %u: new chunk at %p", arena->ind, (void *)c);
+    mlc_bits_set(c->used, 0, MLC_CHUNK_HEADER_PAGES, true);
+    c->nfree = MLC_CHUNK_FREE_PAGES;
+    mlc_run_add(c, MLC_CHUNK_FREE_PAGES);
+    c->free_granules = ~(uint64_t)1;
+  }
+  mlc_list_push(&arena->chunks, c);
+  return c;
+}
+
+/* After pages of c were freed: a wholly free chunk leaves the arena's list and is kept
+   as a spare, or unmapped when there are enough. */
+static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
+  if (c->nfree != MLC_CHUNK_FREE_PAGES) return;
+  mlc_list_remove(&arena->chunks, c);
+  if (arena->nspare < MLC_ARENA_SPARE_MAX) {
+    mlc_list_push(&arena->spare, c);
+    arena->nspare++;
+    return;
+  }
+  mlc_trace("arena %u: unmapped chunk %p", arena->ind, (void *)c);
+  arena->mapped -= MLC_CHUNK;
+  mlc_chunk_delete(c);
+}
+
+/* ---- Slab granules ---- */
+
+mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin) {
+  mlc_mutex_lock(&arena->lock);
+  /* A wholly free granule that is still (partly) resident, in any chunk: no page
+     faults and no new RSS.  Else the first chunk with a free granule, else a new one. */
+  mlc_chunk_t *c, *any = NULL;
+  for (c = arena->chunks; c; c = c->next) {
+    if (c->free_granules & c->dirty_granules) break;
+    if (!any && c->free_granules) any = c;
+  }
+  uint64_t cand;
+  if (c) {
+    cand = c->free_granules & c->dirty_granules;
+  } else {
+    c = any ? any : mlc_arena_chunk_get_locked(arena);
+    if (!c) {
+      mlc_mutex_unlock(&arena->lock);
+      return NULL;
+    }
+    cand = c->free_granules;
+  }
+  /* The highest: large runs are placed lowest first. */
+  unsigned g = 63 - (unsigned)__builtin_clzll(cand);
+  mlc_chunk_take(c, (size_t)g * MLC_GRANULE_PAGES, MLC_GRANULE_PAGES);
+  mlc_mutex_unlock(&arena->lock);
+
+  mlc_slab_t *slab = &c->slabs[g];
+  unsigned cls = bin->cls;
+  unsigned n = mlc_class_nobjs[cls];
+  memset(slab, 0, offsetof(mlc_slab_t, freemap));
+  mlc_store(&slab->bin, bin);
+  slab->cls = (uint16_t)cls;
+  slab->nobjs = (uint16_t)n;
+  slab->nfree = (uint16_t)n;
+  for (unsigned w = 0; w < MLC_SLAB_MAP_WORDS; w++) {
+    unsigned lo = w * 64;
+    slab->freemap[w] = lo + 64 <= n ? ~(uint64_t)0 : lo < n ? ((uint64_t)1 << (n - lo)) - 1 : 0;
+  }
+  mlc_pagemap_set_class((char *)c + (size_t)g * MLC_GRANULE, cls);
+  mlc_trace("arena %u: new slab of class %u (%u bytes x %u) at %p", arena->ind, cls,
+            (unsigned)mlc_class_size[cls], n, (void *)((char *)c + (size_t)g * MLC_GRANULE));
+  return slab;
+}
+
+void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab) {
+  mlc_chunk_t *c = (mlc_chunk_t *)((uintptr_t)slab & ~MLC_CHUNK_MASK);
+  unsigned g = (unsigned)(slab - c->slabs);
+  mlc_pagemap_set_class((char *)c + (size_t)g * MLC_GRANULE, 0);
+  mlc_store(&slab->bin, NULL);
+  mlc_mutex_lock(&arena->lock);
+  mlc_chunk_give(c, (size_t)g * MLC_GRANULE_PAGES, MLC_GRANULE_PAGES);
+  mlc_arena_chunk_check_locked(arena, c);
+  mlc_mutex_unlock(&arena->lock);
+}
+
+/* ---- Large runs ---- */
 
 /* The best fit in c for n free pages starting at a multiple of align_pages: the start
    of the smallest free run that holds them (*waste: its pages left over), or 0.  Best
@@ -218,11 +284,12 @@ static bool mlc_bits_any(const uint64_t *map, size_t i, size_t n) {
    every hole left too small for the next request is resident memory nobody uses
    (large: peak RSS 132 -> 124 MiB, mixed-t1 7.0 -> 6.1 MiB, same speed). */
 static size_t mlc_large_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste) {
-  if (c->l.nfree < n) return 0;
+  *waste = SIZE_MAX;
+  if (!(c->run_mask >> mlc_run_bucket(n))) return 0;
   size_t best = 0, best_waste = SIZE_MAX;
-  size_t i = mlc_bits_find(c->l.used, MLC_LARGE_HEADER_PAGES, MLC_PAGES_PER_CHUNK, false);
-  while (i + n <= MLC_PAGES_PER_CHUNK) {
-    size_t end = mlc_bits_find(c->l.used, i, MLC_PAGES_PER_CHUNK, true);
+  size_t i = mlc_bits_find(c->used, MLC_CHUNK_HEADER_PAGES, MLC_PAGES_PER_CHUNK, false);
+  while (i < MLC_PAGES_PER_CHUNK) {
+    size_t end = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
     size_t start = MLC_ALIGN_UP(i, align_pages);
     if (start + n <= end && end - i - n < best_waste) {
       best = start;
@@ -230,7 +297,7 @@ static size_t mlc_large_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_
       if (best_waste == 0) break;
     }
     if (end >= MLC_PAGES_PER_CHUNK) break;
-    i = mlc_bits_find(c->l.used, end, MLC_PAGES_PER_CHUNK, false);
+    i = mlc_bits_find(c->used, end, MLC_PAGES_PER_CHUNK, false);
   }
   *waste = best_waste;
   return best;
@@ -241,31 +308,46 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
   size_t align_pages = align > MLC_PAGE ? align >> MLC_PAGE_SHIFT : 1;
   mlc_mutex_lock(&arena->lock);
   mlc_chunk_t *c = NULL;
-  size_t i = 0, best_waste = SIZE_MAX;
-  for (mlc_chunk_t *k = arena->large_chunks; k && best_waste > 0; k = k->next) {
-    size_t w, j = mlc_large_find(k, n, align_pages, &w);
-    if (j != 0 && w < best_waste) {
-      c = k;
-      i = j;
-      best_waste = w;
+  size_t i = 0, w;
+  /* Best fit over the arena's chunks without looking at every run: find the smallest
+     bucket b >= n's that some chunk has a run in, and look only inside the chunks whose
+     smallest such bucket is b.  Their runs of b all hold n pages unless b is n's own
+     bucket and n is not its shortest length (or alignment gets in the way): then go on
+     from the next bucket. */
+  for (unsigned from = mlc_run_bucket(n); !c && from < 64;) {
+    unsigned b = 64;
+    for (mlc_chunk_t *k = arena->chunks; k; k = k->next) {
+      uint64_t m = k->run_mask >> from;
+      if (m && from + (unsigned)__builtin_ctzll(m) < b) b = from + (unsigned)__builtin_ctzll(m);
     }
+    if (b == 64) break;
+    /* Runs of one of the first 32 buckets all have the same length: the first chunk
+       with a fit is as good as any. */
+    size_t best_waste = SIZE_MAX;
+    for (mlc_chunk_t *k = arena->chunks; k && best_waste > 0; k = k->next) {
+      uint64_t m = k->run_mask >> from;
+      if (!m || from + (unsigned)__builtin_ctzll(m) != b) continue;
+      size_t j = mlc_large_find(k, n, align_pages, &w);
+      if (j != 0 && w < best_waste) {
+        c = k;
+        i = j;
+        best_waste = w;
+        if (b < 32) break;
+      }
+    }
+    from = b + 1;
   }
   if (!c) {
-    c = mlc_arena_chunk_get_locked(arena, MLC_CHUNK_LARGE);
+    c = mlc_arena_chunk_get_locked(arena);
     if (!c) {
       mlc_mutex_unlock(&arena->lock);
       return NULL;
     }
-    mlc_list_push(&arena->large_chunks, c);
-    size_t w;
     i = mlc_large_find(c, n, align_pages, &w);
     mlc_assert(i != 0);
   }
-  mlc_bits_set(c->l.used, i, n, true);
-  bool dirty = mlc_bits_any(c->l.dirty, i, n);
-  if (dirty) mlc_bits_set(c->l.dirty, i, n, false);
-  mlc_store(&c->l.npages[i], (uint16_t)n);
-  c->l.nfree -= (uint32_t)n;
+  bool dirty = mlc_chunk_take(c, i, n);
+  mlc_store(&c->npages[i], (uint16_t)n);
   arena->nlarge_alloc++;
   arena->large_allocated += n << MLC_PAGE_SHIFT;
   mlc_mutex_unlock(&arena->lock);
@@ -278,8 +360,8 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
 static size_t mlc_large_run_locked(mlc_chunk_t *c, const void *p, const char *what) {
   uintptr_t off = (uintptr_t)p - (uintptr_t)c;
   size_t i = off >> MLC_PAGE_SHIFT;
-  if ((off & (MLC_PAGE - 1)) || i < MLC_LARGE_HEADER_PAGES || c->l.npages[i] == 0) {
-    bool was_run = !(off & (MLC_PAGE - 1)) && i >= MLC_LARGE_HEADER_PAGES && !mlc_bit_get(c->l.used, i);
+  if ((off & (MLC_PAGE - 1)) || i < MLC_CHUNK_HEADER_PAGES || c->npages[i] == 0) {
+    bool was_run = !(off & (MLC_PAGE - 1)) && i >= MLC_CHUNK_HEADER_PAGES && !mlc_bit_get(c->used, i);
     mlc_mutex_unlock(&c->arena->lock);
     mlc_fatal(was_run ? "double free or invalid pointer" : what, p);
   }
@@ -290,25 +372,19 @@ void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_arena_t *arena = c->arena;
   mlc_mutex_lock(&arena->lock);
   size_t i = mlc_large_run_locked(c, p, "invalid free (not the start of a block)");
-  size_t n = c->l.npages[i];
-  mlc_store(&c->l.npages[i], (uint16_t)0);
-  mlc_bits_set(c->l.used, i, n, false);
-  mlc_bits_set(c->l.dirty, i, n, true);
-  c->l.nfree += (uint32_t)n;
-  c->free_ns = mlc_os_now_ns();
+  size_t n = c->npages[i];
+  mlc_store(&c->npages[i], (uint16_t)0);
+  mlc_chunk_give(c, i, n);
   arena->nlarge_free++;
   arena->large_allocated -= n << MLC_PAGE_SHIFT;
-  if (c->l.nfree == MLC_PAGES_PER_CHUNK - MLC_LARGE_HEADER_PAGES) {
-    mlc_list_remove(&arena->large_chunks, c);
-    mlc_arena_chunk_release_locked(arena, c);
-  }
+  mlc_arena_chunk_check_locked(arena, c);
   mlc_mutex_unlock(&arena->lock);
 }
 
 size_t mlc_arena_large_usable(mlc_chunk_t *c, const void *p) {
   mlc_mutex_lock(&c->arena->lock);
   size_t i = mlc_large_run_locked(c, p, "invalid pointer");
-  size_t n = c->l.npages[i];
+  size_t n = c->npages[i];
   mlc_mutex_unlock(&c->arena->lock);
   return n << MLC_PAGE_SHIFT;
 }
@@ -318,26 +394,51 @@ bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
   size_t want = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
   mlc_mutex_lock(&arena->lock);
   size_t i = mlc_large_run_locked(c, p, "invalid realloc");
-  size_t n = c->l.npages[i];
+  size_t n = c->npages[i];
   bool ok = true;
   if (want < n) {
-    mlc_bits_set(c->l.used, i + want, n - want, false);
-    mlc_bits_set(c->l.dirty, i + want, n - want, true);
-    c->l.nfree += (uint32_t)(n - want);
-    c->free_ns = mlc_os_now_ns();
+    mlc_chunk_give(c, i + want, n - want);
   } else if (want > n) {
-    if (i + want > MLC_PAGES_PER_CHUNK || mlc_bits_any(c->l.used, i + n, want - n)) {
+    if (i + want > MLC_PAGES_PER_CHUNK || mlc_bits_any(c->used, i + n, want - n))
       ok = false;
-    } else {
-      mlc_bits_set(c->l.used, i + n, want - n, true);
-      mlc_bits_set(c->l.dirty, i + n, want - n, false);
-      c->l.nfree -= (uint32_t)(want - n);
-    }
+    else
+      mlc_chunk_take(c, i + n, want - n);
   }
   if (ok) {
-    mlc_store(&c->l.npages[i], (uint16_t)want);
+    mlc_store(&c->npages[i], (uint16_t)want);
     arena->large_allocated += (want << MLC_PAGE_SHIFT);
     arena->large_allocated -= (n << MLC_PAGE_SHIFT);
+  }
+  mlc_mutex_unlock(&arena->lock);
+  return ok;
+}
+
+/* ---- Checking ---- */
+
+bool mlc_arena_validate(mlc_arena_t *arena) {
+  bool ok = true;
+  mlc_mutex_lock(&arena->lock);
+  for (mlc_chunk_t *c = arena->chunks; c && ok; c = c->next) {
+    uint16_t count[64] = {0};
+    uint64_t mask = 0, free_g = 0, dirty_g = 0;
+    size_t nfree = 0;
+    for (size_t i = 0; i < MLC_PAGES_PER_CHUNK;) {
+      size_t e = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+      if (e > i) {
+        count[mlc_run_bucket(e - i)]++;
+        mask |= (uint64_t)1 << mlc_run_bucket(e - i);
+        nfree += e - i;
+      }
+      i = mlc_bits_find(c->used, e, MLC_PAGES_PER_CHUNK, false);
+    }
+    for (size_t g = 0; g < MLC_GRANULES_PER_CHUNK; g++) {
+      size_t p0 = g * MLC_GRANULE_PAGES;
+      if (!mlc_bits_any(c->used, p0, MLC_GRANULE_PAGES)) free_g |= (uint64_t)1 << g;
+      if (mlc_bits_any(c->dirty, p0, MLC_GRANULE_PAGES)) dirty_g |= (uint64_t)1 << g;
+    }
+    for (size_t w = 0; w < MLC_CHUNK_WORDS; w++) ok &= !(c->used[w] & c->dirty[w]);
+    ok &= !memcmp(count, c->run_count, sizeof(count)) && mask == c->run_mask &&
+          nfree == c->nfree && free_g == c->free_granules && dirty_g == c->dirty_granules;
   }
   mlc_mutex_unlock(&arena->lock);
   return ok;
@@ -348,29 +449,17 @@ bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
 size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
   mlc_mutex_lock(&arena->lock);
-  for (mlc_chunk_t *c = arena->slab_chunks; c; c = c->next) {
-    if (decay_ns && now - c->free_ns < decay_ns) continue;
-    uint64_t d = c->s.free_mask & c->s.dirty_mask;
-    while (d) {
-      unsigned g = (unsigned)__builtin_ctzll(d);
-      unsigned e = g;
-      while (e < 64 && ((d >> e) & 1)) e++;
-      mlc_os_purge((char *)c + (size_t)g * MLC_GRANULE, (size_t)(e - g) * MLC_GRANULE);
-      purged += (size_t)(e - g) * MLC_GRANULE;
-      d &= e < 64 ? ~((((uint64_t)1 << e) - 1)) : 0;
-    }
-    c->s.dirty_mask = 0;
-  }
-  for (mlc_chunk_t *c = arena->large_chunks; c; c = c->next) {
-    if (decay_ns && now - c->free_ns < decay_ns) continue;
-    size_t i = mlc_bits_find(c->l.dirty, 0, MLC_PAGES_PER_CHUNK, true);
+  for (mlc_chunk_t *c = arena->chunks; c; c = c->next) {
+    if (!c->dirty_granules || (decay_ns && now - c->free_ns < decay_ns)) continue;
+    size_t i = mlc_bits_find(c->dirty, 0, MLC_PAGES_PER_CHUNK, true);
     while (i < MLC_PAGES_PER_CHUNK) {
-      size_t e = mlc_bits_find(c->l.dirty, i, MLC_PAGES_PER_CHUNK, false);
+      size_t e = mlc_bits_find(c->dirty, i, MLC_PAGES_PER_CHUNK, false);
       mlc_os_purge((char *)c + (i << MLC_PAGE_SHIFT), (e - i) << MLC_PAGE_SHIFT);
       purged += (e - i) << MLC_PAGE_SHIFT;
-      i = mlc_bits_find(c->l.dirty, e, MLC_PAGES_PER_CHUNK, true);
+      i = mlc_bits_find(c->dirty, e, MLC_PAGES_PER_CHUNK, true);
     }
-    memset(c->l.dirty, 0, sizeof(c->l.dirty));
+    memset(c->dirty, 0, sizeof(c->dirty));
+    c->dirty_granules = 0;
   }
   mlc_chunk_t *next;
   for (mlc_chunk_t *c = arena->spare; c; c = next) {

@@ -25,14 +25,14 @@ bool mlc_arena_boot(unsigned n);
 mlc_arena_t *mlc_arena_choose(void);
 
 /* The slab descriptor and the first object of the granule that holds p.  p lies in a
-   slab chunk. */
+   chunk. */
 MLC_INLINE mlc_slab_t *mlc_slab_of(const void *p) {
   mlc_chunk_t *chunk = (mlc_chunk_t *)((uintptr_t)p & ~MLC_CHUNK_MASK);
-  return &chunk->s.slabs[((uintptr_t)p >> MLC_GRANULE_SHIFT) & (MLC_GRANULES_PER_CHUNK - 1)];
+  return &chunk->slabs[((uintptr_t)p >> MLC_GRANULE_SHIFT) & (MLC_GRANULES_PER_CHUNK - 1)];
 }
 MLC_INLINE char *mlc_slab_base(const mlc_slab_t *slab) {
   mlc_chunk_t *chunk = (mlc_chunk_t *)((uintptr_t)slab & ~MLC_CHUNK_MASK);
-  return (char *)chunk + (size_t)(slab - chunk->s.slabs) * MLC_GRANULE;
+  return (char *)chunk + (size_t)(slab - chunk->slabs) * MLC_GRANULE;
 }
 
 /* A granule for a new slab of bin's class, with its descriptor zeroed except for bin
@@ -45,12 +45,16 @@ void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
 /* A run of pages for size bytes aligned to align (a power of two up to MLC_CHUNK / 4),
    zeroed when zero is set.  No lock held.  NULL when the kernel refuses memory. */
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);
-/* p is in a large chunk: frees its run, or reports heap misuse and aborts. */
+/* p is in a chunk and not in a slab: frees its run, or reports heap misuse and aborts. */
 void mlc_arena_large_free(mlc_chunk_t *chunk, void *p);
 /* Usable bytes of the run at p; aborts when p is not the start of a live run. */
 size_t mlc_arena_large_usable(mlc_chunk_t *chunk, const void *p);
 /* Grows or shrinks the run at p in place; true on success. */
 bool mlc_arena_large_resize(mlc_chunk_t *chunk, void *p, size_t size);
+
+/* Recounts the page state of every chunk of the arena: false when a summary kept for
+   speed (free runs by length, free and dirty granules, free pages) disagrees.  Tests. */
+bool mlc_arena_validate(mlc_arena_t *arena);
 
 /* Gives back to the kernel what stayed free for decay_ns (everything when 0): free
    granules and pages are purged, spare chunks unmapped.  Returns the bytes. */

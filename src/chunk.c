@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Chunks, the page map and huge mappings.  This module decides how address space is
- * laid out; it never looks inside a chunk beyond its kind and arena.
+ * laid out; it never looks inside a chunk beyond its arena.
  */
 #include "internal.h"
 
@@ -67,7 +67,7 @@ void mlc_pagemap_set_class(void *granule, unsigned cls) {
   if (g - mlc_load(&mlc_win_first) < MLC_WIN) mlc_store(&mlc_win_map[g - mlc_win_first], (uint8_t)cls);
 }
 
-mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind) {
+mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena) {
   mlc_chunk_t *chunk = mlc_os_map(MLC_CHUNK, MLC_CHUNK);
   /* The huge cache may hold the address space this needs (RLIMIT_AS): give it back.
      (The caller holds an arena lock; the huge lock is never held with one.) */
@@ -77,11 +77,10 @@ mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind) {
     mlc_os_unmap(chunk, MLC_CHUNK);
     return NULL;
   }
-  /* Slabs are touched sparsely and purged 64 KiB at a time: with THP "always", huge
-     pages would make one small object cost 2 MiB of RSS and every purge split a huge
-     page.  Large runs keep the system's choice. */
-  if (kind == MLC_CHUNK_SLAB) mlc_os_nohuge(chunk, MLC_CHUNK);
-  chunk->kind = kind;
+  /* Slabs are touched sparsely and pages are purged a few at a time: with THP "always",
+     huge pages would make one small object cost 2 MiB of RSS and every purge split a
+     huge page. */
+  mlc_os_nohuge(chunk, MLC_CHUNK);
   chunk->arena = arena;
   return chunk;
 }

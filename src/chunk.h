@@ -96,8 +96,8 @@ void mlc_pagemap_set_class(void *granule, unsigned cls);
 bool mlc_pagemap_register(void *addr, size_t size, void *entry);
 
 /* A new chunk: 4 MiB of zeroed memory aligned to 4 MiB, registered in the page map with
-   its header filled with kind and arena.  NULL when the kernel refuses. */
-mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena, uint32_t kind);
+   its header's arena filled in.  NULL when the kernel refuses. */
+mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena);
 void mlc_chunk_delete(mlc_chunk_t *chunk);
 
 /* Huge allocations, mapped on their own.  Any thread, no lock held. */

@@ -4,13 +4,13 @@
  *
  * Glossary
  *   chunk    4 MiB region, aligned to its size, that an arena takes from the kernel.
- *            Its header (at its start) says whether it holds slabs or large runs.
- *   granule  64 KiB piece of a slab chunk; granule 0 holds the chunk header.
+ *            Its header (at its start) says which of its pages hold slabs and runs.
+ *   granule  64 KiB piece of a chunk; granule 0 holds the chunk header.
  *   slab     one granule carved into objects of one size class; belongs to one bin.
  *   class    small size class, 1..MLC_NCLASSES-1 (class 0 means "not a small object").
  *   bin      per arena and class: the slabs with free objects, behind its own lock.
  *   arena    bins plus the page-level state (chunks, large runs) behind the arena lock.
- *   large    allocation above MLC_SMALL_MAX, a run of pages in a large chunk.
+ *   large    allocation above MLC_SMALL_MAX, a run of pages in a chunk.
  *   huge     allocation above MLC_LARGE_MAX, mapped on its own.
  *   tcache   per-thread stacks of free small objects, one stack per class.
  *   page map two-level radix tree: pointer -> class byte and pointer -> chunk header
@@ -61,34 +61,31 @@ struct mlc_slab_s {
   uint64_t freemap[MLC_SLAB_MAP_WORDS]; /* Protected by bin->lock: bit set = object free */
 };
 
-enum { MLC_CHUNK_SLAB = 1, MLC_CHUNK_LARGE = 2 };
-
+/*
+ * A chunk holds slabs and large runs side by side: a slab is a whole granule (its 16
+ * pages), a large run any run of pages.  One kind of chunk, not one for each, so that
+ * the pages a phase of large blocks frees can hold the next phase's slabs and the other
+ * way round (frag: peak RSS 288 -> 278 MiB).  Slabs are taken from the top of a chunk and
+ * large runs by best fit, lowest first, which keeps the two apart while both have room.
+ */
 struct mlc_chunk_s {
-  uint32_t kind;       /* Constant while the chunk is in use */
-  uint32_t listed;     /* Protected by arena->lock: on the arena's slab list */
-  mlc_arena_t *arena;  /* Constant */
-  mlc_chunk_t *next;   /* Protected by arena->lock */
+  mlc_arena_t *arena;      /* Constant */
+  mlc_chunk_t *next;       /* Protected by arena->lock: the arena's chunks, or its spares */
   mlc_chunk_t *prev;
-  uint64_t free_ns;    /* Protected by arena->lock: when memory in it last became free */
-  union {
-    struct {
-      uint64_t free_mask;  /* Protected by arena->lock: granules not in use */
-      uint64_t dirty_mask; /* Protected by arena->lock: free granules that may be resident */
-      mlc_slab_t slabs[MLC_GRANULES_PER_CHUNK];
-    } s;
-    struct {
-      uint32_t nfree;                    /* Protected by arena->lock: free pages */
-      uint64_t used[MLC_CHUNK_WORDS];    /* Protected by arena->lock: page in a run */
-      uint64_t dirty[MLC_CHUNK_WORDS];   /* Protected by arena->lock: free, may be resident */
-      uint16_t npages[MLC_PAGES_PER_CHUNK]; /* Run length at a run's first page, else 0 */
-    } l;
-  };
+  uint64_t free_ns;        /* Protected by arena->lock: when memory in it last became free */
+  uint32_t nfree;          /* Protected by arena->lock: free pages */
+  uint64_t run_mask;       /* Protected by arena->lock: bit b set when run_count[b] > 0 */
+  uint16_t run_count[64];  /* Protected by arena->lock: free runs by length bucket (arena.c) */
+  uint64_t free_granules;  /* Protected by arena->lock: granules whose pages are all free */
+  uint64_t dirty_granules; /* Protected by arena->lock: granules with a dirty free page */
+  uint64_t used[MLC_CHUNK_WORDS];  /* Protected by arena->lock: page in a slab, a run or the header */
+  uint64_t dirty[MLC_CHUNK_WORDS]; /* Protected by arena->lock: free page that may be resident */
+  uint16_t npages[MLC_PAGES_PER_CHUNK]; /* Run length at a large run's first page, else 0 */
+  mlc_slab_t slabs[MLC_GRANULES_PER_CHUNK]; /* slabs[g]: granule g while it is a slab */
 };
 
-/* Pages at the start of a large chunk that hold its header. */
-#define MLC_LARGE_HEADER_PAGES \
-  ((offsetof(mlc_chunk_t, l.npages) + sizeof(uint16_t) * MLC_PAGES_PER_CHUNK + MLC_PAGE - 1) / \
-   MLC_PAGE)
+/* Pages at the start of a chunk that hold its header (all in granule 0, never a slab). */
+#define MLC_CHUNK_HEADER_PAGES ((sizeof(mlc_chunk_t) + MLC_PAGE - 1) / MLC_PAGE)
 
 struct mlc_bin_s {
   mlc_mutex_t lock;
@@ -111,8 +108,7 @@ struct mlc_huge_s {
 struct mlc_arena_s {
   mlc_mutex_t lock;
   unsigned ind;               /* Constant */
-  mlc_chunk_t *slab_chunks;   /* Protected by lock: slab chunks with a free granule */
-  mlc_chunk_t *large_chunks;  /* Protected by lock: every large chunk */
+  mlc_chunk_t *chunks;        /* Protected by lock: every chunk in use */
   mlc_chunk_t *spare;         /* Protected by lock: wholly free chunks, kept for reuse */
   size_t nspare;              /* Protected by lock */
   size_t mapped;              /* Protected by lock: bytes of chunks held */

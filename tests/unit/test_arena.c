@@ -139,6 +139,98 @@ START_TEST(test_granule_reuse_across_classes) {
 }
 END_TEST
 
+/* Slabs and large runs share chunks: slabs from the top granule down, runs from the
+   lowest page up, and the pages either kind frees are taken by the other. */
+START_TEST(test_slabs_and_runs_share_chunks) {
+  mlc_arena_t *a = new_arena();
+  void *obj;
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[1], &obj, 1), 1);
+  char *c = (char *)((uintptr_t)obj & ~MLC_CHUNK_MASK);
+  ck_assert_ptr_eq(obj, c + MLC_CHUNK - MLC_GRANULE); /* the top granule */
+  char *run = mlc_arena_large_alloc(a, 40 * MLC_PAGE, 0, false);
+  ck_assert_ptr_eq(run, c + MLC_CHUNK_HEADER_PAGES * MLC_PAGE); /* the lowest free page */
+  ck_assert_uint_eq(a->mapped, MLC_CHUNK);
+  /* Large runs fill the chunk up to the slab; freed, their pages hold slabs. */
+  char *fill = mlc_arena_large_alloc(a, MLC_CHUNK - MLC_GRANULE - 40 * MLC_PAGE -
+                                         MLC_CHUNK_HEADER_PAGES * MLC_PAGE, 0, false);
+  ck_assert_ptr_eq(fill, run + 40 * MLC_PAGE);
+  ck_assert_uint_eq(a->mapped, MLC_CHUNK);
+  mlc_arena_large_free(mlc_pagemap_entry(fill), fill);
+  void *objs[MLC_SLAB_MAX_OBJS];
+  unsigned cls = 20, n = mlc_class_nobjs[cls];
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[cls], objs, n), n);
+  ck_assert_ptr_eq((char *)objs[0], c + MLC_CHUNK - 2 * MLC_GRANULE); /* next granule down */
+  ck_assert_uint_eq(a->mapped, MLC_CHUNK);
+  ck_assert(mlc_arena_validate(a));
+  /* That slab's granule, freed, is reused by a large run (the bin keeps one slab, so
+     give it a second one first). */
+  void *second;
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[cls], &second, 1), 1);
+  mlc_bin_free_batch(objs, n, cls);
+  char *big = mlc_arena_large_alloc(a, MLC_CHUNK - 3 * MLC_GRANULE - 40 * MLC_PAGE -
+                                        MLC_CHUNK_HEADER_PAGES * MLC_PAGE, 0, false);
+  ck_assert_ptr_eq(big, run + 40 * MLC_PAGE);
+  ck_assert_uint_eq(a->mapped, MLC_CHUNK);
+  ck_assert(mlc_arena_validate(a));
+  mlc_bin_free_batch(&second, 1, cls);
+  mlc_arena_large_free(mlc_pagemap_entry(big), big);
+  mlc_arena_large_free(mlc_pagemap_entry(run), run);
+  mlc_bin_free_batch(&obj, 1, 1);
+  ck_assert(mlc_arena_validate(a));
+}
+END_TEST
+
+/* The summaries kept for speed (free runs by length, free and dirty granules, free
+   pages) match a recount after every step of a random mix of runs, aligned runs,
+   resizes, slabs and purges. */
+START_TEST(test_chunk_state_random) {
+  mlc_arena_t *a = new_arena();
+  enum { N = 64 };
+  char *runs[N] = {0};
+  void *objs[N] = {0};
+  uint64_t x = 12345;
+  for (int step = 0; step < 3000; step++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    unsigned r = (unsigned)(x >> 33), k = r % N;
+    switch ((r >> 8) % 4) {
+    case 0: /* a run of 1..400 pages, sometimes aligned */
+      if (!runs[k]) {
+        size_t align = (r >> 12) % 4 == 0 ? (size_t)MLC_PAGE << ((r >> 14) % 6) : 0;
+        runs[k] = mlc_arena_large_alloc(a, (size_t)(1 + (r >> 16) % 400) * MLC_PAGE, align, false);
+        ck_assert_ptr_nonnull(runs[k]);
+        if (align) ck_assert_uint_eq((uintptr_t)runs[k] % align, 0);
+      } else {
+        mlc_arena_large_free(mlc_pagemap_entry(runs[k]), runs[k]);
+        runs[k] = NULL;
+      }
+      break;
+    case 1: /* grow or shrink in place */
+      if (runs[k]) mlc_arena_large_resize(mlc_pagemap_entry(runs[k]), runs[k], (size_t)(1 + (r >> 16) % 60) * MLC_PAGE);
+      break;
+    case 2: { /* an object of a large class: whole slabs come and go */
+      unsigned cls = MLC_NCLASSES - 1 - (r >> 12) % 3;
+      if (!objs[k]) {
+        ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[cls], &objs[k], 1), 1);
+      } else {
+        mlc_bin_free_batch(&objs[k], 1, mlc_pagemap_class(objs[k]));
+        objs[k] = NULL;
+      }
+      break;
+    }
+    default:
+      if ((r >> 12) % 50 == 0) mlc_arena_purge(a, mlc_os_now_ns(), 0);
+      break;
+    }
+    ck_assert_msg(mlc_arena_validate(a), "chunk state wrong after step %d", step);
+  }
+  for (int k = 0; k < N; k++) {
+    if (runs[k]) mlc_arena_large_free(mlc_pagemap_entry(runs[k]), runs[k]);
+    if (objs[k]) mlc_bin_free_batch(&objs[k], 1, mlc_pagemap_class(objs[k]));
+  }
+  ck_assert(mlc_arena_validate(a));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("arena");
   TCase *tc = tcase_create("arena");
@@ -150,6 +242,8 @@ int main(void) {
   tcase_add_test(tc, test_purge_after_decay);
   tcase_add_test(tc, test_spare_chunk);
   tcase_add_test(tc, test_granule_reuse_across_classes);
+  tcase_add_test(tc, test_slabs_and_runs_share_chunks);
+  tcase_add_test(tc, test_chunk_state_random);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }

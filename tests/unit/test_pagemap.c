@@ -19,7 +19,7 @@ START_TEST(test_foreign_pointers) {
 END_TEST
 
 /* Every small class: the page map gives the class of each object, and the entry is the
-   slab chunk that holds it. */
+   chunk that holds it. */
 START_TEST(test_small_lookup) {
   unsigned c = (unsigned)_i;
   void *p = malloc(mlc_class_size[c]);
@@ -27,7 +27,9 @@ START_TEST(test_small_lookup) {
   ck_assert_uint_eq(mlc_pagemap_class(p), c);
   mlc_chunk_t *chunk = mlc_pagemap_entry(p);
   ck_assert_ptr_eq(chunk, (void *)((uintptr_t)p & ~MLC_CHUNK_MASK));
-  ck_assert_uint_eq(chunk->kind, MLC_CHUNK_SLAB);
+  size_t pg = ((uintptr_t)p & MLC_CHUNK_MASK) >> MLC_PAGE_SHIFT;
+  ck_assert_uint_eq((chunk->used[pg / 64] >> (pg % 64)) & 1, 1); /* a page in use */
+  ck_assert_uint_eq(chunk->npages[pg], 0);                        /* not a large run */
   ck_assert_uint_eq(mlc_slab_of(p)->cls, c);
   free(p);
 }
@@ -37,8 +39,8 @@ START_TEST(test_large_and_huge_lookup) {
   void *l = malloc(100000);
   ck_assert_uint_eq(mlc_pagemap_class(l), 0);
   mlc_chunk_t *chunk = mlc_pagemap_entry(l);
-  ck_assert_ptr_nonnull(chunk);
-  ck_assert_uint_eq(chunk->kind, MLC_CHUNK_LARGE);
+  ck_assert_ptr_eq(chunk, (void *)((uintptr_t)l & ~MLC_CHUNK_MASK));
+  ck_assert_uint_eq(chunk->npages[((uintptr_t)l & MLC_CHUNK_MASK) >> MLC_PAGE_SHIFT], 25);
   void *h = malloc(9 << 20);
   ck_assert_uint_eq(mlc_pagemap_class(h), 0);
   mlc_huge_t *d = mlc_entry_huge(mlc_pagemap_entry(h));
