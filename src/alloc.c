@@ -47,7 +47,16 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
   return NULL;
 }
 
-static MLC_NOINLINE void *mlc_malloc_big(size_t size) { return mlc_alloc_big(size, 0, false); }
+/* malloc above MLC_SMALL_MAX: a block from the thread cache's large stacks without a
+   stack frame, else mlc_alloc_big.  (Sizes near SIZE_MAX round to 0 pages here.) */
+static MLC_NOINLINE void *mlc_malloc_big(size_t size) {
+  size_t np = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
+  if (np - MLC_LCLASS_MIN_PAGES <= MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES) {
+    void *p = mlc_tcache_large_pop(np);
+    if (p) return p;
+  }
+  return mlc_alloc_big(size, 0, false);
+}
 
 /* malloc's fast path: size to class with at most one table load, then the cache pop. */
 MLC_INLINE void *mlc_malloc_inline(size_t size) {
@@ -65,7 +74,7 @@ MLC_INLINE void *mlc_malloc_inline(size_t size) {
    (not a small object, or outside the window) leads to mlc_tcache_free_slow(). */
 MLC_INLINE void mlc_free_inline(void *p) { mlc_tcache_free(p, mlc_win_class(p)); }
 
-void mlc_free_nonsmall(void *p, void *ent) {
+static MLC_NOINLINE void mlc_free_nonsmall_slow(void *p, void *ent) {
   if (!p) return;
   if (!ent) mlc_fatal("invalid free (pointer not allocated by melloc)", p);
   int saved = errno; /* unmapping may set it */
@@ -74,32 +83,41 @@ void mlc_free_nonsmall(void *p, void *ent) {
     if (mlc_load(&h->addr) != p) mlc_fatal("invalid free (not the start of a block)", p);
     mlc_huge_free(h);
   } else {
-    mlc_chunk_t *c = ent;
-    /* The run length of a live block is stable; a bad pointer (a freed block, a page
-       of a freed slab or of the header) reads 0 here and is reported by the arena,
-       which checks under its lock. */
-    uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-    size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
-    if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES)
-      mlc_tcache_large_free(p, npages);
-    else
-      mlc_arena_large_free(c, p); /* also what reports a bad pointer (npages 0) */
+    mlc_arena_large_free(ent, p); /* also what reports a bad pointer */
   }
   errno = saved;
 }
 
+void mlc_free_nonsmall(void *p, void *ent) {
+  /* A large block the thread cache keeps: no stack frame, errno untouched (the cache's
+     slow path keeps it).  The run length of a live block is stable; a bad pointer (a
+     freed block, a page of a freed slab or of the header) reads 0 here and is reported
+     by the arena, which checks under its lock. */
+  if (MLC_LIKELY(p && ent && !mlc_entry_huge(ent))) {
+    mlc_chunk_t *c = ent;
+    uintptr_t off = (uintptr_t)p - (uintptr_t)c;
+    size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
+    if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES) {
+      mlc_tcache_large_free(p, npages);
+      return;
+    }
+  }
+  mlc_free_nonsmall_slow(p, ent);
+}
+
 static size_t mlc_usable(const void *p) {
   if (!p) return 0;
-  unsigned cls = mlc_pagemap_class(p);
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
+  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
   if (cls) return mlc_class_size[cls];
-  void *ent = mlc_pagemap_entry(p);
+  void *ent = leaf ? mlc_leaf_entry(leaf, p) : NULL;
   if (!ent) mlc_fatal("invalid pointer (not allocated by melloc)", p);
   mlc_huge_t *h = mlc_entry_huge(ent);
   if (h) {
     if (mlc_load(&h->addr) != p) mlc_fatal("invalid pointer (not the start of a block)", p);
     return h->size;
   }
-  return mlc_arena_large_usable(ent, p); /* checks p */
+  return mlc_arena_large_usable(ent, p, "invalid pointer (not the start of a block)");
 }
 
 static bool mlc_is_pow2(size_t x) { return x && !(x & (x - 1)); }
@@ -133,7 +151,9 @@ MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
   return p;
 }
 
-MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
+/* Everything realloc does; melloc_realloc below first tries the cases that need no
+   new block without a stack frame. */
+static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
   if (!p) return mlc_malloc_inline(size);
   if (size == 0) {
     /* As glibc: the block is freed and NULL returned. */
@@ -145,12 +165,14 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t old;
-  unsigned cls = mlc_pagemap_class(p);
+  /* One radix-tree lookup for both: class, and the entry if p is not small. */
+  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
+  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
   if (cls) {
     old = mlc_class_size[cls];
-    if (size <= old && (size > MLC_SMALL_MAX || mlc_size_class(size) == cls)) return p;
+    if (size <= old && mlc_size_class(size) == cls) return p;
   } else {
-    void *ent = mlc_pagemap_entry(p);
+    void *ent = leaf ? mlc_leaf_entry(leaf, p) : NULL;
     if (!ent) mlc_fatal("invalid realloc (pointer not allocated by melloc)", p);
     mlc_huge_t *h = mlc_entry_huge(ent);
     if (h) {
@@ -168,7 +190,7 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
       size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
       if (np && size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np)
         return p;
-      old = mlc_arena_large_usable(c, p); /* checks p */
+      old = mlc_arena_large_usable(c, p, "invalid realloc (not the start of a block)");
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(c, p, size))
         return p;
     }
@@ -178,6 +200,27 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
   memcpy(q, p, MLC_MIN(old, size));
   mlc_free_inline(p);
   return q;
+}
+
+MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
+  /* A size of 1..PTRDIFF_MAX that stays in p's small class, or in p's page count: p
+     is returned as it is. */
+  if (MLC_LIKELY(p && size - 1 < (size_t)PTRDIFF_MAX && mlc_win_covers(p))) {
+    unsigned cls = (unsigned)mlc_win_class_in(p);
+    if (cls) {
+      if (size <= mlc_class_size[cls] && mlc_size_class(size) == cls) return p;
+    } else if (size > MLC_SMALL_MAX) {
+      mlc_pmleaf_t *leaf = mlc_pagemap_leaf((uintptr_t)p); /* p < 2^48: in the window */
+      mlc_chunk_t *c = leaf ? mlc_leaf_entry(leaf, p) : NULL;
+      if (c && !mlc_entry_huge(c)) {
+        /* The run length of a live block is stable; anything else reads 0. */
+        uintptr_t off = (uintptr_t)p - (uintptr_t)c;
+        size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
+        if (np && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np) return p;
+      }
+    }
+  }
+  return mlc_realloc_slow(p, size);
 }
 
 MLC_EXPORT void melloc_free_sized(void *p, size_t size) {

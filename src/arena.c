@@ -381,9 +381,9 @@ void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_mutex_unlock(&arena->lock);
 }
 
-size_t mlc_arena_large_usable(mlc_chunk_t *c, const void *p) {
+size_t mlc_arena_large_usable(mlc_chunk_t *c, const void *p, const char *what) {
   mlc_mutex_lock(&c->arena->lock);
-  size_t i = mlc_large_run_locked(c, p, "invalid pointer");
+  size_t i = mlc_large_run_locked(c, p, what);
   size_t n = c->npages[i];
   mlc_mutex_unlock(&c->arena->lock);
   return n << MLC_PAGE_SHIFT;

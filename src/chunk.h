@@ -76,10 +76,16 @@ extern uintptr_t mlc_win_biased MLC_HIDDEN;
 /* The class of the small object at p as free's fast path sees it: the page map's answer
    inside the window, 0 outside (the caller then asks mlc_pagemap_class).  One load
    depending on p; the bound test and the two globals are off that chain. */
+MLC_INLINE bool mlc_win_covers(const void *p) {
+  return ((uintptr_t)p >> MLC_GRANULE_SHIFT) - mlc_fast_load(&mlc_win_first) < MLC_WIN;
+}
+/* The class byte of p, which the window covers: exact (0 means not a small object). */
+MLC_INLINE size_t mlc_win_class_in(const void *p) {
+  return *(const uint8_t *)(mlc_fast_load(&mlc_win_biased) + ((uintptr_t)p >> MLC_GRANULE_SHIFT));
+}
 MLC_INLINE size_t mlc_win_class(const void *p) {
-  uintptr_t g = (uintptr_t)p >> MLC_GRANULE_SHIFT;
-  if (MLC_UNLIKELY(g - mlc_fast_load(&mlc_win_first) >= MLC_WIN)) return 0;
-  return *(const uint8_t *)(mlc_fast_load(&mlc_win_biased) + g);
+  if (MLC_UNLIKELY(!mlc_win_covers(p))) return 0;
+  return mlc_win_class_in(p);
 }
 
 /* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */

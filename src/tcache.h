@@ -78,12 +78,19 @@ MLC_NOINLINE void mlc_tcache_large_free_slow(void *p, size_t np);
 /* A freed large block of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES) from the
    calling thread's cache, or NULL.  The same pop as for small objects, under the same
    protocol with the collector: no lock, no atomic. */
-MLC_INLINE void *mlc_tcache_large_alloc(size_t np) {
+MLC_INLINE void *mlc_tcache_large_pop(size_t np) {
   size_t c = mlc_tclass_large(np);
   void **h = mlc_tsd.bins.head[c];
-  if (MLC_UNLIKELY(h >= mlc_fast_load(&mlc_tsd.bins.lw[c]))) return mlc_tcache_large_alloc_slow(np);
+  if (MLC_UNLIKELY(h >= mlc_fast_load(&mlc_tsd.bins.lw[c]))) return NULL;
   mlc_fast_store(&mlc_tsd.bins.head[c], h + 1);
   return *h;
+}
+
+/* The same, and on a miss the slow path (which finds the owner's objects below the
+   low-water mark, or creates the cache). */
+MLC_INLINE void *mlc_tcache_large_alloc(size_t np) {
+  void *p = mlc_tcache_large_pop(np);
+  return MLC_LIKELY(p != NULL) ? p : mlc_tcache_large_alloc_slow(np);
 }
 
 /* Keeps the live large block p of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES)

@@ -79,6 +79,20 @@ static void misuse_free_large_interior(void) {
   free(hide(p + 16));
 }
 
+static void misuse_realloc_large_interior(void) {
+  char *p = malloc(100000);
+  if (!p) _exit(4);
+  report(p + 4096);
+  if (realloc(hide(p + 4096), 100001)) _exit(5); /* same page count: realloc's fast path */
+}
+
+static void misuse_usable_size_large_interior(void) {
+  char *p = malloc(100000);
+  if (!p) _exit(4);
+  report(p + 4096);
+  if (malloc_usable_size(hide(p + 4096)) > 0) _exit(5);
+}
+
 static void misuse_free_huge_interior(void) {
   char *p = malloc(8 * MiB);
   if (!p) _exit(4);
@@ -231,6 +245,10 @@ static const struct misuse misuses[] = {
      "invalid free (pointer not allocated by melloc)"},
     {"free-large-interior", misuse_free_large_interior, NULL,
      "invalid free (not the start of a block)"},
+    {"realloc-large-interior", misuse_realloc_large_interior, NULL,
+     "invalid realloc (not the start of a block)"},
+    {"usable-size-large-interior", misuse_usable_size_large_interior, NULL,
+     "invalid pointer (not the start of a block)"},
     {"free-huge-interior", misuse_free_huge_interior, NULL,
      "invalid free (not the start of a block)"},
     {"double-free-huge", misuse_double_free_huge, NULL, "double free"},
