@@ -122,7 +122,7 @@ START_TEST(test_spare_chunk) {
 }
 END_TEST
 
-/* A slab chunk's granules are reused by another class once free. */
+/* A slab's granule is reused by another class once free. */
 START_TEST(test_granule_reuse_across_classes) {
   mlc_arena_t *a = new_arena();
   void *objs[4096];
