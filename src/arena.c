@@ -316,15 +316,19 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
      from the next bucket. */
   for (unsigned from = mlc_run_bucket(n); !c && from < 64;) {
     unsigned b = 64;
-    for (mlc_chunk_t *k = arena->chunks; k; k = k->next) {
+    mlc_chunk_t *first = NULL; /* the first chunk with b; none before it has b */
+    for (mlc_chunk_t *k = arena->chunks; k && b > from; k = k->next) {
       uint64_t m = k->run_mask >> from;
-      if (m && from + (unsigned)__builtin_ctzll(m) < b) b = from + (unsigned)__builtin_ctzll(m);
+      if (m && from + (unsigned)__builtin_ctzll(m) < b) {
+        b = from + (unsigned)__builtin_ctzll(m);
+        first = k;
+      }
     }
     if (b == 64) break;
     /* Runs of one of the first 32 buckets all have the same length: the first chunk
        with a fit is as good as any. */
     size_t best_waste = SIZE_MAX;
-    for (mlc_chunk_t *k = arena->chunks; k && best_waste > 0; k = k->next) {
+    for (mlc_chunk_t *k = first; k && best_waste > 0; k = k->next) {
       uint64_t m = k->run_mask >> from;
       if (!m || from + (unsigned)__builtin_ctzll(m) != b) continue;
       size_t j = mlc_large_find(k, n, align_pages, &w);
