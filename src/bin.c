@@ -136,6 +136,9 @@ void mlc_bin_free_batch(void **ptrs, unsigned n, unsigned cls) {
     for (unsigned i = 0; i < n; i++) {
       void *p = ptrs[i];
       mlc_slab_t *s = mlc_slab_of(p);
+      /* One register for s: gcc otherwise keeps the chunk and the index apart and
+         computes their sum again for each field (frag: 8 instructions an object). */
+      __asm__("" : "+r"(s));
       if (mlc_load(&s->bin) == bin)
         mlc_bin_free_one_locked(bin, s, p, size, recip);
       else if (s == s0) {
