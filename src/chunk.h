@@ -73,9 +73,7 @@ extern uintptr_t mlc_win_first MLC_HIDDEN;
 /* mlc_win_map - mlc_win_first: the class byte of granule g is at mlc_win_biased + g. */
 extern uintptr_t mlc_win_biased MLC_HIDDEN;
 
-/* The class of the small object at p as free's fast path sees it: the page map's answer
-   inside the window, 0 outside (the caller then asks mlc_pagemap_class).  One load
-   depending on p; the bound test and the two globals are off that chain. */
+/* Whether the window covers p (then p is below 2^48). */
 MLC_INLINE bool mlc_win_covers(const void *p) {
   return ((uintptr_t)p >> MLC_GRANULE_SHIFT) - mlc_fast_load(&mlc_win_first) < MLC_WIN;
 }
@@ -83,6 +81,9 @@ MLC_INLINE bool mlc_win_covers(const void *p) {
 MLC_INLINE size_t mlc_win_class_in(const void *p) {
   return *(const uint8_t *)(mlc_fast_load(&mlc_win_biased) + ((uintptr_t)p >> MLC_GRANULE_SHIFT));
 }
+/* The class of the small object at p as free's fast path sees it: the page map's answer
+   inside the window, 0 outside (the caller then asks mlc_pagemap_class).  One load
+   depending on p; the bound test and the two globals are off that chain. */
 MLC_INLINE size_t mlc_win_class(const void *p) {
   if (MLC_UNLIKELY(!mlc_win_covers(p))) return 0;
   return mlc_win_class_in(p);
