@@ -90,13 +90,9 @@ static MLC_NOINLINE void mlc_free_nonsmall_slow(void *p, void *ent) {
 
 void mlc_free_nonsmall(void *p, void *ent) {
   /* A large block the thread cache keeps: no stack frame, errno untouched (the cache's
-     slow path keeps it).  The run length of a live block is stable; a bad pointer (a
-     freed block, a page of a freed slab or of the header) reads 0 here and is reported
-     by the arena, which checks under its lock. */
+     slow path keeps it).  A bad pointer reads 0 pages and is reported by the arena. */
   if (MLC_LIKELY(p && ent && !mlc_entry_huge(ent))) {
-    mlc_chunk_t *c = ent;
-    uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-    size_t npages = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
+    size_t npages = mlc_chunk_run_pages(ent, p);
     if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES) {
       mlc_tcache_large_free(p, npages);
       return;
@@ -184,10 +180,8 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
       }
     } else {
       mlc_chunk_t *c = ent;
-      /* Same page count: nothing to do, and no lock (the run length of a live block is
-         stable; a bad pointer reads 0 and goes to the checked path). */
-      uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-      size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
+      /* Same page count: nothing to do (a bad pointer reads 0 and is checked below). */
+      size_t np = mlc_chunk_run_pages(c, p);
       if (np && size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np)
         return p;
       old = mlc_arena_large_usable(c, p, "invalid realloc (not the start of a block)");
@@ -213,9 +207,7 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
       mlc_pmleaf_t *leaf = mlc_pagemap_leaf((uintptr_t)p); /* p < 2^48: in the window */
       mlc_chunk_t *c = leaf ? mlc_leaf_entry(leaf, p) : NULL;
       if (c && !mlc_entry_huge(c)) {
-        /* The run length of a live block is stable; anything else reads 0. */
-        uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-        size_t np = (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
+        size_t np = mlc_chunk_run_pages(c, p);
         if (np && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np) return p;
       }
     }
