@@ -38,7 +38,10 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
       p = mlc_arena_large_alloc(mlc_tsd_arena(), size, align, zero);
     else
       p = mlc_huge_alloc(size, align, zero);
-    if (MLC_LIKELY(p != NULL)) return p;
+    if (MLC_LIKELY(p != NULL)) {
+      mlc_gc_maybe_start(); /* a process that maps much gets its collector early */
+      return p;
+    }
     /* Out of address space (RLIMIT_AS) or memory: what caches and spare chunks hold
        may be what is missing -- give it all back and try once more. */
     if (attempt == 1 || mlc_gc_collect_now() == 0) break;

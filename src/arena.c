@@ -479,6 +479,14 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns) {
   return purged;
 }
 
+bool mlc_arena_purgeable(mlc_arena_t *arena) {
+  mlc_mutex_lock(&arena->lock);
+  bool any = arena->spare != NULL;
+  for (mlc_chunk_t *c = arena->chunks; c && !any; c = c->next) any = c->dirty_granules != 0;
+  mlc_mutex_unlock(&arena->lock);
+  return any;
+}
+
 void mlc_arena_prefork(void) {
   for (unsigned i = 0; i < mlc_narenas; i++) {
     mlc_arena_t *a = mlc_arenas[i];

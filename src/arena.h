@@ -69,6 +69,9 @@ bool mlc_arena_validate(mlc_arena_t *arena);
 /* Gives back to the kernel what stayed free for decay_ns (everything when 0): free
    granules and pages are purged, spare chunks unmapped.  Returns the bytes. */
 size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns);
+/* True when a later mlc_arena_purge would give something back: dirty free pages or
+   spare chunks.  Takes the arena lock. */
+bool mlc_arena_purgeable(mlc_arena_t *arena);
 
 void mlc_arena_prefork(void);
 void mlc_arena_postfork_parent(void);

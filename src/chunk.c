@@ -67,6 +67,16 @@ void mlc_pagemap_set_class(void *granule, unsigned cls) {
   if (g - mlc_load(&mlc_win_first) < MLC_WIN) mlc_store(&mlc_win_map[g - mlc_win_first], (uint8_t)cls);
 }
 
+/* Bytes mapped for chunks and huge blocks since start-up or the last fork (never
+   lowered): the collector starts early in a process that maps much (gc.c). */
+static size_t mlc_chunk_mapped; /* Atomic */
+
+size_t mlc_chunk_mapped_total(void) { return __atomic_load_n(&mlc_chunk_mapped, __ATOMIC_RELAXED); }
+
+static void mlc_chunk_count_mapped(size_t bytes) {
+  __atomic_fetch_add(&mlc_chunk_mapped, bytes, __ATOMIC_RELAXED);
+}
+
 mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena) {
   mlc_chunk_t *chunk = mlc_os_map(MLC_CHUNK, MLC_CHUNK);
   /* The huge cache may hold the address space this needs (RLIMIT_AS): give it back.
@@ -82,6 +92,7 @@ mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena) {
      huge page. */
   mlc_os_nohuge(chunk, MLC_CHUNK);
   chunk->arena = arena;
+  mlc_chunk_count_mapped(MLC_CHUNK);
   return chunk;
 }
 
@@ -189,6 +200,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_live += sz;
   mlc_mutex_unlock(&mlc_huge_lock);
+  mlc_chunk_count_mapped(sz);
   mlc_trace("huge: mapped %zu bytes at %p", sz, p);
   return p;
 fail:
@@ -303,4 +315,5 @@ void mlc_chunk_postfork_parent(void) {
 void mlc_chunk_postfork_child(void) {
   mlc_mutex_reset(&mlc_pagemap_lock);
   mlc_mutex_reset(&mlc_huge_lock);
+  __atomic_store_n(&mlc_chunk_mapped, 0, __ATOMIC_RELAXED);
 }

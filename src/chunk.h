@@ -106,6 +106,8 @@ bool mlc_pagemap_register(void *addr, size_t size, void *entry);
    its header's arena filled in.  NULL when the kernel refuses. */
 mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena);
 void mlc_chunk_delete(mlc_chunk_t *chunk);
+/* Bytes mapped for chunks and huge blocks since start-up or the last fork.  Any thread. */
+size_t mlc_chunk_mapped_total(void);
 
 /* Huge allocations, mapped on their own.  Any thread, no lock held. */
 void *mlc_huge_alloc(size_t size, size_t align, bool zero);

@@ -2,7 +2,8 @@
 /*
  * The wall-clock collector.
  *
- * One background thread ("melloc-gc") wakes every gc_interval_ms.  Each pass:
+ * One background thread ("melloc-gc") wakes every gc_interval_ms while it has work (see
+ * "When the thread exists" below).  Each pass:
  *  1. walks the registry of thread caches; for each cache it can claim, it measures
  *     whether the owner was idle since the last pass and returns part of what the cache
  *     holds to the bins: 1/8 of it on the first idle pass, then 1/4, 1/2, then all;
@@ -48,6 +49,32 @@
  * A thread that exits during a pass: the collector holds the registry lock for the whole
  * pass, and an exiting thread unregisters (under that lock) before its cache is
  * recycled, so the collector never sees a cache disappear under it.
+ *
+ * When the thread exists.  A thread of the allocator's own is visible to the program:
+ * glibc ends a process when its last thread ends (a collector alive kept a process
+ * whose threads had all called pthread_exit alive forever, and, as every signal is
+ * blocked in it, unkillable but by SIGKILL), and the kernel refuses unshare of a user
+ * namespace and setns into a user or mount namespace to a multithreaded process.  So
+ * the collector lives only while it has work (mlc_gc_state: IDLE, STARTING, RUNNING):
+ *  - it starts at the end of an allocation's slow path (mlc_gc_maybe_start) once the
+ *    process has lived one interval or mapped MLC_GC_EAGER_BYTES: a command that ends
+ *    within its first interval never pays for a thread (its creation, and the exit of a
+ *    two-thread process, cost ~0.7 ms of wall time here).  Never from free(): glibc
+ *    calls free while holding its stack-cache lock, which pthread_create takes.  For the
+ *    same reason the thread is detached and never joined;
+ *  - it retires when a pass leaves nothing to do (every cache parked, nothing to purge),
+ *    and when no thread has a cache at all (the program's threads have ended; a cache's
+ *    owner wakes it when the last cache goes): then it first gives everything back,
+ *    regardless of decay.  Retiring moves the state to IDLE first and then looks for
+ *    work again under the locks that guard it (mlc_gc_retire), so work made meanwhile
+ *    by an allocation is never left without a collector;
+ *  - unshare() and setns() are interposed: they raise mlc_gc_paused, wake the collector
+ *    and wait until it has retired and the kernel no longer lists its thread
+ *    (tgkill(tid, 0) fails with ESRCH), make the system call, and start it again if it
+ *    ran.  Calls made through syscall() are not seen.
+ * It blocks every signal, so that the program's handlers run on the program's threads;
+ * with the collector ending with the program's last thread, no signal is left pending
+ * for it alone.
  */
 #include "internal.h"
 
@@ -70,7 +97,6 @@
 enum { MLC_TC_FREE = 0, MLC_TC_OWNER = 1, MLC_TC_COLLECTOR = 2, MLC_TC_WAITING = 4 };
 
 static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER; /* one pass at a time */
-static int mlc_gc_started;     /* Atomic: collector thread created (in this process) */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
 
 /* Counters.  Protected by mlc_gc_lock (read without it for statistics). */
@@ -216,27 +242,104 @@ void mlc_gc_wake(void) {
   mlc_os_futex_wake(&mlc_gc_wakeword, 1);
 }
 
+/* ---- The collector thread's life (see "When the thread exists" above) ---- */
+
+enum { MLC_GC_IDLE = 0, MLC_GC_STARTING = 1, MLC_GC_RUNNING = 2 };
+static int mlc_gc_state;  /* Atomic: MLC_GC_* */
+static int mlc_gc_paused; /* Atomic: unshare()/setns() calls in progress */
+/* The last collector thread (detached), written by whoever moved mlc_gc_state from
+   IDLE to STARTING.  Never joined: see mlc_gc_maybe_start. */
+static pthread_t mlc_gc_thread;
+static long mlc_gc_tid; /* Atomic: its kernel thread id, written by the thread; 0 once
+                           mlc_gc_pause has seen it gone */
+static uint64_t mlc_gc_epoch; /* Atomic: when the process started (or forked), ns */
+
+/* The process maps this much before it has lived an interval: the collector starts. */
+#define MLC_GC_EAGER_BYTES ((size_t)8 << 20)
+
+void mlc_gc_boot(void) { __atomic_store_n(&mlc_gc_epoch, mlc_os_now_ns(), __ATOMIC_RELAXED); }
+
+/* Anything a pass could still give back: a cache that is not parked (its owner is
+   active, or it holds objects), dirty pages or spare chunks, cached huge mappings. */
+static bool mlc_gc_has_work(void) {
+  mlc_tcache_registry_lock();
+  bool work = mlc_tcache_registry_first() != NULL;
+  mlc_tcache_registry_unlock();
+  for (unsigned i = 0; i < mlc_narenas && !work; i++) work = mlc_arena_purgeable(mlc_arenas[i]);
+  if (!work) {
+    size_t live, cached;
+    mlc_huge_stats(&live, &cached);
+    work = cached != 0;
+  }
+  return work;
+}
+
+/* The collector stops: false when it must go on after all.  recheck: go on if work
+   appeared meanwhile.  The state goes to IDLE before the check, and every check takes
+   the lock under which the work it looks for is made; an allocation's slow path calls
+   mlc_gc_maybe_start() after releasing that lock.  So either the check sees the work
+   or that call sees IDLE and starts a new collector. */
+static bool mlc_gc_retire(bool recheck) {
+  int s = MLC_GC_RUNNING;
+  /* STARTING: the creator has not published the thread yet; try again later. */
+  if (!__atomic_compare_exchange_n(&mlc_gc_state, &s, MLC_GC_IDLE, false, __ATOMIC_SEQ_CST,
+                                   __ATOMIC_RELAXED))
+    return false;
+  if (!recheck || !mlc_gc_has_work()) return true;
+  s = MLC_GC_IDLE;
+  return !__atomic_compare_exchange_n(&mlc_gc_state, &s, MLC_GC_RUNNING, false, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_RELAXED);
+}
+
+static bool mlc_gc_stop_wanted(void) {
+  return __atomic_load_n(&mlc_gc_paused, __ATOMIC_ACQUIRE) != 0 || !mlc_load(&mlc_opt.gc);
+}
+
 static void *mlc_gc_main(void *arg) {
   (void)arg;
+  __atomic_store_n(&mlc_gc_tid, mlc_os_gettid(), __ATOMIC_RELEASE);
+  mlc_os_thread_name("melloc-gc");
   for (;;) {
     uint64_t ms = mlc_load(&mlc_opt.gc_interval_ms);
     uint64_t start = mlc_os_now_ns();
     int w = __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE);
-    /* Sleep for the interval, unless woken because it changed. */
+    /* Sleep for the interval, unless woken (the interval changed, the last cache went
+       away, or unshare() waits for this thread to go). */
     for (;;) {
       uint64_t elapsed = mlc_os_now_ns() - start;
-      if (elapsed >= ms * 1000000u || __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE) != w)
+      if (elapsed >= ms * 1000000u || __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE) != w ||
+          mlc_gc_stop_wanted())
         break;
       mlc_os_futex_wait_ns(&mlc_gc_wakeword, w, ms * 1000000u - elapsed);
     }
-    if (mlc_load(&mlc_opt.gc)) mlc_gc_pass_at(mlc_os_now_ns(), false);
+    if (mlc_gc_stop_wanted()) {
+      if (mlc_gc_retire(false)) break;
+      mlc_os_sleep_ns(100000); /* the creator is publishing this thread */
+      continue;
+    }
+    bool no_caches = mlc_tcache_registry_empty();
+    /* No thread holds a cache: the program's threads have exited (or never allocate).
+       Give everything back now rather than after the decay, and go, so that a process
+       whose last thread ends with pthread_exit ends too. */
+    mlc_gc_pass_at(mlc_os_now_ns(), no_caches);
+    /* Nothing left to give back (every cache parked, no dirty page): go; the first slow
+       path that makes work again starts a collector. */
+    if (!mlc_gc_has_work() && mlc_gc_retire(true)) break;
   }
+  mlc_trace("gc: collector stopped");
   return NULL;
 }
 
-void mlc_gc_ensure_started(void) {
-  if (MLC_LIKELY(__atomic_load_n(&mlc_gc_started, __ATOMIC_RELAXED)) || !mlc_opt.gc) return;
-  if (__atomic_exchange_n(&mlc_gc_started, 1, __ATOMIC_ACQ_REL)) return;
+/* Caller moved mlc_gc_state from IDLE to STARTING.  Creates the thread, or goes back to
+   IDLE. */
+static void mlc_gc_spawn(void) {
+  /* The collector itself, allocating in the exit() that glibc runs on the last thread
+     to end: no new collector for a process that is ending. */
+  if (pthread_equal(mlc_gc_thread, pthread_self())) {
+    __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELEASE);
+    return;
+  }
+  int saved = errno;
   /* The collector never takes a signal meant for the program. */
   sigset_t all, old;
   sigfillset(&all);
@@ -246,21 +349,105 @@ void mlc_gc_ensure_started(void) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_t t;
-  if (pthread_create(&t, &attr, mlc_gc_main, NULL) == 0) {
-    pthread_setname_np(t, "melloc-gc");
-    mlc_trace("gc: collector started, interval %u ms, decay %u ms",
-              (unsigned)mlc_opt.gc_interval_ms, (unsigned)mlc_opt.decay_ms);
-  } else {
-    __atomic_store_n(&mlc_gc_started, 0, __ATOMIC_RELEASE);
-  }
+  bool ok = pthread_create(&t, &attr, mlc_gc_main, NULL) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  if (ok) {
+    mlc_gc_thread = t;
+    mlc_trace("gc: collector started, interval %u ms, decay %u ms",
+              (unsigned)mlc_opt.gc_interval_ms, (unsigned)mlc_opt.decay_ms);
+  }
+  __atomic_store_n(&mlc_gc_state, ok ? MLC_GC_RUNNING : MLC_GC_IDLE, __ATOMIC_RELEASE);
 }
+
+static void mlc_gc_start_if(bool now) {
+  if (MLC_LIKELY(__atomic_load_n(&mlc_gc_state, __ATOMIC_RELAXED) != MLC_GC_IDLE)) return;
+  if (!mlc_load(&mlc_opt.gc) || !mlc_opt.tcache || __atomic_load_n(&mlc_gc_paused, __ATOMIC_RELAXED))
+    return;
+  /* Short-lived processes never see the thread: it starts once the process has lived
+     one interval, or has mapped enough that what it frees is worth a thread. */
+  if (!now && mlc_chunk_mapped_total() <= MLC_GC_EAGER_BYTES &&
+      mlc_os_now_ns() - __atomic_load_n(&mlc_gc_epoch, __ATOMIC_RELAXED) <
+          mlc_load(&mlc_opt.gc_interval_ms) * 1000000u)
+    return;
+  int s = MLC_GC_IDLE;
+  if (__atomic_compare_exchange_n(&mlc_gc_state, &s, MLC_GC_STARTING, false, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_RELAXED))
+    mlc_gc_spawn();
+}
+
+void mlc_gc_maybe_start(void) { mlc_gc_start_if(false); }
+void mlc_gc_start(void) { mlc_gc_start_if(true); }
+
+bool mlc_gc_pause(void) {
+  __atomic_fetch_add(&mlc_gc_paused, 1, __ATOMIC_SEQ_CST);
+  bool was_running = false;
+  /* Wait for the collector to retire, then take the thread's handle (STARTING). */
+  for (unsigned i = 0;; i++) {
+    int s = __atomic_load_n(&mlc_gc_state, __ATOMIC_ACQUIRE);
+    if (s == MLC_GC_IDLE) {
+      if (__atomic_compare_exchange_n(&mlc_gc_state, &s, MLC_GC_STARTING, false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_RELAXED))
+        break;
+      continue;
+    }
+    was_running = true;
+    if (i >= 20000) return true; /* ~2 s: something is wrong; let the call report it */
+    mlc_gc_wake();
+    mlc_os_sleep_ns(100000);
+  }
+  /* The thread has retired; it stops running a moment later, and the kernel removes it
+     from the process a moment after that: the calls that follow count threads.  (A
+     tid seen gone is forgotten, so a later pause never waits for a reused one.) */
+  long tid = __atomic_exchange_n(&mlc_gc_tid, 0, __ATOMIC_ACQ_REL);
+  for (unsigned i = 0; tid && i < 20000 && !mlc_os_thread_gone(tid); i++) mlc_os_sleep_ns(10000);
+  __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELEASE);
+  return was_running;
+}
+
+void mlc_gc_resume(bool restart) {
+  __atomic_fetch_sub(&mlc_gc_paused, 1, __ATOMIC_SEQ_CST);
+  if (restart) mlc_gc_start();
+}
+
+/* ---- Calls the kernel allows only to a single-threaded process ---- */
+#ifndef MELLOC_PREFIX_ONLY
+
+/* unshare(CLONE_NEWUSER) and setns() into a user or mount namespace fail with EINVAL in
+   a process with more than one thread: the collector steps aside for the call and
+   comes back after it (jemalloc interposes pthread_create for similar reasons). */
+MLC_EXPORT int unshare(int flags) {
+  int saved = errno;
+  bool restart = mlc_gc_pause();
+  errno = saved;
+  int r = mlc_os_unshare(flags);
+  saved = errno;
+  mlc_gc_resume(restart);
+  errno = saved;
+  return r;
+}
+
+MLC_EXPORT int setns(int fd, int nstype) {
+  int saved = errno;
+  bool restart = mlc_gc_pause();
+  errno = saved;
+  int r = mlc_os_setns(fd, nstype);
+  saved = errno;
+  mlc_gc_resume(restart);
+  errno = saved;
+  return r;
+}
+#endif /* MELLOC_PREFIX_ONLY */
 
 void mlc_gc_prefork(void) { mlc_mutex_lock(&mlc_gc_lock); }
 void mlc_gc_postfork_parent(void) { mlc_mutex_unlock(&mlc_gc_lock); }
 void mlc_gc_postfork_child(void) {
   mlc_mutex_reset(&mlc_gc_lock);
-  /* The collector thread does not exist in the child: the next slow path restarts it. */
-  __atomic_store_n(&mlc_gc_started, 0, __ATOMIC_RELAXED);
+  /* No collector exists in the child (its thread, if any, was not copied): the child
+     starts its own on a slow path once it has lived an interval, like a new process. */
+  __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELAXED);
+  __atomic_store_n(&mlc_gc_paused, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&mlc_gc_tid, 0, __ATOMIC_RELAXED);
+  mlc_gc_boot();
 }

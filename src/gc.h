@@ -9,8 +9,21 @@
 
 #include "internal.h"
 
-/* Starts the collector thread if it is enabled and not running yet.  Any thread. */
-void mlc_gc_ensure_started(void);
+/* When the process starts (the collector's first interval counts from here). */
+void mlc_gc_boot(void);
+/* Starts a collector thread if it is enabled, none runs, and the process has lived one
+   interval or mapped more than a few MiB.  Called at the end of allocations' slow
+   paths, after the work they did, holding no lock and no cache's state word.  Never
+   from free(): glibc frees while holding the lock pthread_create takes (its stack
+   cache's, in __nptl_free_stacks), and would deadlock. */
+void mlc_gc_maybe_start(void);
+/* The same, at once, whatever the process's age (melloc_option_set("gc", "true")). */
+void mlc_gc_start(void);
+/* For unshare() and setns(): stops the collector and waits until the kernel no longer
+   counts its thread; no collector starts until mlc_gc_resume.  Returns whether one ran
+   (then resume starts it again).  Any thread, holding no lock. */
+bool mlc_gc_pause(void);
+void mlc_gc_resume(bool restart);
 /* A full collection now, from the calling thread: its own cache, every idle cache,
    all free pages.  Returns the bytes given back to the kernel. */
 size_t mlc_gc_collect_now(void);

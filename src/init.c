@@ -44,6 +44,7 @@ bool mlc_boot_slow(void) {
   mlc_options_parse(&mlc_opt, mlc_getenv("MELLOC_CONF"));
   if (mlc_config_debug && mlc_getenv("MELLOC_TRACE")) mlc_trace_on = true;
   mlc_sizeclass_boot();
+  mlc_gc_boot();
   unsigned n = mlc_opt.narenas ? mlc_opt.narenas : mlc_os_ncpus();
   bool ok = mlc_arena_boot(n) && mlc_tcache_boot();
   __atomic_store_n(&mlc_boot_tid, 0, __ATOMIC_RELAXED);

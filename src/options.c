@@ -191,7 +191,7 @@ int mlc_option_set(const char *name, const char *value) {
     return cur == v ? 0 : EPERM;
   }
   mlc_opt_apply(&mlc_opt, d, v);
-  if (!strcmp(d->name, "gc") && v) mlc_gc_ensure_started();
+  if (!strcmp(d->name, "gc") && v) mlc_gc_start();
   if (!strcmp(d->name, "gc_interval_ms")) mlc_gc_wake();
   if (!strcmp(d->name, "stats_print") && v) mlc_stats_keep_stderr();
   return 0;

@@ -9,6 +9,8 @@
 
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -130,3 +132,18 @@ void mlc_os_write_stderr(const char *buf, size_t len) {
 }
 
 long mlc_os_gettid(void) { return syscall(SYS_gettid); }
+
+void mlc_os_sleep_ns(uint64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+  nanosleep(&ts, NULL);
+}
+
+bool mlc_os_thread_gone(long tid) {
+  return syscall(SYS_tgkill, (long)getpid(), tid, 0) != 0 && errno == ESRCH;
+}
+
+void mlc_os_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int mlc_os_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
+
+int mlc_os_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }

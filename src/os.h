@@ -33,6 +33,16 @@ void mlc_os_futex_wake(int *word, int n);
 void mlc_os_futex_wait_ns(int *word, int expected, uint64_t ns);
 void mlc_os_write_stderr(const char *buf, size_t len);
 long mlc_os_gettid(void);
+void mlc_os_sleep_ns(uint64_t ns);
+/* True once thread tid of this process no longer exists for the kernel (it has been
+   reaped, not only stopped running): a later check that the process is single-threaded
+   counts it no more.  May set errno. */
+bool mlc_os_thread_gone(long tid);
+/* Names the calling thread (at most 15 characters), as /proc/self/task/TID/comm shows. */
+void mlc_os_thread_name(const char *name);
+/* The raw system calls behind melloc's unshare() and setns(): -1 and errno on failure. */
+int mlc_os_unshare(int flags);
+int mlc_os_setns(int fd, int nstype);
 
 /* Fault injection: after n more successful mapping calls, every mapping call fails with
    ENOMEM until reset with a negative n.  For tests only. */

@@ -260,7 +260,6 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   mlc_tsd.tc = tc;
   mlc_tsd.state = MLC_TSD_CACHED;
   mlc_trace("tcache: created for thread, arena %u", tc->arena->ind);
-  mlc_gc_ensure_started();
   return tc;
 }
 
@@ -335,6 +334,15 @@ static bool mlc_tcache_free_may_grow(const mlc_tcache_t *tc, unsigned cls) {
   return ((tc->refilled >> cls) & 1) || mlc_tcache_within_batch(cls, tc->cap[cls] * 2u);
 }
 
+/* The end of an allocation's slow path that held the cache: lets the collector go, and
+   starts one if none runs (this path may have unparked the cache; see mlc_gc_retire
+   for why the call comes after the work, and mlc_gc_maybe_start for why only
+   allocations start it). */
+static void mlc_tcache_slow_done(mlc_tcache_t *tc) {
+  mlc_tcache_owner_exit(tc);
+  mlc_gc_maybe_start();
+}
+
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
   mlc_tcache_t *tc = mlc_tcache_get(false);
@@ -345,7 +353,6 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  mlc_gc_ensure_started();
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, tc->slow_events + 1);
   void **head = tc->b->head[cls], **empty = tc->empty[cls];
@@ -369,7 +376,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     head = empty - got;
     mlc_store(&tc->b->head[cls], head);
     if (got == 0) {
-      mlc_tcache_owner_exit(tc);
+      mlc_tcache_slow_done(tc);
       errno = ENOMEM;
       return NULL;
     }
@@ -378,7 +385,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   }
   ret = *head;
   mlc_store(&tc->b->head[cls], head + 1);
-  mlc_tcache_owner_exit(tc);
+  mlc_tcache_slow_done(tc);
   return ret;
 }
 
@@ -441,7 +448,7 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
     mlc_store(&tc->b->head[c], head + 1);
   }
   mlc_store(&tc->b->lw[c], tc->empty[c]);
-  mlc_tcache_owner_exit(tc);
+  mlc_tcache_slow_done(tc);
   return p;
 }
 
@@ -518,7 +525,11 @@ static void mlc_tcache_thread_exit(void *arg) {
   tc->next = mlc_tcache_recycled;
   mlc_tcache_recycled = tc;
   mlc_tcache_owner_exit(tc);
+  bool last = !mlc_tcache_live && !mlc_tcache_parked;
   mlc_tcache_registry_unlock();
+  /* No thread holds a cache any more: perhaps the program's last thread is ending
+     (pthread_exit), and the collector must not keep the process alive (gc.c). */
+  if (last) mlc_gc_wake();
   mlc_trace("tcache: thread exit, cache recycled");
 }
 
@@ -539,6 +550,13 @@ void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]) {
 void mlc_tcache_registry_lock(void) { mlc_mutex_lock(&mlc_tcache_registry); }
 void mlc_tcache_registry_unlock(void) { mlc_mutex_unlock(&mlc_tcache_registry); }
 mlc_tcache_t *mlc_tcache_registry_first(void) { return mlc_tcache_live; }
+
+bool mlc_tcache_registry_empty(void) {
+  mlc_tcache_registry_lock();
+  bool empty = !mlc_tcache_live && !mlc_tcache_parked;
+  mlc_tcache_registry_unlock();
+  return empty;
+}
 
 void mlc_tcache_prefork(void) { mlc_tcache_registry_lock(); }
 void mlc_tcache_postfork_parent(void) { mlc_tcache_registry_unlock(); }

@@ -123,6 +123,8 @@ size_t mlc_tcache_cached_large_bytes(void);
 void mlc_tcache_registry_lock(void);
 void mlc_tcache_registry_unlock(void);
 mlc_tcache_t *mlc_tcache_registry_first(void);
+/* True when no thread has a cache, parked or not.  Takes the registry lock. */
+bool mlc_tcache_registry_empty(void);
 
 bool mlc_tcache_boot(void);
 void mlc_tcache_prefork(void);

@@ -12,6 +12,7 @@
 #include <melloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,20 +42,29 @@ static void sleep_ms(long ms) {
 
 static long gc_thread(void) { return mlc_test_gc_thread(); }
 
+/* Waits up to limit_ms for the collector thread to exist (want 1) or not (want 0). */
+static bool gc_thread_becomes(int want, long limit_ms) {
+  for (long t = 0; t < limit_ms; t += 20) {
+    if ((gc_thread() != 0) == want) return true;
+    sleep_ms(20);
+  }
+  return (gc_thread() != 0) == want;
+}
+
 enum { TOTAL = 96 << 20 };
 
 /* Allocates TOTAL bytes of objects of 16..1024 bytes and frees them all. */
 static void churn(void) {
   size_t cap = TOTAL / 16;
   void **v = mmap(NULL, cap * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ck_assert_ptr_ne(v, MAP_FAILED);
+  if (v == MAP_FAILED) abort(); /* no ck_assert: also runs outside a test (lifetime) */
   size_t n = 0, bytes = 0;
   unsigned s = 12345;
   while (bytes < TOTAL && n < cap) {
     s = s * 1103515245 + 12345;
     size_t sz = 16 + (s >> 8) % 1009;
     v[n] = malloc(sz);
-    ck_assert_ptr_nonnull(v[n]);
+    if (!v[n]) abort();
     memset(v[n], 1, sz);
     bytes += sz;
     n++;
@@ -115,9 +125,17 @@ START_TEST(test_idle_main) {
 }
 END_TEST
 
+/* Once the process has lived one interval (100 ms here), an allocation's slow path
+   starts the collector. */
+static void start_collector(void) {
+  sleep_ms(150);
+  free(malloc(1 << 20));
+}
+
 /* One collector thread, named melloc-gc, with every signal blocked. */
 START_TEST(test_gc_thread) {
-  free(malloc(100)); /* a first cache starts the collector */
+  start_collector();
+  ck_assert(gc_thread_becomes(1, 2000)); /* it names itself when it starts */
   long tid = gc_thread();
   ck_assert_int_ne(tid, 0);
   char path[128], line[256];
@@ -134,17 +152,17 @@ START_TEST(test_gc_thread) {
 }
 END_TEST
 
-/* fork() with the collector running: the child gets a collector of its own (started on
-   its next slow path) and its idle memory comes back too. */
+/* fork() with the collector running: the child gets a collector of its own (its work
+   maps much, so it starts at once) and its idle memory comes back too. */
 START_TEST(test_fork) {
-  free(malloc(100));
-  ck_assert_int_ne(gc_thread(), 0);
+  start_collector();
+  ck_assert(gc_thread_becomes(1, 2000));
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     size_t base = rss_kb();
     churn();
-    if (gc_thread() == 0) _exit(10);
+    if (!gc_thread_becomes(1, 2000)) _exit(10);
     size_t peak = base + TOTAL / 1024;
     size_t after = wait_rss_below(base + (peak - base) / 20, 10000);
     _exit(after <= base + (peak - base) / 20 ? 0 : 11);
@@ -192,8 +210,90 @@ START_TEST(test_lazy_start) {
 }
 END_TEST
 
+/* Runs this program again as "--lifetime MODE" with MELLOC_CONF=conf; its exit status. */
+static int run_lifetime(const char *mode, const char *conf) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("MELLOC_CONF", conf, 1);
+    execl("/proc/self/exe", "test_collector", "--lifetime", mode, (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st), "child ended by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  return WEXITSTATUS(st);
+}
+
+/* Waits up to limit_ms for the process to have n threads, without allocating (an
+   allocation every poll would keep the main thread's cache busy). */
+static bool threads_become(int n, long limit_ms) {
+  for (long t = 0; t < limit_ms; t += 20) {
+    if (count_threads_noalloc() == n) return true;
+    sleep_ms(20);
+  }
+  return count_threads_noalloc() == n;
+}
+
+/* The collector thread's lifetime, seen from a fresh process (exit status: 0 passed,
+   else the step that failed). */
+static int lifetime(const char *mode) {
+  if (!strcmp(mode, "short")) {
+    /* A short command: allocates a little and ends long before its first interval
+       (10 s): it never has a second thread. */
+    for (int i = 0; i < 2000; i++) free(malloc(16 + i % 4000));
+    void *p = malloc(100000);
+    free(p);
+    return count_threads_noalloc() == 1 ? 0 : 1;
+  }
+  if (!strcmp(mode, "eager")) {
+    /* The same interval, but the process maps more than 8 MiB: the collector starts. */
+    void *p = malloc(16 << 20);
+    memset(p, 1, 16 << 20);
+    free(p);
+    return threads_become(2, 2000) ? 0 : 2;
+  }
+  if (!strcmp(mode, "interval")) {
+    /* Interval 200 ms: nothing before it, then the first allocation slow path after it
+       starts the collector. */
+    free(malloc(100));
+    if (count_threads_noalloc() != 1) return 3;
+    sleep_ms(300);
+    free(malloc(1 << 20));
+    return threads_become(2, 2000) ? 0 : 4;
+  }
+  if (!strcmp(mode, "leaves")) {
+    /* Interval 100 ms, decay 300 ms: once everything is given back and every cache
+       parked, the collector goes; new work brings one back. */
+    size_t base = rss_kb();
+    churn();
+    if (!threads_become(2, 2000)) return 5;
+    if (!threads_become(1, 10000)) return 6;
+    size_t peak = base + TOTAL / 1024;
+    if (rss_kb() > base + (peak - base) / 20) return 7; /* and the memory came back */
+    churn();
+    if (!threads_become(2, 2000)) return 8;
+    if (!threads_become(1, 10000)) return 9;
+    return 0;
+  }
+  return 100;
+}
+
+START_TEST(test_lifetime) {
+  static const char *modes[][2] = {
+      {"short", "gc_interval_ms:10000"},
+      {"eager", "gc_interval_ms:10000"},
+      {"interval", "gc_interval_ms:200"},
+      {"leaves", "gc_interval_ms:100,decay_ms:300"},
+  };
+  int st = run_lifetime(modes[_i][0], modes[_i][1]);
+  ck_assert_msg(st == 0, "lifetime %s: failed at step %d", modes[_i][0], st);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--count-threads") == 0) return count_threads_noalloc();
+  if (argc > 2 && strcmp(argv[1], "--lifetime") == 0) return lifetime(argv[2]);
   if (!getenv("MELLOC_CONF")) {
     setenv("MELLOC_CONF", "gc_interval_ms:100,decay_ms:300", 1);
     execv("/proc/self/exe", argv);
@@ -206,6 +306,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_gc_thread);
   tcase_add_test(tc, test_fork);
   tcase_add_test(tc, test_lazy_start);
+  tcase_add_loop_test(tc, test_lifetime, 0, 4);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/* What a process can see of the collector thread, against what glibc does: a process
+   whose threads all end with pthread_exit exits with status 0, also as a fork child; a
+   process-directed signal is taken by one of the program's threads (its handler never
+   runs on the collector), and SIGTERM ends the process; setuid() reaches the collector
+   as it reaches every thread (glibc broadcasts it).  Each case runs in a fresh process
+   (this program re-executed with --case NAME) that first makes sure the collector
+   runs, so that the case tests something; the parent waits for it with a time limit, so
+   that a hang is a failure and not a stuck test. */
+#define _GNU_SOURCE
+#include <check.h>
+
+#include "../check_run.h"
+#include "../gc_thread.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <melloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Helpers for the cases (they run in the re-executed process) ---- */
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* Whether this run's settings start a collector at all (tcache:false or gc:false do not). */
+static int collector_expected(void) {
+  char v[16];
+  if (melloc_option_get("gc", v, sizeof(v)) != 0 || strcmp(v, "true") != 0) return 0;
+  if (melloc_option_get("tcache", v, sizeof(v)) != 0 || strcmp(v, "true") != 0) return 0;
+  return 1;
+}
+
+/* Work that maps more than the collector's early-start threshold, so that it starts
+   now rather than after the process's first interval. */
+static void allocate_much(void) {
+  enum { N = 64 };
+  void *v[N];
+  for (int i = 0; i < N; i++) {
+    v[i] = malloc(512 * 1024);
+    if (!v[i]) _exit(90);
+    memset(v[i], 1, 512 * 1024);
+  }
+  for (int i = 0; i < N; i++) free(v[i]);
+  for (int i = 0; i < 20000; i++) free(malloc(16 + i % 1000));
+}
+
+/* Exits with 91 unless the collector thread exists (where the settings start one). */
+static void require_collector(void) {
+  if (!collector_expected()) return;
+  for (int i = 0; i < 200 && mlc_test_gc_thread() == 0; i++) sleep_ms(10);
+  if (mlc_test_gc_thread() == 0) {
+    fprintf(stderr, "case: no collector thread to test against\n");
+    _exit(91);
+  }
+}
+
+static void *worker_allocates(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 10000; i++) free(malloc(32 + i % 512));
+  sleep_ms(100);
+  return NULL;
+}
+
+static int case_pthread_exit(void) {
+  allocate_much();
+  require_collector();
+  pthread_t t;
+  if (pthread_create(&t, NULL, worker_allocates, NULL) != 0) return 92;
+  pthread_exit(NULL); /* the worker ends later: then the process must end, status 0 */
+}
+
+static void *fork_from_thread(void *arg) {
+  (void)arg;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) _exit(93);
+  if (pid == 0) {
+    /* The child: this thread is its only one.  It starts a collector, and returning
+       from this function is the process's last thread ending. */
+    allocate_much();
+    require_collector();
+    return NULL;
+  }
+  int st;
+  for (int i = 0; i < 3000; i++) { /* 30 s */
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    sleep_ms(10);
+  }
+  kill(pid, SIGKILL);
+  _exit(94); /* the child did not end */
+}
+
+static int case_fork_thread_exit(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, fork_from_thread, NULL) != 0) return 92;
+  pthread_join(t, NULL);
+  return 95; /* not reached: the thread exits the process */
+}
+
+static volatile sig_atomic_t handled, handled_wrong;
+static long worker_tid;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  if (syscall(SYS_gettid) == __atomic_load_n(&worker_tid, __ATOMIC_RELAXED))
+    handled++;
+  else
+    handled_wrong++;
+}
+
+static void *signal_worker(void *arg) {
+  (void)arg;
+  __atomic_store_n(&worker_tid, syscall(SYS_gettid), __ATOMIC_RELAXED);
+  for (;;) pause();
+  return NULL;
+}
+
+/* A process-directed signal that the main thread blocks is handled by the one thread
+   that does not block it: the program's worker, never the collector. */
+static int case_signal_handler(void) {
+  allocate_much();
+  require_collector();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  pthread_t t;
+  if (pthread_create(&t, NULL, signal_worker, NULL) != 0) return 92;
+  while (__atomic_load_n(&worker_tid, __ATOMIC_RELAXED) == 0) sleep_ms(1);
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  for (int i = 0; i < 200; i++) {
+    sig_atomic_t before = handled + handled_wrong;
+    kill(getpid(), SIGUSR1);
+    for (int k = 0; k < 1000 && handled + handled_wrong == before; k++) sleep_ms(1);
+  }
+  if (handled_wrong) return 96;
+  if (handled != 200) return 97;
+  return 0;
+}
+
+/* Every program thread blocks the signal: it stays pending (as on glibc) and the
+   collector does not take it; the main thread gets it once it unblocks it. */
+static int case_signal_pending(void) {
+  allocate_much();
+  require_collector();
+  __atomic_store_n(&worker_tid, syscall(SYS_gettid), __ATOMIC_RELAXED); /* main's */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  kill(getpid(), SIGUSR1);
+  sleep_ms(300);
+  if (handled || handled_wrong) return 96;
+  pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+  return handled == 1 && handled_wrong == 0 ? 0 : 97;
+}
+
+static int ready_fd = -1;
+
+/* Tells the parent the process is ready for its signal, then idles. */
+static void ready_then_idle(void) {
+  if (write(ready_fd, "r", 1) != 1) _exit(98);
+  for (;;) pause();
+}
+
+/* SIGTERM, default action: ends the process (main waits in pause). */
+static int case_sigterm(void) {
+  allocate_much();
+  require_collector();
+  ready_then_idle();
+  return 0;
+}
+
+static void *idle_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 1000; i++) free(malloc(64));
+  ready_then_idle();
+  return NULL;
+}
+
+/* SIGTERM after main ended with pthread_exit: the worker takes it, the process ends. */
+static int case_sigterm_after_main_exit(void) {
+  allocate_much();
+  require_collector();
+  pthread_t t;
+  if (pthread_create(&t, NULL, idle_worker, NULL) != 0) return 92;
+  pthread_exit(NULL);
+}
+
+/* setuid() in a threaded process changes the credentials of every thread (glibc
+   signals each one): the collector's too, as the kernel shows them. */
+static int case_setuid(void) {
+  if (getuid() != 0) return 77;
+  allocate_much();
+  require_collector();
+  long tid = mlc_test_gc_thread();
+  if (setgid(65534) != 0 || setuid(65534) != 0) return 99;
+  if (tid == 0) return 0;
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0; /* it may have ended meanwhile: nothing to compare */
+  int uid_ok = 0, gid_ok = 0;
+  unsigned r, e, s, fs;
+  while (fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &s, &fs) == 4) uid_ok = r == 65534 && e == 65534;
+    if (sscanf(line, "Gid: %u %u %u %u", &r, &e, &s, &fs) == 4) gid_ok = r == 65534 && e == 65534;
+  }
+  fclose(f);
+  return uid_ok && gid_ok ? 0 : 100;
+}
+
+static int run_case(const char *name) {
+  if (!strcmp(name, "pthread-exit")) return case_pthread_exit();
+  if (!strcmp(name, "fork-thread-exit")) return case_fork_thread_exit();
+  if (!strcmp(name, "signal-handler")) return case_signal_handler();
+  if (!strcmp(name, "signal-pending")) return case_signal_pending();
+  if (!strcmp(name, "sigterm")) return case_sigterm();
+  if (!strcmp(name, "sigterm-after-main-exit")) return case_sigterm_after_main_exit();
+  if (!strcmp(name, "setuid")) return case_setuid();
+  fprintf(stderr, "unknown case %s\n", name);
+  return 2;
+}
+
+/* ---- The parent's side ---- */
+
+enum { LIMIT_MS = 30000 };
+
+/* Runs case NAME in a fresh process.  signal: sent once the case says it is ready (0:
+   none).  Returns the wait status; fails the test when the process has not ended
+   within LIMIT_MS (it is killed). */
+static int run(const char *name, int signal) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    char fd[16];
+    snprintf(fd, sizeof(fd), "%d", fds[1]);
+    execl("/proc/self/exe", "test_process", "--case", name, fd, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  if (signal) {
+    char c;
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);
+    ck_assert_int_eq(kill(pid, signal), 0);
+  }
+  close(fds[0]);
+  int st = 0;
+  long waited = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) break;
+    if (waited >= LIMIT_MS) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      ck_abort_msg("case %s: the process did not end within %d ms", name, LIMIT_MS);
+    }
+    sleep_ms(10);
+    waited += 10;
+  }
+  return st;
+}
+
+static void expect_exit(const char *name, int st, int code) {
+  ck_assert_msg(WIFEXITED(st), "case %s: ended by signal %d", name, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  ck_assert_msg(WEXITSTATUS(st) == code, "case %s: exit status %d, expected %d", name,
+                WEXITSTATUS(st), code);
+}
+
+START_TEST(test_pthread_exit) {
+  expect_exit("pthread-exit", run("pthread-exit", 0), 0);
+}
+END_TEST
+
+START_TEST(test_fork_child_thread_returns) {
+  expect_exit("fork-thread-exit", run("fork-thread-exit", 0), 0);
+}
+END_TEST
+
+START_TEST(test_signal_handler_thread) {
+  expect_exit("signal-handler", run("signal-handler", 0), 0);
+}
+END_TEST
+
+START_TEST(test_signal_stays_pending) {
+  expect_exit("signal-pending", run("signal-pending", 0), 0);
+}
+END_TEST
+
+START_TEST(test_sigterm) {
+  static const char *cases[] = {"sigterm", "sigterm-after-main-exit"};
+  int st = run(cases[_i], SIGTERM);
+  ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "case %s: status %#x", cases[_i], st);
+}
+END_TEST
+
+START_TEST(test_setuid_reaches_collector) {
+  int st = run("setuid", 0);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 77) return; /* not root: nothing to change */
+  expect_exit("setuid", st, 0);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  if (argc > 3 && strcmp(argv[1], "--case") == 0) {
+    ready_fd = atoi(argv[3]);
+    return run_case(argv[2]);
+  }
+  Suite *s = suite_create("process");
+  TCase *tc = tcase_create("as on glibc");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_pthread_exit);
+  tcase_add_test(tc, test_fork_child_thread_returns);
+  tcase_add_test(tc, test_signal_handler_thread);
+  tcase_add_test(tc, test_signal_stays_pending);
+  tcase_add_loop_test(tc, test_sigterm, 0, 2);
+  tcase_add_test(tc, test_setuid_reaches_collector);
+  suite_add_tcase(s, tc);
+  return mlc_check_run(s);
+}
