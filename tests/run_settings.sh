@@ -3,24 +3,17 @@
 # The public-API tests again under other settings, as glibc and jemalloc do: the
 # collector on a 1 ms interval, thread caches off, one arena.
 set -u
-pass=0
-fail=0
+src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$src/tests/tap.sh"
 for conf in "gc_interval_ms:1,decay_ms:0" "tcache:false" "narenas:1"; do
   for t in test_api test_threads; do
-    if [ ! -x "tests/integration/$t" ]; then
-      echo "FAIL: tests/integration/$t not built"
-      fail=$((fail + 1))
-      continue
-    fi
+    [ -x "tests/integration/$t" ] || tap_bail "tests/integration/$t not built"
     if MELLOC_CONF=$conf "tests/integration/$t" >"settings-$t.log" 2>&1; then
-      echo "ok: $t with MELLOC_CONF=$conf"
-      pass=$((pass + 1))
+      tap_ok "$t with MELLOC_CONF=$conf"
     else
-      echo "FAIL: $t with MELLOC_CONF=$conf"
-      tail -5 "settings-$t.log"
-      fail=$((fail + 1))
+      tap_not_ok "$t with MELLOC_CONF=$conf"
+      tap_diag "$(tail -5 "settings-$t.log")"
     fi
   done
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+tap_done
