@@ -141,6 +141,10 @@ fi
 "$cmd" --help >"$tmp/out" 2>"$tmp/err"
 st=$?
 check "--help: status 0, usage on stdout" bash -c "[ $st -eq 0 ] && grep -q '^Usage: melloc' '$tmp/out' && [ ! -s '$tmp/err' ]"
+# The default library's path (as long as the libdir: /usr/lib/x86_64-linux-gnu in the
+# Debian package) is on a line of its own, so the text fits 80 columns wherever installed.
+check "--help: every line fits 80 columns" awk 'length($0) > 80 { exit 1 }' "$tmp/out"
+check "--help: the default library on a line of its own" grep -Eq '^ +/[^ ]*/libmelloc\.so\.0$' "$tmp/out"
 
 # 8. Usage errors: status 2, a message on stderr, nothing run.
 "$cmd" --no-such-option true >"$tmp/out" 2>"$tmp/err"
