@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=sh
 # TAP output for the shell tests, sourced by them (POSIX sh).  automake's tap-driver.sh
 # reads it, so that make check's summary counts every check, and every check that could
 # not run (a missing python3, groff, sqlite3, git, ...) as a SKIP:

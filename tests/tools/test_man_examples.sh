@@ -175,7 +175,7 @@ done < "$tmp/messages"
 
 # Every misuse message of melloc(3) and the README is one that test_errors provokes and
 # checks, word for word.
-misuse=$( (cat "$src/man/melloc.3" | unroff; cat "$src/README") |
+misuse=$( (unroff < "$src/man/melloc.3"; cat "$src/README") |
   grep -o 'melloc: [a-z][a-z ()]*: pointer 0x' | sed -e 's/^melloc: //' -e 's/: pointer 0x$//' | sort -u)
 [ -n "$misuse" ] || tap_not_ok "melloc.3 shows the misuse messages"
 while IFS= read -r w; do
