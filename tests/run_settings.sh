@@ -8,11 +8,14 @@ src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 for conf in "gc_interval_ms:1,decay_ms:0" "tcache:false" "narenas:1"; do
   for t in test_api test_threads; do
     [ -x "tests/integration/$t" ] || tap_bail "tests/integration/$t not built"
-    if MELLOC_CONF=$conf "tests/integration/$t" >"settings-$t.log" 2>&1; then
+    MELLOC_CONF=$conf "tests/integration/$t" >"settings-$t.log" 2>&1
+    st=$?
+    if [ "$st" -eq 0 ]; then
       tap_ok "$t with MELLOC_CONF=$conf"
     else
       tap_not_ok "$t with MELLOC_CONF=$conf"
-      tap_diag "$(tail -5 "settings-$t.log")"
+      tap_diag "exit status $st; the end of its output:"
+      tap_diag "$(tail -n 20 "settings-$t.log")"
     fi
   done
 done
