@@ -134,10 +134,8 @@ check "no --stats/--conf: LD_PRELOAD is the library, MELLOC_CONF unset" [ "$(cat
 st=$?
 check "--version: status 0" [ "$st" -eq 0 ]
 check "--version prints 'melloc VERSION'" grep -Eqx 'melloc [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out"
-if [ -n "${top_srcdir:-}" ] && [ -f "$top_srcdir/configure.ac" ]; then
-  v=$(sed -n 's/^AC_INIT(\[melloc\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")
-  check "--version matches configure.ac ($v)" [ "$(cat "$tmp/out")" = "melloc $v" ]
-fi
+v=$(sed -n 's/^AC_INIT(\[melloc\], \[\([^]]*\)\].*/\1/p' "$src/configure.ac")
+check "--version matches configure.ac ($v)" [ "$(cat "$tmp/out")" = "melloc $v" ]
 "$cmd" --help >"$tmp/out" 2>"$tmp/err"
 st=$?
 check "--help: status 0, usage on stdout" bash -c "[ $st -eq 0 ] && grep -q '^Usage: melloc' '$tmp/out' && [ ! -s '$tmp/err' ]"
