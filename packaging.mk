@@ -4,6 +4,9 @@
 #   make check        also runs tests/check_symbols.sh: the exported symbols against
 #                     src/melloc.map, include/melloc.h.in, abi/standard-names.txt and
 #                     debian/libmelloc0.symbols
+#                     and tests/test_pkgconfig.sh: melloc-uninstalled.pc (pkg-config
+#                     with PKG_CONFIG_PATH=<build dir>) builds programs that run on
+#                     the build tree's library, dynamic and -static
 #   make abi-check    abidiff of the built library against the committed baseline
 #                     abi/libmelloc.so.0.abi: only additions in a new version node (or a
 #                     new standard name) pass.  Needs abigail-tools and a -g build.
@@ -14,7 +17,8 @@
 #
 # .ci/packaging.sh runs all of these the way CI does.
 
-TESTS += tests/check_symbols.sh
+TESTS += tests/check_symbols.sh tests/test_pkgconfig.sh
+tests/test_pkgconfig.log: libmelloc.la melloc-uninstalled.pc
 
 ABI_BASELINE = $(srcdir)/abi/libmelloc.so.0.abi
 ABI_LIB = $(builddir)/.libs/libmelloc.so
@@ -24,7 +28,7 @@ DEBIAN_FILES = debian/changelog debian/control debian/copyright debian/rules \
 	debian/libmelloc-dev.install debian/melloc.install debian/not-installed \
 	debian/tests/control debian/tests/link debian/tests/command
 
-EXTRA_DIST += tests/check_symbols.sh abi/standard-names.txt abi/abi-check.sh \
+EXTRA_DIST += tests/check_symbols.sh tests/test_pkgconfig.sh abi/standard-names.txt abi/abi-check.sh \
 	abi/libmelloc.so.0.abi rpm/melloc.spec .ci/packaging.sh $(DEBIAN_FILES)
 
 abi-check: libmelloc.la

@@ -9,6 +9,9 @@
 #                       on real programs, against the build tree's library) and
 #                       tests/tools/test_man.sh (the pages render without a warning, as
 #                       lintian runs them, and name every function, key and option)
+#                       and tests/tools/test_man_examples.sh (the pages' examples
+#                       compile with -Wall -Werror and run, their settings, messages
+#                       and statistics are the program's)
 
 bin_PROGRAMS = tools/melloc
 tools_melloc_SOURCES = tools/melloc.c
@@ -24,8 +27,8 @@ tests_integration_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-
 tests_integration_test_stats_LDADD = libmelloc.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 endif
 
-TESTS += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh
-EXTRA_DIST += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh
-# The script runs the command it tests and preloads the library: both must be built.
-tests/tools/test_melloc_cmd.log: tools/melloc$(EXEEXT) libmelloc.la
+TESTS += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh
+EXTRA_DIST += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh
+# The scripts run the command and preload (or link) the library: both must be built.
+tests/tools/test_melloc_cmd.log tests/tools/test_man_examples.log: tools/melloc$(EXEEXT) libmelloc.la
 

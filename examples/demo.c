@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* melloc demo: allocations and frees of every kind, then a thread that goes idle while
-   the wall-clock collector gives its memory back.  In a debug build (--enable-debug),
-   run with MELLOC_TRACE=1 (make demo does) to see the trace of what happens inside:
-   arena assignment, slab creation, cache flushes, collector passes. */
+   the wall-clock collector gives its memory back.  `make demo` prints that story;
+   `make demo TRACE=1` (MELLOC_CONF=trace:true, or MELLOC_TRACE=1) adds, in a debug
+   build (--enable-debug), the trace of what happens inside on stderr: arena
+   assignment, slab creation, cache flushes, collector passes. */
 #include <fcntl.h>
 #include <melloc.h>
 #include <pthread.h>
@@ -41,7 +42,11 @@ static void *worker(void *arg) {
 }
 
 int main(void) {
-  printf("melloc %s\n", melloc_version());
+  char trace[8] = "false";
+  melloc_option_get("trace", trace, sizeof(trace));
+  printf("melloc %s, trace %s\n", melloc_version(),
+         strcmp(trace, "true") == 0 ? "on (stderr)"
+                                    : "off (make demo TRACE=1 in a debug build turns it on)");
   char *small = malloc(24);
   strcpy(small, "hello, melloc");
   printf("malloc(24)      -> %p, usable %zu bytes: \"%s\"\n", (void *)small, melloc_usable_size(small), small);

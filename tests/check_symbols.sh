@@ -13,8 +13,10 @@
 #
 # Usage: tests/check_symbols.sh [path/to/libmelloc.so]
 # Environment (set by make check's AM_TESTS_ENVIRONMENT): MELLOC_LIB, top_srcdir; NM.
-# Exit status (automake test driver): 0 pass, 1 mismatch, 77 skip (no shared library),
-# 99 hard error (a tool or an input file is missing).
+# Output: TAP, one check (make check runs it through automake's tap-driver.sh).
+# Exit status: 0 pass (or skip: make check's library was not built, with
+# --disable-shared), 1 mismatch, 99 hard error (a tool, an input file or the library
+# named on the command line is missing).
 set -u
 
 srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -24,18 +26,22 @@ header=$srcdir/include/melloc.h.in
 standard=$srcdir/abi/standard-names.txt
 nm=${NM:-nm}
 
+bail() {
+  echo "check_symbols: $*" >&2
+  echo "Bail out! check_symbols: $*"
+  exit 99
+}
+
 for f in "$map" "$header" "$standard"; do
-  if [ ! -f "$f" ]; then
-    echo "check_symbols: $f is missing" >&2
-    exit 99
-  fi
+  [ -f "$f" ] || bail "$f is missing"
 done
 if [ ! -f "$lib" ]; then
-  echo "check_symbols: $lib does not exist (configured with --disable-shared?): skipped"
-  exit 77
+  [ $# -eq 0 ] || bail "$lib does not exist"
+  echo "1..0 # SKIP $lib does not exist (configured with --disable-shared?)"
+  exit 0
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_symbols.XXXXXX") || exit 99
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_symbols.XXXXXX") || bail "mktemp failed"
 trap 'rm -rf "$tmp"' EXIT HUP INT TERM
 
 # ---- Expected: the version script, "name node" per global name ----
@@ -79,8 +85,8 @@ awk '
         print "SYM " w " " node
       }
     }
-  }' "$map" > "$tmp/map.raw" || { cat "$tmp/map.raw" >&2; exit 99; }
-if grep '^ERROR' "$tmp/map.raw" >&2; then exit 99; fi
+  }' "$map" > "$tmp/map.raw" || { cat "$tmp/map.raw" >&2; bail "cannot parse $map"; }
+if grep '^ERROR' "$tmp/map.raw" >&2; then bail "cannot parse $map"; fi
 awk '$1 == "SYM" { print $2, $3 }' "$tmp/map.raw" | sort > "$tmp/map"
 awk '$1 == "NODE" { print $2 }' "$tmp/map.raw" | sort > "$tmp/nodes"
 
@@ -131,15 +137,14 @@ awk '
       }
       if (name != "") print name
     }
-  }' "$header" | sort -u > "$tmp/header" || { echo "check_symbols: cannot parse $header" >&2; exit 99; }
+  }' "$header" | sort -u > "$tmp/header" || bail "cannot parse $header"
 
 # ---- Expected: the unversioned standard names ----
 sed -e 's/#.*//' -e 's/[ \t]//g' -e '/^$/d' "$standard" | sort -u > "$tmp/standard"
 
 # ---- Actual: the dynamic symbol table ----
 if ! "$nm" -D --defined-only "$lib" > "$tmp/nm.raw"; then
-  echo "check_symbols: $nm -D --defined-only $lib failed" >&2
-  exit 99
+  bail "$nm -D --defined-only $lib failed"
 fi
 # "addr type name[@@version]"; an A symbol named like a node is the version definition.
 awk '
@@ -160,7 +165,7 @@ awk '$1 == "VERDEF" { print $2 }' "$tmp/nm" | sort > "$tmp/verdefs"
 fail=0
 problem() {
   fail=1
-  echo "FAIL: $*"
+  echo "# FAIL: $*"
 }
 
 awk '$1 == "HIDDENVER" { print $2 "@" $3 }' "$tmp/nm" > "$tmp/hidden"
@@ -237,11 +242,12 @@ fi
 
 nver=$(wc -l < "$tmp/versioned")
 nunver=$(wc -l < "$tmp/unversioned")
+echo "1..1"
 if [ "$fail" -ne 0 ]; then
-  echo "check_symbols: $lib does not match src/melloc.map, include/melloc.h.in, abi/standard-names.txt and debian/libmelloc0.symbols"
-  echo "exported symbols were:"
-  sed 's/^/  /' "$tmp/nm.raw"
+  echo "not ok 1 - $lib matches src/melloc.map, include/melloc.h.in, abi/standard-names.txt and debian/libmelloc0.symbols"
+  echo "# exported symbols were:"
+  sed 's/^/#   /' "$tmp/nm.raw"
   exit 1
 fi
-echo "check_symbols: $lib exports $nver versioned melloc names ($(tr '\n' ' ' < "$tmp/nodes" | sed 's/ $//')) and $nunver unversioned standard names, as declared"
+echo "ok 1 - $lib exports $nver versioned melloc names ($(tr '\n' ' ' < "$tmp/nodes" | sed 's/ $//')) and $nunver unversioned standard names, as declared"
 exit 0

@@ -15,7 +15,9 @@ static inline long mlc_test_gc_thread(void) {
   long found = 0;
   while (d && (e = readdir(d)) != NULL) {
     if (e->d_name[0] == '.') continue;
-    char path[128], name[64] = "";
+    /* Room for the longest d_name, so that the path is never cut (gcc's
+       -Wformat-truncation under _FORTIFY_SOURCE=2 checks it). */
+    char path[sizeof(e->d_name) + sizeof("/proc/self/task//comm")], name[64] = "";
     snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
     FILE *f = fopen(path, "r");
     if (!f) continue;

@@ -22,18 +22,22 @@
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
 static const char usage_text[] =
-    "Usage: melloc [--stats[=text|json]] [--conf KEY:VALUE,...] [--] PROGRAM [ARGS...]\n"
+    "Usage: melloc [--stats[=FORMAT]] [--conf KEY:VALUE,...] [--] PROGRAM [ARGS...]\n"
     "       melloc --version | --help\n"
     "Runs PROGRAM with the melloc allocator preloaded.\n"
     "\n"
-    "  --stats[=FORMAT]  print statistics on stderr when PROGRAM exits (FORMAT text or json)\n"
-    "  --conf SETTINGS   settings added to MELLOC_CONF, for example narenas:1,gc:false\n"
+    "  --stats[=FORMAT]  print statistics on stderr at exit (FORMAT: text or json)\n"
+    "  --conf SETTINGS   settings added to MELLOC_CONF, such as narenas:1,gc:false\n"
     "  --version         print the version and exit\n"
     "  --help            print this help and exit\n"
     "\n"
-    "Environment: MELLOC_CONF (settings, see melloc(7)), MELLOC_LIB (the library to preload;\n"
-    "default " MELLOC_LIB_PATH ").  The exit status is PROGRAM's, 127 when PROGRAM or the\n"
-    "library is not found, 2 for a usage error.\n";
+    "Environment:\n"
+    "  MELLOC_CONF       settings, see melloc(7)\n"
+    "  MELLOC_LIB        the library to preload, instead of\n"
+    "                    " MELLOC_LIB_PATH "\n"
+    "\n"
+    "The exit status is PROGRAM's, 127 when PROGRAM or the library is not found,\n"
+    "2 for a usage error.\n";
 
 static void usage_error(const char *fmt, const char *arg) {
   fputs("melloc: ", stderr);

@@ -2,17 +2,16 @@
 # SPDX-License-Identifier: MIT
 # Real programs on melloc through LD_PRELOAD, each checked for the same output (and
 # exit status) as with the system allocator.  MELLOC_LIB is the library to preload.
+# A program that is not installed (python3, sqlite3, git) is reported as a SKIP.
 set -u
 lib=${MELLOC_LIB:-$(pwd)/.libs/libmelloc.so}
 src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$src/tests/tap.sh"
 if [ ! -f "$lib" ]; then
-  echo "run_programs: $lib not found" >&2
-  exit 1
+  tap_bail "run_programs: $lib not found"
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
 
 # compare NAME COMMAND...: runs COMMAND with and without melloc, compares stdout and status.
 compare() {
@@ -23,31 +22,28 @@ compare() {
   LD_PRELOAD=$lib "$@" >"$tmp/mel.out" 2>"$tmp/mel.err"
   local got=$?
   if [ "$ref" -ne "$got" ] || ! cmp -s "$tmp/ref.out" "$tmp/mel.out"; then
-    echo "FAIL: $name (status $ref vs $got)"
-    diff "$tmp/ref.out" "$tmp/mel.out" | head -5
-    head -5 "$tmp/mel.err"
-    fail=$((fail + 1))
+    tap_not_ok "$name"
+    tap_diag "status $ref without melloc, $got with it"
+    tap_diag "$(diff "$tmp/ref.out" "$tmp/mel.out" | head -5)"
+    tap_diag "$(head -5 "$tmp/mel.err")"
   elif [ ! -s "$tmp/ref.out" ]; then
-    echo "FAIL: $name printed nothing"
-    fail=$((fail + 1))
+    tap_not_ok "$name"
+    tap_diag "it printed nothing"
   else
-    echo "ok: $name"
-    pass=$((pass + 1))
+    tap_ok "$name"
   fi
 }
 
 # The library really is the one in use: its settings parser answers.
 if LD_PRELOAD=$lib MELLOC_CONF=no_such_key:1 /bin/true 2>&1 | grep -q "melloc: MELLOC_CONF: unknown key 'no_such_key:1'"; then
-  echo "ok: preloaded library is active"
-  pass=$((pass + 1))
+  tap_ok "preloaded library is active"
 else
-  echo "FAIL: preloaded library did not answer"
-  fail=$((fail + 1))
+  tap_not_ok "preloaded library is active"
 fi
 
 # Loaded late, with dlopen (Python's ctypes), not preloaded: its initial-exec
 # thread-local storage must fit in the space glibc keeps for such libraries.
-if command -v python3 >/dev/null; then
+if tap_have python3; then
   if out=$(python3 -c '
 import ctypes, sys
 m = ctypes.CDLL(sys.argv[1])
@@ -56,16 +52,15 @@ m.melloc_usable_size.restype = ctypes.c_size_t
 p = m.melloc_malloc(ctypes.c_size_t(100))
 print(m.melloc_usable_size(ctypes.c_void_p(p)))
 m.melloc_free(ctypes.c_void_p(p))' "$lib" 2>&1) && [ "$out" = 112 ]; then
-    echo "ok: dlopen from python (ctypes)"
-    pass=$((pass + 1))
+    tap_ok "dlopen from python (ctypes)"
   else
-    echo "FAIL: dlopen from python (ctypes): $out"
-    fail=$((fail + 1))
+    tap_not_ok "dlopen from python (ctypes)"
+    tap_diag "$out"
   fi
-fi
-
-if command -v python3 >/dev/null; then
   compare "python (PYTHONMALLOC=malloc)" env PYTHONMALLOC=malloc python3 "$src/tests/programs/workload.py"
+else
+  tap_skip "dlopen from python (ctypes)" "no python3"
+  tap_skip "python (PYTHONMALLOC=malloc)" "no python3"
 fi
 
 # A shell pipeline of coreutils, each process on melloc.
@@ -78,17 +73,20 @@ export -f pipeline 2>/dev/null
 export tmp
 compare "shell pipeline (sort, uniq, awk, tr, sha256sum)" bash -c pipeline
 
-if command -v sqlite3 >/dev/null; then
+if tap_have sqlite3; then
   compare "sqlite3" sqlite3 :memory: "create table t(a, b); with recursive c(x) as (select 1 union all select x + 1 from c where x < 200000) insert into t select x, hex(randomblob(0)) || x from c; select count(*), sum(a), max(length(b)) from t; create index i on t(b); select count(distinct substr(b, 1, 3)) from t;"
+else
+  tap_skip "sqlite3" "no sqlite3"
 fi
 
-if command -v git >/dev/null; then
+if tap_have git; then
   (cd "$tmp" && git init -q repo && cd repo && for i in $(seq 1 200); do echo "line $i" >>f; done &&
     git add f && git -c user.name=t -c user.email=t@t commit -qm one) >/dev/null 2>&1
   compare "git log and diff" git -C "$tmp/repo" log --format=%s --stat
+else
+  tap_skip "git log and diff" "no git"
 fi
 
 compare "grep over a tree" grep -r --include=*.c -c "mlc_" "$src/src"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+tap_done

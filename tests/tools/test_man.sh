@@ -6,15 +6,11 @@
 # command in melloc(1).
 set -u
 src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-pass=0
-fail=0
-ok() {
-  echo "ok: $1"
-  pass=$((pass + 1))
-}
-bad() {
-  echo "FAIL: $1"
-  fail=$((fail + 1))
+. "$src/tests/tap.sh"
+ok() { tap_ok "$1"; }
+bad() { # NAME [DETAILS]
+  tap_not_ok "$1"
+  [ -z "${2:-}" ] || tap_diag "$2"
 }
 # roff source with the escapes that stand for '-' undone, for the name checks
 plain() { sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "$1"; }
@@ -25,15 +21,18 @@ for m in 1 3 7; do
     bad "man/melloc.$m missing"
     continue
   fi
-  if command -v groff >/dev/null; then
+  if tap_have groff; then
     out=$(LC_ALL=C.UTF-8 groff -ww -z -man "$page" 2>&1)
-    if [ -z "$out" ]; then ok "melloc.$m: groff -ww -z -man silent"; else bad "melloc.$m: groff: $out"; fi
+    if [ -z "$out" ]; then ok "melloc.$m: groff -ww -z -man silent"; else bad "melloc.$m: groff -ww -z -man silent" "$out"; fi
   else
-    echo "skip: melloc.$m: no groff"
+    tap_skip "melloc.$m: groff -ww -z -man silent" "no groff"
   fi
-  if command -v man >/dev/null && man --help 2>&1 | grep -q -- '--warnings'; then
+  # man-db's man (lintian's check); it runs groff, so it needs both.
+  if tap_have man && tap_have groff && man --help 2>&1 | grep -q -- '--warnings'; then
     out=$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$page" 2>&1 >/dev/null)
-    if [ -z "$out" ]; then ok "melloc.$m: man --warnings silent"; else bad "melloc.$m: man: $out"; fi
+    if [ -z "$out" ]; then ok "melloc.$m: man --warnings silent"; else bad "melloc.$m: man --warnings silent" "$out"; fi
+  else
+    tap_skip "melloc.$m: man --warnings silent" "no man-db man with groff"
   fi
   if grep -q "^\.TH MELLOC $m " "$page"; then ok "melloc.$m: .TH section $m"; else bad "melloc.$m: .TH"; fi
   # the version in the page footer is the package's
@@ -90,7 +89,7 @@ while IFS= read -r line; do
   if echo "$entry" | grep -Eq "Default: $want\b"; then
     ok "melloc.7: $name default $want"
   else
-    bad "melloc.7: $name default is not '$want': $entry"
+    bad "melloc.7: $name default is not '$want'" "$entry"
   fi
 done < <(sed -n '/^void mlc_options_default/,/^}/p' "$src/src/options.c")
 
@@ -100,5 +99,4 @@ for o in $(grep -o -- '--[a-z]*' "$src/tools/melloc.c" | sort -u); do
   if plain "$src/man/melloc.1" | grep -q -- "$o"; then ok "melloc.1 documents $o"; else bad "melloc.1 lacks $o"; fi
 done
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+tap_done
