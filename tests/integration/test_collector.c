@@ -174,26 +174,6 @@ START_TEST(test_fork) {
 }
 END_TEST
 
-/* Threads in this process, counted without allocating (opendir would call malloc). */
-static int count_threads_noalloc(void) {
-  char buf[4096];
-  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -1;
-  int count = 0;
-  for (;;) {
-    long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      unsigned short reclen = *(unsigned short *)(buf + off + 16);
-      const char *name = buf + off + 19;
-      if (name[0] != '.') count++;
-      off += reclen;
-    }
-  }
-  close(fd);
-  return count;
-}
-
 /* A process that never allocates never starts a collector: a fresh process (this
    program re-executed) counts its threads before doing anything else. */
 START_TEST(test_lazy_start) {
@@ -229,10 +209,10 @@ static int run_lifetime(const char *mode, const char *conf) {
    allocation every poll would keep the main thread's cache busy). */
 static bool threads_become(int n, long limit_ms) {
   for (long t = 0; t < limit_ms; t += 20) {
-    if (count_threads_noalloc() == n) return true;
+    if (mlc_test_count_threads() == n) return true;
     sleep_ms(20);
   }
-  return count_threads_noalloc() == n;
+  return mlc_test_count_threads() == n;
 }
 
 /* The collector thread's lifetime, seen from a fresh process (exit status: 0 passed,
@@ -244,7 +224,7 @@ static int lifetime(const char *mode) {
     for (int i = 0; i < 2000; i++) free(malloc(16 + i % 4000));
     void *p = malloc(100000);
     free(p);
-    return count_threads_noalloc() == 1 ? 0 : 1;
+    return mlc_test_count_threads() == 1 ? 0 : 1;
   }
   if (!strcmp(mode, "eager")) {
     /* The same interval, but the process maps more than 8 MiB: the collector starts. */
@@ -257,7 +237,7 @@ static int lifetime(const char *mode) {
     /* Interval 200 ms: nothing before it, then the first allocation slow path after it
        starts the collector. */
     free(malloc(100));
-    if (count_threads_noalloc() != 1) return 3;
+    if (mlc_test_count_threads() != 1) return 3;
     sleep_ms(300);
     free(malloc(1 << 20));
     return threads_become(2, 2000) ? 0 : 4;
@@ -292,7 +272,7 @@ START_TEST(test_lifetime) {
 END_TEST
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--count-threads") == 0) return count_threads_noalloc();
+  if (argc > 1 && strcmp(argv[1], "--count-threads") == 0) return mlc_test_count_threads();
   if (argc > 2 && strcmp(argv[1], "--lifetime") == 0) return lifetime(argv[2]);
   if (!getenv("MELLOC_CONF")) {
     setenv("MELLOC_CONF", "gc_interval_ms:100,decay_ms:300", 1);

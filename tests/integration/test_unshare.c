@@ -79,10 +79,7 @@ static int probe(void) {
 /* The calls, with the collector running just before. */
 static int with_collector(int idle_ms) {
   allocate_much();
-  if (collector_expected()) {
-    for (int i = 0; i < 200 && mlc_test_gc_thread() == 0; i++) sleep_ms(10);
-    if (mlc_test_gc_thread() == 0) return 10;
-  }
+  if (collector_expected() && !mlc_test_collector_up()) return 10;
   if (idle_ms) {
     /* Allocate and idle: the collector's passes return the caches meanwhile. */
     for (int i = 0; i < 5; i++) {
@@ -90,6 +87,8 @@ static int with_collector(int idle_ms) {
       sleep_ms(idle_ms / 5);
     }
   }
+  /* The collector runs (again) right before the calls. */
+  if (collector_expected() && !mlc_test_collector_up()) return 18;
   /* A mount namespace of its own and back (setns into a mount namespace needs a
      process whose threads do not share the file-system state, i.e. one thread). */
   int fd = open("/proc/self/ns/mnt", O_RDONLY);
