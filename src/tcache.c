@@ -12,6 +12,7 @@
 #include "chunk.h"
 #include "gc.h"
 #include "init.h"
+#include "os.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -211,6 +212,30 @@ void mlc_tcache_unpark(mlc_tcache_t *tc) {
   tc->gc_idle_passes = 0;
 }
 
+/* ---- The owner's side of the state word (the collector's is in gc.c) ---- */
+
+void mlc_tcache_owner_enter(mlc_tcache_t *tc) {
+  for (;;) {
+    int s = MLC_TC_FREE;
+    if (__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_OWNER, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      /* The collector parked this cache while the owner was away: it is back. */
+      if (MLC_UNLIKELY(tc->parked)) mlc_tcache_unpark(tc);
+      return;
+    }
+    /* The collector holds it: sleep until it lets go. */
+    if (s == MLC_TC_COLLECTOR &&
+        !__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_COLLECTOR | MLC_TC_WAITING, false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      continue;
+    mlc_os_futex_wait(&tc->state, MLC_TC_COLLECTOR | MLC_TC_WAITING);
+  }
+}
+
+void mlc_tcache_owner_exit(mlc_tcache_t *tc) {
+  __atomic_store_n(&tc->state, MLC_TC_FREE, __ATOMIC_RELEASE);
+}
+
 static mlc_tcache_t *mlc_tcache_create(void) {
   mlc_tsd.state = MLC_TSD_CREATING;
   mlc_tcache_registry_lock();
@@ -247,7 +272,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   mlc_tcache_layout(tc, st);
   tc->stack = st;
   tc->arena = mlc_tsd_arena();
-  tc->state = 0;
+  tc->state = MLC_TC_FREE;
   tc->slow_events = 0;
   tc->gc_seen_events = 0;
   tc->gc_idle_passes = 0;
@@ -579,7 +604,7 @@ void mlc_tcache_postfork_child(void) {
   mlc_tcache_parked = NULL;
   if (self) {
     self->next = self->prev = NULL;
-    self->state = 0;
+    self->state = MLC_TC_FREE;
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
