@@ -10,6 +10,7 @@
 #include "base.h"
 #include "bin.h"
 #include "chunk.h"
+#include "list.h"
 #include "os.h"
 #include "sizeclass.h"
 
@@ -100,21 +101,8 @@ static bool mlc_bits_any(const uint64_t *map, size_t i, size_t n) {
 _Static_assert(MLC_CHUNK_HEADER_PAGES <= MLC_GRANULE_PAGES, "the header fits in granule 0");
 _Static_assert(64 % MLC_GRANULE_PAGES == 0, "a bitmap word holds whole granules");
 
-static void mlc_list_push(mlc_chunk_t **head, mlc_chunk_t *c) {
-  c->prev = NULL;
-  c->next = *head;
-  if (*head) (*head)->prev = c;
-  *head = c;
-}
-
-static void mlc_list_remove(mlc_chunk_t **head, mlc_chunk_t *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    *head = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->next = c->prev = NULL;
-}
+/* An arena's chunks and spares.  Protected by arena->lock. */
+MLC_LIST_DEFINE(chunk, mlc_chunk_t)
 
 /* Recomputes free_granules and dirty_granules for the granules that pages [i, i + n)
    touch. */
@@ -189,7 +177,7 @@ static void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n) {
 static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
   mlc_chunk_t *c = arena->spare;
   if (c) {
-    mlc_list_remove(&arena->spare, c);
+    mlc_list_chunk_remove(&arena->spare, c);
     arena->nspare--;
   } else {
     c = mlc_chunk_new(arena);
@@ -201,7 +189,7 @@ static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
     mlc_run_add(c, MLC_CHUNK_FREE_PAGES);
     c->free_granules = ~(uint64_t)1;
   }
-  mlc_list_push(&arena->chunks, c);
+  mlc_list_chunk_push(&arena->chunks, c);
   return c;
 }
 
@@ -209,9 +197,9 @@ static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
    as a spare, or unmapped when there are enough. */
 static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   if (c->nfree != MLC_CHUNK_FREE_PAGES) return;
-  mlc_list_remove(&arena->chunks, c);
+  mlc_list_chunk_remove(&arena->chunks, c);
   if (arena->nspare < MLC_ARENA_SPARE_MAX) {
-    mlc_list_push(&arena->spare, c);
+    mlc_list_chunk_push(&arena->spare, c);
     arena->nspare++;
     return;
   }
@@ -469,7 +457,7 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns) {
   for (mlc_chunk_t *c = arena->spare; c; c = next) {
     next = c->next;
     if (decay_ns && now - c->free_ns < decay_ns) continue;
-    mlc_list_remove(&arena->spare, c);
+    mlc_list_chunk_remove(&arena->spare, c);
     arena->nspare--;
     arena->mapped -= MLC_CHUNK;
     purged += MLC_CHUNK;

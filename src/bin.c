@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "bin.h"
+#include "list.h"
 #include "sizeclass.h"
 
 void mlc_bin_init(mlc_bin_t *bin, mlc_arena_t *arena, unsigned cls) {
@@ -16,22 +17,8 @@ void mlc_bin_init(mlc_bin_t *bin, mlc_arena_t *arena, unsigned cls) {
   bin->cls = (uint16_t)cls;
 }
 
-/* Caller holds bin->lock. */
-static void mlc_bin_list_push_locked(mlc_bin_t *bin, mlc_slab_t *s) {
-  s->prev = NULL;
-  s->next = bin->nonfull;
-  if (bin->nonfull) bin->nonfull->prev = s;
-  bin->nonfull = s;
-}
-
-static void mlc_bin_list_remove_locked(mlc_bin_t *bin, mlc_slab_t *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    bin->nonfull = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = NULL;
-}
+/* The bin's nonfull list.  Protected by bin->lock. */
+MLC_LIST_DEFINE(slab, mlc_slab_t)
 
 /* Objects smaller than a cache line share it with their neighbours, and x86's adjacent-
    line prefetcher makes two threads writing to the two lines of one 128-byte pair
@@ -75,7 +62,7 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
       s = mlc_arena_slab_alloc(bin->arena, bin);
       if (!s) break;
       bin->nslabs++;
-      mlc_bin_list_push_locked(bin, s);
+      mlc_list_slab_push(&bin->nonfull, s);
     }
     if (size < MLC_DESTRUCTIVE && MLC_DESTRUCTIVE % size == 0)
       for (unsigned w = s->hint; w < MLC_SLAB_MAP_WORDS && got < n; w++)
@@ -90,7 +77,7 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
       got += mlc_slab_take_locked(s, w, s->freemap[w], size, out + got, n - got);
     }
     s->hint = (uint16_t)w;
-    if (s->nfree == 0) mlc_bin_list_remove_locked(bin, s);
+    if (s->nfree == 0) mlc_list_slab_remove(&bin->nonfull, s);
   }
   bin->nmalloc += got;
   mlc_mutex_unlock(&bin->lock);
@@ -116,10 +103,10 @@ static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *
   s->freemap[idx / 64] |= bit;
   if (idx / 64 < s->hint) s->hint = (uint16_t)(idx / 64);
   s->nfree++;
-  if (s->nfree == 1) mlc_bin_list_push_locked(bin, s);
+  if (s->nfree == 1) mlc_list_slab_push(&bin->nonfull, s);
   if (s->nfree == s->nobjs && (s->prev || s->next)) {
     /* Empty and not the bin's only slab: the granule goes back to the arena. */
-    mlc_bin_list_remove_locked(bin, s);
+    mlc_list_slab_remove(&bin->nonfull, s);
     bin->nslabs--;
     mlc_arena_slab_free(bin->arena, s);
   }

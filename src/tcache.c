@@ -12,6 +12,7 @@
 #include "chunk.h"
 #include "gc.h"
 #include "init.h"
+#include "list.h"
 #include "os.h"
 #include "sizeclass.h"
 #include "tcache.h"
@@ -174,39 +175,43 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
   return true;
 }
 
-/* Caller holds the registry lock. */
-static void mlc_tcache_list_push(mlc_tcache_t **list, mlc_tcache_t *tc) {
-  tc->prev = NULL;
-  tc->next = *list;
-  if (*list) (*list)->prev = tc;
-  *list = tc;
+/* The live and parked lists.  Protected by the registry lock. */
+MLC_LIST_DEFINE(tcache, mlc_tcache_t)
+
+/* The list tc is on.  Caller holds the registry lock. */
+static mlc_tcache_t **mlc_tcache_list_of(mlc_tcache_t *tc) {
+  return tc->parked ? &mlc_tcache_parked : &mlc_tcache_live;
 }
 
-static void mlc_tcache_list_remove(mlc_tcache_t *tc) {
-  if (tc->prev)
-    tc->prev->next = tc->next;
-  else if (tc->parked)
-    mlc_tcache_parked = tc->next;
-  else
-    mlc_tcache_live = tc->next;
-  if (tc->next) tc->next->prev = tc->prev;
-  tc->next = tc->prev = NULL;
+/* Calls visit on every registered cache, live then parked; visit may unlink the cache it
+   is given.  Caller holds the registry lock (or is a fork child's only thread). */
+static void mlc_tcache_each_locked(void (*visit)(mlc_tcache_t *tc, void *arg), void *arg) {
+  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
+  mlc_tcache_t *next;
+  for (int l = 0; l < 2; l++)
+    for (mlc_tcache_t *tc = lists[l]; tc; tc = next) {
+      next = tc->next;
+      visit(tc, arg);
+    }
 }
+
+/* No thread has a cache, parked or not.  Caller holds the registry lock. */
+static bool mlc_tcache_none_locked(void) { return !mlc_tcache_live && !mlc_tcache_parked; }
 
 void mlc_tcache_park(mlc_tcache_t *tc) {
   /* Every push now falls to the slow path, which unparks: the collector hears of the
      first object the owner caches again. */
   for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
-  mlc_tcache_list_remove(tc);
+  mlc_list_tcache_remove(&mlc_tcache_live, tc);
   tc->parked = true;
-  mlc_tcache_list_push(&mlc_tcache_parked, tc);
+  mlc_list_tcache_push(&mlc_tcache_parked, tc);
 }
 
 void mlc_tcache_unpark(mlc_tcache_t *tc) {
   mlc_tcache_registry_lock();
-  mlc_tcache_list_remove(tc);
+  mlc_list_tcache_remove(&mlc_tcache_parked, tc);
   tc->parked = false;
-  mlc_tcache_list_push(&mlc_tcache_live, tc);
+  mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
   for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], tc->start[c]);
   tc->gc_idle_passes = 0;
@@ -278,7 +283,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   tc->gc_idle_passes = 0;
   tc->parked = false;
   mlc_tcache_registry_lock();
-  mlc_tcache_list_push(&mlc_tcache_live, tc);
+  mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
   /* May allocate (past 32 keys); the state above sends that to the bins directly. */
   pthread_setspecific(mlc_tcache_key, tc);
@@ -512,18 +517,20 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   errno = saved;
 }
 
+static void mlc_tcache_count_large(mlc_tcache_t *tc, void *arg) {
+  size_t *total = arg;
+  for (size_t np = MLC_LCLASS_MIN_PAGES; np <= MLC_LCACHE_MAX_PAGES; np++) {
+    size_t c = mlc_tclass_large(np);
+    void **h = mlc_load(&tc->b->head[c]);
+    void **e = mlc_load(&tc->empty[c]);
+    if (h < e) *total += (size_t)(e - h) * (np << MLC_PAGE_SHIFT);
+  }
+}
+
 size_t mlc_tcache_cached_large_bytes(void) {
   size_t total = 0;
   mlc_tcache_registry_lock();
-  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
-  for (int l = 0; l < 2; l++)
-    for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
-      for (size_t np = MLC_LCLASS_MIN_PAGES; np <= MLC_LCACHE_MAX_PAGES; np++) {
-        size_t c = mlc_tclass_large(np);
-        void **h = mlc_load(&tc->b->head[c]);
-        void **e = mlc_load(&tc->empty[c]);
-        if (h < e) total += (size_t)(e - h) * (np << MLC_PAGE_SHIFT);
-      }
+  mlc_tcache_each_locked(mlc_tcache_count_large, &total);
   mlc_tcache_registry_unlock();
   return total;
 }
@@ -546,11 +553,11 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_tcache_flush_all(tc);
   mlc_tsd.bins = mlc_tbins_dummy;
   mlc_tcache_registry_lock();
-  mlc_tcache_list_remove(tc);
+  mlc_list_tcache_remove(mlc_tcache_list_of(tc), tc);
   tc->next = mlc_tcache_recycled;
   mlc_tcache_recycled = tc;
   mlc_tcache_owner_exit(tc);
-  bool last = !mlc_tcache_live && !mlc_tcache_parked;
+  bool last = mlc_tcache_none_locked();
   mlc_tcache_registry_unlock();
   /* No thread holds a cache any more: perhaps the program's last thread is ending
      (pthread_exit), and the collector must not keep the process alive (gc.c). */
@@ -558,17 +565,19 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_trace("tcache: thread exit, cache recycled");
 }
 
+static void mlc_tcache_count_small(mlc_tcache_t *tc, void *arg) {
+  uint64_t *out = arg;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    void **h = mlc_load(&tc->b->head[c]);
+    void **e = mlc_load(&tc->empty[c]);
+    if (h < e) out[c] += (uint64_t)(e - h);
+  }
+}
+
 void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]) {
   memset(out, 0, sizeof(uint64_t) * MLC_NCLASSES);
   mlc_tcache_registry_lock();
-  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
-  for (int l = 0; l < 2; l++)
-    for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
-      for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-        void **h = mlc_load(&tc->b->head[c]);
-        void **e = mlc_load(&tc->empty[c]);
-        if (h < e) out[c] += (uint64_t)(e - h);
-      }
+  mlc_tcache_each_locked(mlc_tcache_count_small, out);
   mlc_tcache_registry_unlock();
 }
 
@@ -578,7 +587,7 @@ mlc_tcache_t *mlc_tcache_registry_first(void) { return mlc_tcache_live; }
 
 bool mlc_tcache_registry_empty(void) {
   mlc_tcache_registry_lock();
-  bool empty = !mlc_tcache_live && !mlc_tcache_parked;
+  bool empty = mlc_tcache_none_locked();
   mlc_tcache_registry_unlock();
   return empty;
 }
@@ -586,20 +595,19 @@ bool mlc_tcache_registry_empty(void) {
 void mlc_tcache_prefork(void) { mlc_tcache_registry_lock(); }
 void mlc_tcache_postfork_parent(void) { mlc_tcache_registry_unlock(); }
 
+/* In a fork child: every cache but the calling thread's goes to the recycled list. */
+static void mlc_tcache_recycle_other(mlc_tcache_t *tc, void *self) {
+  if (tc == self) return;
+  tc->next = mlc_tcache_recycled;
+  mlc_tcache_recycled = tc;
+}
+
 void mlc_tcache_postfork_child(void) {
   mlc_mutex_reset(&mlc_tcache_registry);
   /* Only the forking thread exists in the child: the other caches' objects are lost
      (as in every allocator), and their structures are recycled. */
   mlc_tcache_t *self = mlc_tsd.state == MLC_TSD_CACHED ? mlc_tsd.tc : NULL;
-  mlc_tcache_t *next;
-  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
-  for (int l = 0; l < 2; l++)
-    for (mlc_tcache_t *tc = lists[l]; tc; tc = next) {
-      next = tc->next;
-      if (tc == self) continue;
-      tc->next = mlc_tcache_recycled;
-      mlc_tcache_recycled = tc;
-    }
+  mlc_tcache_each_locked(mlc_tcache_recycle_other, self);
   mlc_tcache_live = self;
   mlc_tcache_parked = NULL;
   if (self) {
