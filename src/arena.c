@@ -467,6 +467,13 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns) {
   return purged;
 }
 
+void mlc_arena_stats(mlc_arena_t *arena, size_t *large_allocated, size_t *mapped) {
+  mlc_mutex_lock(&arena->lock);
+  *large_allocated = arena->large_allocated;
+  *mapped = arena->mapped;
+  mlc_mutex_unlock(&arena->lock);
+}
+
 bool mlc_arena_purgeable(mlc_arena_t *arena) {
   mlc_mutex_lock(&arena->lock);
   bool any = arena->spare != NULL;

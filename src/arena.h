@@ -73,6 +73,10 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns);
    spare chunks.  Takes the arena lock. */
 bool mlc_arena_purgeable(mlc_arena_t *arena);
 
+/* Bytes in the arena's live large runs (thread caches' included) and in its chunks.
+   Takes the arena lock. */
+void mlc_arena_stats(mlc_arena_t *arena, size_t *large_allocated, size_t *mapped);
+
 void mlc_arena_prefork(void);
 void mlc_arena_postfork_parent(void);
 void mlc_arena_postfork_child(void);

@@ -51,10 +51,10 @@ MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf_of(const void *p) {
 }
 
 /* The class byte and the entry for p in its leaf (from mlc_pagemap_leaf_of, not NULL). */
-MLC_INLINE size_t mlc_leaf_class(mlc_pmleaf_t *leaf, const void *p) {
+MLC_INLINE size_t mlc_pagemap_leaf_class(mlc_pmleaf_t *leaf, const void *p) {
   return mlc_load(&leaf->cls[((uintptr_t)p >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)]);
 }
-MLC_INLINE void *mlc_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
+MLC_INLINE void *mlc_pagemap_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
   return mlc_load(&leaf->ent[((uintptr_t)p >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
 }
 
@@ -62,7 +62,7 @@ MLC_INLINE void *mlc_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
    melloc's, NULL, at or above 2^48). */
 MLC_INLINE size_t mlc_pagemap_class(const void *p) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  return leaf ? mlc_leaf_class(leaf, p) : 0;
+  return leaf ? mlc_pagemap_leaf_class(leaf, p) : 0;
 }
 
 #define MLC_WIN_SHIFT 24 /* 2^24 granules of 64 KiB: 1 TiB */
@@ -92,7 +92,7 @@ MLC_INLINE size_t mlc_win_class(const void *p) {
 /* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */
 MLC_INLINE void *mlc_pagemap_entry(const void *p) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  return leaf ? mlc_leaf_entry(leaf, p) : NULL;
+  return leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
 }
 
 /* Records the class of the slab at granule (0 when it stops being a slab).  The leaf
@@ -122,7 +122,7 @@ size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns);
 void mlc_huge_stats(size_t *live, size_t *cached);
 
 /* The huge descriptor of p if p is exactly a live huge allocation's address... */
-MLC_INLINE mlc_huge_t *mlc_entry_huge(void *ent) {
+MLC_INLINE mlc_huge_t *mlc_huge_of_entry(void *ent) {
   return ((uintptr_t)ent & 1) ? (mlc_huge_t *)((uintptr_t)ent - 1) : NULL;
 }
 

@@ -94,12 +94,7 @@
 #include "sizeclass.h"
 #include "tcache.h"
 
-#include <linux/membarrier.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER; /* one pass at a time */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
@@ -128,10 +123,10 @@ static void mlc_gc_release(mlc_tcache_t *tc) {
 static void mlc_gc_fence(void) {
   int m = __atomic_load_n(&mlc_gc_membarrier, __ATOMIC_RELAXED);
   if (m == 0) {
-    m = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0 ? 1 : -1;
+    m = mlc_os_membarrier_register() ? 1 : -1;
     __atomic_store_n(&mlc_gc_membarrier, m, __ATOMIC_RELAXED);
   }
-  if (m == 1) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+  if (m == 1) mlc_os_membarrier();
 #ifndef __SANITIZE_THREAD__
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 #endif
@@ -322,20 +317,9 @@ static void mlc_gc_spawn(void) {
     __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELEASE);
     return;
   }
-  int saved = errno;
   /* The collector never takes a signal meant for the program. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_t t;
-  bool ok = pthread_create(&t, &attr, mlc_gc_main, NULL) == 0;
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  errno = saved;
+  bool ok = mlc_os_thread_spawn(mlc_gc_main, 64 * 1024, &t);
   if (ok) {
     mlc_gc_thread = t;
     mlc_trace("gc: collector started, interval %u ms, decay %u ms",

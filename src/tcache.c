@@ -425,9 +425,9 @@ void mlc_tcache_free_slow(void *p) {
   /* One radix-tree lookup for both: class, and the entry if p is not small.  Both
      continue in functions of their own, so that this one needs no stack frame. */
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
+  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
   if (cls == 0)
-    mlc_free_nonsmall(p, leaf ? mlc_leaf_entry(leaf, p) : NULL);
+    mlc_free_nonsmall(p, leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL);
   else
     mlc_tcache_free_small_slow(p, cls);
 }
