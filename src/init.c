@@ -42,7 +42,7 @@ bool mlc_boot_slow(void) {
   __atomic_store_n(&mlc_boot_tid, tid, __ATOMIC_RELAXED);
   mlc_options_default(&mlc_opt);
   mlc_options_parse(&mlc_opt, mlc_getenv("MELLOC_CONF"));
-  if (mlc_config_debug && mlc_getenv("MELLOC_TRACE")) mlc_trace_on = true;
+  if (mlc_config_debug && (mlc_opt.trace || mlc_getenv("MELLOC_TRACE"))) mlc_trace_on = true;
   mlc_sizeclass_boot();
   mlc_gc_boot();
   unsigned n = mlc_opt.narenas ? mlc_opt.narenas : mlc_os_ncpus();
