@@ -26,6 +26,7 @@ mlc_arena_t *mlc_arena_new(unsigned ind) {
   mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
   if (!a) return NULL;
   a->ind = ind;
+  mlc_mutex_init(&a->lock, MLC_RANK_ARENA);
   for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
   return a;
 }
@@ -175,6 +176,7 @@ static void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n) {
 /* A chunk with every page free: a spare (their state stays exact while they wait) or a
    new one. */
 static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
+  mlc_assert(mlc_mutex_owned(&arena->lock));
   mlc_chunk_t *c = arena->spare;
   if (c) {
     mlc_list_chunk_remove(&arena->spare, c);
@@ -196,6 +198,7 @@ static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
 /* After pages of c were freed: a wholly free chunk leaves the arena's list and is kept
    as a spare, or unmapped when there are enough. */
 static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
+  mlc_assert(mlc_mutex_owned(&arena->lock));
   if (c->nfree != MLC_CHUNK_FREE_PAGES) return;
   mlc_list_chunk_remove(&arena->chunks, c);
   if (arena->nspare < MLC_ARENA_SPARE_MAX) {
@@ -350,6 +353,7 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
 
 /* The first page index of the live run at p, or aborts.  Caller holds arena->lock. */
 static size_t mlc_large_run_locked(mlc_chunk_t *c, const void *p, const char *what) {
+  mlc_assert(mlc_mutex_owned(&c->arena->lock));
   uintptr_t off = (uintptr_t)p - (uintptr_t)c;
   size_t i = off >> MLC_PAGE_SHIFT;
   if ((off & (MLC_PAGE - 1)) || i < MLC_CHUNK_HEADER_PAGES || c->npages[i] == 0) {
@@ -482,20 +486,17 @@ bool mlc_arena_purgeable(mlc_arena_t *arena) {
   return any;
 }
 
+/* In rank order (mutex.h): every bin of every arena, then every arena. */
 void mlc_arena_prefork(void) {
-  for (unsigned i = 0; i < mlc_narenas; i++) {
-    mlc_arena_t *a = mlc_arenas[i];
-    for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_mutex_lock(&a->bins[c].lock);
-    mlc_mutex_lock(&a->lock);
-  }
+  for (unsigned i = 0; i < mlc_narenas; i++)
+    for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_mutex_lock(&mlc_arenas[i]->bins[c].lock);
+  for (unsigned i = 0; i < mlc_narenas; i++) mlc_mutex_lock(&mlc_arenas[i]->lock);
 }
 
 void mlc_arena_postfork_parent(void) {
-  for (unsigned i = 0; i < mlc_narenas; i++) {
-    mlc_arena_t *a = mlc_arenas[i];
-    mlc_mutex_unlock(&a->lock);
-    for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_mutex_unlock(&a->bins[c].lock);
-  }
+  for (unsigned i = 0; i < mlc_narenas; i++) mlc_mutex_unlock(&mlc_arenas[i]->lock);
+  for (unsigned i = 0; i < mlc_narenas; i++)
+    for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_mutex_unlock(&mlc_arenas[i]->bins[c].lock);
 }
 
 void mlc_arena_postfork_child(void) {

@@ -2,8 +2,8 @@
 /*
  * Arenas: the page-level state.  An arena owns its chunks: it hands out slab granules
  * to its bins and runs of pages to large allocations, keeps wholly free chunks as spares
- * and purges what stayed free past the decay delay.  Lock order: bin lock, then arena
- * lock, then the chunk module's locks.
+ * and purges what stayed free past the decay delay.  Its lock ranks after the bins'
+ * (mutex.h).
  */
 #ifndef MLC_ARENA_H
 #define MLC_ARENA_H

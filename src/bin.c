@@ -15,6 +15,7 @@ void mlc_bin_init(mlc_bin_t *bin, mlc_arena_t *arena, unsigned cls) {
   memset(bin, 0, sizeof(*bin));
   bin->arena = arena;
   bin->cls = (uint16_t)cls;
+  mlc_mutex_init(&bin->lock, MLC_RANK_BIN);
 }
 
 /* The bin's nonfull list.  Protected by bin->lock. */
@@ -40,6 +41,7 @@ static uint64_t mlc_whole_blocks(uint64_t bits, size_t size) {
    whose bits are set in take, lowest address first; returns how many. */
 static unsigned mlc_slab_take_locked(mlc_slab_t *s, unsigned w, uint64_t take, size_t size,
                                      void **out, unsigned n) {
+  mlc_assert(mlc_mutex_owned(&s->bin->lock));
   char *base = mlc_slab_base(s);
   unsigned got = 0;
   while (take && got < n) {
@@ -88,6 +90,7 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
    and the reciprocal recip (mlc_class_recip). */
 static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *p, uint32_t size,
                                            uint32_t recip) {
+  mlc_assert(mlc_mutex_owned(&bin->lock));
   /* Slabs are aligned to their size: the offset is the low bits of the address. */
   uint32_t off = (uint32_t)((uintptr_t)p & (MLC_GRANULE - 1));
   uint32_t idx = (uint32_t)(((uint64_t)off * recip) >> 32);

@@ -11,7 +11,7 @@
 
 mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
 
-static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_PAGEMAP);
 
 /* Never-touched pages of the window cost address space only. */
 static uint8_t mlc_win_map[MLC_WIN];
@@ -21,6 +21,7 @@ uintptr_t mlc_win_biased = (uintptr_t)mlc_win_map - MLC_WIN_UNPLACED;
 
 /* Places the window around the chunk at a, once.  Caller holds mlc_pagemap_lock. */
 static void mlc_win_place_locked(uintptr_t a) {
+  mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
   if (mlc_load(&mlc_win_first) != MLC_WIN_UNPLACED) return;
   uintptr_t end = (a >> MLC_GRANULE_SHIFT) + (((uintptr_t)64 << 30) >> MLC_GRANULE_SHIFT);
   uintptr_t first = end > MLC_WIN ? end - MLC_WIN : 0;
@@ -32,6 +33,7 @@ static void mlc_win_place_locked(uintptr_t a) {
 
 /* Caller holds mlc_pagemap_lock. */
 static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
+  mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
   if (!leaf) {
     leaf = mlc_os_map(MLC_ALIGN_UP(sizeof(mlc_pmleaf_t), MLC_PAGE), MLC_PAGE);
@@ -107,7 +109,7 @@ void mlc_chunk_delete(mlc_chunk_t *chunk) {
    back: faulting pages in again costs far more than keeping them a few seconds. */
 #define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
 
-static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_HUGE);
 static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest first */
 static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
 static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
@@ -117,6 +119,7 @@ static size_t mlc_huge_round(size_t size) { return MLC_ALIGN_UP(size, MLC_PAGE);
 
 /* Caller holds mlc_huge_lock. */
 static mlc_huge_t *mlc_huge_desc_new_locked(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
   mlc_huge_t *h = mlc_huge_free_desc;
   if (h) {
     mlc_huge_free_desc = h->next;
@@ -128,6 +131,7 @@ static mlc_huge_t *mlc_huge_desc_new_locked(void) {
 
 /* Caller holds mlc_huge_lock; h's pages are already unregistered and unmapped. */
 static void mlc_huge_desc_delete_locked(mlc_huge_t *h) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
   h->addr = NULL;
   h->next = mlc_huge_free_desc;
   mlc_huge_free_desc = h;

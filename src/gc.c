@@ -96,7 +96,7 @@
 
 #include <pthread.h>
 
-static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER; /* one pass at a time */
+static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_GC); /* one pass at a time */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
 
 /* Counters.  Protected by mlc_gc_lock (read without it for statistics). */

@@ -40,7 +40,7 @@ MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW, 0};
 #define MLC_TCACHE_DIRECT_FREES 64
 
 static pthread_key_t mlc_tcache_key;
-static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER(MLC_RANK_TCACHE);
 /* Caches are in one of two groups: live ones, which the collector visits on each pass,
    and parked ones, which it emptied while their owners were idle and does not visit
    until their owners come back (through a slow path, see mlc_tcache_unpark).  A pass
@@ -186,6 +186,7 @@ static mlc_tcache_t **mlc_tcache_list_of(mlc_tcache_t *tc) {
 /* Calls visit on every registered cache, live then parked; visit may unlink the cache it
    is given.  Caller holds the registry lock (or is a fork child's only thread). */
 static void mlc_tcache_each_locked(void (*visit)(mlc_tcache_t *tc, void *arg), void *arg) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
   mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
   mlc_tcache_t *next;
   for (int l = 0; l < 2; l++)
@@ -196,9 +197,13 @@ static void mlc_tcache_each_locked(void (*visit)(mlc_tcache_t *tc, void *arg), v
 }
 
 /* No thread has a cache, parked or not.  Caller holds the registry lock. */
-static bool mlc_tcache_none_locked(void) { return !mlc_tcache_live && !mlc_tcache_parked; }
+static bool mlc_tcache_none_locked(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
+  return !mlc_tcache_live && !mlc_tcache_parked;
+}
 
 void mlc_tcache_park(mlc_tcache_t *tc) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
   /* Every push now falls to the slow path, which unparks: the collector hears of the
      first object the owner caches again. */
   for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
@@ -583,7 +588,10 @@ void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]) {
 
 void mlc_tcache_registry_lock(void) { mlc_mutex_lock(&mlc_tcache_registry); }
 void mlc_tcache_registry_unlock(void) { mlc_mutex_unlock(&mlc_tcache_registry); }
-mlc_tcache_t *mlc_tcache_registry_first(void) { return mlc_tcache_live; }
+mlc_tcache_t *mlc_tcache_registry_first(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
+  return mlc_tcache_live;
+}
 
 bool mlc_tcache_registry_empty(void) {
   mlc_tcache_registry_lock();
@@ -603,7 +611,6 @@ static void mlc_tcache_recycle_other(mlc_tcache_t *tc, void *self) {
 }
 
 void mlc_tcache_postfork_child(void) {
-  mlc_mutex_reset(&mlc_tcache_registry);
   /* Only the forking thread exists in the child: the other caches' objects are lost
      (as in every allocator), and their structures are recycled. */
   mlc_tcache_t *self = mlc_tsd.state == MLC_TSD_CACHED ? mlc_tsd.tc : NULL;
@@ -619,4 +626,5 @@ void mlc_tcache_postfork_child(void) {
       for (unsigned c = 1; c < MLC_TCLASSES; c++) self->b->full[c] = self->start[c];
     }
   }
+  mlc_mutex_reset(&mlc_tcache_registry);
 }
