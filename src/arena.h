@@ -42,15 +42,6 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin);
 /* The slab is empty: its granule goes back to the arena.  Caller holds bin->lock. */
 void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
 
-/* The page count of the live large run that starts at p, read without the arena lock
-   (a live run's length is stable), or 0 when p is not the start of one (a freed run, a
-   slab's page, the header, an address inside a run): the locked functions below then
-   report it.  p lies in chunk c. */
-MLC_INLINE size_t mlc_chunk_run_pages(mlc_chunk_t *c, const void *p) {
-  uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-  return (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
-}
-
 /* A run of pages for size bytes aligned to align (a power of two up to MLC_CHUNK / 4),
    zeroed when zero is set.  No lock held.  NULL when the kernel refuses memory. */
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);

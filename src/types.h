@@ -67,6 +67,8 @@ struct mlc_slab_s {
  * the pages a phase of large blocks frees can hold the next phase's slabs and the other
  * way round (frag: peak RSS 288 -> 278 MiB).  Slabs are taken from the top of a chunk and
  * large runs by best fit, lowest first, which keeps the two apart while both have room.
+ * The page state (free_ns to npages) is changed only by chunk.c's functions (chunk.h),
+ * which the arena calls holding arena->lock.
  */
 struct mlc_chunk_s {
   mlc_arena_t *arena;      /* Constant */
