@@ -166,16 +166,10 @@ static void mlc_chunk_sync(mlc_chunk_t *c, size_t i, size_t n) {
   }
 }
 
-/* Free runs are counted by length in buckets: 1..32 pages one bucket each, then four
-   buckets per doubling.  A chunk's run_mask says at once whether it has a run that
-   holds a request, so that best fit across an arena's chunks looks inside one chunk,
-   or the few that tie, instead of walking every run of every chunk. */
-unsigned mlc_chunk_run_bucket(size_t len) {
-  if (len <= 32) return (unsigned)len - 1;
-  unsigned m = 63 - (unsigned)__builtin_clzll(len);
-  return 32 + (m - 5) * 4 + (unsigned)((len >> (m - 2)) & 3);
-}
-
+/* Free runs are counted by length in buckets (mlc_chunk_run_bucket): a chunk's run_mask
+   says at once whether it has a run that holds a request, so that best fit across an
+   arena's chunks looks inside one chunk, or the few that tie, instead of walking every
+   run of every chunk. */
 _Static_assert(MLC_PAGES_PER_CHUNK <= 1024, "run lengths fit in buckets 0..51");
 
 static void mlc_run_add(mlc_chunk_t *c, size_t len) {
@@ -253,8 +247,6 @@ void mlc_chunk_pages_init(mlc_chunk_t *c) {
   mlc_run_add(c, MLC_CHUNK_FREE_PAGES);
   c->free_granules = ~(uint64_t)1;
 }
-
-void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n) { mlc_store(&c->npages[i], (uint16_t)n); }
 
 bool mlc_chunk_page_used(const mlc_chunk_t *c, size_t i) { return mlc_bit_get(c->used, i); }
 

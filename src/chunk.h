@@ -143,14 +143,20 @@ bool mlc_chunk_take(mlc_chunk_t *c, size_t i, size_t n);
    either side; the chunk's free_ns becomes now. */
 void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n);
 /* Records n as the length of the run that starts at page i (0: no run starts there). */
-void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n);
+MLC_INLINE void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n) {
+  mlc_store(&c->npages[i], (uint16_t)n);
+}
 /* Whether page i is used (a slab's, a run's or the header's). */
 bool mlc_chunk_page_used(const mlc_chunk_t *c, size_t i);
 /* Whether pages [i, i + n) are all free. */
 bool mlc_chunk_pages_free(const mlc_chunk_t *c, size_t i, size_t n);
-/* The bucket of free runs of len pages (run_count, run_mask): 1..32 pages one bucket
-   each, then four per doubling. */
-unsigned mlc_chunk_run_bucket(size_t len);
+/* The bucket of free runs of len pages (run_count, run_mask; len >= 1): 1..32 pages one
+   bucket each, then four buckets per doubling. */
+MLC_INLINE unsigned mlc_chunk_run_bucket(size_t len) {
+  if (len <= 32) return (unsigned)len - 1;
+  unsigned m = 63 - (unsigned)__builtin_clzll(len);
+  return 32 + (m - 5) * 4 + (unsigned)((len >> (m - 2)) & 3);
+}
 /* The best fit in c for n free pages starting at a multiple of align_pages: the start
    of the smallest free run that holds them (*waste: its pages left over), or 0. */
 size_t mlc_chunk_run_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste);

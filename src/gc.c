@@ -15,8 +15,9 @@
  * writes each one):
  *  - head: written by the owner only, by its fast paths with plain stores (relaxed
  *    atomics on its slow paths), never by the collector;
- *  - lw, full, empty, parked (and the stacks' contents): written by whoever holds the
- *    cache's state word.  The fast paths read lw (pop) and full (push) without it.
+ *  - lw, full, empty, parked: written by whoever holds the cache's state word.  The
+ *    fast paths read lw (pop) and full (push) without it; a push writes the free slot
+ *    below head, which the collector never reads.
  * The state word (tc->state) holds one of enum mlc_tcache_state_e (tcache.h):
  * MLC_TC_FREE, MLC_TC_OWNER, or MLC_TC_COLLECTOR, with MLC_TC_WAITING added while the
  * owner sleeps on it.  The owner claims it with a compare-and-swap on its slow paths only
