@@ -14,12 +14,18 @@ static sem_t lgo, ldone; /* for the tests with a thread of their own */
 static int command; /* 1: burst of malloc/free, 2: exit */
 static mlc_tcache_t *worker_tc;
 
-static void *worker(void *arg) {
-  (void)arg;
+/* Fills the calling thread's cache with NOBJ objects of CLS (freed in the order they
+   were allocated) and publishes the cache in worker_tc. */
+static void fill_own_cache(void) {
   void *objs[NOBJ];
   for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
   for (int i = 0; i < NOBJ; i++) free(objs[i]);
   worker_tc = mlc_tsd.tc;
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  fill_own_cache();
   sem_post(&done);
   for (;;) {
     sem_wait(&go);
@@ -44,19 +50,28 @@ static void burst(void) {
   sem_wait(&done);
 }
 
-static pthread_t start_worker(void) {
+/* Starts fn(arg) on a thread that posts *ready once its cache is filled and then
+   waits on *go_sem for each command. */
+static pthread_t start_thread(sem_t *go_sem, sem_t *ready, void *(*fn)(void *), void *arg) {
   pthread_t t;
-  sem_init(&go, 0, 0);
-  sem_init(&done, 0, 0);
-  pthread_create(&t, NULL, worker, NULL);
-  sem_wait(&done);
+  sem_init(go_sem, 0, 0);
+  sem_init(ready, 0, 0);
+  pthread_create(&t, NULL, fn, arg);
+  sem_wait(ready);
   return t;
 }
+
+static pthread_t start_worker(void) { return start_thread(&go, &done, worker, NULL); }
 
 static void stop_worker(pthread_t t) {
   command = 2;
   sem_post(&go);
   pthread_join(t, NULL);
+}
+
+/* The tests with a thread of their own use lgo and ldone. */
+static pthread_t start_own_worker(void *(*fn)(void *), void *arg) {
+  return start_thread(&lgo, &ldone, fn, arg);
 }
 
 /* Objects of class c in every thread's cache. */
@@ -105,10 +120,7 @@ END_TEST
    frees that class (no refill restarts the stack) still has the whole capacity. */
 static void *frees_only_worker(void *arg) {
   void **objs = arg;
-  void *own[NOBJ];
-  for (int i = 0; i < NOBJ; i++) own[i] = malloc(mlc_class_size[CLS]);
-  for (int i = 0; i < NOBJ; i++) free(own[i]);
-  worker_tc = mlc_tsd.tc;
+  fill_own_cache();
   sem_post(&ldone);
   sem_wait(&lgo);
   for (int i = 0; i < NOBJ; i++) free(objs[i]);
@@ -120,11 +132,7 @@ static void *frees_only_worker(void *arg) {
 START_TEST(test_frees_after_collection_keep_capacity) {
   void *objs[NOBJ];
   for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
-  sem_init(&lgo, 0, 0);
-  sem_init(&ldone, 0, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, frees_only_worker, objs);
-  sem_wait(&ldone);
+  pthread_t t = start_own_worker(frees_only_worker, objs);
   mlc_tcache_t *tc = worker_tc;
   uint64_t now = mlc_os_now_ns();
   for (int k = 0; k < 6; k++) mlc_gc_pass_at(now += 1000000000u, false);
@@ -163,11 +171,7 @@ static void *large_worker(void *arg) {
 
 START_TEST(test_idle_large_blocks) {
   size_t np = (LSIZE + MLC_PAGE - 1) / MLC_PAGE, block = np * MLC_PAGE;
-  sem_init(&lgo, 0, 0);
-  sem_init(&ldone, 0, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, large_worker, NULL);
-  sem_wait(&ldone);
+  pthread_t t = start_own_worker(large_worker, NULL);
   ck_assert_ptr_nonnull(worker_tc);
   ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), LNOBJ * block);
   uint64_t now = mlc_os_now_ns();
@@ -252,10 +256,7 @@ END_TEST
 static void *owner_objs[NOBJ];
 static void *oldest_worker(void *arg) {
   (void)arg;
-  void *objs[NOBJ];
-  for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
-  for (int i = 0; i < NOBJ; i++) free(objs[i]);
-  worker_tc = mlc_tsd.tc;
+  fill_own_cache();
   sem_post(&ldone);
   sem_wait(&lgo);
   for (int i = 0; i < NOBJ; i++) owner_objs[i] = malloc(mlc_class_size[CLS]);
@@ -266,11 +267,7 @@ static void *oldest_worker(void *arg) {
 }
 
 START_TEST(test_owner_after_collection) {
-  sem_init(&lgo, 0, 0);
-  sem_init(&ldone, 0, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, oldest_worker, NULL);
-  sem_wait(&ldone);
+  pthread_t t = start_own_worker(oldest_worker, NULL);
   mlc_tcache_t *tc = worker_tc;
   /* The stack, newest first: the objects freed last are at head. */
   size_t n = cached(tc);
