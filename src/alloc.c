@@ -81,7 +81,7 @@ static MLC_NOINLINE void mlc_free_nonsmall_slow(void *p, void *ent) {
   if (!p) return;
   if (!ent) mlc_fatal("invalid free (pointer not allocated by melloc)", p);
   int saved = errno; /* unmapping may set it */
-  mlc_huge_t *h = mlc_entry_huge(ent);
+  mlc_huge_t *h = mlc_huge_of_entry(ent);
   if (h) {
     if (mlc_load(&h->addr) != p) mlc_fatal("invalid free (not the start of a block)", p);
     mlc_huge_free(h);
@@ -94,7 +94,7 @@ static MLC_NOINLINE void mlc_free_nonsmall_slow(void *p, void *ent) {
 void mlc_free_nonsmall(void *p, void *ent) {
   /* A large block the thread cache keeps: no stack frame, errno untouched (the cache's
      slow path keeps it).  A bad pointer reads 0 pages and is reported by the arena. */
-  if (MLC_LIKELY(p && ent && !mlc_entry_huge(ent))) {
+  if (MLC_LIKELY(p && ent && !mlc_huge_of_entry(ent))) {
     size_t npages = mlc_chunk_run_pages(ent, p);
     if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES) {
       mlc_tcache_large_free(p, npages);
@@ -107,11 +107,11 @@ void mlc_free_nonsmall(void *p, void *ent) {
 static size_t mlc_usable(const void *p) {
   if (!p) return 0;
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
+  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
   if (cls) return mlc_class_size[cls];
-  void *ent = leaf ? mlc_leaf_entry(leaf, p) : NULL;
+  void *ent = leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
   if (!ent) mlc_fatal("invalid pointer (not allocated by melloc)", p);
-  mlc_huge_t *h = mlc_entry_huge(ent);
+  mlc_huge_t *h = mlc_huge_of_entry(ent);
   if (h) {
     if (mlc_load(&h->addr) != p) mlc_fatal("invalid pointer (not the start of a block)", p);
     return h->size;
@@ -166,14 +166,14 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
   size_t old;
   /* One radix-tree lookup for both: class, and the entry if p is not small. */
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
+  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
   if (cls) {
     old = mlc_class_size[cls];
     if (size <= old && mlc_size_class(size) == cls) return p;
   } else {
-    void *ent = leaf ? mlc_leaf_entry(leaf, p) : NULL;
+    void *ent = leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
     if (!ent) mlc_fatal("invalid realloc (pointer not allocated by melloc)", p);
-    mlc_huge_t *h = mlc_entry_huge(ent);
+    mlc_huge_t *h = mlc_huge_of_entry(ent);
     if (h) {
       if (mlc_load(&h->addr) != p) mlc_fatal("invalid realloc (not the start of a block)", p);
       old = h->size;
@@ -208,8 +208,8 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
       if (size <= mlc_class_size[cls] && mlc_size_class(size) == cls) return p;
     } else if (size > MLC_SMALL_MAX) {
       mlc_pmleaf_t *leaf = mlc_pagemap_leaf((uintptr_t)p); /* p < 2^48: in the window */
-      mlc_chunk_t *c = leaf ? mlc_leaf_entry(leaf, p) : NULL;
-      if (c && !mlc_entry_huge(c)) {
+      mlc_chunk_t *c = leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
+      if (c && !mlc_huge_of_entry(c)) {
         size_t np = mlc_chunk_run_pages(c, p);
         if (np && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np) return p;
       }
@@ -248,6 +248,16 @@ MLC_EXPORT size_t melloc_usable_size(const void *p) { return mlc_usable(p); }
 MLC_EXPORT const char *melloc_version(void) { return PACKAGE_VERSION; }
 
 MLC_EXPORT int melloc_version_number(void) { return MELLOC_VERSION_NUMBER; }
+
+MLC_EXPORT size_t melloc_collect(void) { return mlc_gc_collect_now(); }
+
+MLC_EXPORT int melloc_option_get(const char *name, char *value, size_t len) {
+  return mlc_option_get(name, value, len);
+}
+
+MLC_EXPORT int melloc_option_set(const char *name, const char *value) {
+  return mlc_option_set(name, value);
+}
 
 /* ---- The standard names ---- */
 

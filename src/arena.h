@@ -2,8 +2,8 @@
 /*
  * Arenas: the page-level state.  An arena owns its chunks: it hands out slab granules
  * to its bins and runs of pages to large allocations, keeps wholly free chunks as spares
- * and purges what stayed free past the decay delay.  Lock order: bin lock, then arena
- * lock, then the chunk module's locks.
+ * and purges what stayed free past the decay delay.  Its lock ranks after the bins'
+ * (mutex.h).
  */
 #ifndef MLC_ARENA_H
 #define MLC_ARENA_H
@@ -42,15 +42,6 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin);
 /* The slab is empty: its granule goes back to the arena.  Caller holds bin->lock. */
 void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
 
-/* The page count of the live large run that starts at p, read without the arena lock
-   (a live run's length is stable), or 0 when p is not the start of one (a freed run, a
-   slab's page, the header, an address inside a run): the locked functions below then
-   report it.  p lies in chunk c. */
-MLC_INLINE size_t mlc_chunk_run_pages(mlc_chunk_t *c, const void *p) {
-  uintptr_t off = (uintptr_t)p - (uintptr_t)c;
-  return (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
-}
-
 /* A run of pages for size bytes aligned to align (a power of two up to MLC_CHUNK / 4),
    zeroed when zero is set.  No lock held.  NULL when the kernel refuses memory. */
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);
@@ -72,6 +63,10 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns);
 /* True when a later mlc_arena_purge would give something back: dirty free pages or
    spare chunks.  Takes the arena lock. */
 bool mlc_arena_purgeable(mlc_arena_t *arena);
+
+/* Bytes in the arena's live large runs (thread caches' included) and in its chunks.
+   Takes the arena lock. */
+void mlc_arena_stats(mlc_arena_t *arena, size_t *large_allocated, size_t *mapped);
 
 void mlc_arena_prefork(void);
 void mlc_arena_postfork_parent(void);

@@ -11,7 +11,7 @@
 
 #define MLC_BASE_BLOCK ((size_t)1 << 20)
 
-static mlc_mutex_t mlc_base_lock = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_base_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_BASE);
 static char *mlc_base_cur; /* Protected by mlc_base_lock */
 static char *mlc_base_end; /* Protected by mlc_base_lock */
 static size_t mlc_base_total; /* Protected by mlc_base_lock */

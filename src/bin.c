@@ -8,30 +8,18 @@
 
 #include "arena.h"
 #include "bin.h"
+#include "list.h"
 #include "sizeclass.h"
 
 void mlc_bin_init(mlc_bin_t *bin, mlc_arena_t *arena, unsigned cls) {
   memset(bin, 0, sizeof(*bin));
   bin->arena = arena;
   bin->cls = (uint16_t)cls;
+  mlc_mutex_init(&bin->lock, MLC_RANK_BIN);
 }
 
-/* Caller holds bin->lock. */
-static void mlc_bin_list_push_locked(mlc_bin_t *bin, mlc_slab_t *s) {
-  s->prev = NULL;
-  s->next = bin->nonfull;
-  if (bin->nonfull) bin->nonfull->prev = s;
-  bin->nonfull = s;
-}
-
-static void mlc_bin_list_remove_locked(mlc_bin_t *bin, mlc_slab_t *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    bin->nonfull = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = NULL;
-}
+/* The bin's nonfull list.  Protected by bin->lock. */
+MLC_LIST_DEFINE(slab, mlc_slab_t)
 
 /* Objects smaller than a cache line share it with their neighbours, and x86's adjacent-
    line prefetcher makes two threads writing to the two lines of one 128-byte pair
@@ -53,6 +41,7 @@ static uint64_t mlc_whole_blocks(uint64_t bits, size_t size) {
    whose bits are set in take, lowest address first; returns how many. */
 static unsigned mlc_slab_take_locked(mlc_slab_t *s, unsigned w, uint64_t take, size_t size,
                                      void **out, unsigned n) {
+  mlc_assert(mlc_mutex_owned(&s->bin->lock));
   char *base = mlc_slab_base(s);
   unsigned got = 0;
   while (take && got < n) {
@@ -75,7 +64,7 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
       s = mlc_arena_slab_alloc(bin->arena, bin);
       if (!s) break;
       bin->nslabs++;
-      mlc_bin_list_push_locked(bin, s);
+      mlc_list_slab_push(&bin->nonfull, s);
     }
     if (size < MLC_DESTRUCTIVE && MLC_DESTRUCTIVE % size == 0)
       for (unsigned w = s->hint; w < MLC_SLAB_MAP_WORDS && got < n; w++)
@@ -90,7 +79,7 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
       got += mlc_slab_take_locked(s, w, s->freemap[w], size, out + got, n - got);
     }
     s->hint = (uint16_t)w;
-    if (s->nfree == 0) mlc_bin_list_remove_locked(bin, s);
+    if (s->nfree == 0) mlc_list_slab_remove(&bin->nonfull, s);
   }
   bin->nmalloc += got;
   mlc_mutex_unlock(&bin->lock);
@@ -101,6 +90,7 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
    and the reciprocal recip (mlc_class_recip). */
 static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *p, uint32_t size,
                                            uint32_t recip) {
+  mlc_assert(mlc_mutex_owned(&bin->lock));
   /* Slabs are aligned to their size: the offset is the low bits of the address. */
   uint32_t off = (uint32_t)((uintptr_t)p & (MLC_GRANULE - 1));
   uint32_t idx = (uint32_t)(((uint64_t)off * recip) >> 32);
@@ -116,10 +106,10 @@ static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *
   s->freemap[idx / 64] |= bit;
   if (idx / 64 < s->hint) s->hint = (uint16_t)(idx / 64);
   s->nfree++;
-  if (s->nfree == 1) mlc_bin_list_push_locked(bin, s);
+  if (s->nfree == 1) mlc_list_slab_push(&bin->nonfull, s);
   if (s->nfree == s->nobjs && (s->prev || s->next)) {
     /* Empty and not the bin's only slab: the granule goes back to the arena. */
-    mlc_bin_list_remove_locked(bin, s);
+    mlc_list_slab_remove(&bin->nonfull, s);
     bin->nslabs--;
     mlc_arena_slab_free(bin->arena, s);
   }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Chunks, the page map and huge mappings.  This module decides how address space is
- * laid out; it never looks inside a chunk beyond its arena.
+ * laid out, and owns a chunk header's page state (which pages are used, dirty, the
+ * free runs by length, the run length at a run's first page): only the functions
+ * here change it, the arena deciding which pages to take and give while it holds the
+ * chunk's arena lock.
  */
 #include "internal.h"
 
@@ -11,7 +14,7 @@
 
 mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
 
-static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_PAGEMAP);
 
 /* Never-touched pages of the window cost address space only. */
 static uint8_t mlc_win_map[MLC_WIN];
@@ -21,6 +24,7 @@ uintptr_t mlc_win_biased = (uintptr_t)mlc_win_map - MLC_WIN_UNPLACED;
 
 /* Places the window around the chunk at a, once.  Caller holds mlc_pagemap_lock. */
 static void mlc_win_place_locked(uintptr_t a) {
+  mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
   if (mlc_load(&mlc_win_first) != MLC_WIN_UNPLACED) return;
   uintptr_t end = (a >> MLC_GRANULE_SHIFT) + (((uintptr_t)64 << 30) >> MLC_GRANULE_SHIFT);
   uintptr_t first = end > MLC_WIN ? end - MLC_WIN : 0;
@@ -32,6 +36,7 @@ static void mlc_win_place_locked(uintptr_t a) {
 
 /* Caller holds mlc_pagemap_lock. */
 static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
+  mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
   if (!leaf) {
     leaf = mlc_os_map(MLC_ALIGN_UP(sizeof(mlc_pmleaf_t), MLC_PAGE), MLC_PAGE);
@@ -101,13 +106,199 @@ void mlc_chunk_delete(mlc_chunk_t *chunk) {
   mlc_os_unmap(chunk, MLC_CHUNK);
 }
 
+/* ---- A chunk's page state (the caller holds c->arena->lock) ---- */
+
+static bool mlc_bit_get(const uint64_t *map, size_t i) { return (map[i / 64] >> (i % 64)) & 1; }
+
+static void mlc_bits_set(uint64_t *map, size_t i, size_t n, bool v) {
+  while (n) {
+    size_t b = i % 64, k = MLC_MIN(n, 64 - b);
+    uint64_t mask = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << b;
+    if (v) map[i / 64] |= mask;
+    else map[i / 64] &= ~mask;
+    i += k;
+    n -= k;
+  }
+}
+
+/* First index >= i (and < end) whose bit equals v, or end. */
+static size_t mlc_bits_find(const uint64_t *map, size_t i, size_t end, bool v) {
+  while (i < end) {
+    uint64_t w = v ? map[i / 64] : ~map[i / 64];
+    w &= ~(uint64_t)0 << (i % 64);
+    if (w) {
+      size_t j = (i & ~(size_t)63) + (size_t)__builtin_ctzll(w);
+      return j < end ? j : end;
+    }
+    i = (i & ~(size_t)63) + 64;
+  }
+  return end;
+}
+
+/* One past the last set bit below i, or 0. */
+static size_t mlc_bits_rfind_set(const uint64_t *map, size_t i) {
+  while (i > 0) {
+    size_t b = i % 64;
+    uint64_t w = map[(i - 1) / 64];
+    if (b) w &= ((uint64_t)1 << b) - 1;
+    if (w) return ((i - 1) & ~(size_t)63) + 64 - (size_t)__builtin_clzll(w);
+    i = (i - 1) & ~(size_t)63;
+  }
+  return 0;
+}
+
+static bool mlc_bits_any(const uint64_t *map, size_t i, size_t n) {
+  return mlc_bits_find(map, i, i + n, true) < i + n;
+}
+
+_Static_assert(MLC_CHUNK_HEADER_PAGES <= MLC_GRANULE_PAGES, "the header fits in granule 0");
+_Static_assert(64 % MLC_GRANULE_PAGES == 0, "a bitmap word holds whole granules");
+
+/* Recomputes free_granules and dirty_granules for the granules that pages [i, i + n)
+   touch. */
+static void mlc_chunk_sync(mlc_chunk_t *c, size_t i, size_t n) {
+  for (size_t g = i / MLC_GRANULE_PAGES; g <= (i + n - 1) / MLC_GRANULE_PAGES; g++) {
+    size_t w = g * MLC_GRANULE_PAGES / 64, sh = g * MLC_GRANULE_PAGES % 64;
+    uint64_t m = ((uint64_t)1 << MLC_GRANULE_PAGES) - 1, bit = (uint64_t)1 << g;
+    uint64_t used = (c->used[w] >> sh) & m, dirty = (c->dirty[w] >> sh) & m;
+    c->free_granules = used ? c->free_granules & ~bit : c->free_granules | bit;
+    c->dirty_granules = dirty ? c->dirty_granules | bit : c->dirty_granules & ~bit;
+  }
+}
+
+/* Free runs are counted by length in buckets (mlc_chunk_run_bucket): a chunk's run_mask
+   says at once whether it has a run that holds a request, so that best fit across an
+   arena's chunks looks inside one chunk, or the few that tie, instead of walking every
+   run of every chunk. */
+_Static_assert(MLC_PAGES_PER_CHUNK <= 1024, "run lengths fit in buckets 0..51");
+
+static void mlc_run_add(mlc_chunk_t *c, size_t len) {
+  if (!len) return;
+  unsigned b = mlc_chunk_run_bucket(len);
+  if (c->run_count[b]++ == 0) c->run_mask |= (uint64_t)1 << b;
+}
+
+static void mlc_run_del(mlc_chunk_t *c, size_t len) {
+  if (!len) return;
+  unsigned b = mlc_chunk_run_bucket(len);
+  mlc_assert(c->run_count[b] > 0);
+  if (--c->run_count[b] == 0) c->run_mask &= ~((uint64_t)1 << b);
+}
+
+/* Pages [i, i + n) are free: they become a slab or a run.  Returns whether any of them
+   may be resident (not known to read as zero). */
+bool mlc_chunk_take(mlc_chunk_t *c, size_t i, size_t n) {
+  size_t lo = mlc_bits_rfind_set(c->used, i);
+  size_t hi = mlc_bits_find(c->used, i + n, MLC_PAGES_PER_CHUNK, true);
+  mlc_run_del(c, hi - lo);
+  mlc_run_add(c, i - lo);
+  mlc_run_add(c, hi - i - n);
+  mlc_bits_set(c->used, i, n, true);
+  bool dirty = mlc_bits_any(c->dirty, i, n);
+  if (dirty) mlc_bits_set(c->dirty, i, n, false);
+  c->nfree -= (uint32_t)n;
+  mlc_chunk_sync(c, i, n);
+  return dirty;
+}
+
+/* Pages [i, i + n) of a slab or a run become free (and dirty), joining the free runs
+   on either side. */
+void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n) {
+  size_t lo = mlc_bits_rfind_set(c->used, i);
+  size_t hi = mlc_bits_find(c->used, i + n, MLC_PAGES_PER_CHUNK, true);
+  mlc_run_del(c, i - lo);
+  mlc_run_del(c, hi - i - n);
+  mlc_run_add(c, hi - lo);
+  mlc_bits_set(c->used, i, n, false);
+  mlc_bits_set(c->dirty, i, n, true);
+  c->nfree += (uint32_t)n;
+  c->free_ns = mlc_os_now_ns();
+  mlc_chunk_sync(c, i, n);
+}
+
+/* The best fit in c for n free pages starting at a multiple of align_pages: the start
+   of the smallest free run that holds them (*waste: its pages left over), or 0.  Best
+   fit, not first fit: blocks up to 2 MiB in 4 MiB chunks fragment them quickly, and
+   every hole left too small for the next request is resident memory nobody uses
+   (large: peak RSS 132 -> 124 MiB, mixed-t1 7.0 -> 6.1 MiB, same speed). */
+size_t mlc_chunk_run_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste) {
+  *waste = SIZE_MAX;
+  if (!(c->run_mask >> mlc_chunk_run_bucket(n))) return 0;
+  size_t best = 0, best_waste = SIZE_MAX;
+  size_t i = mlc_bits_find(c->used, MLC_CHUNK_HEADER_PAGES, MLC_PAGES_PER_CHUNK, false);
+  while (i < MLC_PAGES_PER_CHUNK) {
+    size_t end = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+    size_t start = MLC_ALIGN_UP(i, align_pages);
+    if (start + n <= end && end - i - n < best_waste) {
+      best = start;
+      best_waste = end - i - n;
+      if (best_waste == 0) break;
+    }
+    if (end >= MLC_PAGES_PER_CHUNK) break;
+    i = mlc_bits_find(c->used, end, MLC_PAGES_PER_CHUNK, false);
+  }
+  *waste = best_waste;
+  return best;
+}
+
+void mlc_chunk_pages_init(mlc_chunk_t *c) {
+  mlc_bits_set(c->used, 0, MLC_CHUNK_HEADER_PAGES, true);
+  c->nfree = MLC_CHUNK_FREE_PAGES;
+  mlc_run_add(c, MLC_CHUNK_FREE_PAGES);
+  c->free_granules = ~(uint64_t)1;
+}
+
+bool mlc_chunk_page_used(const mlc_chunk_t *c, size_t i) { return mlc_bit_get(c->used, i); }
+
+bool mlc_chunk_pages_free(const mlc_chunk_t *c, size_t i, size_t n) {
+  return !mlc_bits_any(c->used, i, n);
+}
+
+size_t mlc_chunk_purge(mlc_chunk_t *c) {
+  size_t purged = 0;
+  size_t i = mlc_bits_find(c->dirty, 0, MLC_PAGES_PER_CHUNK, true);
+  while (i < MLC_PAGES_PER_CHUNK) {
+    size_t e = mlc_bits_find(c->dirty, i, MLC_PAGES_PER_CHUNK, false);
+    mlc_os_purge((char *)c + (i << MLC_PAGE_SHIFT), (e - i) << MLC_PAGE_SHIFT);
+    purged += (e - i) << MLC_PAGE_SHIFT;
+    i = mlc_bits_find(c->dirty, e, MLC_PAGES_PER_CHUNK, true);
+  }
+  memset(c->dirty, 0, sizeof(c->dirty));
+  c->dirty_granules = 0;
+  return purged;
+}
+
+bool mlc_chunk_validate(const mlc_chunk_t *c) {
+  uint16_t count[64] = {0};
+  uint64_t mask = 0, free_g = 0, dirty_g = 0;
+  size_t nfree = 0;
+  bool ok = true;
+  for (size_t i = 0; i < MLC_PAGES_PER_CHUNK;) {
+    size_t e = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+    if (e > i) {
+      count[mlc_chunk_run_bucket(e - i)]++;
+      mask |= (uint64_t)1 << mlc_chunk_run_bucket(e - i);
+      nfree += e - i;
+    }
+    i = mlc_bits_find(c->used, e, MLC_PAGES_PER_CHUNK, false);
+  }
+  for (size_t g = 0; g < MLC_GRANULES_PER_CHUNK; g++) {
+    size_t p0 = g * MLC_GRANULE_PAGES;
+    if (!mlc_bits_any(c->used, p0, MLC_GRANULE_PAGES)) free_g |= (uint64_t)1 << g;
+    if (mlc_bits_any(c->dirty, p0, MLC_GRANULE_PAGES)) dirty_g |= (uint64_t)1 << g;
+  }
+  for (size_t w = 0; w < MLC_CHUNK_WORDS; w++) ok &= !(c->used[w] & c->dirty[w]);
+  return ok && !memcmp(count, c->run_count, sizeof(count)) && mask == c->run_mask &&
+         nfree == c->nfree && free_g == c->free_granules && dirty_g == c->dirty_granules;
+}
+
 /* ---- Huge allocations ---- */
 
 /* Freed huge mappings are kept (dirty) for reuse until the collector's decay gives them
    back: faulting pages in again costs far more than keeping them a few seconds. */
 #define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
 
-static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_HUGE);
 static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest first */
 static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
 static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
@@ -117,6 +308,7 @@ static size_t mlc_huge_round(size_t size) { return MLC_ALIGN_UP(size, MLC_PAGE);
 
 /* Caller holds mlc_huge_lock. */
 static mlc_huge_t *mlc_huge_desc_new_locked(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
   mlc_huge_t *h = mlc_huge_free_desc;
   if (h) {
     mlc_huge_free_desc = h->next;
@@ -128,6 +320,7 @@ static mlc_huge_t *mlc_huge_desc_new_locked(void) {
 
 /* Caller holds mlc_huge_lock; h's pages are already unregistered and unmapped. */
 static void mlc_huge_desc_delete_locked(mlc_huge_t *h) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
   h->addr = NULL;
   h->next = mlc_huge_free_desc;
   mlc_huge_free_desc = h;

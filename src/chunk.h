@@ -51,10 +51,10 @@ MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf_of(const void *p) {
 }
 
 /* The class byte and the entry for p in its leaf (from mlc_pagemap_leaf_of, not NULL). */
-MLC_INLINE size_t mlc_leaf_class(mlc_pmleaf_t *leaf, const void *p) {
+MLC_INLINE size_t mlc_pagemap_leaf_class(mlc_pmleaf_t *leaf, const void *p) {
   return mlc_load(&leaf->cls[((uintptr_t)p >> MLC_GRANULE_SHIFT) & (MLC_PM_LEAF_GRANULES - 1)]);
 }
-MLC_INLINE void *mlc_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
+MLC_INLINE void *mlc_pagemap_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
   return mlc_load(&leaf->ent[((uintptr_t)p >> MLC_CHUNK_SHIFT) & (MLC_PM_LEAF_CHUNKS - 1)]);
 }
 
@@ -62,7 +62,7 @@ MLC_INLINE void *mlc_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
    melloc's, NULL, at or above 2^48). */
 MLC_INLINE size_t mlc_pagemap_class(const void *p) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  return leaf ? mlc_leaf_class(leaf, p) : 0;
+  return leaf ? mlc_pagemap_leaf_class(leaf, p) : 0;
 }
 
 #define MLC_WIN_SHIFT 24 /* 2^24 granules of 64 KiB: 1 TiB */
@@ -92,7 +92,7 @@ MLC_INLINE size_t mlc_win_class(const void *p) {
 /* The page-map entry of p: a chunk header, a huge descriptor | 1, or NULL. */
 MLC_INLINE void *mlc_pagemap_entry(const void *p) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  return leaf ? mlc_leaf_entry(leaf, p) : NULL;
+  return leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
 }
 
 /* Records the class of the slab at granule (0 when it stops being a slab).  The leaf
@@ -122,8 +122,57 @@ size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns);
 void mlc_huge_stats(size_t *live, size_t *cached);
 
 /* The huge descriptor of p if p is exactly a live huge allocation's address... */
-MLC_INLINE mlc_huge_t *mlc_entry_huge(void *ent) {
+MLC_INLINE mlc_huge_t *mlc_huge_of_entry(void *ent) {
   return ((uintptr_t)ent & 1) ? (mlc_huge_t *)((uintptr_t)ent - 1) : NULL;
+}
+
+/* ---- A chunk's page state ----
+   Changed only by these functions, each called with c->arena->lock held (the arena
+   decides which pages to take and give; mlc_chunk_run_pages reads without it). */
+
+#define MLC_GRANULE_PAGES (MLC_GRANULE >> MLC_PAGE_SHIFT)
+/* Pages of a chunk that can be free: all but the header's. */
+#define MLC_CHUNK_FREE_PAGES ((uint32_t)(MLC_PAGES_PER_CHUNK - MLC_CHUNK_HEADER_PAGES))
+
+/* A new chunk's state: the header's pages used, every other page free and clean. */
+void mlc_chunk_pages_init(mlc_chunk_t *c);
+/* Pages [i, i + n) are free: they become a slab or a run.  Returns whether any of them
+   may be resident (not known to read as zero). */
+bool mlc_chunk_take(mlc_chunk_t *c, size_t i, size_t n);
+/* Pages [i, i + n) of a slab or a run become free (and dirty), joining the free runs on
+   either side; the chunk's free_ns becomes now. */
+void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n);
+/* Records n as the length of the run that starts at page i (0: no run starts there). */
+MLC_INLINE void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n) {
+  mlc_store(&c->npages[i], (uint16_t)n);
+}
+/* Whether page i is used (a slab's, a run's or the header's). */
+bool mlc_chunk_page_used(const mlc_chunk_t *c, size_t i);
+/* Whether pages [i, i + n) are all free. */
+bool mlc_chunk_pages_free(const mlc_chunk_t *c, size_t i, size_t n);
+/* The bucket of free runs of len pages (run_count, run_mask; len >= 1): 1..32 pages one
+   bucket each, then four buckets per doubling. */
+MLC_INLINE unsigned mlc_chunk_run_bucket(size_t len) {
+  if (len <= 32) return (unsigned)len - 1;
+  unsigned m = 63 - (unsigned)__builtin_clzll(len);
+  return 32 + (m - 5) * 4 + (unsigned)((len >> (m - 2)) & 3);
+}
+/* The best fit in c for n free pages starting at a multiple of align_pages: the start
+   of the smallest free run that holds them (*waste: its pages left over), or 0. */
+size_t mlc_chunk_run_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste);
+/* Gives every dirty free page back to the kernel; returns the bytes. */
+size_t mlc_chunk_purge(mlc_chunk_t *c);
+/* Recounts the state: false when a summary kept for speed (free runs by length, free
+   and dirty granules, free pages) disagrees with the bitmaps.  Tests. */
+bool mlc_chunk_validate(const mlc_chunk_t *c);
+
+/* The page count of the live large run that starts at p, read without the arena lock
+   (a live run's length is stable), or 0 when p is not the start of one (a freed run, a
+   slab's page, the header, an address inside a run): the arena's locked functions then
+   report it.  p lies in chunk c. */
+MLC_INLINE size_t mlc_chunk_run_pages(mlc_chunk_t *c, const void *p) {
+  uintptr_t off = (uintptr_t)p - (uintptr_t)c;
+  return (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
 }
 
 void mlc_chunk_prefork(void);

@@ -11,14 +11,19 @@
  *  2. purges, in every arena, free granules and pages that stayed free for decay_ms, and
  *     gives back cached huge mappings as old.
  *
- * The protocol with the owners.  A cache has two kinds of fields:
- *  - head: written by the owner's fast paths with plain (relaxed) stores, never by the
- *    collector;
- *  - lw, empty (and the bins' contents): written by whoever holds the cache's state word.
- * The state word is 0 (free), OWNER or COLLECTOR (| WAITING when the owner sleeps on it).
- * The owner claims it with a compare-and-swap on its slow paths only; the collector
- * claims it with a compare-and-swap and skips the cache when the owner holds it.  So the
- * slow paths never race, and the fast paths need no atomic read-modify-write.
+ * The protocol with the owners.  A cache has two kinds of fields (types.h says who
+ * writes each one):
+ *  - head: written by the owner only, by its fast paths with plain stores (relaxed
+ *    atomics on its slow paths), never by the collector;
+ *  - lw, full, empty, parked: written by whoever holds the cache's state word.  The
+ *    fast paths read lw (pop) and full (push) without it; a push writes the free slot
+ *    below head, which the collector never reads.
+ * The state word (tc->state) holds one of enum mlc_tcache_state_e (tcache.h):
+ * MLC_TC_FREE, MLC_TC_OWNER, or MLC_TC_COLLECTOR, with MLC_TC_WAITING added while the
+ * owner sleeps on it.  The owner claims it with a compare-and-swap on its slow paths only
+ * (mlc_tcache_owner_enter); the collector claims it with a compare-and-swap and skips
+ * the cache when the owner holds it (mlc_gc_claim).  So the slow paths never race, and
+ * the fast paths need no atomic read-modify-write.
  *
  * What makes the fast path safe: the owner pops only while head < lw, so objects in
  * [max(lw, head), empty) cannot be reached without the slow path, which waits while the
@@ -38,13 +43,16 @@
  * the collector relies on stores becoming visible within the pass interval, which every
  * supported processor does in far less than the minimum interval of a millisecond.
  *
- * Groups: a cache the collector has emptied while its owner was idle is parked: moved
- * to a second list the passes do not visit, with full raised to head, so that the
- * owner's next push (like its next pop, stopped by lw) goes to the slow path, whose
- * claim of the state word unparks it (mlc_tcache_unpark).  Raising full is safe against
- * a push in flight with the old full: that push writes a slot inside the region and at
- * most one object per class enters a parked cache unseen.  A pass therefore costs in
- * proportion to the caches that may have something to return, not to the threads.
+ * Groups: a cache the collector has emptied while its owner was idle is parked
+ * (mlc_tcache_park, under the registry lock and the state word): moved to a second list
+ * the passes do not visit, with full raised to head in every class, so that the owner's
+ * next push (like its next pop, stopped by lw) goes to the slow path, whose claim of the
+ * state word unparks it (mlc_tcache_unpark, from mlc_tcache_owner_enter): back on the
+ * live list, and full lowered to the start of each class's region again.  Raising full
+ * is safe against a push in flight with the old full: that push writes a slot inside the
+ * region and at most one object per class enters a parked cache unseen.  A pass
+ * therefore costs in proportion to the caches that may have something to return, not to
+ * the threads.
  *
  * A thread that exits during a pass: the collector holds the registry lock for the whole
  * pass, and an exiting thread unregisters (under that lock) before its cache is
@@ -87,16 +95,9 @@
 #include "sizeclass.h"
 #include "tcache.h"
 
-#include <linux/membarrier.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-enum { MLC_TC_FREE = 0, MLC_TC_OWNER = 1, MLC_TC_COLLECTOR = 2, MLC_TC_WAITING = 4 };
-
-static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER; /* one pass at a time */
+static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_GC); /* one pass at a time */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
 
 /* Counters.  Protected by mlc_gc_lock (read without it for statistics). */
@@ -105,29 +106,7 @@ uint64_t mlc_gc_objects_returned;
 uint64_t mlc_gc_bytes_purged;
 uint64_t mlc_gc_caches_visited; /* in the last pass */
 
-/* ---- The owner's side ---- */
-
-void mlc_tcache_owner_enter(mlc_tcache_t *tc) {
-  for (;;) {
-    int s = MLC_TC_FREE;
-    if (__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_OWNER, false, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
-      /* The collector parked this cache while the owner was away: it is back. */
-      if (MLC_UNLIKELY(tc->parked)) mlc_tcache_unpark(tc);
-      return;
-    }
-    /* The collector holds it: sleep until it lets go. */
-    if (s == MLC_TC_COLLECTOR &&
-        !__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_COLLECTOR | MLC_TC_WAITING, false,
-                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      continue;
-    mlc_os_futex_wait(&tc->state, MLC_TC_COLLECTOR | MLC_TC_WAITING);
-  }
-}
-
-void mlc_tcache_owner_exit(mlc_tcache_t *tc) {
-  __atomic_store_n(&tc->state, MLC_TC_FREE, __ATOMIC_RELEASE);
-}
+/* ---- The collector's side of the state word (the owner's is in tcache.c) ---- */
 
 static bool mlc_gc_claim(mlc_tcache_t *tc) {
   int s = MLC_TC_FREE;
@@ -145,10 +124,10 @@ static void mlc_gc_release(mlc_tcache_t *tc) {
 static void mlc_gc_fence(void) {
   int m = __atomic_load_n(&mlc_gc_membarrier, __ATOMIC_RELAXED);
   if (m == 0) {
-    m = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0 ? 1 : -1;
+    m = mlc_os_membarrier_register() ? 1 : -1;
     __atomic_store_n(&mlc_gc_membarrier, m, __ATOMIC_RELAXED);
   }
-  if (m == 1) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+  if (m == 1) mlc_os_membarrier();
 #ifndef __SANITIZE_THREAD__
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 #endif
@@ -339,20 +318,9 @@ static void mlc_gc_spawn(void) {
     __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELEASE);
     return;
   }
-  int saved = errno;
   /* The collector never takes a signal meant for the program. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_t t;
-  bool ok = pthread_create(&t, &attr, mlc_gc_main, NULL) == 0;
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  errno = saved;
+  bool ok = mlc_os_thread_spawn(mlc_gc_main, 64 * 1024, &t);
   if (ok) {
     mlc_gc_thread = t;
     mlc_trace("gc: collector started, interval %u ms, decay %u ms",

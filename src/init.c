@@ -23,7 +23,7 @@
 
 mlc_options_t mlc_opt;
 int mlc_boot_state;
-static mlc_mutex_t mlc_boot_lock = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_boot_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_BOOT);
 static long mlc_boot_tid; /* Protected by mlc_boot_lock: the thread booting */
 static int mlc_atfork_done; /* Atomic */
 
@@ -42,7 +42,7 @@ bool mlc_boot_slow(void) {
   __atomic_store_n(&mlc_boot_tid, tid, __ATOMIC_RELAXED);
   mlc_options_default(&mlc_opt);
   mlc_options_parse(&mlc_opt, mlc_getenv("MELLOC_CONF"));
-  if (mlc_config_debug && mlc_getenv("MELLOC_TRACE")) mlc_trace_on = true;
+  if (mlc_config_debug && (mlc_opt.trace || mlc_getenv("MELLOC_TRACE"))) mlc_trace_on = true;
   mlc_sizeclass_boot();
   mlc_gc_boot();
   unsigned n = mlc_opt.narenas ? mlc_opt.narenas : mlc_os_ncpus();
@@ -65,6 +65,8 @@ __attribute__((constructor)) static void mlc_constructor(void) { mlc_boot(); }
 
 unsigned mlc_narenas_now(void) { return mlc_narenas; }
 
+/* Every lock, in rank order (mutex.h): the collector's, the cache registry, the bins and
+   arenas, the chunk module's, base's.  (The boot lock is never taken after boot.) */
 static void mlc_prefork(void) {
   if (mlc_load_acq(&mlc_boot_state) != 2) return;
   mlc_gc_prefork();

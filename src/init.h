@@ -18,9 +18,13 @@ typedef struct mlc_options_s {
   uint64_t decay_ms;       /* free memory older than this goes back to the kernel */
   bool stats_print;        /* print statistics at exit */
   bool stats_json;         /* ... as JSON */
+  bool trace;              /* debug builds: trace (mlc_trace_on follows it) */
 } mlc_options_t;
 
-/* Written during boot only. */
+/* The settings.  Written at boot (defaults, then MELLOC_CONF) before mlc_boot_state
+   says booted; after that, the fields of run-time options (options.c's table) are
+   written again by melloc_option_set, any thread, with relaxed atomic stores, so their
+   readers use mlc_load; the others are constant after boot. */
 extern mlc_options_t mlc_opt;
 
 extern int mlc_boot_state; /* Atomic: 2 once booted */

@@ -2,11 +2,14 @@
 /*
  * Settings: MELLOC_CONF (comma-separated key:value pairs, parsed once at boot without
  * allocating) and melloc_option_get/set.  One table describes every key: its kind, its
- * range, and whether it may change once the allocator runs.  A bad pair in MELLOC_CONF
- * is reported on one line of stderr and the default is kept.
+ * range, its default, whether it may change once the allocator runs, and what else a
+ * change at run time must do.  Adding a key is adding a field to mlc_options_t and an
+ * entry here.  A bad pair in MELLOC_CONF is reported on one line of stderr and the
+ * default is kept.
  */
 #include "internal.h"
 
+#include "arena.h"
 #include "gc.h"
 #include "init.h"
 #include "os.h"
@@ -16,39 +19,87 @@
 
 #include <stdlib.h>
 
-void mlc_options_default(mlc_options_t *opt) {
-  opt->narenas = 0;
-  opt->tcache = true;
-  opt->tcache_max = MLC_SMALL_MAX;
-  opt->gc = true;
-  opt->gc_interval_ms = 1000;
-  opt->decay_ms = 3000;
-  opt->stats_print = false;
-  opt->stats_json = false;
-}
+/* Longest interval and decay delay: an hour. */
+#define MLC_OPT_HOUR_MS 3600000
 
-typedef enum { MLC_OPT_BOOL, MLC_OPT_U64, MLC_OPT_FORMAT } mlc_opt_kind_t;
+typedef enum {
+  MLC_OPT_BOOL,  /* true/on/1 or false/off/0 */
+  MLC_OPT_U64,   /* decimal, lo..hi */
+  MLC_OPT_WORD,  /* words[0] (0) or words[1] (1) */
+} mlc_opt_kind_t;
 
-typedef struct {
+typedef struct mlc_opt_desc_s {
   const char *name;
   mlc_opt_kind_t kind;
-  uint64_t lo, hi;
-  bool runtime; /* may change after boot */
-  const char *range; /* as printed in messages */
+  uint64_t lo, hi; /* MLC_OPT_U64: the accepted range */
+  uint64_t def;    /* the default */
+  bool runtime;    /* may change after boot (melloc_option_set) */
+  size_t offset;   /* the field of mlc_options_t that holds it, */
+  size_t size;     /* and its size (bool, unsigned, uint64_t or size_t) */
+  /* After a run-time change to v, or NULL. */
+  void (*set_hook)(uint64_t v);
+  /* What the allocator uses now, when that is not the stored value, or NULL. */
+  uint64_t (*now)(void);
+  const char *const *words; /* MLC_OPT_WORD: its two values (0 and 1), else NULL */
 } mlc_opt_desc_t;
 
+#define MLC_OPT_FIELD(f) offsetof(mlc_options_t, f), sizeof(((mlc_options_t *)0)->f)
+
+static void mlc_opt_gc_set(uint64_t v) {
+  if (v) mlc_gc_start();
+}
+static void mlc_opt_gc_interval_set(uint64_t v) {
+  (void)v;
+  mlc_gc_wake(); /* the sleeping collector picks the new interval up */
+}
+static void mlc_opt_stats_print_set(uint64_t v) {
+  if (v) mlc_stats_keep_stderr();
+}
+static void mlc_opt_trace_set(uint64_t v) { mlc_trace_on = mlc_config_debug && v; }
+static uint64_t mlc_opt_trace_now(void) { return mlc_trace_on; }
+static uint64_t mlc_opt_narenas_now(void) { return mlc_narenas_now(); }
+
+static const char *const mlc_opt_formats[2] = {"text", "json"};
+
+/* name, kind, lo, hi, default, runtime, field, set_hook, now, words */
 static const mlc_opt_desc_t mlc_opt_table[] = {
-    {"narenas", MLC_OPT_U64, 1, 256, false, "1..256"},
-    {"tcache", MLC_OPT_BOOL, 0, 1, false, "true/false"},
-    {"tcache_max", MLC_OPT_U64, 0, MLC_SMALL_MAX, false, "0..8192"},
-    {"gc", MLC_OPT_BOOL, 0, 1, true, "true/false"},
-    {"gc_interval_ms", MLC_OPT_U64, 1, 3600000, true, "1..3600000"},
-    {"decay_ms", MLC_OPT_U64, 0, 3600000, true, "0..3600000"},
-    {"stats_print", MLC_OPT_BOOL, 0, 1, true, "true/false"},
-    {"stats_format", MLC_OPT_FORMAT, 0, 1, true, "text/json"},
-    {"trace", MLC_OPT_BOOL, 0, 1, true, "true/false"},
+    {"narenas", MLC_OPT_U64, 1, MLC_MAX_ARENAS, 0, false, MLC_OPT_FIELD(narenas), NULL, mlc_opt_narenas_now, NULL},
+    {"tcache", MLC_OPT_BOOL, 0, 1, true, false, MLC_OPT_FIELD(tcache), NULL, NULL, NULL},
+    {"tcache_max", MLC_OPT_U64, 0, MLC_SMALL_MAX, MLC_SMALL_MAX, false, MLC_OPT_FIELD(tcache_max), NULL, NULL, NULL},
+    {"gc", MLC_OPT_BOOL, 0, 1, true, true, MLC_OPT_FIELD(gc), mlc_opt_gc_set, NULL, NULL},
+    {"gc_interval_ms", MLC_OPT_U64, 1, MLC_OPT_HOUR_MS, 1000, true, MLC_OPT_FIELD(gc_interval_ms), mlc_opt_gc_interval_set, NULL, NULL},
+    {"decay_ms", MLC_OPT_U64, 0, MLC_OPT_HOUR_MS, 3000, true, MLC_OPT_FIELD(decay_ms), NULL, NULL, NULL},
+    {"stats_print", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(stats_print), mlc_opt_stats_print_set, NULL, NULL},
+    {"stats_format", MLC_OPT_WORD, 0, 1, 0, true, MLC_OPT_FIELD(stats_json), NULL, NULL, mlc_opt_formats},
+    {"trace", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(trace), mlc_opt_trace_set, mlc_opt_trace_now, NULL},
 };
 #define MLC_NOPTS (sizeof(mlc_opt_table) / sizeof(mlc_opt_table[0]))
+
+/* The field d describes in opt: relaxed atomics, as run-time changes race with readers. */
+static void mlc_opt_store(mlc_options_t *opt, const mlc_opt_desc_t *d, uint64_t v) {
+  void *f = (char *)opt + d->offset;
+  switch (d->size) {
+    case sizeof(bool): mlc_store((bool *)f, v != 0); break;
+    case sizeof(unsigned): mlc_store((unsigned *)f, (unsigned)v); break;
+    default: mlc_store((uint64_t *)f, v); break;
+  }
+}
+
+static uint64_t mlc_opt_load(const mlc_options_t *opt, const mlc_opt_desc_t *d) {
+  const void *f = (const char *)opt + d->offset;
+  switch (d->size) {
+    case sizeof(bool): return mlc_load((const bool *)f);
+    case sizeof(unsigned): return mlc_load((const unsigned *)f);
+    default: return mlc_load((const uint64_t *)f);
+  }
+}
+
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "size_t fields are stored as uint64_t");
+
+void mlc_options_default(mlc_options_t *opt) {
+  memset(opt, 0, sizeof(*opt));
+  for (size_t i = 0; i < MLC_NOPTS; i++) mlc_opt_store(opt, &mlc_opt_table[i], mlc_opt_table[i].def);
+}
 
 static const mlc_opt_desc_t *mlc_opt_find(const char *key, size_t klen) {
   for (size_t i = 0; i < MLC_NOPTS; i++)
@@ -57,18 +108,8 @@ static const mlc_opt_desc_t *mlc_opt_find(const char *key, size_t klen) {
   return NULL;
 }
 
-static bool mlc_parse_bool(const char *v, size_t n, uint64_t *out) {
-  if ((n == 4 && !memcmp(v, "true", 4)) || (n == 2 && !memcmp(v, "on", 2)) ||
-      (n == 1 && v[0] == '1')) {
-    *out = 1;
-    return true;
-  }
-  if ((n == 5 && !memcmp(v, "false", 5)) || (n == 3 && !memcmp(v, "off", 3)) ||
-      (n == 1 && v[0] == '0')) {
-    *out = 0;
-    return true;
-  }
-  return false;
+static bool mlc_word_is(const char *v, size_t n, const char *word) {
+  return strlen(word) == n && !memcmp(v, word, n);
 }
 
 static bool mlc_parse_u64(const char *v, size_t n, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -84,44 +125,45 @@ static bool mlc_parse_u64(const char *v, size_t n, uint64_t lo, uint64_t hi, uin
 }
 
 static bool mlc_opt_parse_value(const mlc_opt_desc_t *d, const char *v, size_t n, uint64_t *out) {
+  static const char *const yes[] = {"true", "on", "1"}, *const no[] = {"false", "off", "0"};
   switch (d->kind) {
     case MLC_OPT_BOOL:
-      return mlc_parse_bool(v, n, out);
+      for (size_t i = 0; i < 3; i++) {
+        if (mlc_word_is(v, n, yes[i])) return *out = 1, true;
+        if (mlc_word_is(v, n, no[i])) return *out = 0, true;
+      }
+      return false;
     case MLC_OPT_U64:
       return mlc_parse_u64(v, n, d->lo, d->hi, out);
-    case MLC_OPT_FORMAT:
-      if (n == 4 && !memcmp(v, "json", 4)) *out = 1;
-      else if (n == 4 && !memcmp(v, "text", 4)) *out = 0;
-      else return false;
-      return true;
+    case MLC_OPT_WORD:
+      for (uint64_t i = 0; i < 2; i++)
+        if (mlc_word_is(v, n, d->words[i])) return *out = i, true;
+      return false;
   }
   return false;
 }
 
-static void mlc_opt_apply(mlc_options_t *opt, const mlc_opt_desc_t *d, uint64_t v) {
-  const char *n = d->name;
-  if (!strcmp(n, "narenas")) opt->narenas = (unsigned)v;
-  else if (!strcmp(n, "tcache")) opt->tcache = v;
-  else if (!strcmp(n, "tcache_max")) opt->tcache_max = (size_t)v;
-  else if (!strcmp(n, "gc")) mlc_store(&opt->gc, (bool)v);
-  else if (!strcmp(n, "gc_interval_ms")) mlc_store(&opt->gc_interval_ms, v);
-  else if (!strcmp(n, "decay_ms")) mlc_store(&opt->decay_ms, v);
-  else if (!strcmp(n, "stats_print")) mlc_store(&opt->stats_print, (bool)v);
-  else if (!strcmp(n, "stats_format")) mlc_store(&opt->stats_json, (bool)v);
-  else if (!strcmp(n, "trace")) mlc_trace_on = mlc_config_debug && v;
+/* The value as text, as melloc_option_get reports it. */
+static size_t mlc_opt_format(const mlc_opt_desc_t *d, uint64_t v, char *buf, size_t size) {
+  switch (d->kind) {
+    case MLC_OPT_BOOL:
+      return mlc_snprintf(buf, size, "%s", v ? "true" : "false");
+    case MLC_OPT_WORD:
+      return mlc_snprintf(buf, size, "%s", d->words[v != 0]);
+    case MLC_OPT_U64:
+      break;
+  }
+  return mlc_snprintf(buf, size, "%llu", (unsigned long long)v);
 }
 
-static uint64_t mlc_opt_value(const mlc_options_t *opt, const mlc_opt_desc_t *d) {
-  const char *n = d->name;
-  if (!strcmp(n, "narenas")) return opt->narenas;
-  if (!strcmp(n, "tcache")) return opt->tcache;
-  if (!strcmp(n, "tcache_max")) return opt->tcache_max;
-  if (!strcmp(n, "gc")) return mlc_load(&opt->gc);
-  if (!strcmp(n, "gc_interval_ms")) return mlc_load(&opt->gc_interval_ms);
-  if (!strcmp(n, "decay_ms")) return mlc_load(&opt->decay_ms);
-  if (!strcmp(n, "stats_print")) return mlc_load(&opt->stats_print);
-  if (!strcmp(n, "stats_format")) return mlc_load(&opt->stats_json);
-  return mlc_trace_on;
+/* The accepted values, as the messages print them. */
+static void mlc_opt_range(const mlc_opt_desc_t *d, char *buf, size_t size) {
+  if (d->kind == MLC_OPT_BOOL)
+    mlc_snprintf(buf, size, "true/false");
+  else if (d->kind == MLC_OPT_WORD)
+    mlc_snprintf(buf, size, "%s/%s", d->words[0], d->words[1]);
+  else
+    mlc_snprintf(buf, size, "%llu..%llu", (unsigned long long)d->lo, (unsigned long long)d->hi);
 }
 
 static void mlc_options_warn(const char *why, const char *pair, size_t len) {
@@ -148,18 +190,24 @@ void mlc_options_parse(mlc_options_t *opt, const char *conf) {
     } else {
       const mlc_opt_desc_t *d = mlc_opt_find(p, (size_t)(colon - p));
       uint64_t v;
-      char why[64];
       if (!d) {
         mlc_options_warn("unknown key", p, len);
       } else if (!mlc_opt_parse_value(d, colon + 1, (size_t)(end - colon - 1), &v)) {
-        mlc_snprintf(why, sizeof(why), "bad value (%s)", d->range);
+        char range[48], why[64];
+        mlc_opt_range(d, range, sizeof(range));
+        mlc_snprintf(why, sizeof(why), "bad value (%s)", range);
         mlc_options_warn(why, p, len);
       } else {
-        mlc_opt_apply(opt, d, v);
+        mlc_opt_store(opt, d, v);
       }
     }
     p = *end ? end + 1 : end;
   }
+}
+
+/* What the allocator uses now for d. */
+static uint64_t mlc_opt_current(const mlc_opt_desc_t *d) {
+  return d->now ? d->now() : mlc_opt_load(&mlc_opt, d);
 }
 
 int mlc_option_get(const char *name, char *value, size_t len) {
@@ -167,13 +215,8 @@ int mlc_option_get(const char *name, char *value, size_t len) {
   const mlc_opt_desc_t *d = mlc_opt_find(name, strlen(name));
   if (!d) return ENOENT;
   if (!mlc_boot()) return ENOMEM;
-  uint64_t v = mlc_opt_value(&mlc_opt, d);
   char buf[32];
-  size_t n;
-  if (d->kind == MLC_OPT_BOOL) n = mlc_snprintf(buf, sizeof(buf), "%s", v ? "true" : "false");
-  else if (d->kind == MLC_OPT_FORMAT) n = mlc_snprintf(buf, sizeof(buf), "%s", v ? "json" : "text");
-  else if (!strcmp(d->name, "narenas")) n = mlc_snprintf(buf, sizeof(buf), "%u", mlc_narenas_now());
-  else n = mlc_snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+  size_t n = mlc_opt_format(d, mlc_opt_current(d), buf, sizeof(buf));
   if (!value || len <= n) return ERANGE;
   memcpy(value, buf, n + 1);
   return 0;
@@ -186,13 +229,8 @@ int mlc_option_set(const char *name, const char *value) {
   uint64_t v;
   if (!value || !mlc_opt_parse_value(d, value, strlen(value), &v)) return EINVAL;
   if (!mlc_boot()) return ENOMEM;
-  if (!d->runtime) {
-    uint64_t cur = !strcmp(d->name, "narenas") ? mlc_narenas_now() : mlc_opt_value(&mlc_opt, d);
-    return cur == v ? 0 : EPERM;
-  }
-  mlc_opt_apply(&mlc_opt, d, v);
-  if (!strcmp(d->name, "gc") && v) mlc_gc_start();
-  if (!strcmp(d->name, "gc_interval_ms")) mlc_gc_wake();
-  if (!strcmp(d->name, "stats_print") && v) mlc_stats_keep_stderr();
+  if (!d->runtime) return mlc_opt_current(d) == v ? 0 : EPERM;
+  mlc_opt_store(&mlc_opt, d, v);
+  if (d->set_hook) d->set_hook(v);
   return 0;
 }

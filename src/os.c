@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The OS layer: mmap, munmap, madvise, mremap, futex, clocks.  Nothing else in melloc
- * makes a system call (except through these functions); nothing here allocates.
+ * The OS layer: mmap, munmap, madvise, mremap, futex, membarrier, clocks, files and
+ * threads.  Nothing else in melloc makes a system call (except through these
+ * functions); nothing here allocates.
  */
 #include "internal.h"
 
 #include "os.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -119,9 +123,9 @@ void mlc_os_futex_wake(int *word, int n) {
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-void mlc_os_write_stderr(const char *buf, size_t len) {
+void mlc_os_write_fd(int fd, const char *buf, size_t len) {
   while (len > 0) {
-    ssize_t w = write(2, buf, len);
+    ssize_t w = write(fd, buf, len);
     if (w <= 0) {
       if (w < 0 && errno == EINTR) continue;
       return;
@@ -129,6 +133,50 @@ void mlc_os_write_stderr(const char *buf, size_t len) {
     buf += w;
     len -= (size_t)w;
   }
+}
+
+void mlc_os_write_stderr(const char *buf, size_t len) { mlc_os_write_fd(2, buf, len); }
+
+int mlc_os_dup_cloexec(int fd, int min) { return fcntl(fd, F_DUPFD_CLOEXEC, min); }
+
+void mlc_os_close(int fd) { close(fd); }
+
+size_t mlc_os_rss_bytes(void) {
+  char buf[128];
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = buf;
+  while (*p && *p != ' ') p++;
+  size_t pages = 0;
+  while (*p == ' ') p++;
+  while (*p >= '0' && *p <= '9') pages = pages * 10 + (size_t)(*p++ - '0');
+  return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+bool mlc_os_membarrier_register(void) {
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+}
+
+void mlc_os_membarrier(void) { syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0); }
+
+bool mlc_os_thread_spawn(void *(*fn)(void *), size_t stack_size, pthread_t *thread) {
+  int saved = errno;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, stack_size);
+  bool ok = pthread_create(thread, &attr, fn, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return ok;
 }
 
 long mlc_os_gettid(void) { return syscall(SYS_gettid); }

@@ -9,6 +9,8 @@
 
 #include "internal.h"
 
+#include <pthread.h>
+
 /* Maps size bytes (a multiple of the page size) of zeroed read-write memory aligned to
    align (a power of two, at least a page).  NULL when the kernel refuses. */
 void *mlc_os_map(size_t size, size_t align);
@@ -31,7 +33,23 @@ void mlc_os_futex_wait(int *word, int expected);
 void mlc_os_futex_wake(int *word, int n);
 /* Waits while *word == expected, at most ns nanoseconds. */
 void mlc_os_futex_wait_ns(int *word, int expected, uint64_t ns);
+/* Writes all of buf to fd, again after EINTR; gives up on another error. */
+void mlc_os_write_fd(int fd, const char *buf, size_t len);
 void mlc_os_write_stderr(const char *buf, size_t len);
+/* fcntl(F_DUPFD_CLOEXEC): a close-on-exec duplicate of fd numbered min or above, or -1. */
+int mlc_os_dup_cloexec(int fd, int min);
+void mlc_os_close(int fd);
+/* The process's resident memory (/proc/self/statm), or 0 when it cannot be read. */
+size_t mlc_os_rss_bytes(void);
+/* membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED): true when the kernel accepts,
+   and then mlc_os_membarrier() makes every running thread of the process execute a full
+   barrier. */
+bool mlc_os_membarrier_register(void);
+void mlc_os_membarrier(void);
+/* Starts fn(NULL) on a detached thread with a stack of stack_size bytes and every
+   signal blocked (so that the program's handlers run on the program's threads).  true
+   on success, with *thread set.  Keeps errno. */
+bool mlc_os_thread_spawn(void *(*fn)(void *), size_t stack_size, pthread_t *thread);
 long mlc_os_gettid(void);
 void mlc_os_sleep_ns(uint64_t ns);
 /* True once thread tid of this process no longer exists for the kernel (it has been

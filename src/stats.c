@@ -19,26 +19,8 @@
 #include "tcache.h"
 #include "util.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-static size_t mlc_rss_bytes(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char *p = buf;
-  while (*p && *p != ' ') p++;
-  size_t pages = 0;
-  while (*p == ' ') p++;
-  while (*p >= '0' && *p <= '9') pages = pages * 10 + (size_t)(*p++ - '0');
-  return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 void mlc_stats_gather(melloc_stats_t *st) {
   size_t size = st->size;
@@ -66,11 +48,10 @@ void mlc_stats_gather(melloc_stats_t *st) {
     st->cached += cached[c] * cs->size;
   }
   for (unsigned i = 0; i < mlc_narenas; i++) {
-    mlc_arena_t *a = mlc_arenas[i];
-    mlc_mutex_lock(&a->lock);
-    st->large_allocated += a->large_allocated;
-    st->mapped += a->mapped;
-    mlc_mutex_unlock(&a->lock);
+    size_t large, mapped;
+    mlc_arena_stats(mlc_arenas[i], &large, &mapped);
+    st->large_allocated += large;
+    st->mapped += mapped;
   }
   size_t lcached = mlc_tcache_cached_large_bytes();
   st->large_allocated = st->large_allocated > lcached ? st->large_allocated - lcached : 0;
@@ -80,7 +61,7 @@ void mlc_stats_gather(melloc_stats_t *st) {
   st->huge_allocated = huge_live;
   st->mapped += huge_live + huge_cached + mlc_base_mapped();
   st->allocated = st->small_allocated + st->large_allocated + st->huge_allocated;
-  st->resident = mlc_rss_bytes();
+  st->resident = mlc_os_rss_bytes();
   st->purged = (size_t)mlc_load(&mlc_gc_bytes_purged);
   st->gc_passes = mlc_load(&mlc_gc_passes);
   st->gc_objects_returned = mlc_load(&mlc_gc_objects_returned);
@@ -172,36 +153,19 @@ MLC_EXPORT int melloc_stats_print(melloc_write_fn write, void *opaque, const cha
   return 0;
 }
 
-MLC_EXPORT size_t melloc_collect(void) { return mlc_gc_collect_now(); }
-
-MLC_EXPORT int melloc_option_get(const char *name, char *value, size_t len) {
-  return mlc_option_get(name, value, len);
-}
-
-MLC_EXPORT int melloc_option_set(const char *name, const char *value) {
-  return mlc_option_set(name, value);
-}
-
 static int mlc_stats_fd = -1; /* Atomic: a duplicate of stderr for the exit report */
 
 void mlc_stats_keep_stderr(void) {
   if (__atomic_load_n(&mlc_stats_fd, __ATOMIC_ACQUIRE) >= 0) return;
-  int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+  int fd = mlc_os_dup_cloexec(2, 100);
   int expected = -1;
   if (fd >= 0 && !__atomic_compare_exchange_n(&mlc_stats_fd, &expected, fd, false,
                                               __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-    close(fd);
+    mlc_os_close(fd);
 }
 
 static void mlc_write_fd(void *opaque, const char *text) {
-  int fd = *(int *)opaque;
-  size_t len = strlen(text);
-  while (len) {
-    ssize_t w = write(fd, text, len);
-    if (w <= 0) return;
-    text += w;
-    len -= (size_t)w;
-  }
+  mlc_os_write_fd(*(int *)opaque, text, strlen(text));
 }
 
 /* Statistics at exit when MELLOC_CONF asked for them. */

@@ -12,6 +12,8 @@
 #include "chunk.h"
 #include "gc.h"
 #include "init.h"
+#include "list.h"
+#include "os.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -38,7 +40,7 @@ MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW, 0};
 #define MLC_TCACHE_DIRECT_FREES 64
 
 static pthread_key_t mlc_tcache_key;
-static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER;
+static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER(MLC_RANK_TCACHE);
 /* Caches are in one of two groups: live ones, which the collector visits on each pass,
    and parked ones, which it emptied while their owners were idle and does not visit
    until their owners come back (through a slow path, see mlc_tcache_unpark).  A pass
@@ -173,42 +175,75 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
   return true;
 }
 
-/* Caller holds the registry lock. */
-static void mlc_tcache_list_push(mlc_tcache_t **list, mlc_tcache_t *tc) {
-  tc->prev = NULL;
-  tc->next = *list;
-  if (*list) (*list)->prev = tc;
-  *list = tc;
+/* The live and parked lists.  Protected by the registry lock. */
+MLC_LIST_DEFINE(tcache, mlc_tcache_t)
+
+/* The list tc is on.  Caller holds the registry lock. */
+static mlc_tcache_t **mlc_tcache_list_of(mlc_tcache_t *tc) {
+  return tc->parked ? &mlc_tcache_parked : &mlc_tcache_live;
 }
 
-static void mlc_tcache_list_remove(mlc_tcache_t *tc) {
-  if (tc->prev)
-    tc->prev->next = tc->next;
-  else if (tc->parked)
-    mlc_tcache_parked = tc->next;
-  else
-    mlc_tcache_live = tc->next;
-  if (tc->next) tc->next->prev = tc->prev;
-  tc->next = tc->prev = NULL;
+/* Calls visit on every registered cache, live then parked; visit may unlink the cache it
+   is given.  Caller holds the registry lock (or is a fork child's only thread). */
+static void mlc_tcache_each_locked(void (*visit)(mlc_tcache_t *tc, void *arg), void *arg) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
+  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
+  mlc_tcache_t *next;
+  for (int l = 0; l < 2; l++)
+    for (mlc_tcache_t *tc = lists[l]; tc; tc = next) {
+      next = tc->next;
+      visit(tc, arg);
+    }
+}
+
+/* No thread has a cache, parked or not.  Caller holds the registry lock. */
+static bool mlc_tcache_none_locked(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
+  return !mlc_tcache_live && !mlc_tcache_parked;
 }
 
 void mlc_tcache_park(mlc_tcache_t *tc) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
   /* Every push now falls to the slow path, which unparks: the collector hears of the
      first object the owner caches again. */
   for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
-  mlc_tcache_list_remove(tc);
+  mlc_list_tcache_remove(&mlc_tcache_live, tc);
   tc->parked = true;
-  mlc_tcache_list_push(&mlc_tcache_parked, tc);
+  mlc_list_tcache_push(&mlc_tcache_parked, tc);
 }
 
 void mlc_tcache_unpark(mlc_tcache_t *tc) {
   mlc_tcache_registry_lock();
-  mlc_tcache_list_remove(tc);
+  mlc_list_tcache_remove(&mlc_tcache_parked, tc);
   tc->parked = false;
-  mlc_tcache_list_push(&mlc_tcache_live, tc);
+  mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
   for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], tc->start[c]);
   tc->gc_idle_passes = 0;
+}
+
+/* ---- The owner's side of the state word (the collector's is in gc.c) ---- */
+
+void mlc_tcache_owner_enter(mlc_tcache_t *tc) {
+  for (;;) {
+    int s = MLC_TC_FREE;
+    if (__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_OWNER, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      /* The collector parked this cache while the owner was away: it is back. */
+      if (MLC_UNLIKELY(tc->parked)) mlc_tcache_unpark(tc);
+      return;
+    }
+    /* The collector holds it: sleep until it lets go. */
+    if (s == MLC_TC_COLLECTOR &&
+        !__atomic_compare_exchange_n(&tc->state, &s, MLC_TC_COLLECTOR | MLC_TC_WAITING, false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      continue;
+    mlc_os_futex_wait(&tc->state, MLC_TC_COLLECTOR | MLC_TC_WAITING);
+  }
+}
+
+void mlc_tcache_owner_exit(mlc_tcache_t *tc) {
+  __atomic_store_n(&tc->state, MLC_TC_FREE, __ATOMIC_RELEASE);
 }
 
 static mlc_tcache_t *mlc_tcache_create(void) {
@@ -247,13 +282,13 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   mlc_tcache_layout(tc, st);
   tc->stack = st;
   tc->arena = mlc_tsd_arena();
-  tc->state = 0;
+  tc->state = MLC_TC_FREE;
   tc->slow_events = 0;
   tc->gc_seen_events = 0;
   tc->gc_idle_passes = 0;
   tc->parked = false;
   mlc_tcache_registry_lock();
-  mlc_tcache_list_push(&mlc_tcache_live, tc);
+  mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
   /* May allocate (past 32 keys); the state above sends that to the bins directly. */
   pthread_setspecific(mlc_tcache_key, tc);
@@ -395,9 +430,9 @@ void mlc_tcache_free_slow(void *p) {
   /* One radix-tree lookup for both: class, and the entry if p is not small.  Both
      continue in functions of their own, so that this one needs no stack frame. */
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_leaf_class(leaf, p) : 0;
+  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
   if (cls == 0)
-    mlc_free_nonsmall(p, leaf ? mlc_leaf_entry(leaf, p) : NULL);
+    mlc_free_nonsmall(p, leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL);
   else
     mlc_tcache_free_small_slow(p, cls);
 }
@@ -487,18 +522,20 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   errno = saved;
 }
 
+static void mlc_tcache_count_large(mlc_tcache_t *tc, void *arg) {
+  size_t *total = arg;
+  for (size_t np = MLC_LCLASS_MIN_PAGES; np <= MLC_LCACHE_MAX_PAGES; np++) {
+    size_t c = mlc_tclass_large(np);
+    void **h = mlc_load(&tc->b->head[c]);
+    void **e = mlc_load(&tc->empty[c]);
+    if (h < e) *total += (size_t)(e - h) * (np << MLC_PAGE_SHIFT);
+  }
+}
+
 size_t mlc_tcache_cached_large_bytes(void) {
   size_t total = 0;
   mlc_tcache_registry_lock();
-  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
-  for (int l = 0; l < 2; l++)
-    for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
-      for (size_t np = MLC_LCLASS_MIN_PAGES; np <= MLC_LCACHE_MAX_PAGES; np++) {
-        size_t c = mlc_tclass_large(np);
-        void **h = mlc_load(&tc->b->head[c]);
-        void **e = mlc_load(&tc->empty[c]);
-        if (h < e) total += (size_t)(e - h) * (np << MLC_PAGE_SHIFT);
-      }
+  mlc_tcache_each_locked(mlc_tcache_count_large, &total);
   mlc_tcache_registry_unlock();
   return total;
 }
@@ -521,11 +558,11 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_tcache_flush_all(tc);
   mlc_tsd.bins = mlc_tbins_dummy;
   mlc_tcache_registry_lock();
-  mlc_tcache_list_remove(tc);
+  mlc_list_tcache_remove(mlc_tcache_list_of(tc), tc);
   tc->next = mlc_tcache_recycled;
   mlc_tcache_recycled = tc;
   mlc_tcache_owner_exit(tc);
-  bool last = !mlc_tcache_live && !mlc_tcache_parked;
+  bool last = mlc_tcache_none_locked();
   mlc_tcache_registry_unlock();
   /* No thread holds a cache any more: perhaps the program's last thread is ending
      (pthread_exit), and the collector must not keep the process alive (gc.c). */
@@ -533,27 +570,32 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_trace("tcache: thread exit, cache recycled");
 }
 
+static void mlc_tcache_count_small(mlc_tcache_t *tc, void *arg) {
+  uint64_t *out = arg;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    void **h = mlc_load(&tc->b->head[c]);
+    void **e = mlc_load(&tc->empty[c]);
+    if (h < e) out[c] += (uint64_t)(e - h);
+  }
+}
+
 void mlc_tcache_cached_objects(uint64_t out[MLC_NCLASSES]) {
   memset(out, 0, sizeof(uint64_t) * MLC_NCLASSES);
   mlc_tcache_registry_lock();
-  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
-  for (int l = 0; l < 2; l++)
-    for (mlc_tcache_t *tc = lists[l]; tc; tc = tc->next)
-      for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-        void **h = mlc_load(&tc->b->head[c]);
-        void **e = mlc_load(&tc->empty[c]);
-        if (h < e) out[c] += (uint64_t)(e - h);
-      }
+  mlc_tcache_each_locked(mlc_tcache_count_small, out);
   mlc_tcache_registry_unlock();
 }
 
 void mlc_tcache_registry_lock(void) { mlc_mutex_lock(&mlc_tcache_registry); }
 void mlc_tcache_registry_unlock(void) { mlc_mutex_unlock(&mlc_tcache_registry); }
-mlc_tcache_t *mlc_tcache_registry_first(void) { return mlc_tcache_live; }
+mlc_tcache_t *mlc_tcache_registry_first(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
+  return mlc_tcache_live;
+}
 
 bool mlc_tcache_registry_empty(void) {
   mlc_tcache_registry_lock();
-  bool empty = !mlc_tcache_live && !mlc_tcache_parked;
+  bool empty = mlc_tcache_none_locked();
   mlc_tcache_registry_unlock();
   return empty;
 }
@@ -561,29 +603,28 @@ bool mlc_tcache_registry_empty(void) {
 void mlc_tcache_prefork(void) { mlc_tcache_registry_lock(); }
 void mlc_tcache_postfork_parent(void) { mlc_tcache_registry_unlock(); }
 
+/* In a fork child: every cache but the calling thread's goes to the recycled list. */
+static void mlc_tcache_recycle_other(mlc_tcache_t *tc, void *self) {
+  if (tc == self) return;
+  tc->next = mlc_tcache_recycled;
+  mlc_tcache_recycled = tc;
+}
+
 void mlc_tcache_postfork_child(void) {
-  mlc_mutex_reset(&mlc_tcache_registry);
   /* Only the forking thread exists in the child: the other caches' objects are lost
      (as in every allocator), and their structures are recycled. */
   mlc_tcache_t *self = mlc_tsd.state == MLC_TSD_CACHED ? mlc_tsd.tc : NULL;
-  mlc_tcache_t *next;
-  mlc_tcache_t *lists[2] = {mlc_tcache_live, mlc_tcache_parked};
-  for (int l = 0; l < 2; l++)
-    for (mlc_tcache_t *tc = lists[l]; tc; tc = next) {
-      next = tc->next;
-      if (tc == self) continue;
-      tc->next = mlc_tcache_recycled;
-      mlc_tcache_recycled = tc;
-    }
+  mlc_tcache_each_locked(mlc_tcache_recycle_other, self);
   mlc_tcache_live = self;
   mlc_tcache_parked = NULL;
   if (self) {
     self->next = self->prev = NULL;
-    self->state = 0;
+    self->state = MLC_TC_FREE;
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
       for (unsigned c = 1; c < MLC_TCLASSES; c++) self->b->full[c] = self->start[c];
     }
   }
+  mlc_mutex_reset(&mlc_tcache_registry);
 }

@@ -20,6 +20,15 @@ enum {
   MLC_TSD_UNCACHED = 3, /* the thread is exiting, or caches are off: bins directly */
 };
 
+/* Who holds a cache's slow-path fields (mlc_tcache_t.state; the protocol is at the top
+   of gc.c).  WAITING is added to COLLECTOR while the owner sleeps on the word. */
+enum mlc_tcache_state_e {
+  MLC_TC_FREE = 0,
+  MLC_TC_OWNER = 1,
+  MLC_TC_COLLECTOR = 2,
+  MLC_TC_WAITING = 4,
+};
+
 /* Per-thread data: all of melloc's thread-local storage (initial-exec, kept tiny). */
 typedef struct mlc_tsd_s {
   mlc_tbins_t bins;   /* the fast paths' view of the cache; all at mlc_dummy_slot when
@@ -137,8 +146,10 @@ void mlc_tcache_park(mlc_tcache_t *tc);
 /* Back to the live group.  Owner thread, having claimed tc, no registry lock held. */
 void mlc_tcache_unpark(mlc_tcache_t *tc);
 
-/* Owner-side claim of the cache's slow-path fields (see gc.c).  Owner thread only. */
+/* Owner-side claim of the cache's slow-path fields (see gc.c): waits while the collector
+   holds them, and unparks a parked cache.  Owner thread only, no lock held. */
 void mlc_tcache_owner_enter(mlc_tcache_t *tc);
+/* Lets them go.  Owner thread, after mlc_tcache_owner_enter. */
 void mlc_tcache_owner_exit(mlc_tcache_t *tc);
 
 /* Flushes the n oldest objects of class cls.  Caller owns tc's slow-path fields. */

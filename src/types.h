@@ -67,6 +67,8 @@ struct mlc_slab_s {
  * the pages a phase of large blocks frees can hold the next phase's slabs and the other
  * way round (frag: peak RSS 288 -> 278 MiB).  Slabs are taken from the top of a chunk and
  * large runs by best fit, lowest first, which keeps the two apart while both have room.
+ * The page state (free_ns to npages) is changed only by chunk.c's functions (chunk.h),
+ * which the arena calls holding arena->lock.
  */
 struct mlc_chunk_s {
   mlc_arena_t *arena;      /* Constant */
@@ -132,22 +134,35 @@ struct mlc_arena_s {
  * them hold freed large blocks by page count (MLC_LCACHE_MAX_PAGES above).
  */
 typedef struct mlc_tbins_s {
-  void **head[MLC_TCLASSES];  /* Owner writes; the collector reads (relaxed) */
-  void **lw[MLC_TCLASSES];    /* Owner thread, or the collector while it holds state */
-  void **full[MLC_TCLASSES];  /* Constant while the cache exists */
+  /* Owner only: its fast paths with plain stores, its slow paths holding state; never
+     the collector, which reads it (relaxed, acquire in a pass). */
+  void **head[MLC_TCLASSES];
+  /* Whoever holds state: the owner's slow paths raise it to empty (the owner may use
+     every object again), a pass lowers it to head (to see what the owner touches before
+     the next one).  The pop fast path reads it without state. */
+  void **lw[MLC_TCLASSES];
+  /* Whoever holds state: the owner sets it to the start of the class's region when it
+     lays the stacks out or unparks, a pass raises it to head when it parks the cache.
+     The push fast path reads it without state. */
+  void **full[MLC_TCLASSES];
 } mlc_tbins_t;
 
 struct mlc_tcache_s {
   mlc_tbins_t *b;             /* Constant: the owner's bins, in its thread-local storage */
-  void **empty[MLC_TCLASSES]; /* Owner thread, or the collector while it holds state */
+  /* Whoever holds state: the owner's refills and layouts set it to the top of the
+     class's region, a pass lowers it by what it takes from the bottom of the stack. */
+  void **empty[MLC_TCLASSES];
   void **start[MLC_TCLASSES]; /* Constant: where each class's region starts (its full) */
   uint16_t fill[MLC_TCLASSES]; /* Owner thread: objects per refill, grows with use */
   uint16_t cap[MLC_TCLASSES];  /* Owner thread: slots per class now, grows with use */
   uint64_t refilled;           /* Owner thread: bit c set once class c needed a refill */
   mlc_arena_t *arena;          /* Constant */
-  int state;                   /* Atomic: who may touch the slow-path fields (gc.c) */
-  bool parked;                 /* Protected by the registry lock and state: on the idle
-                                  list, with full raised to head (see gc.c) */
+  int state;                   /* Atomic: enum mlc_tcache_state_e, who holds the
+                                  slow-path fields (protocol at the top of gc.c) */
+  /* Written holding both the registry lock and state: set by a pass that parks the cache
+     (then it is on the parked list, full raised to head), cleared by the owner's claim
+     of state (mlc_tcache_owner_enter unparks).  The owner reads it holding state. */
+  bool parked;
   mlc_tcache_t *next;          /* Protected by the registry lock */
   mlc_tcache_t *prev;
   uint64_t slow_events;        /* Owner writes (relaxed): slow-path calls, seen by gc */

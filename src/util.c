@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers that never allocate: formatting for messages and traces, fatal errors,
- * assertions, and the mutex's slow paths.
+ * Helpers that never allocate: formatting for messages and traces, fatal errors and
+ * assertions.
  */
 #include "internal.h"
 
-#include "mutex.h"
 #include "os.h"
 #include "util.h"
 
@@ -144,26 +143,4 @@ void mlc_trace_printf(const char *fmt, ...) {
   va_end(ap);
   buf[n++] = '\n';
   mlc_os_write_stderr(buf, n);
-}
-
-/* The futex calls may set errno (EAGAIN, EINTR); free() must preserve it. */
-void mlc_mutex_lock_slow(mlc_mutex_t *m) {
-  int saved = errno;
-  for (int spin = 0; spin < 100; spin++) {
-    if (__atomic_load_n(&m->word, __ATOMIC_RELAXED) == 0 && mlc_mutex_trylock(m)) {
-      errno = saved;
-      return;
-    }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
-  while (__atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE) != 0) mlc_os_futex_wait(&m->word, 2);
-  errno = saved;
-}
-
-void mlc_mutex_wake(mlc_mutex_t *m) {
-  int saved = errno;
-  mlc_os_futex_wake(&m->word, 1);
-  errno = saved;
 }

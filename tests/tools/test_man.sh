@@ -58,6 +58,16 @@ for f in $(grep -v '^#' "$src/abi/standard-names.txt"); do
   if grep -q "^\.BR $f ()" "$src/man/melloc.3"; then ok "melloc.3 names $f()"; else bad "melloc.3 lacks $f()"; fi
 done
 
+# The value of a constant the options table names (a number stays itself).
+constant() {
+  case $1 in
+  MLC_SMALL_MAX) echo 8192 ;;
+  MLC_MAX_ARENAS) sed -n 's/^#define MLC_MAX_ARENAS \([0-9]*\)$/\1/p' "$src/src/arena.h" ;;
+  MLC_OPT_HOUR_MS) sed -n 's/^#define MLC_OPT_HOUR_MS \([0-9]*\)$/\1/p' "$src/src/options.c" ;;
+  *) echo "$1" ;;
+  esac
+}
+
 # Every MELLOC_CONF key has an entry in melloc(7), with its range as the code has it.
 keys=$(sed -n 's/^ *{"\([a-z_]*\)", MLC_OPT_[A-Z0-9]*, .*/\1/p' "$src/src/options.c")
 [ -n "$keys" ] || bad "no keys found in src/options.c"
@@ -68,21 +78,19 @@ while IFS= read -r line; do
   k=$(echo "$line" | sed -n 's/^ *{"\([a-z_]*\)", MLC_OPT_U64, \([0-9]*\), \([0-9A-Z_]*\),.*/\1 \2 \3/p')
   [ -n "$k" ] || continue
   set -- $k
-  hi=$3
-  [ "$hi" = MLC_SMALL_MAX ] && hi=8192
+  hi=$(constant "$3")
   entry=$(awk -v k="$1" '$0 ~ "^\\.BI " k ":" {p = 1; next} /^\.TP/ {p = 0} p' "$src/man/melloc.7")
   if echo "$entry" | grep -q "$2 to $hi"; then ok "melloc.7: $1 range $2 to $hi"; else bad "melloc.7: $1 range is not '$2 to $hi'"; fi
 done <"$src/src/options.c"
 
-# ... and its default as src/options.c sets it (narenas: the CPUs, at run time).
+# ... and its default as the table in src/options.c has it (narenas: the CPUs, at run time).
 while IFS= read -r line; do
-  k=$(echo "$line" | sed -n 's/^ *opt->\([a-z_]*\) = \([A-Za-z0-9_]*\);.*/\1 \2/p')
+  k=$(echo "$line" | sed -n 's/^ *{"\([a-z_]*\)", MLC_OPT_\([A-Z0-9]*\), [0-9A-Z_]*, [0-9A-Z_]*, \([A-Za-z0-9_]*\),.*/\1 \2 \3/p')
   [ -n "$k" ] || continue
   set -- $k
   name=$1
-  want=$2
-  [ "$name" = stats_json ] && name=stats_format && want=$([ "$2" = true ] && echo json || echo text)
-  [ "$want" = MLC_SMALL_MAX ] && want=8192
+  want=$(constant "$3")
+  [ "$name" = stats_format ] && want=$([ "$3" = 1 ] && echo json || echo text)
   [ "$name" = narenas ] && continue
   entry=$(awk -v k="$name" '$0 ~ "^\\.(BI|BR) " k ":" {p = 1; next} /^\.TP/ {p = 0} p' "$src/man/melloc.7" |
     tr '\n' ' ' | sed -e 's/\.BR* //g')
@@ -91,7 +99,7 @@ while IFS= read -r line; do
   else
     bad "melloc.7: $name default is not '$want'" "$entry"
   fi
-done < <(sed -n '/^void mlc_options_default/,/^}/p' "$src/src/options.c")
+done <"$src/src/options.c"
 
 # Every option in the command's usage is in melloc(1).
 for o in $(grep -o -- '--[a-z]*' "$src/tools/melloc.c" | sort -u); do

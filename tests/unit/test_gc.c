@@ -14,12 +14,18 @@ static sem_t lgo, ldone; /* for the tests with a thread of their own */
 static int command; /* 1: burst of malloc/free, 2: exit */
 static mlc_tcache_t *worker_tc;
 
-static void *worker(void *arg) {
-  (void)arg;
+/* Fills the calling thread's cache with NOBJ objects of CLS (freed in the order they
+   were allocated) and publishes the cache in worker_tc. */
+static void fill_own_cache(void) {
   void *objs[NOBJ];
   for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
   for (int i = 0; i < NOBJ; i++) free(objs[i]);
   worker_tc = mlc_tsd.tc;
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  fill_own_cache();
   sem_post(&done);
   for (;;) {
     sem_wait(&go);
@@ -44,14 +50,18 @@ static void burst(void) {
   sem_wait(&done);
 }
 
-static pthread_t start_worker(void) {
+/* Starts fn(arg) on a thread that posts *ready once its cache is filled and then
+   waits on *go_sem for each command. */
+static pthread_t start_thread(sem_t *go_sem, sem_t *ready, void *(*fn)(void *), void *arg) {
   pthread_t t;
-  sem_init(&go, 0, 0);
-  sem_init(&done, 0, 0);
-  pthread_create(&t, NULL, worker, NULL);
-  sem_wait(&done);
+  sem_init(go_sem, 0, 0);
+  sem_init(ready, 0, 0);
+  pthread_create(&t, NULL, fn, arg);
+  sem_wait(ready);
   return t;
 }
+
+static pthread_t start_worker(void) { return start_thread(&go, &done, worker, NULL); }
 
 static void stop_worker(pthread_t t) {
   command = 2;
@@ -59,14 +69,25 @@ static void stop_worker(pthread_t t) {
   pthread_join(t, NULL);
 }
 
-static size_t piece(size_t n, unsigned k) { /* k-th idle pass: 1/8, 1/4, 1/2, all */
-  if (k >= 4) return n;
-  unsigned shift = 4 - k;
-  return (n + ((size_t)1 << shift) - 1) >> shift;
+/* The tests with a thread of their own use lgo and ldone. */
+static pthread_t start_own_worker(void *(*fn)(void *), void *arg) {
+  return start_thread(&lgo, &ldone, fn, arg);
 }
 
-/* An idle cache is returned in exponentially growing pieces: 1/8, 1/4, 1/2, all, of
-   what the collector may take (everything but the object at head, see gc.c). */
+/* Objects of class c in every thread's cache. */
+static uint64_t all_cached(unsigned c) {
+  uint64_t cached_all[MLC_NCLASSES];
+  mlc_tcache_cached_objects(cached_all);
+  return cached_all[c];
+}
+
+/* Objects of class c in callers' hands: handed out by the bins and in no cache. */
+static uint64_t in_use(unsigned c) { return mlc_unit_outstanding(c) - all_cached(c); }
+
+/* An idle cache goes back to the bins a piece per pass, the pieces growing, until only
+   the object at head is left (the collector never takes that one, see gc.c): a short
+   pause costs its owner little, a long one gives everything back within a few
+   passes.  What leaves the cache is free in the bins at once. */
 START_TEST(test_idle_sequence) {
   pthread_t t = start_worker();
   mlc_tcache_t *tc = worker_tc;
@@ -76,12 +97,19 @@ START_TEST(test_idle_sequence) {
   /* First pass: the owner was active since the cache was made; nothing taken. */
   mlc_gc_pass_at(now, false);
   ck_assert_uint_eq(cached(tc), n);
+  size_t last_taken = 0;
   for (unsigned k = 1; k <= 4; k++) {
-    now += 1000000000u;
-    mlc_gc_pass_at(now, false);
-    size_t expect = n - piece(n - 1, k);
-    ck_assert_uint_eq(cached(tc), expect);
-    n = expect;
+    uint64_t out = mlc_unit_outstanding(CLS), in_caches = all_cached(CLS);
+    mlc_gc_pass_at(now += 1000000000u, false);
+    size_t taken = n - cached(tc);
+    ck_assert_uint_gt(taken, 0);
+    ck_assert_uint_ge(taken, last_taken);
+    if (k == 1) ck_assert_uint_le(taken, n / 4); /* one idle pass: a small piece */
+    /* (this thread's cache may give some back too) */
+    ck_assert_uint_eq(out - mlc_unit_outstanding(CLS), in_caches - all_cached(CLS));
+    ck_assert_uint_ge(out - mlc_unit_outstanding(CLS), taken);
+    last_taken = taken;
+    n -= taken;
   }
   ck_assert_uint_eq(cached(tc), 1);
   stop_worker(t);
@@ -92,10 +120,7 @@ END_TEST
    frees that class (no refill restarts the stack) still has the whole capacity. */
 static void *frees_only_worker(void *arg) {
   void **objs = arg;
-  void *own[NOBJ];
-  for (int i = 0; i < NOBJ; i++) own[i] = malloc(mlc_class_size[CLS]);
-  for (int i = 0; i < NOBJ; i++) free(own[i]);
-  worker_tc = mlc_tsd.tc;
+  fill_own_cache();
   sem_post(&ldone);
   sem_wait(&lgo);
   for (int i = 0; i < NOBJ; i++) free(objs[i]);
@@ -107,11 +132,7 @@ static void *frees_only_worker(void *arg) {
 START_TEST(test_frees_after_collection_keep_capacity) {
   void *objs[NOBJ];
   for (int i = 0; i < NOBJ; i++) objs[i] = malloc(mlc_class_size[CLS]);
-  sem_init(&lgo, 0, 0);
-  sem_init(&ldone, 0, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, frees_only_worker, objs);
-  sem_wait(&ldone);
+  pthread_t t = start_own_worker(frees_only_worker, objs);
   mlc_tcache_t *tc = worker_tc;
   uint64_t now = mlc_os_now_ns();
   for (int k = 0; k < 6; k++) mlc_gc_pass_at(now += 1000000000u, false);
@@ -150,23 +171,34 @@ static void *large_worker(void *arg) {
 
 START_TEST(test_idle_large_blocks) {
   size_t np = (LSIZE + MLC_PAGE - 1) / MLC_PAGE, block = np * MLC_PAGE;
-  sem_init(&lgo, 0, 0);
-  sem_init(&ldone, 0, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, large_worker, NULL);
-  sem_wait(&ldone);
+  pthread_t t = start_own_worker(large_worker, NULL);
   ck_assert_ptr_nonnull(worker_tc);
   ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), LNOBJ * block);
   uint64_t now = mlc_os_now_ns();
   mlc_gc_pass_at(now, false); /* the owner was active: nothing taken */
   ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), LNOBJ * block);
+  /* Each idle pass gives some back, and the arenas have it at once. */
   size_t n = LNOBJ;
-  for (unsigned k = 1; k <= 4; k++) {
+  for (unsigned k = 1; k <= 4 && n > 1; k++) {
+    size_t large_before = 0, large_after = 0, mapped;
+    for (unsigned i = 0; i < mlc_narenas; i++) {
+      size_t l;
+      mlc_arena_stats(mlc_arenas[i], &l, &mapped);
+      large_before += l;
+    }
     mlc_gc_pass_at(now += 1000000000u, false);
-    n -= piece(n - 1, k);
-    ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), n * block);
+    size_t left = mlc_tcache_cached_large_bytes() / block;
+    ck_assert_uint_lt(left, n);
+    for (unsigned i = 0; i < mlc_narenas; i++) {
+      size_t l;
+      mlc_arena_stats(mlc_arenas[i], &l, &mapped);
+      large_after += l;
+    }
+    ck_assert_uint_eq(large_before - large_after, (n - left) * block);
+    n = left;
   }
-  ck_assert_uint_eq(n, 1);
+  /* All but the block at head, within four idle passes. */
+  ck_assert_uint_eq(mlc_tcache_cached_large_bytes(), block);
   sem_post(&lgo);
   sem_wait(&ldone);
   pthread_join(t, NULL);
@@ -197,32 +229,73 @@ START_TEST(test_busy_again_restarts) {
   mlc_gc_pass_at(now += 1000000000u, false);
   size_t n = cached(tc);
   mlc_gc_pass_at(now += 1000000000u, false);
-  n -= piece(n - 1, 1);
-  ck_assert_uint_eq(cached(tc), n);
+  size_t first = n - cached(tc);
   mlc_gc_pass_at(now += 1000000000u, false);
-  n -= piece(n - 1, 2);
-  ck_assert_uint_eq(cached(tc), n);
+  size_t second = n - first - cached(tc);
+  ck_assert_uint_gt(first, 0);
+  ck_assert_uint_gt(second, first); /* the pieces grow while the owner stays away */
   burst();
   mlc_gc_pass_at(now += 1000000000u, false);
-  ck_assert_uint_eq(tc->gc_idle_passes, 0);
   size_t after_busy = cached(tc);
-  ck_assert_uint_le(after_busy, n);
+  /* Busy again: the pass takes at most what the owner did not touch. */
+  ck_assert_uint_le(after_busy, n - first - second);
+  ck_assert_uint_gt(after_busy, 1);
   mlc_gc_pass_at(now += 1000000000u, false);
-  ck_assert_uint_eq(tc->gc_idle_passes, 1);
-  ck_assert_uint_eq(cached(tc), after_busy - piece(after_busy - 1, 1));
+  /* Idle again: a small first piece again, not the larger one of the old sequence. */
+  size_t again = after_busy - cached(tc);
+  ck_assert_uint_gt(again, 0);
+  ck_assert_uint_le(again, MLC_MAX(first, (after_busy + 3) / 4));
+  ck_assert_uint_lt(cached(tc), after_busy);
   stop_worker(t);
 }
 END_TEST
 
-/* The objects the collector takes are exactly the oldest ones; the owner still gets
-   valid, distinct objects afterwards. */
+/* The objects the collector takes are exactly the oldest ones (those freed first):
+   the cache keeps the newest, in their order.  The owner then gets every object it
+   asks for, none twice, none still in its cache. */
+static void *owner_objs[NOBJ];
+static void *oldest_worker(void *arg) {
+  (void)arg;
+  fill_own_cache();
+  sem_post(&ldone);
+  sem_wait(&lgo);
+  for (int i = 0; i < NOBJ; i++) owner_objs[i] = malloc(mlc_class_size[CLS]);
+  sem_post(&ldone);
+  sem_wait(&lgo);
+  for (int i = 0; i < NOBJ; i++) free(owner_objs[i]);
+  return NULL;
+}
+
 START_TEST(test_owner_after_collection) {
-  pthread_t t = start_worker();
+  pthread_t t = start_own_worker(oldest_worker, NULL);
+  mlc_tcache_t *tc = worker_tc;
+  /* The stack, newest first: the objects freed last are at head. */
+  size_t n = cached(tc);
+  void *stack[1024];
+  ck_assert_uint_le(n, 1024);
+  memcpy(stack, tc->b->head[CLS], n * sizeof(void *));
   uint64_t now = mlc_os_now_ns();
   for (int i = 0; i < 3; i++) mlc_gc_pass_at(now += 1000000000u, false);
-  for (int i = 0; i < 20; i++) burst();
-  ck_assert_uint_le(cached(worker_tc), NOBJ);
-  stop_worker(t);
+  size_t left = cached(tc);
+  ck_assert_uint_lt(left, n);
+  ck_assert_uint_gt(left, 1);
+  /* What is left is the newest `left` objects, in order: the oldest were taken. */
+  for (size_t i = 0; i < left; i++) ck_assert_ptr_eq(tc->b->head[CLS][i], stack[i]);
+  sem_post(&lgo);
+  sem_wait(&ldone);
+  /* The owner's next NOBJ allocations: its newest objects first, then from the bins;
+     all distinct, all of the class, none still cached. */
+  for (size_t i = 0; i < left; i++) ck_assert_ptr_eq(owner_objs[i], stack[i]);
+  void *sorted[NOBJ];
+  memcpy(sorted, owner_objs, sizeof(sorted));
+  qsort(sorted, NOBJ, sizeof(void *), mlc_unit_cmp_ptr);
+  for (int i = 0; i < NOBJ; i++) {
+    ck_assert_uint_eq(mlc_pagemap_class(sorted[i]), CLS);
+    if (i) ck_assert_ptr_ne(sorted[i], sorted[i - 1]);
+    for (void **q = tc->b->head[CLS]; q < tc->empty[CLS]; q++) ck_assert_ptr_ne(*q, sorted[i]);
+  }
+  sem_post(&lgo);
+  pthread_join(t, NULL);
 }
 END_TEST
 
@@ -312,7 +385,14 @@ static void *passes(void *arg) {
   return NULL;
 }
 
+/* Every object of the exiting threads goes back to the bins exactly once, whether the
+   collector or the exiting thread returns it: none is lost, none returned twice (which
+   would show as fewer objects in use than before). */
 START_TEST(test_exit_during_passes) {
+  unsigned c = (unsigned)mlc_size_class(48);
+  mlc_boot();
+  uint64_t before = in_use(c);
+  uint64_t passes_before = mlc_load(&mlc_gc_passes);
   pthread_t g;
   stop_passes = 0;
   pthread_create(&g, NULL, passes, NULL);
@@ -323,7 +403,8 @@ START_TEST(test_exit_during_passes) {
   }
   stop_passes = 1;
   pthread_join(g, NULL);
-  ck_assert_uint_gt(mlc_gc_passes, 0);
+  ck_assert_uint_gt(mlc_load(&mlc_gc_passes), passes_before); /* they did overlap */
+  ck_assert_uint_eq(in_use(c), before);
 }
 END_TEST
 

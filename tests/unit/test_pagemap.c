@@ -43,11 +43,11 @@ START_TEST(test_large_and_huge_lookup) {
   ck_assert_uint_eq(chunk->npages[((uintptr_t)l & MLC_CHUNK_MASK) >> MLC_PAGE_SHIFT], 25);
   void *h = malloc(9 << 20);
   ck_assert_uint_eq(mlc_pagemap_class(h), 0);
-  mlc_huge_t *d = mlc_entry_huge(mlc_pagemap_entry(h));
+  mlc_huge_t *d = mlc_huge_of_entry(mlc_pagemap_entry(h));
   ck_assert_ptr_nonnull(d);
   ck_assert_ptr_eq(d->addr, h);
   /* Every 4 MiB of the mapping points at the descriptor. */
-  ck_assert_ptr_eq(mlc_entry_huge(mlc_pagemap_entry((char *)h + (8 << 20))), d);
+  ck_assert_ptr_eq(mlc_huge_of_entry(mlc_pagemap_entry((char *)h + (8 << 20))), d);
   free(h);
   free(l);
 }

@@ -3,17 +3,6 @@
 
 #include <pthread.h>
 
-static uint64_t class_outstanding(unsigned c) {
-  uint64_t total = 0;
-  for (unsigned i = 0; i < mlc_narenas; i++) {
-    uint64_t m, f;
-    size_t n;
-    mlc_bin_stats(&mlc_arenas[i]->bins[c], &m, &f, &n);
-    total += m - f;
-  }
-  return total;
-}
-
 /* A freed object comes back from the cache on the next malloc of its class: LIFO. */
 START_TEST(test_lifo) {
   void *p = malloc(64);
@@ -43,30 +32,40 @@ START_TEST(test_capacity) {
 }
 END_TEST
 
-/* Refill batches start small and double up to half the capacity. */
+/* A thread that allocates one object takes only a few from the bins (it keeps little
+   it does not use); a thread that allocates many takes them in batches that grow, so
+   that almost every allocation is a pop from its cache.  Every object is distinct. */
+enum { FILL_N = 600 };
+static void *fill_objs[FILL_N];
 static void *thread_fill(void *arg) {
-  (void)arg;
-  unsigned c = 4;
-  void *p = malloc(64); /* creates this thread's cache */
-  mlc_tcache_t *tc = mlc_tsd.tc;
-  unsigned f0 = tc->fill[c];
-  free(p);
-  void *objs[600];
-  for (int i = 0; i < 600; i++) objs[i] = malloc(64);
-  unsigned f1 = tc->fill[c];
-  for (int i = 0; i < 600; i++) free(objs[i]);
-  return (void *)(uintptr_t)(f0 << 16 | f1);
+  uint64_t *out = arg;
+  unsigned c = (unsigned)mlc_size_class(64);
+  uint64_t before = mlc_unit_outstanding(c);
+  fill_objs[0] = malloc(64); /* creates this thread's cache */
+  out[0] = mlc_unit_outstanding(c) - before;
+  uint64_t slow = mlc_tsd.tc->slow_events;
+  for (int i = 1; i < FILL_N; i++) fill_objs[i] = malloc(64);
+  out[1] = mlc_tsd.tc->slow_events - slow;
+  out[2] = mlc_unit_outstanding(c) - before;
+  return NULL;
 }
 
 START_TEST(test_fill_grows) {
+  unsigned c = (unsigned)mlc_size_class(64);
   pthread_t t;
-  void *r;
-  pthread_create(&t, NULL, thread_fill, NULL);
-  pthread_join(t, &r);
-  unsigned f0 = (unsigned)((uintptr_t)r >> 16), f1 = (unsigned)((uintptr_t)r & 0xffff);
-  ck_assert_uint_le(f0, mlc_class_cap[4] / 8);
-  ck_assert_uint_ge(f0, 2);
-  ck_assert_uint_eq(f1, mlc_class_cap[4] / 2);
+  uint64_t out[3];
+  pthread_create(&t, NULL, thread_fill, out);
+  pthread_join(t, NULL);
+  ck_assert_uint_ge(out[0], 1);
+  ck_assert_uint_le(out[0], mlc_class_cap[c] / 8); /* a first malloc keeps little */
+  ck_assert_uint_le(out[1], FILL_N / 20);          /* few slow paths for 600 */
+  ck_assert_uint_ge(out[2], FILL_N);               /* every one came from the bins */
+  qsort(fill_objs, FILL_N, sizeof(void *), mlc_unit_cmp_ptr);
+  for (int i = 0; i < FILL_N; i++) {
+    ck_assert_uint_eq(mlc_pagemap_class(fill_objs[i]), c);
+    if (i) ck_assert_ptr_ne(fill_objs[i], fill_objs[i - 1]);
+  }
+  for (int i = 0; i < FILL_N; i++) free(fill_objs[i]);
 }
 END_TEST
 
@@ -77,7 +76,7 @@ static void *thread_small_then_big(void *arg) {
   size_t *out = malloc(4 * sizeof(size_t));
   mlc_tcache_t *tc = mlc_tsd.tc;
   out[0] = tc->stack_slots;
-  out[1] = tc->cap[4];
+  out[1] = tc->cap[9];
   void *objs[600];
   for (int i = 0; i < 600; i++) objs[i] = malloc(64);
   for (int i = 0; i < 600; i++) free(objs[i]);
@@ -93,9 +92,9 @@ START_TEST(test_caches_start_small) {
   pthread_join(t, &r);
   size_t *out = r;
   ck_assert_uint_le(out[0] * sizeof(void *), 4096); /* all the stacks in one page */
-  ck_assert_uint_le(out[1], 8);
-  ck_assert_uint_eq(out[2], mlc_class_cap[4]); /* grown by use */
-  ck_assert_uint_le(out[3], 8);                /* an unused class did not grow */
+  ck_assert_uint_eq(out[2], mlc_class_cap[4]);      /* grown by use */
+  ck_assert_uint_eq(out[3], out[1]);                /* an unused class did not grow */
+  ck_assert_uint_lt(out[3], mlc_class_cap[9]);
   free(out);
 }
 END_TEST
@@ -186,13 +185,13 @@ static void *thread_allocs(void *arg) {
 /* Thread exit returns the cache to the arenas. */
 START_TEST(test_thread_exit_flushes) {
   unsigned c = 7;
-  uint64_t before = class_outstanding(c);
+  uint64_t before = mlc_unit_outstanding(c);
   pthread_t t;
   void *cached;
   pthread_create(&t, NULL, thread_allocs, &c);
   pthread_join(t, &cached);
   ck_assert_uint_gt((uintptr_t)cached, 0);
-  ck_assert_uint_eq(class_outstanding(c), before);
+  ck_assert_uint_eq(mlc_unit_outstanding(c), before);
 }
 END_TEST
 
@@ -207,7 +206,7 @@ START_TEST(test_remote_free) {
   unsigned c = 9;
   void *warm = malloc(mlc_class_size[c]); /* this thread's cache exists from here */
   free(warm);
-  uint64_t before = class_outstanding(c);
+  uint64_t before = mlc_unit_outstanding(c);
   size_t cached_before = mlc_unit_cached(c);
   void *objs[50];
   for (int i = 0; i < 50; i++) objs[i] = malloc(mlc_class_size[c]);
@@ -216,7 +215,7 @@ START_TEST(test_remote_free) {
   pthread_join(t, NULL);
   /* The 50 went through the other thread's cache and back to their bins at its exit:
      what the bins count as outstanding changed only by what this thread's cache took. */
-  ck_assert_uint_eq(class_outstanding(c) - before, mlc_unit_cached(c) - cached_before);
+  ck_assert_uint_eq(mlc_unit_outstanding(c) - before, mlc_unit_cached(c) - cached_before);
 }
 END_TEST
 

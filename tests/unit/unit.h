@@ -33,4 +33,22 @@ static inline size_t mlc_unit_cached(unsigned c) {
   return (size_t)(tc->empty[c] - mlc_tsd.bins.head[c]);
 }
 
+/* Objects of class c the bins count as handed out (to callers or to caches). */
+static inline uint64_t mlc_unit_outstanding(unsigned c) {
+  uint64_t total = 0;
+  for (unsigned i = 0; i < mlc_narenas; i++) {
+    uint64_t m, f;
+    size_t n;
+    mlc_bin_stats(&mlc_arenas[i]->bins[c], &m, &f, &n);
+    total += m - f;
+  }
+  return total;
+}
+
+/* For qsort: pointers by address, to find one handed out twice. */
+static inline int mlc_unit_cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
 #endif
