@@ -4,8 +4,7 @@
 #   tools/melloc        runs a program with the library preloaded (installed in bindir);
 #                       the library path it was installed with is compiled in
 #   man/melloc.{1,3,7}  the command, the API, the settings and the collector
-#   make check          also runs tests/integration/test_stats (statistics and settings
-#                       through the API) and tests/tools/test_melloc_cmd.sh (the command
+#   make check          also runs tests/tools/test_melloc_cmd.sh (the command
 #                       on real programs, against the build tree's library) and
 #                       tests/tools/test_man.sh (the pages render without a warning, as
 #                       lintian runs them, and name every function, key and option)
@@ -18,14 +17,6 @@ tools_melloc_SOURCES = tools/melloc.c
 tools_melloc_CPPFLAGS = $(AM_CPPFLAGS) -DMELLOC_LIB_PATH='"$(libdir)/libmelloc.so.0"'
 
 dist_man_MANS = man/melloc.1 man/melloc.3 man/melloc.7
-
-if HAVE_CHECK
-check_PROGRAMS += tests/integration/test_stats
-TESTS += tests/integration/test_stats
-tests_integration_test_stats_SOURCES = tests/integration/test_stats.c
-tests_integration_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -fno-builtin
-tests_integration_test_stats_LDADD = libmelloc.la $(CHECK_LIBS) $(PTHREAD_LIBS)
-endif
 
 TESTS += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh
 EXTRA_DIST += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh

@@ -16,8 +16,8 @@
 #define MAX_SIZE 1000
 
 struct bag {
-	size_t n;
-	void *slot[];
+  size_t n;
+  void *slot[];
 };
 
 static int threads;
@@ -26,79 +26,65 @@ static size_t bag_slots;
 static long long round_len;
 static _Atomic(struct bag *) *parked; /* threads entries, swapped atomically */
 
-static struct bag *bag_new(uint64_t *seed)
-{
-	struct bag *b = malloc(sizeof *b + bag_slots * sizeof(void *));
-	if (!b)
-		die("malloc");
-	b->n = bag_slots;
-	for (size_t i = 0; i < bag_slots; i++) {
-		size_t sz = rng_range(seed, MIN_SIZE, MAX_SIZE);
-		b->slot[i] = malloc(sz);
-		if (!b->slot[i])
-			die("malloc");
-		touch(b->slot[i], sz, i);
-	}
-	return b;
+static struct bag *bag_new(uint64_t *seed) {
+  struct bag *b = malloc(sizeof *b + bag_slots * sizeof(void *));
+  if (!b) die("malloc");
+  b->n = bag_slots;
+  for (size_t i = 0; i < bag_slots; i++) {
+    size_t sz = rng_range(seed, MIN_SIZE, MAX_SIZE);
+    b->slot[i] = malloc(sz);
+    if (!b->slot[i]) die("malloc");
+    touch(b->slot[i], sz, i);
+  }
+  return b;
 }
 
-static void bag_delete(struct bag *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		free(b->slot[i]);
-	free(b);
+static void bag_delete(struct bag *b) {
+  for (size_t i = 0; i < b->n; i++) free(b->slot[i]);
+  free(b);
 }
 
-static void *worker(void *arg)
-{
-	uint64_t seed = 0xabcdefull + (uintptr_t)arg * 0x51ed27ull, sum = 0;
-	struct bag *mine = bag_new(&seed);
-	for (long long i = 0; i < per_thread; i++) {
-		size_t k = rng_next(&seed) % mine->n;
-		unsigned char *old = mine->slot[k];
-		sum += old[0];
-		free(old);
-		size_t sz = rng_range(&seed, MIN_SIZE, MAX_SIZE);
-		void *p = malloc(sz);
-		if (!p)
-			die("malloc");
-		touch(p, sz, (uint64_t)i);
-		mine->slot[k] = p;
-		if ((i + 1) % round_len == 0)
-			mine = atomic_exchange(&parked[rng_next(&seed) % threads], mine);
-	}
-	bag_delete(mine);
-	sink += sum;
-	return NULL;
+static void *worker(void *arg) {
+  uint64_t seed = 0xabcdefull + (uintptr_t)arg * 0x51ed27ull, sum = 0;
+  struct bag *mine = bag_new(&seed);
+  for (long long i = 0; i < per_thread; i++) {
+    size_t k = rng_next(&seed) % mine->n;
+    unsigned char *old = mine->slot[k];
+    sum += old[0];
+    free(old);
+    size_t sz = rng_range(&seed, MIN_SIZE, MAX_SIZE);
+    void *p = malloc(sz);
+    if (!p) die("malloc");
+    touch(p, sz, (uint64_t)i);
+    mine->slot[k] = p;
+    if ((i + 1) % round_len == 0) mine = atomic_exchange(&parked[rng_next(&seed) % threads], mine);
+  }
+  bag_delete(mine);
+  sink += sum;
+  return NULL;
 }
 
-int main(int argc, char **argv)
-{
-	opt_check(argc, argv, "tnwr", "[-t threads] [-n total-replacements] [-w slots-per-bag] [-r replacements-per-round]");
-	threads = (int)opt_ll(argc, argv, 't', 2);
-	long long n = opt_ll(argc, argv, 'n', 10000000);
-	bag_slots = (size_t)opt_ll(argc, argv, 'w', 1000);
-	round_len = opt_ll(argc, argv, 'r', 1000);
-	if (threads < 1 || bag_slots < 1 || round_len < 1 || n < 0)
-		die("arguments");
-	per_thread = n / threads;
+int main(int argc, char **argv) {
+  opt_check(argc, argv, "tnwr",
+            "[-t threads] [-n total-replacements] [-w slots-per-bag] [-r replacements-per-round]");
+  threads = (int)opt_ll(argc, argv, 't', 2);
+  long long n = opt_ll(argc, argv, 'n', 10000000);
+  bag_slots = (size_t)opt_ll(argc, argv, 'w', 1000);
+  round_len = opt_ll(argc, argv, 'r', 1000);
+  if (threads < 1 || bag_slots < 1 || round_len < 1 || n < 0) die("arguments");
+  per_thread = n / threads;
 
-	uint64_t seed = 42;
-	parked = calloc((size_t)threads, sizeof *parked);
-	if (!parked)
-		die("calloc");
-	for (int t = 0; t < threads; t++)
-		atomic_init(&parked[t], bag_new(&seed));
+  uint64_t seed = 42;
+  parked = calloc((size_t)threads, sizeof *parked);
+  if (!parked) die("calloc");
+  for (int t = 0; t < threads; t++) atomic_init(&parked[t], bag_new(&seed));
 
-	pthread_t tid[threads];
-	for (int t = 0; t < threads; t++)
-		if (pthread_create(&tid[t], NULL, worker, (void *)(uintptr_t)t))
-			die("pthread_create");
-	for (int t = 0; t < threads; t++)
-		pthread_join(tid[t], NULL);
-	for (int t = 0; t < threads; t++)
-		bag_delete(atomic_load(&parked[t]));
-	free((void *)parked);
-	printf("checksum=%llu\n", (unsigned long long)sink);
-	return 0;
+  pthread_t tid[threads];
+  for (int t = 0; t < threads; t++)
+    if (pthread_create(&tid[t], NULL, worker, (void *)(uintptr_t)t)) die("pthread_create");
+  for (int t = 0; t < threads; t++) pthread_join(tid[t], NULL);
+  for (int t = 0; t < threads; t++) bag_delete(atomic_load(&parked[t]));
+  free((void *)parked);
+  printf("checksum=%llu\n", (unsigned long long)sink);
+  return 0;
 }
