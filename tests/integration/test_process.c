@@ -12,6 +12,7 @@
 
 #include "../check_run.h"
 #include "../gc_thread.h"
+#include "../process.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <melloc.h>
@@ -27,38 +28,10 @@
 
 /* ---- Helpers for the cases (they run in the re-executed process) ---- */
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-
-/* Whether this run's settings start a collector at all (tcache:false or gc:false do not). */
-static int collector_expected(void) {
-  char v[16];
-  if (melloc_option_get("gc", v, sizeof(v)) != 0 || strcmp(v, "true") != 0) return 0;
-  if (melloc_option_get("tcache", v, sizeof(v)) != 0 || strcmp(v, "true") != 0) return 0;
-  return 1;
-}
-
-/* Work that maps more than the collector's early-start threshold, so that it starts
-   now rather than after the process's first interval. */
-static void allocate_much(void) {
-  enum { N = 64 };
-  void *v[N];
-  for (int i = 0; i < N; i++) {
-    v[i] = malloc(512 * 1024);
-    if (!v[i]) _exit(90);
-    memset(v[i], 1, 512 * 1024);
-  }
-  for (int i = 0; i < N; i++) free(v[i]);
-  for (int i = 0; i < 20000; i++) free(malloc(16 + i % 1000));
-}
-
 /* Exits with 91 unless the collector thread runs now (where the settings start one).
    The process is single-threaded here. */
 static void require_collector(void) {
-  if (!collector_expected()) return;
+  if (!mlc_test_collector_expected()) return;
   if (!mlc_test_collector_up()) {
     fprintf(stderr, "case: no collector thread to test against\n");
     _exit(91);
@@ -68,12 +41,12 @@ static void require_collector(void) {
 static void *worker_allocates(void *arg) {
   (void)arg;
   for (int i = 0; i < 10000; i++) free(malloc(32 + i % 512));
-  sleep_ms(100);
+  mlc_test_sleep_ms(100);
   return NULL;
 }
 
 static int case_pthread_exit(void) {
-  allocate_much();
+  mlc_test_allocate_much();
   require_collector();
   pthread_t t;
   if (pthread_create(&t, NULL, worker_allocates, NULL) != 0) return 92;
@@ -88,7 +61,7 @@ static void *fork_from_thread(void *arg) {
   if (pid == 0) {
     /* The child: this thread is its only one.  It starts a collector, and returning
        from this function is the process's last thread ending. */
-    allocate_much();
+    mlc_test_allocate_much();
     require_collector();
     return NULL;
   }
@@ -96,7 +69,7 @@ static void *fork_from_thread(void *arg) {
   for (int i = 0; i < 3000; i++) { /* 30 s */
     pid_t r = waitpid(pid, &st, WNOHANG);
     if (r == pid) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-    sleep_ms(10);
+    mlc_test_sleep_ms(10);
   }
   kill(pid, SIGKILL);
   _exit(94); /* the child did not end */
@@ -130,7 +103,7 @@ static void *signal_worker(void *arg) {
 /* A process-directed signal that the main thread blocks is handled by the one thread
    that does not block it: the program's worker, never the collector. */
 static int case_signal_handler(void) {
-  allocate_much();
+  mlc_test_allocate_much();
   require_collector();
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
@@ -138,7 +111,7 @@ static int case_signal_handler(void) {
   sigaction(SIGUSR1, &sa, NULL);
   pthread_t t;
   if (pthread_create(&t, NULL, signal_worker, NULL) != 0) return 92;
-  while (__atomic_load_n(&worker_tid, __ATOMIC_RELAXED) == 0) sleep_ms(1);
+  while (__atomic_load_n(&worker_tid, __ATOMIC_RELAXED) == 0) mlc_test_sleep_ms(1);
   sigset_t usr1;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
@@ -146,7 +119,7 @@ static int case_signal_handler(void) {
   for (int i = 0; i < 200; i++) {
     sig_atomic_t before = handled + handled_wrong;
     kill(getpid(), SIGUSR1);
-    for (int k = 0; k < 1000 && handled + handled_wrong == before; k++) sleep_ms(1);
+    for (int k = 0; k < 1000 && handled + handled_wrong == before; k++) mlc_test_sleep_ms(1);
   }
   if (handled_wrong) return 96;
   if (handled != 200) return 97;
@@ -156,7 +129,7 @@ static int case_signal_handler(void) {
 /* Every program thread blocks the signal: it stays pending (as on glibc) and the
    collector does not take it; the main thread gets it once it unblocks it. */
 static int case_signal_pending(void) {
-  allocate_much();
+  mlc_test_allocate_much();
   require_collector();
   __atomic_store_n(&worker_tid, syscall(SYS_gettid), __ATOMIC_RELAXED); /* main's */
   struct sigaction sa;
@@ -168,7 +141,7 @@ static int case_signal_pending(void) {
   sigaddset(&usr1, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &usr1, NULL);
   kill(getpid(), SIGUSR1);
-  sleep_ms(300);
+  mlc_test_sleep_ms(300);
   if (handled || handled_wrong) return 96;
   pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
   return handled == 1 && handled_wrong == 0 ? 0 : 97;
@@ -184,7 +157,7 @@ static void ready_then_idle(void) {
 
 /* SIGTERM, default action: ends the process (main waits in pause). */
 static int case_sigterm(void) {
-  allocate_much();
+  mlc_test_allocate_much();
   require_collector();
   ready_then_idle();
   return 0;
@@ -199,7 +172,7 @@ static void *idle_worker(void *arg) {
 
 /* SIGTERM after main ended with pthread_exit: the worker takes it, the process ends. */
 static int case_sigterm_after_main_exit(void) {
-  allocate_much();
+  mlc_test_allocate_much();
   require_collector();
   pthread_t t;
   if (pthread_create(&t, NULL, idle_worker, NULL) != 0) return 92;
@@ -210,12 +183,12 @@ static int case_sigterm_after_main_exit(void) {
    signals each one): the collector's too, as the kernel shows them. */
 static int case_setuid(void) {
   if (getuid() != 0) return 77;
-  allocate_much();
+  mlc_test_allocate_much();
   require_collector();
   long tid = 0;
   for (int i = 0; i < 100 && tid == 0; i++) { /* it names itself once it runs */
     tid = mlc_test_gc_thread();
-    if (!tid) sleep_ms(10);
+    if (!tid) mlc_test_sleep_ms(10);
   }
   if (setgid(65534) != 0 || setuid(65534) != 0) return 99;
   if (tid == 0) return 0;
@@ -282,7 +255,7 @@ static int run(const char *name, int signal) {
       waitpid(pid, &st, 0);
       ck_abort_msg("case %s: the process did not end within %d ms", name, LIMIT_MS);
     }
-    sleep_ms(10);
+    mlc_test_sleep_ms(10);
     waited += 10;
   }
   return st;

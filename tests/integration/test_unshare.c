@@ -9,6 +9,7 @@
 
 #include "../check_run.h"
 #include "../gc_thread.h"
+#include "../process.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <melloc.h>
@@ -22,35 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-
-static int collector_expected(void) {
-  char v[16];
-  if (melloc_option_get("gc", v, sizeof(v)) != 0 || strcmp(v, "true") != 0) return 0;
-  if (melloc_option_get("tcache", v, sizeof(v)) != 0 || strcmp(v, "true") != 0) return 0;
-  return 1;
-}
-
 static long interval_ms(void) {
   char v[32];
   return melloc_option_get("gc_interval_ms", v, sizeof(v)) == 0 ? atol(v) : 1000;
-}
-
-/* Maps more than the collector's early-start threshold: it starts now. */
-static void allocate_much(void) {
-  enum { N = 64 };
-  void *v[N];
-  for (int i = 0; i < N; i++) {
-    v[i] = malloc(512 * 1024);
-    if (!v[i]) _exit(90);
-    memset(v[i], 1, 512 * 1024);
-  }
-  for (int i = 0; i < N; i++) free(v[i]);
-  for (int i = 0; i < 20000; i++) free(malloc(16 + i % 1000));
 }
 
 /* Runs fn in a forked child and checks it exits 0; the child is single-threaded at the
@@ -78,17 +53,17 @@ static int probe(void) {
 
 /* The calls, with the collector running just before. */
 static int with_collector(int idle_ms) {
-  allocate_much();
-  if (collector_expected() && !mlc_test_collector_up()) return 10;
+  mlc_test_allocate_much();
+  if (mlc_test_collector_expected() && !mlc_test_collector_up()) return 10;
   if (idle_ms) {
     /* Allocate and idle: the collector's passes return the caches meanwhile. */
     for (int i = 0; i < 5; i++) {
-      allocate_much();
-      sleep_ms(idle_ms / 5);
+      mlc_test_allocate_much();
+      mlc_test_sleep_ms(idle_ms / 5);
     }
   }
   /* The collector runs (again) right before the calls. */
-  if (collector_expected() && !mlc_test_collector_up()) return 18;
+  if (mlc_test_collector_expected() && !mlc_test_collector_up()) return 18;
   /* A mount namespace of its own and back (setns into a mount namespace needs a
      process whose threads do not share the file-system state, i.e. one thread). */
   int fd = open("/proc/self/ns/mnt", O_RDONLY);
@@ -99,14 +74,14 @@ static int with_collector(int idle_ms) {
   if (setns(fd, CLONE_NEWNS) != 0) return 14;
   if (errno != 1234) return 15; /* calls that succeed leave errno alone */
   close(fd);
-  allocate_much();
+  mlc_test_allocate_much();
   /* A user namespace. */
   if (unshare(CLONE_NEWUSER) != 0) return 16;
   /* An invalid call fails as the kernel says, errno included. */
   errno = 0;
   if (setns(-1, 0) != -1 || errno != EBADF) return 17;
   /* And memory still works afterwards. */
-  allocate_much();
+  mlc_test_allocate_much();
   return 0;
 }
 
