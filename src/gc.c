@@ -320,7 +320,11 @@ static void mlc_gc_spawn(void) {
   }
   /* The collector never takes a signal meant for the program. */
   pthread_t t;
-  bool ok = mlc_os_thread_spawn(mlc_gc_main, 64 * 1024, &t);
+  /* The default stack, as the program's own threads get: when the program's last thread
+     ends while the collector runs, glibc may run exit() -- the program's atexit handlers
+     and destructors -- on the collector (64 KiB crashed a 128 KiB handler).  Untouched
+     stack pages cost address space, not memory. */
+  bool ok = mlc_os_thread_spawn(mlc_gc_main, 0, &t);
   if (ok) {
     mlc_gc_thread = t;
     mlc_trace("gc: collector started, interval %u ms, decay %u ms",

@@ -171,7 +171,7 @@ bool mlc_os_thread_spawn(void *(*fn)(void *), size_t stack_size, pthread_t *thre
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, stack_size);
+  if (stack_size) pthread_attr_setstacksize(&attr, stack_size);
   bool ok = pthread_create(thread, &attr, fn, NULL) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -46,7 +46,8 @@ size_t mlc_os_rss_bytes(void);
    barrier. */
 bool mlc_os_membarrier_register(void);
 void mlc_os_membarrier(void);
-/* Starts fn(NULL) on a detached thread with a stack of stack_size bytes and every
+/* Starts fn(NULL) on a detached thread with a stack of stack_size bytes (0: the default
+   that pthread_create gives the program's threads) and every
    signal blocked (so that the program's handlers run on the program's threads).  true
    on success, with *thread set.  Keeps errno. */
 bool mlc_os_thread_spawn(void *(*fn)(void *), size_t stack_size, pthread_t *thread);

@@ -18,6 +18,7 @@
 #include <melloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,39 @@ static int case_setuid(void) {
   return uid_ok && gid_ok ? 0 : 100;
 }
 
+/* The atexit handler glibc runs when the process's last thread ends, on whichever thread
+   ends last -- possibly the collector: it must have a stack like the program's threads
+   (a 64 KiB one crashed this handler). */
+static void deep_exit_handler(void) {
+  volatile char big[256 * 1024];
+  memset((char *)big, 1, sizeof(big));
+  if (big[7] != 1 || write(ready_fd, "x", 1) != 1) _exit(101);
+}
+
+static void *worker_frees_much(void *arg) {
+  (void)arg;
+  mlc_test_sleep_ms(100); /* main has ended by now */
+  enum { N = 2000 };
+  void **v = malloc(N * sizeof(void *));
+  for (int i = 0; i < N; i++) {
+    v[i] = malloc(60000);
+    if (!v[i]) _exit(90);
+    memset(v[i], 1, 60000);
+  }
+  for (int i = 0; i < N; i++) free(v[i]);
+  free(v);
+  return NULL; /* the last program thread ends; the collector gives back ~120 MB */
+}
+
+static int case_exit_handler(void) {
+  atexit(deep_exit_handler);
+  mlc_test_allocate_much();
+  require_collector();
+  pthread_t t;
+  if (pthread_create(&t, NULL, worker_frees_much, NULL) != 0) return 92;
+  pthread_exit(NULL);
+}
+
 static int run_case(const char *name) {
   if (!strcmp(name, "pthread-exit")) return case_pthread_exit();
   if (!strcmp(name, "fork-thread-exit")) return case_fork_thread_exit();
@@ -214,6 +248,7 @@ static int run_case(const char *name) {
   if (!strcmp(name, "sigterm")) return case_sigterm();
   if (!strcmp(name, "sigterm-after-main-exit")) return case_sigterm_after_main_exit();
   if (!strcmp(name, "setuid")) return case_setuid();
+  if (!strcmp(name, "exit-handler")) return case_exit_handler();
   fprintf(stderr, "unknown case %s\n", name);
   return 2;
 }
@@ -223,9 +258,10 @@ static int run_case(const char *name) {
 enum { LIMIT_MS = 30000 };
 
 /* Runs case NAME in a fresh process.  signal: sent once the case says it is ready (0:
-   none).  Returns the wait status; fails the test when the process has not ended
-   within LIMIT_MS (it is killed). */
-static int run(const char *name, int signal) {
+   none).  Returns the wait status, and in *wrote (if not NULL) whether the case wrote to
+   its pipe after that; fails the test when the process has not ended within LIMIT_MS
+   (it is killed). */
+static int run_case_wrote(const char *name, int signal, bool *wrote) {
   int fds[2];
   ck_assert_int_eq(pipe(fds), 0);
   fflush(NULL);
@@ -244,7 +280,6 @@ static int run(const char *name, int signal) {
     ck_assert_int_eq(read(fds[0], &c, 1), 1);
     ck_assert_int_eq(kill(pid, signal), 0);
   }
-  close(fds[0]);
   int st = 0;
   long waited = 0;
   for (;;) {
@@ -258,8 +293,14 @@ static int run(const char *name, int signal) {
     mlc_test_sleep_ms(10);
     waited += 10;
   }
+  char c;
+  bool w = read(fds[0], &c, 1) == 1; /* the writer has ended: no wait */
+  close(fds[0]);
+  if (wrote) *wrote = w;
   return st;
 }
+
+static int run(const char *name, int signal) { return run_case_wrote(name, signal, NULL); }
 
 static void expect_exit(const char *name, int st, int code) {
   ck_assert_msg(WIFEXITED(st), "case %s: ended by signal %d", name, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -294,6 +335,18 @@ START_TEST(test_sigterm) {
 }
 END_TEST
 
+/* The handler ran to its end (it wrote to the pipe) and the process ended with status
+   0, five times (the collector ends last in most of them). */
+START_TEST(test_exit_handler_stack) {
+  for (int k = 0; k < 5; k++) {
+    bool wrote = false;
+    int st = run_case_wrote("exit-handler", 0, &wrote);
+    expect_exit("exit-handler", st, 0);
+    ck_assert_msg(wrote, "case exit-handler: the atexit handler did not run to its end");
+  }
+}
+END_TEST
+
 START_TEST(test_setuid_reaches_collector) {
   int st = run("setuid", 0);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 77) return; /* not root: nothing to change */
@@ -315,6 +368,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_signal_stays_pending);
   tcase_add_loop_test(tc, test_sigterm, 0, 2);
   tcase_add_test(tc, test_setuid_reaches_collector);
+  tcase_add_test(tc, test_exit_handler_stack);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
