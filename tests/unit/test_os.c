@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "unit.h"
 
+
 static mlc_arena_t *new_arena(void) {
   mlc_boot();
   mlc_arena_t *a = mlc_arena_new(202);
@@ -19,15 +20,82 @@ START_TEST(test_map_aligned) {
 }
 END_TEST
 
+/* Purges work in whole kernel pages (4, 16 or 64 KiB): the purged ones read as zero,
+   their neighbours keep their bytes, and errno is the program's. */
 START_TEST(test_purge_zeroes) {
-  char *p = mlc_os_map(4 * MLC_PAGE, MLC_PAGE);
-  memset(p, 7, 4 * MLC_PAGE);
-  mlc_os_purge(p + MLC_PAGE, 2 * MLC_PAGE);
-  ck_assert_int_eq(p[0], 7);
-  ck_assert_int_eq(p[MLC_PAGE], 0);
-  ck_assert_int_eq(p[3 * MLC_PAGE - 1], 0);
-  ck_assert_int_eq(p[3 * MLC_PAGE], 7);
-  mlc_os_unmap(p, 4 * MLC_PAGE);
+  size_t pg = mlc_os_page_size();
+  ck_assert_uint_eq(pg, (size_t)sysconf(_SC_PAGESIZE));
+  ck_assert_uint_eq(pg & (pg - 1), 0);
+  ck_assert_uint_eq(mlc_os_purge_unit(), pg <= MLC_GRANULE ? MLC_MAX(pg, MLC_PAGE) : 0);
+  char *p = mlc_os_map(4 * pg, pg);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq((uintptr_t)p % pg, 0);
+  memset(p, 7, 4 * pg);
+  errno = 1234;
+  ck_assert(mlc_os_purge(p + pg, 2 * pg));
+  ck_assert_int_eq(errno, 1234);
+  ck_assert_int_eq(p[pg - 1], 7);
+  ck_assert_int_eq(p[pg], 0);
+  ck_assert_int_eq(p[3 * pg - 1], 0);
+  ck_assert_int_eq(p[3 * pg], 7);
+  mlc_os_unmap(p, 4 * pg);
+}
+END_TEST
+
+/* A kernel that refuses madvise: the purge maps fresh pages over the range instead; when
+   that is refused too the purge reports failure and the bytes stay.  Each is counted,
+   and errno never changes. */
+START_TEST(test_purge_refused) {
+  size_t pg = mlc_os_page_size();
+  char *p = mlc_os_map(3 * pg, pg);
+  memset(p, 7, 3 * pg);
+  mlc_os_counts_t a, b;
+  mlc_os_counts(&a);
+  mlc_os_refuse(MLC_OS_REFUSE_MADVISE);
+  errno = 1234;
+  ck_assert(mlc_os_purge(p + pg, pg));
+  ck_assert_int_eq(errno, 1234);
+  ck_assert_int_eq(p[pg], 0);
+  ck_assert_int_eq(p[2 * pg - 1], 0);
+  ck_assert_int_eq(p[pg - 1], 7);
+  ck_assert_int_eq(p[2 * pg], 7);
+  mlc_os_counts(&b);
+  ck_assert_uint_eq(b.purge_refused, a.purge_refused + 1);
+  ck_assert_uint_eq(b.purge_failed, a.purge_failed);
+  memset(p, 7, 3 * pg);
+  mlc_os_refuse(MLC_OS_REFUSE_MADVISE | MLC_OS_REFUSE_MAP_FIXED);
+  ck_assert(!mlc_os_purge(p + pg, pg));
+  ck_assert_int_eq(errno, 1234);
+  ck_assert_int_eq(p[pg], 7);
+  mlc_os_counts(&a);
+  ck_assert_uint_eq(a.purge_refused, b.purge_refused + 1);
+  ck_assert_uint_eq(a.purge_failed, b.purge_failed + 1);
+  mlc_os_refuse(0);
+  mlc_os_unmap(p, 3 * pg);
+}
+END_TEST
+
+/* Refused mremap and membarrier are counted and reported as failures; shrinking in
+   place needs no mremap.  errno never changes. */
+START_TEST(test_remap_membarrier_refused) {
+  size_t pg = mlc_os_page_size();
+  char *p = mlc_os_map(8 * pg, MLC_CHUNK);
+  mlc_os_counts_t a, b;
+  mlc_os_counts(&a);
+  mlc_os_refuse(MLC_OS_REFUSE_MREMAP | MLC_OS_REFUSE_MEMBARRIER);
+  errno = 1234;
+  ck_assert(!mlc_os_resize_in_place(p, 8 * pg, 16 * pg));
+  ck_assert(mlc_os_resize_in_place(p, 8 * pg, 4 * pg));
+  ck_assert(!mlc_os_move(p, 4 * pg, p + MLC_CHUNK / 2, 4 * pg));
+  ck_assert(!mlc_os_membarrier_register());
+  ck_assert(!mlc_os_membarrier());
+  ck_assert_int_eq(errno, 1234);
+  mlc_os_counts(&b);
+  ck_assert_uint_eq(b.remap_refused, a.remap_refused + 2);
+  ck_assert_uint_eq(b.membarrier_refused, a.membarrier_refused + 2);
+  mlc_os_refuse(0);
+  p[4 * pg - 1] = 1;
+  mlc_os_unmap(p, 4 * pg);
 }
 END_TEST
 
@@ -100,6 +168,8 @@ int main(void) {
   TCase *tc = tcase_create("os");
   tcase_add_test(tc, test_map_aligned);
   tcase_add_test(tc, test_purge_zeroes);
+  tcase_add_test(tc, test_purge_refused);
+  tcase_add_test(tc, test_remap_membarrier_refused);
   tcase_add_test(tc, test_ncpus_matches_affinity);
   tcase_add_test(tc, test_fault_injection);
   tcase_add_test(tc, test_fault_midway);
