@@ -212,11 +212,10 @@ uint64_t mlc_os_now_ns(void) {
 
 unsigned mlc_os_ncpus(void) {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return (unsigned)n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  int saved = errno;
+  long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+  if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+  errno = saved;
   return n > 0 ? (unsigned)n : 1;
 }
 
@@ -234,22 +233,33 @@ void mlc_os_futex_wake(int *word, int n) {
 }
 
 void mlc_os_write_fd(int fd, const char *buf, size_t len) {
+  int saved = errno;
   while (len > 0) {
     ssize_t w = write(fd, buf, len);
     if (w <= 0) {
       if (w < 0 && errno == EINTR) continue;
-      return;
+      break;
     }
     buf += w;
     len -= (size_t)w;
   }
+  errno = saved;
 }
 
 void mlc_os_write_stderr(const char *buf, size_t len) { mlc_os_write_fd(2, buf, len); }
 
-int mlc_os_dup_cloexec(int fd, int min) { return fcntl(fd, F_DUPFD_CLOEXEC, min); }
+int mlc_os_dup_cloexec(int fd, int min) {
+  int saved = errno;
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, min);
+  errno = saved;
+  return r;
+}
 
-void mlc_os_close(int fd) { close(fd); }
+void mlc_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
 
 size_t mlc_os_rss_bytes(void) {
   char buf[128];
@@ -313,7 +323,11 @@ bool mlc_os_thread_gone(long tid) {
   return syscall(SYS_tgkill, (long)getpid(), tid, 0) != 0 && errno == ESRCH;
 }
 
-void mlc_os_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+void mlc_os_thread_name(const char *name) {
+  int saved = errno;
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+  errno = saved;
+}
 
 int mlc_os_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
 

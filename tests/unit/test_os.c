@@ -172,6 +172,21 @@ START_TEST(test_fault_midway) {
 }
 END_TEST
 
+/* Calls that fail leave errno as the program had it: melloc must not change it. */
+START_TEST(test_errno_kept) {
+  errno = 1234;
+  ck_assert_ptr_null(mlc_os_map((size_t)1 << 62, MLC_PAGE));
+  ck_assert_ptr_null(mlc_os_map((size_t)1 << 62, MLC_CHUNK));
+  ck_assert_ptr_null(mlc_os_reserve((size_t)1 << 62, MLC_CHUNK));
+  mlc_os_write_fd(-1, "x", 1);
+  ck_assert_int_eq(mlc_os_dup_cloexec(-1, 100), -1);
+  mlc_os_close(-1);
+  ck_assert_uint_ge(mlc_os_ncpus(), 1);
+  ck_assert_uint_ge(mlc_os_rss_bytes(), 1);
+  ck_assert_int_eq(errno, 1234);
+}
+END_TEST
+
 /* ---- The real thing: a seccomp filter that refuses what sandboxes refuse ---- */
 
 /* In a child: the failed condition on stderr, exit status 1. */
@@ -316,6 +331,7 @@ int main(void) {
   tcase_add_test(tc, test_purge_zeroes);
   tcase_add_test(tc, test_purge_refused);
   tcase_add_test(tc, test_remap_membarrier_refused);
+  tcase_add_test(tc, test_errno_kept);
   tcase_add_test(tc, test_seccomp_refuses);
   tcase_add_test(tc, test_seccomp_refuses_fallback_too);
   tcase_add_test(tc, test_ncpus_matches_affinity);
