@@ -13,6 +13,7 @@
 #include "chunk.h"
 #include "gc.h"
 #include "init.h"
+#include "os.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -308,15 +309,17 @@ MLC_EXPORT void free_sized(void *p, size_t size) MLC_ALIAS(melloc_free_sized);
 
 MLC_EXPORT void *memalign(size_t align, size_t size) { return mlc_memalign(align, size); }
 
-MLC_EXPORT void *valloc(size_t size) { return mlc_alloc_aligned(MLC_PAGE, size); }
+/* valloc and pvalloc align to the kernel's page size (4, 16 or 64 KiB), as glibc's do. */
+MLC_EXPORT void *valloc(size_t size) { return mlc_alloc_aligned(mlc_os_page_size(), size); }
 
 MLC_EXPORT void *pvalloc(size_t size) {
-  size_t rounded = MLC_ALIGN_UP(size, MLC_PAGE);
+  size_t pg = mlc_os_page_size();
+  size_t rounded = MLC_ALIGN_UP(size, pg);
   if (rounded < size) {
     errno = ENOMEM;
     return NULL;
   }
-  return mlc_alloc_aligned(MLC_PAGE, rounded ? rounded : MLC_PAGE);
+  return mlc_alloc_aligned(pg, rounded ? rounded : pg);
 }
 
 MLC_EXPORT void *reallocarray(void *p, size_t n, size_t size) {

@@ -279,7 +279,8 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
   mlc_mutex_lock(&arena->lock);
   for (mlc_chunk_t *c = arena->chunks; c; c = c->next) {
-    if (!c->dirty_granules || (decay_ns && now - c->free_ns < decay_ns)) continue;
+    if (!c->dirty_granules || !c->purge_pending || (decay_ns && now - c->free_ns < decay_ns))
+      continue;
     purged += mlc_chunk_purge(c);
   }
   mlc_chunk_t *next;
@@ -306,7 +307,8 @@ void mlc_arena_stats(mlc_arena_t *arena, size_t *large_allocated, size_t *mapped
 bool mlc_arena_purgeable(mlc_arena_t *arena) {
   mlc_mutex_lock(&arena->lock);
   bool any = arena->spare != NULL;
-  for (mlc_chunk_t *c = arena->chunks; c && !any; c = c->next) any = c->dirty_granules != 0;
+  for (mlc_chunk_t *c = arena->chunks; c && !any; c = c->next)
+    any = c->dirty_granules != 0 && c->purge_pending;
   mlc_mutex_unlock(&arena->lock);
   return any;
 }

@@ -60,8 +60,10 @@ bool mlc_arena_validate(mlc_arena_t *arena);
 /* Gives back to the kernel what stayed free for decay_ns (everything when 0): free
    granules and pages are purged, spare chunks unmapped.  Returns the bytes. */
 size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns);
-/* True when a later mlc_arena_purge would give something back: dirty free pages or
-   spare chunks.  Takes the arena lock. */
+/* True when a later mlc_arena_purge may give something back: spare chunks, or dirty free
+   pages in a chunk where pages became free since its last purge (dirty pages a purge
+   could not give back do not count: the collector retires rather than retry them).
+   Takes the arena lock. */
 bool mlc_arena_purgeable(mlc_arena_t *arena);
 
 /* Bytes in the arena's live large runs (thread caches' included) and in its chunks.

@@ -213,6 +213,7 @@ void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n) {
   mlc_bits_set(c->dirty, i, n, true);
   c->nfree += (uint32_t)n;
   c->free_ns = mlc_os_now_ns();
+  c->purge_pending = true;
   mlc_chunk_sync(c, i, n);
 }
 
@@ -254,17 +255,33 @@ bool mlc_chunk_pages_free(const mlc_chunk_t *c, size_t i, size_t n) {
   return !mlc_bits_any(c->used, i, n);
 }
 
+/* The kernel takes pages back whole: with 16 or 64 KiB pages a purge covers only the
+   kernel pages whose MLC_PAGE units are all free (clean free neighbours count: they read
+   as zero anyway), so that no live page is ever zeroed.  The dirty units of a kernel page
+   still partly in use stay dirty -- a later take zeroes them when asked to -- and so do
+   those of a purge the kernel refused. */
 size_t mlc_chunk_purge(mlc_chunk_t *c) {
+  size_t unit = mlc_os_purge_unit();
+  size_t up = unit >> MLC_PAGE_SHIFT; /* units per kernel page, 0: purge nothing */
   size_t purged = 0;
+  c->purge_pending = false;
+  if (up == 0) return 0;
   size_t i = mlc_bits_find(c->dirty, 0, MLC_PAGES_PER_CHUNK, true);
   while (i < MLC_PAGES_PER_CHUNK) {
     size_t e = mlc_bits_find(c->dirty, i, MLC_PAGES_PER_CHUNK, false);
-    mlc_os_purge((char *)c + (i << MLC_PAGE_SHIFT), (e - i) << MLC_PAGE_SHIFT);
-    purged += (e - i) << MLC_PAGE_SHIFT;
-    i = mlc_bits_find(c->dirty, e, MLC_PAGES_PER_CHUNK, true);
+    /* The free run around the dirty units, then the kernel pages inside it that hold
+       some of them. */
+    size_t lo = mlc_bits_rfind_set(c->used, i);
+    size_t hi = mlc_bits_find(c->used, e, MLC_PAGES_PER_CHUNK, true);
+    size_t a = MLC_MAX(MLC_ALIGN_UP(lo, up), MLC_ALIGN_DOWN(i, up));
+    size_t b = MLC_MIN(MLC_ALIGN_DOWN(hi, up), MLC_ALIGN_UP(e, up));
+    if (a < b && mlc_os_purge((char *)c + (a << MLC_PAGE_SHIFT), (b - a) << MLC_PAGE_SHIFT)) {
+      mlc_bits_set(c->dirty, a, b - a, false);
+      purged += (b - a) << MLC_PAGE_SHIFT;
+    }
+    i = mlc_bits_find(c->dirty, MLC_MAX(e, b), MLC_PAGES_PER_CHUNK, true);
   }
-  memset(c->dirty, 0, sizeof(c->dirty));
-  c->dirty_granules = 0;
+  mlc_chunk_sync(c, 0, MLC_PAGES_PER_CHUNK);
   return purged;
 }
 
@@ -304,7 +321,10 @@ static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
 static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
 static size_t mlc_huge_live;           /* Protected by mlc_huge_lock */
 
-static size_t mlc_huge_round(size_t size) { return MLC_ALIGN_UP(size, MLC_PAGE); }
+/* Whole kernel pages: the mapping has them anyway, and mremap and munmap see them. */
+static size_t mlc_huge_round(size_t size) {
+  return MLC_ALIGN_UP(size, MLC_MAX(mlc_os_page_size(), MLC_PAGE));
+}
 
 /* Caller holds mlc_huge_lock. */
 static mlc_huge_t *mlc_huge_desc_new_locked(void) {

@@ -140,7 +140,7 @@ void mlc_chunk_pages_init(mlc_chunk_t *c);
    may be resident (not known to read as zero). */
 bool mlc_chunk_take(mlc_chunk_t *c, size_t i, size_t n);
 /* Pages [i, i + n) of a slab or a run become free (and dirty), joining the free runs on
-   either side; the chunk's free_ns becomes now. */
+   either side; the chunk's free_ns becomes now and its purge_pending true. */
 void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n);
 /* Records n as the length of the run that starts at page i (0: no run starts there). */
 MLC_INLINE void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n) {
@@ -160,7 +160,9 @@ MLC_INLINE unsigned mlc_chunk_run_bucket(size_t len) {
 /* The best fit in c for n free pages starting at a multiple of align_pages: the start
    of the smallest free run that holds them (*waste: its pages left over), or 0. */
 size_t mlc_chunk_run_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste);
-/* Gives every dirty free page back to the kernel; returns the bytes. */
+/* Gives the dirty free pages back to the kernel, in whole kernel pages that hold no
+   used page; returns the bytes.  What it cannot give back stays dirty, and
+   c->purge_pending is false until the next mlc_chunk_give. */
 size_t mlc_chunk_purge(mlc_chunk_t *c);
 /* Recounts the state: false when a summary kept for speed (free runs by length, free
    and dirty granules, free pages) disagrees with the bitmaps.  Tests. */

@@ -127,7 +127,9 @@ static void mlc_gc_fence(void) {
     m = mlc_os_membarrier_register() ? 1 : -1;
     __atomic_store_n(&mlc_gc_membarrier, m, __ATOMIC_RELAXED);
   }
-  if (m == 1) mlc_os_membarrier();
+  /* A kernel that stops accepting it (a seccomp filter installed later): fall back to
+     the pass interval as above.  The OS layer counts each refusal. */
+  if (m == 1 && !mlc_os_membarrier()) __atomic_store_n(&mlc_gc_membarrier, -1, __ATOMIC_RELAXED);
 #ifndef __SANITIZE_THREAD__
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 #endif

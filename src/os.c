@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,23 +41,89 @@ static bool mlc_os_injected_failure(void) {
   return c == 0;
 }
 
+/* ---- Page size ---- */
+
+static size_t mlc_os_page; /* Atomic: 0 until first read */
+
+size_t mlc_os_page_size(void) {
+  size_t pg = __atomic_load_n(&mlc_os_page, __ATOMIC_RELAXED);
+  if (MLC_LIKELY(pg != 0)) return pg;
+  int saved = errno;
+  unsigned long v = getauxval(AT_PAGESZ);
+  if (v == 0) {
+    long sc = sysconf(_SC_PAGESIZE);
+    v = sc > 0 ? (unsigned long)sc : MLC_PAGE;
+  }
+  errno = saved;
+  pg = (size_t)v;
+  __atomic_store_n(&mlc_os_page, pg, __ATOMIC_RELAXED);
+  return pg;
+}
+
+void mlc_os_page_pretend(size_t size) {
+  if (size > mlc_os_page_size() && (size & (size - 1)) == 0)
+    __atomic_store_n(&mlc_os_page, size, __ATOMIC_RELAXED);
+}
+
+size_t mlc_os_purge_unit(void) {
+  size_t pg = mlc_os_page_size();
+  return (pg & (pg - 1)) == 0 && pg <= MLC_GRANULE ? MLC_MAX(pg, MLC_PAGE) : 0;
+}
+
+/* ---- Refusals: what the kernel would not do, counted, and the test hook ---- */
+
+static mlc_os_counts_t mlc_os_counted; /* Atomic fields */
+static unsigned mlc_os_refusing;       /* Atomic: MLC_OS_REFUSE_* the test hook sets */
+
+void mlc_os_refuse(unsigned what) { __atomic_store_n(&mlc_os_refusing, what, __ATOMIC_SEQ_CST); }
+
+/* Whether the test hook refuses what: then errno is EPERM, as a seccomp filter sets it. */
+static bool mlc_os_hook_refuses(unsigned what) {
+  if (MLC_LIKELY(!(__atomic_load_n(&mlc_os_refusing, __ATOMIC_RELAXED) & what))) return false;
+  errno = EPERM;
+  return true;
+}
+
+/* errno of a call the kernel does not allow or does not have (seccomp, gVisor, an old
+   kernel), as opposed to one that failed for want of memory or address space. */
+static bool mlc_os_refusal(int err) { return err == EPERM || err == ENOSYS || err == EINVAL; }
+
+static void mlc_os_count(uint64_t *counter) { __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
+void mlc_os_counts(mlc_os_counts_t *out) {
+  out->purge_refused = __atomic_load_n(&mlc_os_counted.purge_refused, __ATOMIC_RELAXED);
+  out->purge_failed = __atomic_load_n(&mlc_os_counted.purge_failed, __ATOMIC_RELAXED);
+  out->membarrier_refused = __atomic_load_n(&mlc_os_counted.membarrier_refused, __ATOMIC_RELAXED);
+  out->remap_refused = __atomic_load_n(&mlc_os_counted.remap_refused, __ATOMIC_RELAXED);
+}
+
+/* ---- Mappings ---- */
+
 static void *mlc_os_map_prot(size_t size, size_t align, int prot, int extra_flags) {
   if (mlc_os_injected_failure()) return NULL;
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | extra_flags;
-  if (align <= MLC_PAGE) {
+  size_t pg = mlc_os_page_size();
+  size = MLC_ALIGN_UP(size, pg);
+  if (size == 0) return NULL;
+  int saved = errno;
+  if (align <= pg) {
     void *p = mmap(NULL, size, prot, flags, -1, 0);
+    errno = saved;
     return p == MAP_FAILED ? NULL : p;
   }
-  /* Ask for an aligned spot first: where the previous mapping ended is often aligned. */
-  size_t over = size + align - MLC_PAGE;
+  /* Ask for an aligned spot first: where the previous mapping ended is often aligned.
+     Every length here is whole kernel pages, so both trims start on a page. */
+  size_t over = size + align - pg;
   if (over < size) return NULL;
   char *p = mmap(NULL, over, prot, flags, -1, 0);
+  errno = saved;
   if (p == MAP_FAILED) return NULL;
   uintptr_t a = MLC_ALIGN_UP((uintptr_t)p, align);
   size_t lead = a - (uintptr_t)p;
   size_t trail = over - lead - size;
   if (lead) munmap(p, lead);
   if (trail) munmap((char *)a + size, trail);
+  errno = saved;
   return (void *)a;
 }
 
@@ -69,28 +136,71 @@ void *mlc_os_reserve(size_t size, size_t align) {
 }
 
 void mlc_os_unmap(void *addr, size_t size) {
-  if (size) munmap(addr, size);
+  if (!size) return;
+  int saved = errno;
+  munmap(addr, size);
+  errno = saved;
 }
 
-void mlc_os_purge(void *addr, size_t size) {
-  if (size) madvise(addr, size, MADV_DONTNEED);
+bool mlc_os_purge(void *addr, size_t size) {
+  if (!size) return true;
+  mlc_assert((((uintptr_t)addr | size) & (mlc_os_page_size() - 1)) == 0);
+  int saved = errno;
+  bool ok = !mlc_os_hook_refuses(MLC_OS_REFUSE_MADVISE) && madvise(addr, size, MADV_DONTNEED) == 0;
+  if (!ok && mlc_os_refusal(errno)) {
+    mlc_os_count(&mlc_os_counted.purge_refused);
+    /* Fresh anonymous pages over the range drop the old ones as MADV_DONTNEED would (the
+       mapping may lose MADV_NOHUGEPAGE there; the kernel merges it with its neighbours
+       where it can). */
+    void *p = mlc_os_hook_refuses(MLC_OS_REFUSE_MAP_FIXED)
+                  ? MAP_FAILED
+                  : mmap(addr, size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    ok = p == addr;
+  }
+  if (!ok) mlc_os_count(&mlc_os_counted.purge_failed);
+  errno = saved;
+  return ok;
 }
 
 void mlc_os_nohuge(void *addr, size_t size) {
 #ifdef MADV_NOHUGEPAGE
+  int saved = errno;
   madvise(addr, size, MADV_NOHUGEPAGE);
+  errno = saved;
 #endif
 }
 
 bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
-  if (new_size > old_size && mlc_os_injected_failure()) return false;
-  void *r = mremap(addr, old_size, new_size, 0);
-  return r == addr;
+  size_t pg = mlc_os_page_size();
+  old_size = MLC_ALIGN_UP(old_size, pg);
+  new_size = MLC_ALIGN_UP(new_size, pg);
+  if (new_size == old_size) return true;
+  int saved = errno;
+  bool ok;
+  if (new_size < old_size) {
+    /* Giving the tail back needs no mremap, which a sandbox may refuse. */
+    ok = munmap((char *)addr + new_size, old_size - new_size) == 0;
+  } else if (mlc_os_injected_failure()) {
+    ok = false;
+  } else {
+    void *r = mlc_os_hook_refuses(MLC_OS_REFUSE_MREMAP) ? MAP_FAILED
+                                                         : mremap(addr, old_size, new_size, 0);
+    ok = r == addr;
+    if (r == MAP_FAILED && mlc_os_refusal(errno)) mlc_os_count(&mlc_os_counted.remap_refused);
+  }
+  errno = saved;
+  return ok;
 }
 
 bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size) {
   if (mlc_os_injected_failure()) return false;
-  void *r = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed);
+  int saved = errno;
+  void *r = mlc_os_hook_refuses(MLC_OS_REFUSE_MREMAP)
+                ? MAP_FAILED
+                : mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed);
+  if (r == MAP_FAILED && mlc_os_refusal(errno)) mlc_os_count(&mlc_os_counted.remap_refused);
+  errno = saved;
   return r == fixed;
 }
 
@@ -102,11 +212,10 @@ uint64_t mlc_os_now_ns(void) {
 
 unsigned mlc_os_ncpus(void) {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return (unsigned)n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  int saved = errno;
+  long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+  if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+  errno = saved;
   return n > 0 ? (unsigned)n : 1;
 }
 
@@ -124,29 +233,41 @@ void mlc_os_futex_wake(int *word, int n) {
 }
 
 void mlc_os_write_fd(int fd, const char *buf, size_t len) {
+  int saved = errno;
   while (len > 0) {
     ssize_t w = write(fd, buf, len);
     if (w <= 0) {
       if (w < 0 && errno == EINTR) continue;
-      return;
+      break;
     }
     buf += w;
     len -= (size_t)w;
   }
+  errno = saved;
 }
 
 void mlc_os_write_stderr(const char *buf, size_t len) { mlc_os_write_fd(2, buf, len); }
 
-int mlc_os_dup_cloexec(int fd, int min) { return fcntl(fd, F_DUPFD_CLOEXEC, min); }
+int mlc_os_dup_cloexec(int fd, int min) {
+  int saved = errno;
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, min);
+  errno = saved;
+  return r;
+}
 
-void mlc_os_close(int fd) { close(fd); }
+void mlc_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
 
 size_t mlc_os_rss_bytes(void) {
   char buf[128];
+  int saved = errno;
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+  if (fd >= 0) close(fd);
+  errno = saved;
   if (n <= 0) return 0;
   buf[n] = '\0';
   const char *p = buf;
@@ -154,14 +275,26 @@ size_t mlc_os_rss_bytes(void) {
   size_t pages = 0;
   while (*p == ' ') p++;
   while (*p >= '0' && *p <= '9') pages = pages * 10 + (size_t)(*p++ - '0');
-  return pages * (size_t)sysconf(_SC_PAGESIZE);
+  return pages * mlc_os_page_size();
 }
 
 bool mlc_os_membarrier_register(void) {
-  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+  int saved = errno;
+  bool ok = !mlc_os_hook_refuses(MLC_OS_REFUSE_MEMBARRIER) &&
+            syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+  if (!ok) mlc_os_count(&mlc_os_counted.membarrier_refused);
+  errno = saved;
+  return ok;
 }
 
-void mlc_os_membarrier(void) { syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0); }
+bool mlc_os_membarrier(void) {
+  int saved = errno;
+  bool ok = !mlc_os_hook_refuses(MLC_OS_REFUSE_MEMBARRIER) &&
+            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0;
+  if (!ok) mlc_os_count(&mlc_os_counted.membarrier_refused);
+  errno = saved;
+  return ok;
+}
 
 bool mlc_os_thread_spawn(void *(*fn)(void *), size_t stack_size, pthread_t *thread) {
   int saved = errno;
@@ -190,7 +323,11 @@ bool mlc_os_thread_gone(long tid) {
   return syscall(SYS_tgkill, (long)getpid(), tid, 0) != 0 && errno == ESRCH;
 }
 
-void mlc_os_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+void mlc_os_thread_name(const char *name) {
+  int saved = errno;
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+  errno = saved;
+}
 
 int mlc_os_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
 

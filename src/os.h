@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The OS layer: the only module that makes system calls.  Every function returns a
- * clear failure (NULL or an errno value) and never allocates.  A fault-injection hook
- * makes mapping calls fail on demand, for tests of the out-of-memory paths.
+ * clear failure (NULL, false or an errno value), never allocates, and leaves errno as
+ * the program had it unless it says otherwise.  It reads the kernel's page size (4, 16
+ * or 64 KiB) and is the only module that needs it: melloc's own unit stays MLC_PAGE,
+ * and whatever reaches the kernel (mapping lengths, trims, purges) is rounded to whole
+ * kernel pages here or by mlc_os_purge_unit()'s callers.  What the kernel refuses
+ * (madvise, membarrier, mremap under seccomp, gVisor, an old kernel) is counted; tests
+ * make mapping calls fail (mlc_os_fail_after) or the kernel refuse (mlc_os_refuse).
  */
 #ifndef MLC_OS_H
 #define MLC_OS_H
@@ -11,17 +16,32 @@
 
 #include <pthread.h>
 
-/* Maps size bytes (a multiple of the page size) of zeroed read-write memory aligned to
-   align (a power of two, at least a page).  NULL when the kernel refuses. */
+/* The kernel's page size (getauxval(AT_PAGESZ), else sysconf), read once.  Any thread. */
+size_t mlc_os_page_size(void);
+/* The bytes that a purge gives back at least, a multiple of MLC_PAGE: the kernel's page
+   size where it is a power of two up to MLC_GRANULE (4, 16, 64 KiB), else 0 and chunks
+   purge nothing (the pages stay resident, counted dirty: correct, only not given back). */
+size_t mlc_os_purge_unit(void);
+/* Tests: behave as if the kernel's pages were size bytes (a power of two larger than
+   the real size; anything else is ignored).  Whole larger pages are whole real pages,
+   so every call stays valid. */
+void mlc_os_page_pretend(size_t size);
+
+/* Maps size bytes (rounded up to whole kernel pages) of zeroed read-write memory aligned
+   to align (a power of two).  NULL when the kernel refuses. */
 void *mlc_os_map(size_t size, size_t align);
 /* Reserves address space without memory behind it (PROT_NONE). */
 void *mlc_os_reserve(size_t size, size_t align);
 void mlc_os_unmap(void *addr, size_t size);
-/* Gives the pages back to the kernel; they read as zero afterwards. */
-void mlc_os_purge(void *addr, size_t size);
+/* Gives the pages back to the kernel (addr and size whole kernel pages): true when
+   done, and they read as zero afterwards.  When the kernel refuses madvise it maps
+   fresh pages over the range instead; false when that fails too, and then the pages
+   keep their contents (the caller must count them dirty). */
+bool mlc_os_purge(void *addr, size_t size);
 /* Asks the kernel not to back the range with transparent huge pages. */
 void mlc_os_nohuge(void *addr, size_t size);
-/* Grows or shrinks a mapping in place; true on success. */
+/* Grows (mremap) or shrinks (munmap of the tail) a mapping in place, sizes rounded up
+   to whole kernel pages; true on success. */
 bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size);
 /* Moves a mapping's pages to fixed (a reservation of new_size bytes); true on success. */
 bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size);
@@ -45,7 +65,8 @@ size_t mlc_os_rss_bytes(void);
    and then mlc_os_membarrier() makes every running thread of the process execute a full
    barrier. */
 bool mlc_os_membarrier_register(void);
-void mlc_os_membarrier(void);
+/* false when the kernel refused (then no barrier happened). */
+bool mlc_os_membarrier(void);
 /* Starts fn(NULL) on a detached thread with a stack of stack_size bytes (0: the default
    that pthread_create gives the program's threads) and every
    signal blocked (so that the program's handlers run on the program's threads).  true
@@ -66,5 +87,24 @@ int mlc_os_setns(int fd, int nstype);
 /* Fault injection: after n more successful mapping calls, every mapping call fails with
    ENOMEM until reset with a negative n.  For tests only. */
 void mlc_os_fail_after(long n);
+
+/* What the kernel refused since start-up (never reset).  Any thread. */
+typedef struct mlc_os_counts_s {
+  uint64_t purge_refused;      /* madvise(MADV_DONTNEED) calls refused */
+  uint64_t purge_failed;       /* purges not done at all (the fallback failed too) */
+  uint64_t membarrier_refused; /* membarrier calls refused */
+  uint64_t remap_refused;      /* mremap calls refused (not those short of room) */
+} mlc_os_counts_t;
+void mlc_os_counts(mlc_os_counts_t *out);
+
+/* Tests: the calls in what (MLC_OS_REFUSE_* bits; 0 to stop) fail with EPERM without
+   reaching the kernel, as under a seccomp filter. */
+enum {
+  MLC_OS_REFUSE_MADVISE = 1,    /* madvise(MADV_DONTNEED) */
+  MLC_OS_REFUSE_MAP_FIXED = 2,  /* the purge's fallback, mmap(MAP_FIXED) */
+  MLC_OS_REFUSE_MEMBARRIER = 4,
+  MLC_OS_REFUSE_MREMAP = 8,
+};
+void mlc_os_refuse(unsigned what);
 
 #endif /* MLC_OS_H */

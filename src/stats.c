@@ -65,6 +65,13 @@ void mlc_stats_gather(melloc_stats_t *st) {
   st->purged = (size_t)mlc_load(&mlc_gc_bytes_purged);
   st->gc_passes = mlc_load(&mlc_gc_passes);
   st->gc_objects_returned = mlc_load(&mlc_gc_objects_returned);
+  mlc_os_counts_t oc;
+  mlc_os_counts(&oc);
+  st->page_size = mlc_os_page_size();
+  st->purges_refused = oc.purge_refused;
+  st->purges_failed = oc.purge_failed;
+  st->membarriers_refused = oc.membarrier_refused;
+  st->remaps_refused = oc.remap_refused;
 }
 
 /* ---- Printing, a line at a time through the callback ---- */
@@ -100,6 +107,10 @@ static void mlc_stats_text(mlc_out_t *o, const melloc_stats_t *st) {
   mlc_out(o, "purged:              %zu bytes\n", st->purged);
   mlc_out(o, "collector:           %llu passes, %llu objects returned from caches\n",
           (unsigned long long)st->gc_passes, (unsigned long long)st->gc_objects_returned);
+  mlc_out(o, "page size:           %zu bytes\n", st->page_size);
+  mlc_out(o, "kernel refused:      %llu purges (%llu not done), %llu membarriers, %llu remaps\n",
+          (unsigned long long)st->purges_refused, (unsigned long long)st->purges_failed,
+          (unsigned long long)st->membarriers_refused, (unsigned long long)st->remaps_refused);
   mlc_out(o, "%8s %14s %14s %12s %8s\n", "size", "nmalloc", "nfree", "live", "slabs");
   for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
     const melloc_class_stats_t *c = &st->classes[i];
@@ -117,8 +128,13 @@ static void mlc_stats_json(mlc_out_t *o, const melloc_stats_t *st) {
   mlc_out(o, "\"small_allocated\": %zu, \"large_allocated\": %zu, \"huge_allocated\": %zu, ",
           st->small_allocated, st->large_allocated, st->huge_allocated);
   mlc_out(o, "\"cached\": %zu, \"purged\": %zu, ", st->cached, st->purged);
-  mlc_out(o, "\"gc\": {\"passes\": %llu, \"objects_returned\": %llu}, \"classes\": [",
+  mlc_out(o, "\"gc\": {\"passes\": %llu, \"objects_returned\": %llu}, ",
           (unsigned long long)st->gc_passes, (unsigned long long)st->gc_objects_returned);
+  mlc_out(o, "\"page_size\": %zu, \"refused\": {\"purges\": %llu, \"purges_failed\": %llu, "
+             "\"membarriers\": %llu, \"remaps\": %llu}, \"classes\": [",
+          st->page_size, (unsigned long long)st->purges_refused,
+          (unsigned long long)st->purges_failed, (unsigned long long)st->membarriers_refused,
+          (unsigned long long)st->remaps_refused);
   for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
     const melloc_class_stats_t *c = &st->classes[i];
     mlc_out(o, "%s{\"size\": %zu, \"nmalloc\": %llu, \"nfree\": %llu, \"live\": %llu, \"slabs\": %llu}",

@@ -80,6 +80,10 @@ struct mlc_chunk_s {
   uint16_t run_count[64];  /* Protected by arena->lock: free runs by length bucket (arena.c) */
   uint64_t free_granules;  /* Protected by arena->lock: granules whose pages are all free */
   uint64_t dirty_granules; /* Protected by arena->lock: granules with a dirty free page */
+  /* Protected by arena->lock: pages became free since the last purge.  A purge leaves
+     dirty what it cannot give back (part of a larger kernel page in use, a refusal);
+     only a later free can change that, so until one the chunk is not worth a pass. */
+  bool purge_pending;
   uint64_t used[MLC_CHUNK_WORDS];  /* Protected by arena->lock: page in a slab, a run or the header */
   uint64_t dirty[MLC_CHUNK_WORDS]; /* Protected by arena->lock: free page that may be resident */
   uint16_t npages[MLC_PAGES_PER_CHUNK]; /* Run length at a large run's first page, else 0 */

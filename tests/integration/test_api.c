@@ -407,42 +407,54 @@ START_TEST(test_memalign_rounds_alignment) {
 }
 END_TEST
 
+/* Sizes around melloc's 4 KiB unit; the kernel's page size (4, 16 or 64 KiB, which
+   valloc and pvalloc align to) and its neighbours are added at run time. */
 static const size_t page_sizes[] = {0, 1, 100, PAGE - 1, PAGE, PAGE + 1, 10000, SMALL_MAX + 1,
                                     100000, LARGE_MAX, 3 * MiB + 5};
+#define NVSIZES (sizeof(page_sizes) / sizeof(page_sizes[0]) + 3)
+
+static size_t kernel_page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+static size_t vsize(size_t i) {
+  size_t n0 = sizeof(page_sizes) / sizeof(page_sizes[0]);
+  return i < n0 ? page_sizes[i] : kernel_page() - 1 + (i - n0);
+}
 
 START_TEST(test_valloc) {
-  void *p[sizeof(page_sizes) / sizeof(page_sizes[0])];
-  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
-    size_t n = page_sizes[i];
+  size_t kp = kernel_page();
+  void *p[NVSIZES];
+  for (size_t i = 0; i < NVSIZES; i++) {
+    size_t n = vsize(i);
     p[i] = valloc(n);
     ck_assert_msg(p[i] != NULL, "valloc(%zu) returned NULL", n);
-    ck_assert_msg((uintptr_t)p[i] % PAGE == 0, "valloc(%zu) = %p", n, p[i]);
+    ck_assert_msg((uintptr_t)p[i] % kp == 0, "valloc(%zu) = %p, page %zu", n, p[i], kp);
     ck_assert_uint_ge(malloc_usable_size(p[i]), n);
     fill(p[i], n, (unsigned)i);
   }
-  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
-    ck_assert_uint_eq(check_fill(p[i], page_sizes[i], (unsigned)i), page_sizes[i]);
+  for (size_t i = 0; i < NVSIZES; i++) {
+    ck_assert_uint_eq(check_fill(p[i], vsize(i), (unsigned)i), vsize(i));
     free(p[i]);
   }
 }
 END_TEST
 
-/* pvalloc rounds the size up to whole pages (at least one page, for 0 too) and the
-   rounded size is usable. */
+/* pvalloc rounds the size up to whole kernel pages (at least one page, for 0 too) and
+   the rounded size is usable. */
 START_TEST(test_pvalloc) {
-  void *p[sizeof(page_sizes) / sizeof(page_sizes[0])];
-  size_t r[sizeof(page_sizes) / sizeof(page_sizes[0])];
-  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
-    size_t n = page_sizes[i];
-    r[i] = n == 0 ? PAGE : (n + PAGE - 1) / PAGE * PAGE;
+  size_t kp = kernel_page();
+  void *p[NVSIZES];
+  size_t r[NVSIZES];
+  for (size_t i = 0; i < NVSIZES; i++) {
+    size_t n = vsize(i);
+    r[i] = n == 0 ? kp : (n + kp - 1) / kp * kp;
     p[i] = pvalloc(n);
     ck_assert_msg(p[i] != NULL, "pvalloc(%zu) returned NULL", n);
-    ck_assert_msg((uintptr_t)p[i] % PAGE == 0, "pvalloc(%zu) = %p", n, p[i]);
+    ck_assert_msg((uintptr_t)p[i] % kp == 0, "pvalloc(%zu) = %p, page %zu", n, p[i], kp);
     ck_assert_msg(malloc_usable_size(p[i]) >= r[i], "pvalloc(%zu): usable %zu < %zu", n,
                   malloc_usable_size(p[i]), r[i]);
     fill(p[i], r[i], (unsigned)i);
   }
-  for (size_t i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+  for (size_t i = 0; i < NVSIZES; i++) {
     ck_assert_uint_eq(check_fill(p[i], r[i], (unsigned)i), r[i]);
     free(p[i]);
   }

@@ -85,6 +85,10 @@ START_TEST(test_class_sizes) {
   ck_assert_uint_eq(st.classes[0].size, 16);
   ck_assert_uint_eq(st.classes[7].size, 128);
   ck_assert_uint_eq(st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
+  /* The kernel's page size, whatever it is (4, 16, 64 KiB); an ordinary kernel refuses
+     nothing melloc asks. */
+  ck_assert_uint_eq(st.page_size, (size_t)sysconf(_SC_PAGESIZE));
+  ck_assert_uint_eq(st.purges_failed, 0);
   for (unsigned c = 1; c < MELLOC_STATS_NCLASSES; c++) {
     ck_assert_uint_gt(st.classes[c].size, st.classes[c - 1].size);
     /* malloc of the class size is that class, one more byte is the next one */
@@ -128,7 +132,13 @@ START_TEST(test_large_bytes) {
 }
 END_TEST
 
-/* Huge blocks (above 2 MiB) count their pages, through realloc too. */
+/* Huge blocks (above 2 MiB) count their pages, through realloc too: whole kernel pages
+   (4, 16 or 64 KiB), which is what their mappings hold. */
+static size_t kpages(size_t n) {
+  size_t kp = (size_t)sysconf(_SC_PAGESIZE);
+  return (n + kp - 1) / kp * kp;
+}
+
 START_TEST(test_huge_bytes) {
   melloc_stats_t a = snap();
   void *p = malloc(2 * MiB + 1);
@@ -142,13 +152,14 @@ START_TEST(test_huge_bytes) {
   ck_assert_ptr_nonnull(p);
   ck_assert_ptr_nonnull(q);
   ck_assert_ptr_nonnull(r3);
-  ck_assert_uint_eq(b.huge_allocated - a.huge_allocated, 2 * MiB + 4096 + 5 * MiB + 4096);
+  size_t pq = kpages(2 * MiB + 1) + kpages(5 * MiB + 100);
+  ck_assert_uint_eq(b.huge_allocated - a.huge_allocated, pq);
   ck_assert_uint_eq(b.large_allocated, a.large_allocated);
-  ck_assert_uint_eq(b.allocated - a.allocated, 7 * MiB + 8192);
-  ck_assert_uint_ge(b.mapped - a.mapped, 7 * MiB + 8192);
-  ck_assert_uint_eq(c.huge_allocated - b.huge_allocated, 9 * MiB + 4096);
-  ck_assert_uint_eq(d.huge_allocated - b.huge_allocated, 7 * MiB + 8192);
-  ck_assert_uint_eq(melloc_usable_size(r3), 7 * MiB + 8192);
+  ck_assert_uint_eq(b.allocated - a.allocated, pq);
+  ck_assert_uint_ge(b.mapped - a.mapped, pq);
+  ck_assert_uint_eq(c.huge_allocated - b.huge_allocated, kpages(9 * MiB + 1));
+  ck_assert_uint_eq(d.huge_allocated - b.huge_allocated, kpages(7 * MiB + 5000));
+  ck_assert_uint_eq(melloc_usable_size(r3), kpages(7 * MiB + 5000));
   free(p);
   free(q);
   free(r3);
@@ -179,6 +190,7 @@ START_TEST(test_stats_smaller_size) {
                                  offsetof(melloc_stats_t, cached),
                                  offsetof(melloc_stats_t, classes),
                                  offsetof(melloc_stats_t, classes[5]),
+                                 offsetof(melloc_stats_t, page_size),
                                  sizeof(melloc_stats_t) - 1};
   for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
     struct padded buf;
@@ -488,10 +500,12 @@ START_TEST(test_print_json) {
            "a = [int(x) for x in sys.argv[1:]]\n"
            "keys = {\"version\", \"stats_version\", \"narenas\", \"mapped\", \"resident\", "
            "\"allocated\", \"small_allocated\", \"large_allocated\", \"huge_allocated\", "
-           "\"cached\", \"purged\", \"gc\", \"classes\"}\n"
+           "\"cached\", \"purged\", \"gc\", \"page_size\", \"refused\", \"classes\"}\n"
            "assert set(d) == keys, set(d) ^ keys\n"
            "assert d[\"version\"] == \"%s\", d[\"version\"]\n"
            "assert set(d[\"gc\"]) == {\"passes\", \"objects_returned\"}\n"
+           "assert set(d[\"refused\"]) == {\"purges\", \"purges_failed\", \"membarriers\", "
+           "\"remaps\"}\n"
            "c = d[\"classes\"]\n"
            "assert len(c) == 32, len(c)\n"
            "assert all(set(x) == {\"size\", \"nmalloc\", \"nfree\", \"live\", \"slabs\"} for x in c)\n"
@@ -499,12 +513,13 @@ START_TEST(test_print_json) {
            "assert d[\"small_allocated\"] == sum(x[\"size\"] * x[\"live\"] for x in c)\n"
            "got = [d[\"stats_version\"], d[\"narenas\"], d[\"allocated\"], d[\"small_allocated\"], "
            "d[\"large_allocated\"], d[\"huge_allocated\"], d[\"cached\"], d[\"mapped\"], "
-           "c[25][\"size\"], c[25][\"live\"], c[25][\"nmalloc\"]]\n"
+           "c[25][\"size\"], c[25][\"live\"], c[25][\"nmalloc\"], d[\"page_size\"]]\n"
            "assert got == a, (got, a)\n"
-           "' %u %u %zu %zu %zu %zu %zu %zu %zu %llu %llu",
+           "' %u %u %zu %zu %zu %zu %zu %zu %zu %llu %llu %zu",
            melloc_version(), st.version, st.narenas, st.allocated, st.small_allocated,
            st.large_allocated, st.huge_allocated, st.cached, st.mapped, st.classes[25].size,
-           (unsigned long long)st.classes[25].live, (unsigned long long)st.classes[25].nmalloc);
+           (unsigned long long)st.classes[25].live, (unsigned long long)st.classes[25].nmalloc,
+           st.page_size);
   free(p);
   ck_assert_uint_eq(st.classes[25].size, 3072);
   ck_assert_uint_ge(st.classes[25].live, 1);

@@ -87,20 +87,65 @@ END_TEST
    back and they read as zero (and calloc knows it need not clear them). */
 START_TEST(test_purge_after_decay) {
   mlc_arena_t *a = new_arena();
+  size_t kp = mlc_os_page_size(), n = MLC_MAX(8 * MLC_PAGE, 2 * kp);
   char *keep = mlc_arena_large_alloc(a, MLC_PAGE, 0, false); /* keeps the chunk in use */
-  char *p = mlc_arena_large_alloc(a, 8 * MLC_PAGE, 0, false);
-  memset(p, 0x5a, 8 * MLC_PAGE);
+  /* Whole kernel pages, so that freeing them lets a purge give all of them back. */
+  char *p = mlc_arena_large_alloc(a, n, kp, false);
+  memset(p, 0x5a, n);
   mlc_chunk_t *c = mlc_pagemap_entry(p);
   mlc_arena_large_free(c, p);
   uint64_t t0 = c->free_ns;
   ck_assert_uint_eq(mlc_arena_purge(a, t0 + 1000, 1000000), 0);
   ck_assert_uint_eq((unsigned char)p[100], 0x5a);
-  ck_assert_uint_ge(mlc_arena_purge(a, t0 + 2000000, 1000000), 8 * MLC_PAGE);
+  ck_assert_uint_ge(mlc_arena_purge(a, t0 + 2000000, 1000000), n);
   ck_assert_uint_eq((unsigned char)p[100], 0);
-  char *z = mlc_arena_large_alloc(a, 8 * MLC_PAGE, 0, true);
+  ck_assert_uint_eq((unsigned char)p[n - 1], 0);
+  char *z = mlc_arena_large_alloc(a, n, kp, true);
   ck_assert_ptr_eq(z, p);
-  for (size_t i = 0; i < 8 * MLC_PAGE; i++) ck_assert_uint_eq((unsigned char)z[i], 0);
+  for (size_t i = 0; i < n; i++) ck_assert_uint_eq((unsigned char)z[i], 0);
   mlc_arena_large_free(c, z);
+  mlc_arena_large_free(c, keep);
+}
+END_TEST
+
+/* With kernel pages larger than melloc's 4 KiB unit (64 KiB here: real under a 64 KiB
+   kernel, pretended on a smaller one, where whole 64 KiB are whole pages too), a purge
+   never touches a kernel page that is partly in use: the live bytes stay, the free
+   units beside them stay dirty (calloc still zeroes them), and the chunk stops counting
+   as purgeable until a free, so the collector can retire.  Once the rest of the kernel
+   page is free, it is given back whole. */
+START_TEST(test_purge_whole_kernel_pages) {
+  mlc_os_page_pretend(MLC_GRANULE);
+  size_t kp = mlc_os_purge_unit(), up = kp / MLC_PAGE;
+  ck_assert_uint_eq(kp, MLC_GRANULE);
+  mlc_arena_t *a = new_arena();
+  char *p = mlc_arena_large_alloc(a, kp, kp, false); /* one whole kernel page */
+  ck_assert_uint_eq((uintptr_t)p % kp, 0);
+  memset(p, 0x5a, kp);
+  mlc_chunk_t *c = mlc_pagemap_entry(p);
+  size_t i = ((uintptr_t)p - (uintptr_t)c) / MLC_PAGE;
+  /* Its upper half becomes free (and dirty), its lower half stays live. */
+  ck_assert(mlc_arena_large_resize(c, p, kp / 2));
+  ck_assert(mlc_arena_purgeable(a));
+  ck_assert_uint_eq(mlc_arena_purge(a, mlc_os_now_ns(), 0), 0);
+  for (size_t k = 0; k < kp; k += 512) ck_assert_uint_eq((unsigned char)p[k], 0x5a);
+  ck_assert_uint_eq((unsigned char)p[kp - 1], 0x5a);
+  ck_assert(c->dirty[(i + up / 2) / 64] >> ((i + up / 2) % 64) & 1);
+  ck_assert(!mlc_arena_purgeable(a));
+  ck_assert(mlc_arena_validate(a));
+  /* Taking those units reports them dirty, so that calloc zeroes them. */
+  mlc_mutex_lock(&a->lock);
+  ck_assert(mlc_chunk_take(c, i + up / 2, up / 2));
+  mlc_chunk_give(c, i + up / 2, up / 2);
+  mlc_mutex_unlock(&a->lock);
+  /* The whole kernel page free: given back, all of it. */
+  char *keep = mlc_arena_large_alloc(a, MLC_PAGE, 0, false); /* keeps the chunk in use */
+  mlc_arena_large_free(c, p);
+  ck_assert(mlc_arena_purgeable(a));
+  ck_assert_uint_ge(mlc_arena_purge(a, mlc_os_now_ns(), 0), kp);
+  for (size_t k = 0; k < kp; k += 512) ck_assert_uint_eq((unsigned char)p[k], 0);
+  ck_assert(!mlc_arena_purgeable(a));
+  ck_assert(mlc_arena_validate(a));
   mlc_arena_large_free(c, keep);
 }
 END_TEST
@@ -240,6 +285,7 @@ int main(void) {
   tcase_add_test(tc, test_large_best_fit);
   tcase_add_test(tc, test_large_resize_in_place);
   tcase_add_test(tc, test_purge_after_decay);
+  tcase_add_test(tc, test_purge_whole_kernel_pages);
   tcase_add_test(tc, test_spare_chunk);
   tcase_add_test(tc, test_granule_reuse_across_classes);
   tcase_add_test(tc, test_slabs_and_runs_share_chunks);
