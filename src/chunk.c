@@ -28,10 +28,15 @@ static void mlc_win_place_locked(uintptr_t a) {
   if (mlc_load(&mlc_win_first) != MLC_WIN_UNPLACED) return;
   uintptr_t end = (a >> MLC_GRANULE_SHIFT) + (((uintptr_t)64 << 30) >> MLC_GRANULE_SHIFT);
   uintptr_t first = end > MLC_WIN ? end - MLC_WIN : 0;
-  /* A thread that sees the new mlc_win_first sees mlc_win_biased too: a pointer it frees
-     came from a slab created after this (and x86 does not reorder loads). */
+  /* Relaxed stores, read with relaxed loads by free's fast path (chunk.h): a free of a
+     pointer melloc handed out happens after this placement in C11's happens-before
+     order (the placement, the chunk's registration and the slab's creation are ordered
+     by this lock and the arena and bin locks' acquire/release; the pointer reached the
+     freeing thread through the program's own synchronisation), so each of the two loads
+     reads the value stored here (read-write coherence), whatever the order in which
+     they run.  The window never moves again. */
   mlc_store(&mlc_win_biased, (uintptr_t)mlc_win_map - first);
-  mlc_store_rel(&mlc_win_first, first);
+  mlc_store(&mlc_win_first, first);
 }
 
 /* Caller holds mlc_pagemap_lock. */
@@ -41,7 +46,11 @@ static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
   if (!leaf) {
     leaf = mlc_os_map(MLC_ALIGN_UP(sizeof(mlc_pmleaf_t), MLC_PAGE), MLC_PAGE);
     if (!leaf) return NULL;
-    mlc_store_rel(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT], leaf);
+    /* Relaxed, as the window above: a lookup of a pointer melloc handed out happens
+       after this store.  A lookup of any other pointer may read NULL or the leaf,
+       whose bytes are the kernel's zeros or relaxed stores: either answer is "not
+       melloc's" or a class byte that was true at some point. */
+    mlc_store(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT], leaf);
   }
   mlc_win_place_locked(a);
   return leaf;

@@ -75,11 +75,11 @@ extern uintptr_t mlc_win_biased MLC_HIDDEN;
 
 /* Whether the window covers p (then p is below 2^48). */
 MLC_INLINE bool mlc_win_covers(const void *p) {
-  return ((uintptr_t)p >> MLC_GRANULE_SHIFT) - mlc_fast_load(&mlc_win_first) < MLC_WIN;
+  return ((uintptr_t)p >> MLC_GRANULE_SHIFT) - mlc_load(&mlc_win_first) < MLC_WIN;
 }
 /* The class byte of p, which the window covers: exact (0 means not a small object). */
 MLC_INLINE size_t mlc_win_class_in(const void *p) {
-  return *(const uint8_t *)(mlc_fast_load(&mlc_win_biased) + ((uintptr_t)p >> MLC_GRANULE_SHIFT));
+  return *(const uint8_t *)(mlc_load(&mlc_win_biased) + ((uintptr_t)p >> MLC_GRANULE_SHIFT));
 }
 /* The class of the small object at p as free's fast path sees it: the page map's answer
    inside the window, 0 outside (the caller then asks mlc_pagemap_class).  One load

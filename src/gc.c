@@ -13,8 +13,8 @@
  *
  * The protocol with the owners.  A cache has two kinds of fields (types.h says who
  * writes each one):
- *  - head: written by the owner only, by its fast paths with plain stores (relaxed
- *    atomics on its slow paths), never by the collector;
+ *  - head: written by the owner only, always with a release store (fast and slow
+ *    paths), never by the collector, which reads it with an acquire load;
  *  - lw, full, empty, parked: written by whoever holds the cache's state word.  The
  *    fast paths read lw (pop) and full (push) without it; a push writes the free slot
  *    below head, which the collector never reads.
@@ -30,18 +30,34 @@
  * collector holds the state.  The collector takes objects only from that range, at its
  * bottom (the oldest objects), and moves empty down.
  *
+ * Memory orders (C11).  The objects the collector takes, and the program's writes to
+ * them before it freed them, were written by the owner before some store of head:
+ * every store of head is a release, and the collector's load of head an acquire, so
+ * everything the owner did before the head it reads happens before what the collector
+ * does with the objects (and so before their next owner's writes, through the bin
+ * lock).  Every slot the collector takes, [max(lw, head + 1), empty), was last written
+ * before the head the collector reads was stored: the owner writes only the slot below
+ * its head, and cannot move its head above lw (below).  The slots themselves are plain
+ * memory: owner and collector never access one at the same time.  lw, full and empty
+ * are relaxed atomics: they bound what each side may touch and publish no data.
+ *
  * To measure "not touched since the last pass" the collector lowers lw to head at the
  * end of each pass.  An owner that loaded the old lw an instant before may still
  * complete one pop past the new lw, however long it is preempted in between: that pop
  * takes the object at head (the head it loaded, which stays the published head until it
  * stores head + 1).  So the range the collector takes from starts at max(lw, head + 1):
  * the object at head is never taken, and at most one object per class stays with an
- * idle thread.  For every later fast path of the owner to see the new lw, the collector
- * issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) after lowering: every running
- * thread of the process executes a full barrier (a thread not running has been through
- * a context switch, which is one).  Without membarrier (old kernels, some sandboxes)
- * the collector relies on stores becoming visible within the pass interval, which every
- * supported processor does in far less than the minimum interval of a millisecond.
+ * idle thread.  Every later pop of the owner must load the new lw.  The collector
+ * makes sure of it with membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) after lowering,
+ * followed by a seq_cst fence: when it returns, every thread of the process has
+ * executed a full memory barrier (the kernel's guarantee: each running thread is
+ * interrupted to run one, a thread not running passes one on its next context switch),
+ * which orders the owner's later loads of lw after the new value, as a seq_cst fence
+ * in the owner would.  Without membarrier (old kernels, some sandboxes: counted in the
+ * statistics) nothing in C11 bounds how long a relaxed store takes to become visible:
+ * the standard asks only that it be "within a reasonable amount of time"
+ * ([atomics.order]), and the collector waits a whole pass interval (a millisecond at
+ * least) before it takes anything below the lw it lowered.
  *
  * Groups: a cache the collector has emptied while its owner was idle is parked
  * (mlc_tcache_park, under the registry lock and the state word): moved to a second list
@@ -100,7 +116,8 @@
 static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_GC); /* one pass at a time */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
 
-/* Counters.  Protected by mlc_gc_lock (read without it for statistics). */
+/* Counters.  Written holding mlc_gc_lock, read without it (statistics, tests): relaxed
+   atomics, each read on its own (a reader may see one pass's counts half updated). */
 uint64_t mlc_gc_passes;
 uint64_t mlc_gc_objects_returned;
 uint64_t mlc_gc_bytes_purged;
@@ -130,9 +147,7 @@ static void mlc_gc_fence(void) {
   /* A kernel that stops accepting it (a seccomp filter installed later): fall back to
      the pass interval as above.  The OS layer counts each refusal. */
   if (m == 1 && !mlc_os_membarrier()) __atomic_store_n(&mlc_gc_membarrier, -1, __ATOMIC_RELAXED);
-#ifndef __SANITIZE_THREAD__
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
 }
 
 /* The share of a cache an idle pass returns: 1/8, 1/4, 1/2, then all. */
@@ -151,7 +166,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
   size_t returned = 0;
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
     void **head = mlc_load_acq(&tc->b->head[c]);
-    void **lw = tc->b->lw[c], **empty = tc->empty[c];
+    void **lw = mlc_load(&tc->b->lw[c]), **empty = tc->empty[c];
     /* head + 1: the owner may be stalled inside one pop that loaded an old lw (see the
        protocol above); the object at head is never taken. */
     void **lo = head + 1 > lw ? head + 1 : lw;
@@ -162,7 +177,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything) {
     if (k) {
       mlc_tcache_return(empty - k, (unsigned)k, c);
       empty -= k;
-      tc->empty[c] = empty;
+      mlc_store(&tc->empty[c], empty);
       returned += k;
       /* An idle cache refills in smaller batches when its owner comes back. */
       if (idle && tc->fill[c] > 2) tc->fill[c] /= 2;
@@ -196,14 +211,15 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
     mlc_gc_release(tc);
   }
   mlc_tcache_registry_unlock();
-  mlc_gc_caches_visited = visited;
+  mlc_store(&mlc_gc_caches_visited, visited);
   mlc_gc_fence();
   uint64_t decay = everything ? 0 : mlc_load(&mlc_opt.decay_ms) * 1000000u;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
   purged += mlc_huge_purge(now, decay);
-  mlc_gc_passes++;
-  mlc_gc_objects_returned += returned;
-  mlc_gc_bytes_purged += purged;
+  /* One writer (this lock's holder), readers without it: relaxed stores, no RMW. */
+  mlc_store(&mlc_gc_passes, mlc_load(&mlc_gc_passes) + 1);
+  mlc_store(&mlc_gc_objects_returned, mlc_load(&mlc_gc_objects_returned) + returned);
+  mlc_store(&mlc_gc_bytes_purged, mlc_load(&mlc_gc_bytes_purged) + purged);
   mlc_mutex_unlock(&mlc_gc_lock);
   if (returned || purged)
     mlc_trace("gc: pass returned %zu cached objects, purged %zu bytes", returned, purged);

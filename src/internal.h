@@ -65,17 +65,38 @@ static const bool mlc_config_debug = false;
 #define mlc_load_acq(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define mlc_store_rel(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
-/* The owner's own accesses on the fast paths to words the collector reads (or, for lw,
-   writes): plain in release builds, where the compiler needs its freedom to fold the
-   addressing, and relaxed atomics under ThreadSanitizer, which must see them.  The
-   protocol that makes the plain accesses safe is at the top of gc.c. */
-#if defined(__SANITIZE_THREAD__)
-#define mlc_fast_load(p) mlc_load(p)
-#define mlc_fast_store(p, v) mlc_store_rel(p, v)
+/* Every word that two threads may touch at the same time is read and written only
+   through these, in every build (the ThreadSanitizer build is this code with sanitizer
+   flags, nothing else).  Each use names its order; an argument for an order names the
+   C11 order it pairs with (acquire/release, a seq_cst fence), never a processor.
+   Relaxed loads and stores of aligned words are plain loads and stores on every
+   processor melloc builds for; what they cost is the compiler's freedom: gcc folds no
+   atomic load into another instruction's operand and computes a thread-local atomic's
+   address instead of using the thread pointer's segment (x86-64: 7 instructions more
+   per malloc/free pair, bench/budget.txt). */
+
+/* The processor's spin-wait hint, once per turn of a spin loop: it lets a sibling
+   hardware thread run and stops the core from speculating far into the loop. */
+MLC_INLINE void mlc_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  /* isb, not yield: yield is a no-op on most arm64 cores; isb waits a few dozen
+     cycles, as x86's pause does (Rust's and .NET's spin loops chose it too). */
+  __asm__ __volatile__("isb" ::: "memory");
+#elif defined(__arm__) && (defined(__ARM_ARCH_6K__) || defined(__ARM_ARCH_6ZK__) || (defined(__ARM_ARCH) && __ARM_ARCH >= 7))
+  __asm__ __volatile__("yield" ::: "memory");
+#elif defined(__powerpc__) || defined(__powerpc64__)
+  /* Low then medium thread priority, as Linux's cpu_relax(). */
+  __asm__ __volatile__("or 27,27,27\n\tor 2,2,2" ::: "memory");
+#elif defined(__riscv)
+  /* Zihintpause's pause, an encoding older cores run as a no-op fence. */
+  __asm__ __volatile__(".4byte 0x100000f" ::: "memory");
 #else
-#define mlc_fast_load(p) (*(p))
-#define mlc_fast_store(p, v) (*(p) = (v))
+  /* s390x and the rest: no hint, a compiler barrier. */
+  __asm__ __volatile__("" ::: "memory");
 #endif
+}
 
 MLC_NORETURN MLC_COLD void mlc_fatal(const char *what, const void *ptr);
 MLC_NORETURN MLC_COLD void mlc_assert_fail(const char *expr, const char *file, int line);

@@ -20,9 +20,7 @@ void mlc_mutex_lock_slow(mlc_mutex_t *m) {
       errno = saved;
       return;
     }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    mlc_spin_pause();
   }
   while (__atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE) != 0) mlc_os_futex_wait(&m->word, 2);
   errno = saved;

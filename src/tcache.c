@@ -115,12 +115,12 @@ mlc_arena_t *mlc_tsd_arena(void) {
    tc's state, or tc is not in use yet. */
 static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_t n) {
   void **empty = start + tc->cap[c];
-  if (n) memmove(empty - n, tc->b->head[c], n * sizeof(void *));
+  if (n) memmove(empty - n, mlc_load(&tc->b->head[c]), n * sizeof(void *));
   tc->start[c] = start;
-  tc->empty[c] = empty;
+  mlc_store(&tc->empty[c], empty);
   mlc_store(&tc->b->full[c], start);
   mlc_store(&tc->b->lw[c], empty);
-  mlc_store(&tc->b->head[c], empty - n);
+  mlc_store_rel(&tc->b->head[c], empty - n);
   return empty - n;
 }
 
@@ -130,10 +130,13 @@ static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_
 static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
   void **slot = stack;
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
-    mlc_tcache_place(tc, c, slot, tc->stack ? (size_t)(tc->empty[c] - tc->b->head[c]) : 0);
+    mlc_tcache_place(tc, c, slot, tc->stack ? (size_t)(tc->empty[c] - mlc_load(&tc->b->head[c])) : 0);
     slot += tc->cap[c];
   }
-  tc->b->head[0] = tc->b->lw[0] = tc->b->full[0] = tc->empty[0] = &mlc_dummy_slot[1];
+  mlc_store(&tc->empty[0], &mlc_dummy_slot[1]);
+  mlc_store_rel(&tc->b->head[0], &mlc_dummy_slot[1]);
+  mlc_store(&tc->b->lw[0], &mlc_dummy_slot[1]);
+  mlc_store(&tc->b->full[0], &mlc_dummy_slot[1]);
 }
 
 static size_t mlc_tcache_slots_needed(const mlc_tcache_t *tc) {
@@ -155,7 +158,7 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
     void **slot = tc->stack + need;
     for (unsigned c = MLC_TCLASSES - 1; c >= 1; c--) {
       slot -= tc->cap[c];
-      mlc_tcache_place(tc, c, slot, (size_t)(tc->empty[c] - tc->b->head[c]));
+      mlc_tcache_place(tc, c, slot, (size_t)(tc->empty[c] - mlc_load(&tc->b->head[c])));
     }
     return true;
   }
@@ -322,20 +325,20 @@ MLC_INLINE mlc_tcache_t *mlc_tcache_get(bool for_free) {
    would keep less and less room.  Moves the objects to the top of the class's region
    and returns the new head.  Owner, holding state. */
 static void **mlc_tcache_restack(mlc_tcache_t *tc, unsigned cls) {
-  void **head = tc->b->head[cls];
+  void **head = mlc_load(&tc->b->head[cls]);
   if (tc->empty[cls] < tc->start[cls] + tc->cap[cls])
     head = mlc_tcache_place(tc, cls, tc->start[cls], (size_t)(tc->empty[cls] - head));
   return head;
 }
 
 void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
-  void **head = tc->b->head[cls], **empty = tc->empty[cls];
+  void **head = mlc_load(&tc->b->head[cls]), **empty = tc->empty[cls];
   unsigned have = (unsigned)(empty - head);
   if (n > have) n = have;
   if (n == 0) return;
   mlc_tcache_return(empty - n, n, cls);
   memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
-  mlc_store(&tc->b->head[cls], head + n);
+  mlc_store_rel(&tc->b->head[cls], head + n);
   mlc_store(&tc->b->lw[cls], empty);
   mlc_trace("tcache: flushed %u objects of cache class %u", n, cls);
 }
@@ -389,8 +392,8 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     return NULL;
   }
   mlc_tcache_owner_enter(tc);
-  mlc_store(&tc->slow_events, tc->slow_events + 1);
-  void **head = tc->b->head[cls], **empty = tc->empty[cls];
+  mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
+  void **head = mlc_load(&tc->b->head[cls]), **empty = tc->empty[cls];
   void *ret;
   if (head < empty) {
     /* Objects remain below the low-water mark: the owner may use them all again. */
@@ -404,12 +407,12 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     }
     if (n > tc->cap[cls]) n = tc->cap[cls];
     empty = tc->start[cls] + tc->cap[cls];
-    tc->empty[cls] = empty;
+    mlc_store(&tc->empty[cls], empty);
     mlc_store(&tc->b->lw[cls], empty);
     unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
-    mlc_store(&tc->b->head[cls], head);
+    mlc_store_rel(&tc->b->head[cls], head);
     if (got == 0) {
       mlc_tcache_slow_done(tc);
       errno = ENOMEM;
@@ -419,7 +422,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
       tc->fill[cls] = (uint16_t)(n * 2);
   }
   ret = *head;
-  mlc_store(&tc->b->head[cls], head + 1);
+  mlc_store_rel(&tc->b->head[cls], head + 1);
   mlc_tcache_slow_done(tc);
   return ret;
 }
@@ -448,21 +451,21 @@ static void mlc_tcache_free_small_slow(void *p, unsigned cls) {
     return;
   }
   mlc_tcache_owner_enter(tc);
-  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
   void **head = mlc_tcache_restack(tc, cls);
-  if (head <= tc->b->full[cls] &&
+  if (head <= mlc_load(&tc->b->full[cls]) &&
       !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls)))
     mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
-  head = tc->b->head[cls];
+  head = mlc_load(&tc->b->head[cls]);
   head[-1] = p;
-  mlc_store(&tc->b->head[cls], head - 1);
+  mlc_store_rel(&tc->b->head[cls], head - 1);
   mlc_tcache_owner_exit(tc);
   errno = saved;
 }
 
 static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
   for (unsigned c = 1; c < MLC_TCLASSES; c++)
-    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - tc->b->head[c]));
+    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - mlc_load(&tc->b->head[c])));
 }
 
 /* ---- Large blocks ---- */
@@ -475,12 +478,12 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
   if (!tc) return NULL;
   unsigned c = (unsigned)mlc_tclass_large(np);
   mlc_tcache_owner_enter(tc);
-  mlc_store(&tc->slow_events, tc->slow_events + 1);
+  mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
   void *p = NULL;
   void **head = mlc_tcache_restack(tc, c);
   if (head < tc->empty[c]) {
     p = *head;
-    mlc_store(&tc->b->head[c], head + 1);
+    mlc_store_rel(&tc->b->head[c], head + 1);
   }
   mlc_store(&tc->b->lw[c], tc->empty[c]);
   mlc_tcache_slow_done(tc);
@@ -501,23 +504,23 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   }
   unsigned c = (unsigned)mlc_tclass_large(np);
   mlc_tcache_owner_enter(tc); /* unparks */
-  mlc_store(&tc->slow_events, tc->slow_events + 1);
-  void **head = tc->b->head[c];
+  mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
+  void **head = mlc_load(&tc->b->head[c]);
   for (void **q = head; q < tc->empty[c]; q++)
     if (*q == p) {
       mlc_tcache_owner_exit(tc);
       mlc_fatal("double free", p);
     }
   head = mlc_tcache_restack(tc, c);
-  if (head <= tc->b->full[c]) {
+  if (head <= mlc_load(&tc->b->full[c])) {
     unsigned k = tc->cap[c] / 2u; /* the stack is full: cap blocks */
     mlc_tcache_return(head, k, c);
     head += k;
-    mlc_store(&tc->b->head[c], head);
+    mlc_store_rel(&tc->b->head[c], head);
   }
   mlc_store(&tc->b->lw[c], tc->empty[c]);
   head[-1] = p;
-  mlc_store(&tc->b->head[c], head - 1);
+  mlc_store_rel(&tc->b->head[c], head - 1);
   mlc_tcache_owner_exit(tc);
   errno = saved;
 }
@@ -619,11 +622,11 @@ void mlc_tcache_postfork_child(void) {
   mlc_tcache_parked = NULL;
   if (self) {
     self->next = self->prev = NULL;
-    self->state = MLC_TC_FREE;
+    mlc_store(&self->state, MLC_TC_FREE);
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
-      for (unsigned c = 1; c < MLC_TCLASSES; c++) self->b->full[c] = self->start[c];
+      for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&self->b->full[c], self->start[c]);
     }
   }
   mlc_mutex_reset(&mlc_tcache_registry);

@@ -47,30 +47,38 @@ extern void *mlc_dummy_slot[2];
 MLC_NOINLINE void *mlc_tcache_alloc_slow(unsigned cls);
 MLC_NOINLINE void mlc_tcache_free_slow(void *p);
 
-/* Pop from the thread cache: one branch, no locks, no atomics.  Everything else
-   (first use, refill, class 0) happens in mlc_tcache_alloc_slow(). */
+/* The fast paths reach a class's three words from one pointer, &bins.head[cls]: lw and
+   full sit MLC_TCLASSES and 2 * MLC_TCLASSES words above it.  (gcc computes a
+   thread-local atomic's address; from one base it does so once, not per word.) */
+_Static_assert(offsetof(mlc_tbins_t, lw) == offsetof(mlc_tbins_t, head) + sizeof(void **) * MLC_TCLASSES &&
+                   offsetof(mlc_tbins_t, full) == offsetof(mlc_tbins_t, lw) + sizeof(void **) * MLC_TCLASSES,
+               "head, lw and full are consecutive arrays");
+#define MLC_TB_LW(hp) ((hp) + MLC_TCLASSES)
+#define MLC_TB_FULL(hp) ((hp) + 2 * MLC_TCLASSES)
+
+/* Pop from the thread cache: one branch, no locks, no read-modify-write.  Everything
+   else (first use, refill, class 0) happens in mlc_tcache_alloc_slow(). */
 MLC_INLINE void *mlc_tcache_alloc(size_t cls) {
-  void **h = mlc_tsd.bins.head[cls];
-  if (MLC_UNLIKELY(h >= mlc_fast_load(&mlc_tsd.bins.lw[cls])))
-    return mlc_tcache_alloc_slow((unsigned)cls);
-  mlc_fast_store(&mlc_tsd.bins.head[cls], h + 1);
+  void ***hp = &mlc_tsd.bins.head[cls];
+  void **h = mlc_load(hp);
+  if (MLC_UNLIKELY(h >= mlc_load(MLC_TB_LW(hp)))) return mlc_tcache_alloc_slow((unsigned)cls);
+  mlc_store_rel(hp, h + 1);
   return *h;
 }
 
-/* Push onto the thread cache: one branch, no locks, no atomics.  Everything else
-   (cache full, no cache yet, cls 0: NULL, large, huge, foreign, or a slab outside the
-   page map's window) happens in
-   mlc_tcache_free_slow(). */
+/* Push onto the thread cache: one branch, no locks, no read-modify-write.  Everything
+   else (cache full, no cache yet, cls 0: NULL, large, huge, foreign, or a slab outside
+   the page map's window) happens in mlc_tcache_free_slow(). */
 MLC_INLINE void mlc_tcache_free(void *p, size_t cls) {
-  void **h = mlc_tsd.bins.head[cls];
-  if (MLC_UNLIKELY(h <= mlc_fast_load(&mlc_tsd.bins.full[cls]))) {
+  void ***hp = &mlc_tsd.bins.head[cls];
+  void **h = mlc_load(hp);
+  if (MLC_UNLIKELY(h <= mlc_load(MLC_TB_FULL(hp)))) {
     mlc_tcache_free_slow(p);
     return;
   }
   h[-1] = p;
-  mlc_fast_store(&mlc_tsd.bins.head[cls], h - 1);
+  mlc_store_rel(hp, h - 1);
 }
-
 
 /* The calling thread's arena, assigning one round-robin on first use. */
 mlc_arena_t *mlc_tsd_arena(void);
@@ -89,9 +97,9 @@ MLC_NOINLINE void mlc_tcache_large_free_slow(void *p, size_t np);
    protocol with the collector: no lock, no atomic. */
 MLC_INLINE void *mlc_tcache_large_pop(size_t np) {
   size_t c = mlc_tclass_large(np);
-  void **h = mlc_tsd.bins.head[c];
-  if (MLC_UNLIKELY(h >= mlc_fast_load(&mlc_tsd.bins.lw[c]))) return NULL;
-  mlc_fast_store(&mlc_tsd.bins.head[c], h + 1);
+  void **h = mlc_load(&mlc_tsd.bins.head[c]);
+  if (MLC_UNLIKELY(h >= mlc_load(&mlc_tsd.bins.lw[c]))) return NULL;
+  mlc_store_rel(&mlc_tsd.bins.head[c], h + 1);
   return *h;
 }
 
@@ -108,15 +116,15 @@ MLC_INLINE void *mlc_tcache_large_alloc(size_t np) {
    ones are caught when the cache gives the block back). */
 MLC_INLINE void mlc_tcache_large_free(void *p, size_t np) {
   size_t c = mlc_tclass_large(np);
-  void **h = mlc_tsd.bins.head[c];
-  if (MLC_UNLIKELY(h <= mlc_fast_load(&mlc_tsd.bins.full[c]))) {
+  void **h = mlc_load(&mlc_tsd.bins.head[c]);
+  if (MLC_UNLIKELY(h <= mlc_load(&mlc_tsd.bins.full[c]))) {
     mlc_tcache_large_free_slow(p, np);
     return;
   }
-  for (void **q = h, **lw = mlc_fast_load(&mlc_tsd.bins.lw[c]); q < lw; q++)
+  for (void **q = h, **lw = mlc_load(&mlc_tsd.bins.lw[c]); q < lw; q++)
     if (MLC_UNLIKELY(*q == p)) mlc_fatal("double free", p);
   h[-1] = p;
-  mlc_fast_store(&mlc_tsd.bins.head[c], h - 1);
+  mlc_store_rel(&mlc_tsd.bins.head[c], h - 1);
 }
 
 /* Gives n objects of cache class cls back: to their bins, or large blocks to their

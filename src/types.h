@@ -138,16 +138,16 @@ struct mlc_arena_s {
  * them hold freed large blocks by page count (MLC_LCACHE_MAX_PAGES above).
  */
 typedef struct mlc_tbins_s {
-  /* Owner only: its fast paths with plain stores, its slow paths holding state; never
-     the collector, which reads it (relaxed, acquire in a pass). */
+  /* Written by the owner only, always with release stores (its fast paths without
+     state); the collector reads it with acquire loads (gc.c: memory orders). */
   void **head[MLC_TCLASSES];
   /* Whoever holds state: the owner's slow paths raise it to empty (the owner may use
      every object again), a pass lowers it to head (to see what the owner touches before
-     the next one).  The pop fast path reads it without state. */
+     the next one).  Relaxed atomic: the pop fast path reads it without state. */
   void **lw[MLC_TCLASSES];
   /* Whoever holds state: the owner sets it to the start of the class's region when it
      lays the stacks out or unparks, a pass raises it to head when it parks the cache.
-     The push fast path reads it without state. */
+     Relaxed atomic: the push fast path reads it without state. */
   void **full[MLC_TCLASSES];
 } mlc_tbins_t;
 
@@ -169,8 +169,8 @@ struct mlc_tcache_s {
   bool parked;
   mlc_tcache_t *next;          /* Protected by the registry lock */
   mlc_tcache_t *prev;
-  uint64_t slow_events;        /* Owner writes (relaxed): slow-path calls, seen by gc */
-  uint64_t gc_seen_events;     /* Collector only */
+  unsigned long slow_events;   /* Owner writes (relaxed): slow-path calls, seen by gc */
+  unsigned long gc_seen_events; /* Collector only */
   void **gc_seen_head[MLC_TCLASSES]; /* Collector only */
   unsigned gc_idle_passes;     /* Collector only */
   void **stack;                /* Owner thread: storage of all the stacks */
