@@ -18,13 +18,20 @@ static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_PAGEMAP);
 
 /* Never-touched pages of the window cost address space only. */
 static uint8_t mlc_win_map[MLC_WIN];
+#if MLC_WIN_ALL
+#define MLC_WIN_UNPLACED 0 /* placed at 0 from the start: it covers everything */
+#else
 #define MLC_WIN_UNPLACED (((uintptr_t)1 << 63) >> MLC_GRANULE_SHIFT)
+#endif
 uintptr_t mlc_win_first = MLC_WIN_UNPLACED;
 uintptr_t mlc_win_biased = (uintptr_t)mlc_win_map - MLC_WIN_UNPLACED;
 
 /* Places the window around the chunk at a, once.  Caller holds mlc_pagemap_lock. */
 static void mlc_win_place_locked(uintptr_t a) {
   mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
+#if MLC_WIN_ALL
+  (void)a;
+#else
   if (mlc_load(&mlc_win_first) != MLC_WIN_UNPLACED) return;
   uintptr_t end = (a >> MLC_GRANULE_SHIFT) + (((uintptr_t)64 << 30) >> MLC_GRANULE_SHIFT);
   uintptr_t first = end > MLC_WIN ? end - MLC_WIN : 0;
@@ -32,6 +39,7 @@ static void mlc_win_place_locked(uintptr_t a) {
      came from a slab created after this (and x86 does not reorder loads). */
   mlc_store(&mlc_win_biased, (uintptr_t)mlc_win_map - first);
   mlc_store_rel(&mlc_win_first, first);
+#endif
 }
 
 /* Caller holds mlc_pagemap_lock. */
