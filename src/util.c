@@ -26,9 +26,11 @@ static size_t mlc_fmt_num(char *tmp, unsigned long long v, unsigned base) {
 
 size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
   size_t o = 0;
+  /* c is evaluated once, written or not: %s advances its pointer in it. */
 #define MLC_PUT(c)                     \
   do {                                 \
-    if (o + 1 < size) buf[o] = (c);    \
+    char c_ = (c);                     \
+    if (o + 1 < size) buf[o] = c_;     \
     o++;                               \
   } while (0)
   for (const char *f = fmt; *f; f++) {
