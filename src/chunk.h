@@ -55,9 +55,10 @@ MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf(uintptr_t a) {
 MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
 #if MLC_VA_BITS < 8 * __SIZEOF_POINTER__
-  if (a >> MLC_VA_BITS) return NULL;
-#endif
+  return (a >> MLC_VA_BITS) ? NULL : mlc_pagemap_leaf(a);
+#else
   return mlc_pagemap_leaf(a);
+#endif
 }
 
 /* The class byte and the entry for p in its leaf (from mlc_pagemap_leaf_of, not NULL). */
