@@ -9,6 +9,7 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -89,7 +90,12 @@ START_TEST(test_wait_without_time64) {
   };
   struct sock_fprog prog = {sizeof(code) / sizeof(code[0]), code};
   ck_assert_int_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-  ck_assert_int_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+    /* qemu-user refuses every filter (it would apply to qemu itself). */
+    ck_assert_int_eq(errno, EINVAL);
+    fprintf(stderr, "test_wait_without_time64: no seccomp filter here, fallback not run\n");
+    return;
+  }
   int word = 1;
   errno = 0;
   ck_assert_int_eq(syscall(SYS_futex_time64, &word, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0), -1);
