@@ -18,13 +18,20 @@ static mlc_mutex_t mlc_pagemap_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_PAGEMAP);
 
 /* Never-touched pages of the window cost address space only. */
 static uint8_t mlc_win_map[MLC_WIN];
+#if MLC_WIN_ALL
+#define MLC_WIN_UNPLACED 0 /* placed at 0 from the start: it covers everything */
+#else
 #define MLC_WIN_UNPLACED (((uintptr_t)1 << 63) >> MLC_GRANULE_SHIFT)
+#endif
 uintptr_t mlc_win_first = MLC_WIN_UNPLACED;
 uintptr_t mlc_win_biased = (uintptr_t)mlc_win_map - MLC_WIN_UNPLACED;
 
 /* Places the window around the chunk at a, once.  Caller holds mlc_pagemap_lock. */
 static void mlc_win_place_locked(uintptr_t a) {
   mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
+#if MLC_WIN_ALL
+  (void)a;
+#else
   if (mlc_load(&mlc_win_first) != MLC_WIN_UNPLACED) return;
   uintptr_t end = (a >> MLC_GRANULE_SHIFT) + (((uintptr_t)64 << 30) >> MLC_GRANULE_SHIFT);
   uintptr_t first = end > MLC_WIN ? end - MLC_WIN : 0;
@@ -37,11 +44,17 @@ static void mlc_win_place_locked(uintptr_t a) {
      they run.  The window never moves again. */
   mlc_store(&mlc_win_biased, (uintptr_t)mlc_win_map - first);
   mlc_store(&mlc_win_first, first);
+#endif
 }
 
 /* Caller holds mlc_pagemap_lock. */
 static mlc_pmleaf_t *mlc_pagemap_leaf_locked(uintptr_t a) {
   mlc_assert(mlc_mutex_owned(&mlc_pagemap_lock));
+#if MLC_VA_BITS < 8 * __SIZEOF_POINTER__
+  /* Above the page map (a kernel with 52- or 57-bit user addresses that placed a
+     mapping there, which none does unless asked): not melloc's to use. */
+  if (a >> MLC_VA_BITS) return NULL;
+#endif
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf(a);
   if (!leaf) {
     leaf = mlc_os_map(MLC_ALIGN_UP(sizeof(mlc_pmleaf_t), MLC_PAGE), MLC_PAGE);

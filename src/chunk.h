@@ -2,11 +2,12 @@
 /*
  * Chunks, huge mappings and the page map that finds them from any pointer.
  *
- * The page map is a two-level radix tree over the 48-bit user address space: the top
- * level (a static array) is indexed by address bits 36..47, a leaf covers 64 GiB and
- * holds one class byte per 64 KiB granule and one entry per 4 MiB chunk (a chunk
- * header, or a huge descriptor tagged with bit 0).  A pointer melloc does not own reads
- * class 0 and entry NULL.
+ * The page map is a two-level radix tree over the user address space (MLC_VA_BITS): on
+ * 64-bit targets the top level (a static array) is indexed by address bits 36..47 and a
+ * leaf covers 64 GiB; on 32-bit ones the top level is indexed by bits 27..31 and a leaf,
+ * one page, covers 128 MiB.  A leaf holds one class byte per 64 KiB granule and one
+ * entry per 4 MiB chunk (a chunk header, or a huge descriptor tagged with bit 0).  A
+ * pointer melloc does not own reads class 0 and entry NULL.
  *
  * free's fast path reads a second, flat copy of the class bytes instead: the window, one
  * byte per granule over 1 TiB of address space placed around the first chunk (the kernel
@@ -15,7 +16,9 @@
  * shift, where the radix tree needs two dependent loads; in a malloc/free loop that load
  * chain is the critical path (fastpath-malloc64 18% faster).  The window is placed once and
  * never moves; slabs outside it (a process that maps more than 1 TiB) read class 0 there
- * and their frees take the slow path, which asks the radix tree.
+ * and their frees take the slow path, which asks the radix tree.  On 32-bit targets the
+ * whole 4 GiB address space is 2^16 granules: the window is a 64 KiB array that covers
+ * all of it, placed at 0 from the start, and every pointer is in it.
  */
 #ifndef MLC_CHUNK_H
 #define MLC_CHUNK_H
@@ -24,7 +27,11 @@
 
 #include "types.h"
 
+#if MLC_VA_BITS > 32
 #define MLC_PM_TOP_SHIFT 36
+#else
+#define MLC_PM_TOP_SHIFT 27
+#endif
 #define MLC_PM_TOP_ENTRIES ((size_t)1 << (MLC_VA_BITS - MLC_PM_TOP_SHIFT))
 #define MLC_PM_LEAF_GRANULES ((size_t)1 << (MLC_PM_TOP_SHIFT - MLC_GRANULE_SHIFT))
 #define MLC_PM_LEAF_CHUNKS ((size_t)1 << (MLC_PM_TOP_SHIFT - MLC_CHUNK_SHIFT))
@@ -34,20 +41,24 @@ typedef struct mlc_pmleaf_s {
   void *ent[MLC_PM_LEAF_CHUNKS];     /* Atomic (relaxed): chunk header or huge | 1 */
 } mlc_pmleaf_t;
 
-/* Entry i is the leaf for addresses with bits 36..47 equal to i, or NULL.  Zero-filled
-   (.bss): a static initialiser would cost the 4096 relocations the dynamic linker
-   applies to every process at load (128 KiB of RSS). */
+/* Entry i is the leaf for addresses with bits MLC_PM_TOP_SHIFT..MLC_VA_BITS-1 equal to
+   i, or NULL.  Zero-filled (.bss): a static initialiser would cost the 4096 relocations
+   the dynamic linker applies to every process at load (128 KiB of RSS). */
 extern mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
 
-/* The leaf for address a, or NULL.  a must be below 2^48. */
+/* The leaf for address a, or NULL.  a must be below 2^MLC_VA_BITS. */
 MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf(uintptr_t a) {
   return mlc_load(&mlc_pagemap_top[a >> MLC_PM_TOP_SHIFT]);
 }
 
-/* The leaf for pointer p, or NULL (none, or p at or above 2^48). */
+/* The leaf for pointer p, or NULL (none, or p at or above 2^MLC_VA_BITS). */
 MLC_INLINE mlc_pmleaf_t *mlc_pagemap_leaf_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
+#if MLC_VA_BITS < 8 * __SIZEOF_POINTER__
   return (a >> MLC_VA_BITS) ? NULL : mlc_pagemap_leaf(a);
+#else
+  return mlc_pagemap_leaf(a);
+#endif
 }
 
 /* The class byte and the entry for p in its leaf (from mlc_pagemap_leaf_of, not NULL). */
@@ -59,23 +70,34 @@ MLC_INLINE void *mlc_pagemap_leaf_entry(mlc_pmleaf_t *leaf, const void *p) {
 }
 
 /* The class of the small object at p, or 0 when p is not in a slab (large, huge, not
-   melloc's, NULL, at or above 2^48). */
+   melloc's, NULL, at or above 2^MLC_VA_BITS). */
 MLC_INLINE size_t mlc_pagemap_class(const void *p) {
   mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
   return leaf ? mlc_pagemap_leaf_class(leaf, p) : 0;
 }
 
+#if MLC_VA_BITS - MLC_GRANULE_SHIFT > 24
 #define MLC_WIN_SHIFT 24 /* 2^24 granules of 64 KiB: 1 TiB */
+#define MLC_WIN_ALL 0
+#else
+#define MLC_WIN_SHIFT (MLC_VA_BITS - MLC_GRANULE_SHIFT) /* every granule there is */
+#define MLC_WIN_ALL 1
+#endif
 #define MLC_WIN ((uintptr_t)1 << MLC_WIN_SHIFT)
 /* Granule number (address >> MLC_GRANULE_SHIFT) of the window's first byte; until the
-   first chunk, that of 2^63 (no user address is in the window). */
+   first chunk, that of 2^63 (no user address is in the window).  0 when MLC_WIN_ALL. */
 extern uintptr_t mlc_win_first MLC_HIDDEN;
 /* mlc_win_map - mlc_win_first: the class byte of granule g is at mlc_win_biased + g. */
 extern uintptr_t mlc_win_biased MLC_HIDDEN;
 
-/* Whether the window covers p (then p is below 2^48). */
+/* Whether the window covers p (then p is below 2^MLC_VA_BITS). */
 MLC_INLINE bool mlc_win_covers(const void *p) {
+#if MLC_WIN_ALL
+  (void)p;
+  return true;
+#else
   return ((uintptr_t)p >> MLC_GRANULE_SHIFT) - mlc_load(&mlc_win_first) < MLC_WIN;
+#endif
 }
 /* The class byte of p, which the window covers: exact (0 means not a small object). */
 MLC_INLINE size_t mlc_win_class_in(const void *p) {

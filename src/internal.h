@@ -50,8 +50,13 @@ static const bool mlc_config_debug = false;
 #define MLC_CHUNK_MASK (MLC_CHUNK - 1)
 #define MLC_GRANULES_PER_CHUNK (MLC_CHUNK >> MLC_GRANULE_SHIFT)
 #define MLC_PAGES_PER_CHUNK (MLC_CHUNK >> MLC_PAGE_SHIFT)
-/* User address space covered by the page map (x86-64 and arm64 with 4-level tables). */
+/* User address space covered by the page map: 48 bits on 64-bit targets (x86-64 and
+   arm64 with 4-level tables), the whole address space on 32-bit ones. */
+#if UINTPTR_MAX > 0xffffffffu
 #define MLC_VA_BITS 48
+#else
+#define MLC_VA_BITS 32
+#endif
 
 #define MLC_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uintptr_t)(a)-1))
 #define MLC_ALIGN_DOWN(x, a) ((x) & ~((uintptr_t)(a)-1))

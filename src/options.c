@@ -94,7 +94,9 @@ static uint64_t mlc_opt_load(const mlc_options_t *opt, const mlc_opt_desc_t *d) 
   }
 }
 
-_Static_assert(sizeof(size_t) == sizeof(uint64_t), "size_t fields are stored as uint64_t");
+/* A size_t field is stored as the unsigned or uint64_t of its width. */
+_Static_assert(sizeof(size_t) == sizeof(uint64_t) || sizeof(size_t) == sizeof(unsigned),
+               "size_t fields are stored as uint64_t or unsigned");
 
 void mlc_options_default(mlc_options_t *opt) {
   memset(opt, 0, sizeof(*opt));

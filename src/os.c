@@ -223,9 +223,35 @@ void mlc_os_futex_wait(int *word, int expected) {
   syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
 }
 
+/* The timeout goes to the kernel in the kernel's own layout, never as libc's struct
+   timespec, whose time_t is 64 bits on a 32-bit target built with -D_TIME_BITS=64
+   (Debian's time64 ABI): SYS_futex would read its seconds' two halves as seconds and
+   nanoseconds, and a wait under a second would return at once.  32-bit ABIs have
+   SYS_futex_time64 (Linux 5.1), which takes __kernel_timespec, two 64-bit fields;
+   older kernels answer ENOSYS, and SYS_futex takes two __kernel_long_t (long; long
+   long on x32).  errno is kept: application threads wait here too. */
 void mlc_os_futex_wait_ns(int *word, int expected, uint64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+  int saved = errno;
+  /* 68 years: no caller waits that long, and every field below holds it. */
+  uint64_t sec = MLC_MIN(ns / 1000000000u, (uint64_t)INT32_MAX);
+  long nsec = (long)(ns % 1000000000u);
+#ifdef SYS_futex_time64
+  struct {
+    int64_t tv_sec;
+    int64_t tv_nsec;
+  } ts64 = {(int64_t)sec, nsec};
+  if (syscall(SYS_futex_time64, word, FUTEX_WAIT_PRIVATE, expected, &ts64, NULL, 0) == 0 ||
+      errno != ENOSYS) {
+    errno = saved;
+    return;
+  }
+#endif
+  struct {
+    __kernel_long_t tv_sec;
+    __kernel_long_t tv_nsec;
+  } ts = {(__kernel_long_t)sec, nsec};
   syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+  errno = saved;
 }
 
 void mlc_os_futex_wake(int *word, int n) {

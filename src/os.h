@@ -51,7 +51,8 @@ uint64_t mlc_os_now_ns(void);
 unsigned mlc_os_ncpus(void);
 void mlc_os_futex_wait(int *word, int expected);
 void mlc_os_futex_wake(int *word, int n);
-/* Waits while *word == expected, at most ns nanoseconds. */
+/* Waits while *word == expected, at most ns nanoseconds (less when woken or
+   interrupted).  Keeps errno. */
 void mlc_os_futex_wait_ns(int *word, int expected, uint64_t ns);
 /* Writes all of buf to fd, again after EINTR; gives up on another error. */
 void mlc_os_write_fd(int fd, const char *buf, size_t len);

@@ -15,7 +15,7 @@
  *   tcache   per-thread stacks of free small objects, one stack per class.
  *   page map two-level radix tree: pointer -> class byte and pointer -> chunk header
  *            or huge descriptor; plus the window, a flat copy of the class bytes over
- *            1 TiB that free's fast path reads (chunk.h).
+ *            1 TiB (all 4 GiB on 32-bit targets) that free's fast path reads (chunk.h).
  *   dirty    free memory that may still be resident; clean free memory reads as zero.
  */
 #ifndef MLC_TYPES_H

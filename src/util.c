@@ -26,9 +26,11 @@ static size_t mlc_fmt_num(char *tmp, unsigned long long v, unsigned base) {
 
 size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
   size_t o = 0;
+  /* c is evaluated once, written or not: %s advances its pointer in it. */
 #define MLC_PUT(c)                     \
   do {                                 \
-    if (o + 1 < size) buf[o] = (c);    \
+    char c_ = (c);                     \
+    if (o + 1 < size) buf[o] = c_;     \
     o++;                               \
   } while (0)
   for (const char *f = fmt; *f; f++) {
@@ -64,9 +66,11 @@ size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
         MLC_PUT((char)va_arg(ap, int));
         continue;
       case 'd': {
-        long long v = zu ? (long long)va_arg(ap, ssize_t)
-                         : lng ? va_arg(ap, long long) : va_arg(ap, int);
-        if (lng == 1 && !zu) v = (long)v;
+        /* Read exactly the type the format names: long is 32 bits on 32-bit targets. */
+        long long v = zu         ? (long long)va_arg(ap, ssize_t)
+                      : lng >= 2 ? va_arg(ap, long long)
+                      : lng      ? (long long)va_arg(ap, long)
+                                 : (long long)va_arg(ap, int);
         unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
         neg = v < 0;
         n = mlc_fmt_num(tmp, u, 10);
@@ -74,8 +78,10 @@ size_t mlc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
       }
       case 'u':
       case 'x': {
-        unsigned long long v = zu ? va_arg(ap, size_t)
-                                  : lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
+        unsigned long long v = zu         ? (unsigned long long)va_arg(ap, size_t)
+                               : lng >= 2 ? va_arg(ap, unsigned long long)
+                               : lng      ? (unsigned long long)va_arg(ap, unsigned long)
+                                          : (unsigned long long)va_arg(ap, unsigned);
         n = mlc_fmt_num(tmp, v, *f == 'x' ? 16 : 10);
         break;
       }

@@ -47,6 +47,20 @@ tap_have() {
   command -v "$1" > /dev/null 2>&1
 }
 
+# tap_preload_mismatch LIB: when the dynamic linker will not preload LIB into this
+# machine's programs (a library built for another ELF class or machine: an i386 build
+# on an amd64 host), prints ld.so's reason and succeeds; prints nothing and fails when
+# LIB loads.  The checks that run host programs on LIB are then a SKIP, not a FAIL.
+tap_preload_mismatch() {
+  tap_out=$(LD_PRELOAD=$1 /bin/true 2>&1)
+  case $tap_out in
+    *"cannot be preloaded"*)
+      printf '%s\n' "$tap_out" | sed -n 's/.*cannot be preloaded (\(.*\)): ignored.*/\1/p' | head -n 1
+      return 0 ;;
+  esac
+  return 1
+}
+
 # The plan, a summary line, and the status: 0 when no check failed.
 tap_done() {
   echo "1..$tap_n"

@@ -10,6 +10,10 @@ src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ ! -f "$lib" ]; then
   tap_bail "run_programs: $lib not found"
 fi
+if why=$(tap_preload_mismatch "$lib"); then
+  tap_skip "real programs on $lib" "the host's programs cannot load it: $why"
+  tap_done
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

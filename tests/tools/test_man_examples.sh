@@ -135,6 +135,27 @@ else
     "$tmp/structs.c" "$tmp/structs" || true
 fi
 
+# Every misuse message of melloc(3) and the README is one that test_errors provokes and
+# checks, word for word.
+misuse=$( (unroff < "$src/man/melloc.3"; cat "$src/README") |
+  grep -o 'melloc: [a-z][a-z ()]*: pointer 0x' | sed -e 's/^melloc: //' -e 's/: pointer 0x$//' | sort -u)
+[ -n "$misuse" ] || tap_not_ok "melloc.3 shows the misuse messages"
+while IFS= read -r w; do
+  [ -n "$w" ] || continue
+  if grep -qF "\"$w\"}" "$src/tests/integration/test_errors.c"; then
+    tap_ok "misuse message '$w' is one test_errors checks"
+  else
+    tap_not_ok "misuse message '$w' is one test_errors checks"
+  fi
+done <<< "$misuse"
+
+# The rest runs host programs (/bin/true, sort) with the library preloaded.
+if why=$(tap_preload_mismatch "$lib"); then
+  tap_skip "the examples' settings, messages and statistics on the library" \
+    "the host's programs cannot load $lib: $why"
+  tap_done
+fi
+
 # ---- Settings in the examples ----
 # Every KEY:VALUE list given to MELLOC_CONF= or --conf in the pages' examples and the
 # README is accepted: the library warns about none of it.
@@ -172,20 +193,6 @@ while IFS= read -r want; do
     tap_diag "library: $got"
   fi
 done < "$tmp/messages"
-
-# Every misuse message of melloc(3) and the README is one that test_errors provokes and
-# checks, word for word.
-misuse=$( (unroff < "$src/man/melloc.3"; cat "$src/README") |
-  grep -o 'melloc: [a-z][a-z ()]*: pointer 0x' | sed -e 's/^melloc: //' -e 's/: pointer 0x$//' | sort -u)
-[ -n "$misuse" ] || tap_not_ok "melloc.3 shows the misuse messages"
-while IFS= read -r w; do
-  [ -n "$w" ] || continue
-  if grep -qF "\"$w\"}" "$src/tests/integration/test_errors.c"; then
-    tap_ok "misuse message '$w' is one test_errors checks"
-  else
-    tap_not_ok "misuse message '$w' is one test_errors checks"
-  fi
-done <<< "$misuse"
 
 # ---- melloc(1): the statistics it shows and explains are those printed ----
 seq 1 50000 | sort -R > "$tmp/input"

@@ -14,6 +14,10 @@ unset MELLOC_CONF LD_PRELOAD PYTHONMALLOC
 if [ ! -x "$cmd" ] || [ ! -f "$lib" ]; then
   tap_bail "test_melloc_cmd: $cmd or $lib not built"
 fi
+if why=$(tap_preload_mismatch "$lib"); then
+  tap_skip "the melloc command on real programs" "the host's programs cannot load $lib: $why"
+  tap_done
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # check NAME COMMAND...: passes when COMMAND succeeds; on failure the log shows the

@@ -82,16 +82,19 @@ START_TEST(test_window_matches) {
   ck_assert_uint_eq(mlc_win_class(&not_ours_static), 0);
   ck_assert_uint_eq(mlc_win_class(NULL), 0);
   ck_assert_uint_eq(mlc_win_class((void *)~(uintptr_t)0), 0);
-  /* The window's first and last granule, and one past each end. */
+#if !MLC_WIN_ALL
+  /* One past each end of the window. */
   uintptr_t first = mlc_win_first << MLC_GRANULE_SHIFT;
   ck_assert_uint_eq(mlc_win_class((void *)(first - 1)), 0);
   ck_assert_uint_eq(mlc_win_class((void *)(first + (MLC_WIN << MLC_GRANULE_SHIFT))), 0);
+#endif
   for (unsigned c = 1; c < MLC_NCLASSES; c++) free(objs[c]);
   free(h);
   free(l);
 }
 END_TEST
 
+#if !MLC_WIN_ALL
 /* A process that maps more than the window (here: 2 TiB of PROT_NONE reservation, as a
    runtime with large virtual reservations does) gets slabs outside it.  Their objects
    read class 0 in the window; free takes the slow path, which must still cache them and
@@ -130,6 +133,36 @@ START_TEST(test_outside_window) {
   munmap(r, resv);
 }
 END_TEST
+#else
+/* On 32-bit targets the window is the whole address space: it starts at 0, ends at the
+   top, and every slab reads its class there, wherever the kernel placed it (here:
+   after 1 GiB of reservation has pushed new mappings down). */
+START_TEST(test_window_covers_all) {
+  ck_assert_uint_eq(mlc_win_first, 0);
+  ck_assert_uint_eq(MLC_WIN - 1, UINTPTR_MAX >> MLC_GRANULE_SHIFT);
+  ck_assert(mlc_win_covers(NULL));
+  ck_assert(mlc_win_covers((void *)UINTPTR_MAX));
+  size_t resv = (size_t)1 << 30;
+  void *r = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ck_assert_ptr_ne(r, MAP_FAILED);
+  unsigned c = mlc_size_class(4096);
+  enum { N = 2048 }; /* 8 MiB: slabs in more than one chunk */
+  static void *objs[N];
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (size_t i = 0; i < N; i++) {
+    objs[i] = malloc(4096);
+    ck_assert_ptr_nonnull(objs[i]);
+    ck_assert_uint_eq(mlc_pagemap_class(objs[i]), c);
+    ck_assert_uint_eq(mlc_win_class(objs[i]), c);
+    lo = MLC_MIN(lo, (uintptr_t)objs[i]);
+    hi = MLC_MAX(hi, (uintptr_t)objs[i]);
+  }
+  ck_assert_uint_ge(hi - lo, MLC_CHUNK);
+  for (size_t i = 0; i < N; i++) free(objs[i]);
+  munmap(r, resv);
+}
+END_TEST
+#endif
 
 int main(void) {
   Suite *s = suite_create("pagemap");
@@ -139,7 +172,11 @@ int main(void) {
   tcase_add_test(tc, test_large_and_huge_lookup);
   tcase_add_test(tc, test_register_clear);
   tcase_add_test(tc, test_window_matches);
+#if !MLC_WIN_ALL
   tcase_add_test(tc, test_outside_window);
+#else
+  tcase_add_test(tc, test_window_covers_all);
+#endif
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }

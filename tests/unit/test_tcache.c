@@ -185,6 +185,7 @@ static void *thread_allocs(void *arg) {
 /* Thread exit returns the cache to the arenas. */
 START_TEST(test_thread_exit_flushes) {
   unsigned c = 7;
+  mlc_unit_warm_thread_cache();
   uint64_t before = mlc_unit_outstanding(c);
   pthread_t t;
   void *cached;
@@ -206,6 +207,7 @@ START_TEST(test_remote_free) {
   unsigned c = 9;
   void *warm = malloc(mlc_class_size[c]); /* this thread's cache exists from here */
   free(warm);
+  mlc_unit_warm_thread_cache();
   uint64_t before = mlc_unit_outstanding(c);
   size_t cached_before = mlc_unit_cached(c);
   void *objs[50];
