@@ -42,8 +42,10 @@ static void sleep_ms(long ms) {
 
 static long gc_thread(void) { return mlc_test_gc_thread(); }
 
-/* Waits up to limit_ms for the collector thread to exist (want 1) or not (want 0). */
+/* Waits up to limit_ms (times CK_TIMEOUT_MULTIPLIER, as the waits below) for the
+   collector thread to exist (want 1) or not (want 0). */
 static bool gc_thread_becomes(int want, long limit_ms) {
+  limit_ms *= mlc_check_time_scale();
   for (long t = 0; t < limit_ms; t += 20) {
     if ((gc_thread() != 0) == want) return true;
     sleep_ms(20);
@@ -76,6 +78,7 @@ static void churn(void) {
 /* Polls (without allocating) until resident memory is at most target, for up to
    limit_ms.  Returns the last reading. */
 static size_t wait_rss_below(size_t target, long limit_ms) {
+  limit_ms *= mlc_check_time_scale();
   size_t r = rss_kb();
   for (long t = 0; t < limit_ms && r > target; t += 100) {
     sleep_ms(100);
@@ -208,6 +211,7 @@ static int run_lifetime(const char *mode, const char *conf) {
 /* Waits up to limit_ms for the process to have n threads, without allocating (an
    allocation every poll would keep the main thread's cache busy). */
 static bool threads_become(int n, long limit_ms) {
+  limit_ms *= mlc_check_time_scale();
   for (long t = 0; t < limit_ms; t += 20) {
     if (mlc_test_count_threads() == n) return true;
     sleep_ms(20);
@@ -277,7 +281,9 @@ int main(int argc, char **argv) {
   if (!getenv("MELLOC_CONF")) {
     setenv("MELLOC_CONF", "gc_interval_ms:100,decay_ms:300", 1);
     execv("/proc/self/exe", argv);
+    mlc_check_reexec_failed("gc_interval_ms:100,decay_ms:300");
   }
+  const char *noexec = mlc_check_reexec_refused();
   Suite *s = suite_create("collector");
   TCase *tc = tcase_create("real time");
   tcase_set_timeout(tc, 60);
@@ -285,8 +291,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_idle_main);
   tcase_add_test(tc, test_gc_thread);
   tcase_add_test(tc, test_fork);
-  tcase_add_test(tc, test_lazy_start);
-  tcase_add_loop_test(tc, test_lifetime, 0, 4);
+  mlc_tcase_add_test_unless(noexec, tc, test_lazy_start);
+  mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 4);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
