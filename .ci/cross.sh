@@ -12,10 +12,11 @@
 #   2. builds the tree for each architecture out of tree (configure --host, --enable-debug
 #      --enable-werror) with its unit and integration test programs;
 #   3. runs every program in the Makefile's UNIT_TESTS and INTEGRATION_TESTS under
-#      qemu-ARCH -p PAGESIZE (i386: directly), with CK_TIMEOUT_MULTIPLIER for the
-#      emulator's slowness; the shell tests of make check are not run, since they start
-#      the host's (amd64) programs, which cannot load the library of another
-#      architecture;
+#      qemu-ARCH -p PAGESIZE, with CK_TIMEOUT_MULTIPLIER for the emulator's slowness
+#      (the shell tests of make check are not run there: they start the host's (amd64)
+#      programs, which cannot load the library of another architecture); i386 runs
+#      natively, so it runs the whole of make check, as its package build would (the
+#      checks that preload the i386 library into amd64 programs must say SKIP there);
 #   4. prints a table, architecture x page size -> checks passed, failed, skipped, then
 #      every skip with its reason and every failure with its message, and fails on any
 #      failure (a failed build included).
@@ -189,8 +190,18 @@ run_one() {
     [ -n "$conf" ] || break
     cp "$log" "$log.first"
   done
+  summarize "$name" "$st" "$conf"
+  local counts
+  read -r -a counts < "$XOUT/$name.res"
+  printf '  %-22s %4s passed %3s failed %3s skipped (%s s, exit %s%s)\n' "$name" "${counts[@]:0:3}" \
+    "$(($(date +%s) - t0))" "$st" "${conf:+, MELLOC_CONF=$conf}"
+}
+
+# summarize NAME STATUS [CONF]: counts check's output in $XOUT/NAME.log into
+# $XOUT/NAME.res: "passed failed skipped status conf".
+summarize() {
+  local name=$1 st=$2 conf=${3:-} log=$XOUT/$1.log c f e skipped passed failed
   read -r c f e <<< "$(sed -n 's/^[0-9]*%: Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$log" | tail -n 1)"
-  local skipped passed failed
   skipped=$(grep -c '^SKIP: ' "$log" || true)
   if [ -n "${c:-}" ]; then
     passed=$((c - f - e))
@@ -204,10 +215,46 @@ run_one() {
     passed=0 failed=1
   fi
   echo "$passed $failed $skipped $st ${conf:+MELLOC_CONF=$conf}" > "$XOUT/$name.res"
-  printf '  %-22s %4s passed %3s failed %3s skipped (%s s, exit %s%s)\n' "$name" "$passed" \
-    "$failed" "$skipped" "$(($(date +%s) - t0))" "$st" "${conf:+, MELLOC_CONF=$conf}"
 }
-export -f run_one
+export -f run_one summarize
+
+# make_check: on an architecture this kernel runs natively (i386), the whole of make
+# check, as a package build runs it; then each test's log counted as above (the shell
+# tests' TAP: ok, not ok, ok # SKIP reason).
+make_check() {
+  local st=0 trs log name res p f k
+  LD_LIBRARY_PATH=$XLD make -s -C "$XB" -j"$jobs" check > "$XOUT/make-check.log" 2>&1 || st=$?
+  for trs in $(find "$XB/tests" -name '*.trs' | sort); do
+    log=${trs%.trs}.log
+    name=${log##*/}
+    name=${name%.log}
+    res=$(sed -n 's/^:test-result: //p' "$trs" | sort -u | tr '\n' ' ')
+    case $name in
+      *.sh)
+        {
+          cat "$log"
+          sed -n 's/^ok [0-9]* - \(.*\) # SKIP \(.*\)$/SKIP: \1: \2/p' "$log"
+        } > "$XOUT/$name.log"
+        p=$(grep -Ec '^ok ' "$log" || true)
+        k=$(grep -Ec '^ok .* # SKIP' "$log" || true)
+        f=$(grep -Ec '^not ok ' "$log" || true)
+        case $res in *ERROR*) f=$((f + 1)) ;; esac
+        echo "$((p - k)) $f $k $res" > "$XOUT/$name.res"
+        ;;
+      *)
+        cp "$log" "$XOUT/$name.log"
+        case $res in
+          "PASS ") summarize "$name" 0 ;;
+          "SKIP ") summarize "$name" 77 ;;
+          *) summarize "$name" 1 ;;
+        esac
+        ;;
+    esac
+    read -r p f k _ < "$XOUT/$name.res"
+    printf '  %-22s %4s passed %3s failed %3s skipped (%s)\n' "$name" "$p" "$f" "$k" "$res"
+  done
+  [ "$st" = 0 ] || echo "  make check: exit status $st (log: $XOUT/make-check.log)"
+}
 
 declare -A row_time
 for t in $targets; do
@@ -218,7 +265,11 @@ for t in $targets; do
   [ "${built[$a]}" != 0 ] || continue
   b=$work/build-$a
   if [ "$qemu" = - ]; then
-    run="" label="natively"
+    step "$a: make check natively, -j$jobs"
+    t0=$(date +%s)
+    XB=$b XOUT=$out XLD="$b/.libs:$work/root-$a/usr/lib/$multi" make_check
+    row_time[$t]=$(($(date +%s) - t0))
+    continue
   else
     run="$work/qemu/usr/bin/qemu-$qemu-static -L /usr/$triplet"
     [ "$ps" = default ] || run="$run -p $ps"
