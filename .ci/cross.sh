@@ -314,21 +314,26 @@ for t in $targets; do
 done
 
 echo
-echo "skipped checks (count, target, program: check: reason):"
+echo "skipped checks (program: check: reason [where, times when more than once]):"
 for t in $targets; do
   for l in "$work/results/${t%%:*}-${t#*:}"/*.log; do
     [ -e "$l" ] || continue
     n=$(basename "$l" .log)
-    sed -n "s|^SKIP: |$t $n: |p" "$l"
+    sed -n "s|^SKIP: |$t\t$n: |p" "$l"
   done
-done | sort | uniq -c | sed 's/^/  /'
+done | awk -F '\t' '{ k = $2; if (!(k in n)) order[++m] = k; n[k]++; c[k, $1]++
+                      if (c[k, $1] == 1) w[k] = w[k] " " $1 }
+  END { for (i = 1; i <= m; i++) { k = order[i]; s = ""; split(substr(w[k], 2), ts, " ")
+          for (j = 1; j in ts; j++) s = s " " ts[j] (c[k, ts[j]] > 1 ? "x" c[k, ts[j]] : "")
+          printf "  %s [%s]\n", k, substr(s, 2) } }'
 [ -z "$(ls "$work"/results/*/*.log.first 2> /dev/null)" ] || {
-  echo "started again with the MELLOC_CONF their main would have set by re-executing itself:"
+  echo "started with the MELLOC_CONF their main sets by re-executing itself, which it could not:"
   for r in "$work"/results/*/*.log.first; do
     d=${r%/*}
     n=$(basename "$r" .log.first)
-    echo "  ${d##*/} $n: $(cut -d' ' -f5- "$d/$n.res")"
-  done
+    echo "$n: $(cut -d' ' -f5- "$d/$n.res") ${d##*/}"
+  done | sort | awk '{ k = $1 " " $2; if (!(k in w)) order[++m] = k; w[k] = w[k] " " $3 }
+    END { for (i = 1; i <= m; i++) printf "  %s [%s]\n", order[i], substr(w[order[i]], 2) }'
 }
 
 echo
