@@ -22,7 +22,8 @@
 #      failure (a failed build included).
 # The reference run has no binfmt_misc: the tests themselves detect what qemu-user cannot
 # do (re-execute /proc/self/exe, RLIMIT_AS) and report those checks as skipped, with the
-# reason.  About 10 minutes on 2 cores (once the packages are downloaded).
+# reason.  About 8 minutes on 2 cores (once the packages are downloaded) when every
+# check passes; a failing check waits out its time limit (times CK_TIMEOUT_MULTIPLIER).
 #
 # Environment: SRC=DIR tests another source tree (a checkout of melloc; default: this
 # one); CROSS_TARGETS="arm64:4096 ..." (ARCH:PAGESIZE; i386 runs natively, with the
