@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #endif
 #include <check.h>
+
+#include "../check_run.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -456,6 +458,7 @@ static int run_misuse(const char *name) {
 }
 
 static Suite *errors_suite(void) {
+  const char *noexec = mlc_check_reexec_refused();
   Suite *s = suite_create("errors");
   TCase *tc = tcase_create("signal");
   tcase_add_test_raise_signal(tc, test_free_stack_aborts, SIGABRT);
@@ -470,8 +473,8 @@ static Suite *errors_suite(void) {
 
   tc = tcase_create("message");
   tcase_set_timeout(tc, 20);
-  tcase_add_test(tc, test_child_without_misuse);
-  tcase_add_loop_test(tc, test_misuse_message, 0, NMISUSES);
+  mlc_tcase_add_test_unless(noexec, tc, test_child_without_misuse);
+  mlc_tcase_add_loop_test_unless(noexec, tc, test_misuse_message, 0, NMISUSES);
   suite_add_tcase(s, tc);
   return s;
 }
@@ -482,7 +485,8 @@ int main(int argc, char **argv) {
   /* Expected signals need each test in its own process. */
   srunner_set_fork_status(sr, CK_FORK);
   srunner_run_all(sr, CK_NORMAL);
+  int ran = srunner_ntests_run(sr);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return mlc_check_finish(ran, failed);
 }

@@ -647,9 +647,9 @@ int main(int argc, char **argv) {
   if (!conf || strcmp(conf, TEST_CONF) != 0) {
     setenv("MELLOC_CONF", TEST_CONF, 1);
     execv("/proc/self/exe", argv);
-    perror("test_stats: execv /proc/self/exe");
-    return EXIT_FAILURE;
+    mlc_check_reexec_failed(TEST_CONF);
   }
+  const char *noexec = mlc_check_reexec_refused();
   Suite *s = suite_create("stats");
   TCase *tc = tcase_create("counts");
   tcase_add_loop_test(tc, test_class_live, 0, MELLOC_STATS_NCLASSES);
@@ -681,11 +681,11 @@ int main(int argc, char **argv) {
   suite_add_tcase(s, tc);
   tc = tcase_create("settings in effect");
   tcase_set_timeout(tc, 30);
-  tcase_add_test(tc, test_tcache_off);
-  tcase_add_test(tc, test_narenas_one);
-  tcase_add_test(tc, test_gc_off);
-  tcase_add_test(tc, test_gc_on);
-  tcase_add_test(tc, test_child_unknown);
+  mlc_tcase_add_test_unless(noexec, tc, test_tcache_off);
+  mlc_tcase_add_test_unless(noexec, tc, test_narenas_one);
+  mlc_tcase_add_test_unless(noexec, tc, test_gc_off);
+  mlc_tcase_add_test_unless(noexec, tc, test_gc_on);
+  mlc_tcase_add_test_unless(noexec, tc, test_child_unknown);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }

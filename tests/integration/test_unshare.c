@@ -15,6 +15,7 @@
 #include <melloc.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,12 @@ static void in_child(int (*fn)(void)) {
   ck_assert_msg(WEXITSTATUS(st) == 0, "child failed at step %d", WEXITSTATUS(st));
 }
 
-/* A single-threaded process here may use them: what glibc's unshare would do. */
+/* A single-threaded process here may use them: what glibc's unshare would do.  A
+   fork child that has not allocated is single-threaded, unless something beside the
+   program runs threads in it: qemu-user runs one of its own in every process, so the
+   kernel refuses these calls to every program it emulates. */
 static int probe(void) {
+  if (mlc_test_count_threads() != 1) return 3;
   int fd = open("/proc/self/ns/mnt", O_RDONLY);
   if (fd < 0 || syscall(SYS_setns, fd, CLONE_NEWNS) != 0 || syscall(SYS_unshare, CLONE_NEWNS) != 0 ||
       syscall(SYS_setns, fd, CLONE_NEWNS) != 0)
@@ -97,6 +102,23 @@ END_TEST
 START_TEST(test_unshare_after_idle) { in_child(after_idle); }
 END_TEST
 
+/* Why /usr/bin/unshare cannot load this program's library, or NULL: it is built for
+   another architecture (an i386 or emulated build on an amd64 host), so the dynamic
+   loader would ignore LD_PRELOAD and the check below would test glibc. */
+static const char *foreign_unshare(void) {
+  unsigned char self[20], other[20];
+  int a = open("/proc/self/exe", O_RDONLY), b = open("/usr/bin/unshare", O_RDONLY);
+  bool same = a >= 0 && b >= 0 && read(a, self, sizeof(self)) == (ssize_t)sizeof(self) &&
+              read(b, other, sizeof(other)) == (ssize_t)sizeof(other) &&
+              self[4] == other[4] && self[5] == other[5] && self[18] == other[18] &&
+              self[19] == other[19]; /* ELF class, byte order, machine */
+  if (a >= 0) close(a);
+  if (b >= 0) close(b);
+  return same || b < 0 ? NULL
+                       : "/usr/bin/unshare is built for another architecture: it cannot "
+                         "preload this build's library";
+}
+
 /* util-linux unshare(1) under LD_PRELOAD, with the collector started early. */
 START_TEST(test_unshare_command) {
   const char *lib = getenv("MELLOC_LIB");
@@ -136,6 +158,11 @@ int main(int argc, char **argv) {
   if (pid == 0) _exit(probe());
   int st = 0;
   waitpid(pid, &st, 0);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+    printf("SKIP: a process that has created no thread has more than one here (an "
+           "emulator's own, as qemu-user's): the kernel refuses these calls to it\n");
+    return 77;
+  }
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     const char *refused =
         WIFEXITED(st) && WEXITSTATUS(st) == 1 ? "user namespaces" : "mount namespaces to root";
@@ -149,7 +176,7 @@ int main(int argc, char **argv) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_unshare_at_once);
   tcase_add_test(tc, test_unshare_after_idle);
-  tcase_add_test(tc, test_unshare_command);
+  mlc_tcase_add_test_unless(foreign_unshare(), tc, test_unshare_command);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }

@@ -416,6 +416,7 @@ int main(int argc, char **argv) {
   if (!getenv("MELLOC_CONF")) {
     setenv("MELLOC_CONF", "gc:false", 1);
     execv("/proc/self/exe", argv);
+    mlc_check_reexec_failed("gc:false");
   }
   Suite *s = suite_create("gc");
   TCase *tc = tcase_create("policy");
