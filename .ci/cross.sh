@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Cross CI (issue 14), as root on Debian 12; .ci/run calls it, by hand: bash .ci/cross.sh
 # Proves melloc on other architectures with Debian's cross compilers and qemu-user:
-#   arm64 with 4 KiB and 64 KiB pages (qemu -p), ppc64el with 64 KiB pages, s390x (big
+#   arm64 with 4, 16 and 64 KiB pages (qemu -p), ppc64el with 64 KiB pages, s390x (big
 #   endian, 4 KiB), and i386 (32-bit), which runs natively on the amd64 kernel.
 #   1. installs the cross compilers (apt-get) and unpacks, into a temporary directory of
 #      its own, the static qemu-user (qemu-user-static, unpacked rather than installed,
@@ -34,7 +34,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")/.." && pwd)
 src=$(cd "${SRC:-$here}" && pwd)
-targets=${CROSS_TARGETS:-"arm64:4096 arm64:65536 ppc64el:65536 s390x:4096 i386:4096"}
+targets=${CROSS_TARGETS:-"arm64:4096 arm64:16384 arm64:65536 ppc64el:65536 s390x:4096 i386:4096"}
 jobs=${CROSS_JOBS:-2}
 scale=${CROSS_TIMEOUT_MULTIPLIER:-10}
 
