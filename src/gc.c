@@ -244,9 +244,13 @@ void mlc_gc_wake(void) {
 enum { MLC_GC_IDLE = 0, MLC_GC_STARTING = 1, MLC_GC_RUNNING = 2 };
 static int mlc_gc_state;  /* Atomic: MLC_GC_* */
 static int mlc_gc_paused; /* Atomic: unshare()/setns() calls in progress */
-/* The last collector thread (detached), written by whoever moved mlc_gc_state from
-   IDLE to STARTING.  Never joined: see mlc_gc_maybe_start. */
-static pthread_t mlc_gc_thread;
+/* Set on the collector's own thread (never joined: see mlc_gc_maybe_start).  Thread-
+   local, not a saved pthread_t: glibc gives a new thread the stack, and so the
+   pthread_t, of one that ended (its stack cache; in a fork child, every other thread's
+   stack), and a program thread that inherited a retired collector's pthread_t took
+   itself for the collector and never started one (found under qemu: an idle thread's
+   96 MiB never given back, 0 passes). */
+static MLC_TLS bool mlc_gc_self;
 static long mlc_gc_tid; /* Atomic: its kernel thread id, written by the thread; 0 once
                            mlc_gc_pause has seen it gone */
 static uint64_t mlc_gc_epoch; /* Atomic: when the process started (or forked), ns */
@@ -294,6 +298,7 @@ static bool mlc_gc_stop_wanted(void) {
 
 static void *mlc_gc_main(void *arg) {
   (void)arg;
+  mlc_gc_self = true;
   __atomic_store_n(&mlc_gc_tid, mlc_os_gettid(), __ATOMIC_RELEASE);
   mlc_os_thread_name("melloc-gc");
   for (;;) {
@@ -332,7 +337,7 @@ static void *mlc_gc_main(void *arg) {
 static void mlc_gc_spawn(void) {
   /* The collector itself, allocating in the exit() that glibc runs on the last thread
      to end: no new collector for a process that is ending. */
-  if (pthread_equal(mlc_gc_thread, pthread_self())) {
+  if (mlc_gc_self) {
     __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELEASE);
     return;
   }
@@ -344,7 +349,6 @@ static void mlc_gc_spawn(void) {
      stack pages cost address space, not memory. */
   bool ok = mlc_os_thread_spawn(mlc_gc_main, 0, &t);
   if (ok) {
-    mlc_gc_thread = t;
     mlc_trace("gc: collector started, interval %u ms, decay %u ms",
               (unsigned)mlc_opt.gc_interval_ms, (unsigned)mlc_opt.decay_ms);
   }

@@ -233,6 +233,33 @@ START_TEST(test_fork) {
 }
 END_TEST
 
+/* A fork child's first thread: glibc gives it the stack, and so the pthread_t, of the
+   parent's collector, which the child does not have.  Its allocations must start the
+   child's collector all the same (they did not while melloc recognised its collector
+   by the pthread_t it had created). */
+static void *churn_thread(void *arg) {
+  churn();
+  return arg;
+}
+START_TEST(test_fork_thread_on_collector_stack) {
+  start_collector();
+  ck_assert(gc_thread_becomes(1, 2000));
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, churn_thread, NULL) != 0) _exit(12);
+    if (pthread_join(t, NULL) != 0) _exit(13);
+    _exit(gc_thread_becomes(1, 2000) ? 0 : 10);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert(WIFEXITED(st));
+  ck_assert_msg(WEXITSTATUS(st) == 0, "child: status %d (10: no collector after 96 MiB)",
+                WEXITSTATUS(st));
+}
+END_TEST
+
 /* A process that never allocates never starts a collector: a fresh process (this
    program re-executed) counts its threads before doing anything else. */
 START_TEST(test_lazy_start) {
@@ -352,6 +379,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_idle_main);
   tcase_add_test(tc, test_gc_thread);
   tcase_add_test(tc, test_fork);
+  tcase_add_test(tc, test_fork_thread_on_collector_stack);
   mlc_tcase_add_test_unless(noexec, tc, test_lazy_start);
   mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 4);
   suite_add_tcase(s, tc);
