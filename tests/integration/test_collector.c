@@ -6,6 +6,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include "../rss.h"
 #include "../gc_thread.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,19 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Resident memory without allocating (fopen would call malloc).  VmRSS is in kB,
-   whatever the page size: statm counts the kernel's pages, which are not the
-   program's under qemu-user -p 65536. */
-static size_t rss_kb(void) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY);
-  ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-  if (fd >= 0) close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  char *p = strstr(buf, "\nVmRSS:");
-  return p ? (size_t)strtol(p + 7, NULL, 10) : 0;
-}
+static size_t rss_kb(void) { return mlc_test_rss_kb(); }
 
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

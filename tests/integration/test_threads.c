@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include "../rss.h"
 #include <melloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,17 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Resident memory in kB (VmRSS: whatever the page size; statm counts the kernel's
-   pages, which are not the program's under qemu-user -p 65536). */
-static size_t rss_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kb = 0;
-  while (f && fgets(line, sizeof(line), f))
-    if (sscanf(line, "VmRSS: %zu", &kb) == 1) break;
-  if (f) fclose(f);
-  return kb;
-}
+static size_t rss_kb(void) { return mlc_test_rss_kb(); }
 
 static uint32_t xorshift(uint32_t *s) {
   *s ^= *s << 13;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "unit.h"
 
+#include "../rss.h"
+
 #include <melloc.h>
 #include <sys/mman.h>
 
@@ -165,16 +167,7 @@ END_TEST
 #endif
 
 #if !MLC_WIN_ALL
-/* Resident memory in kB. */
-static size_t rss_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kb = 0;
-  while (f && fgets(line, sizeof(line), f))
-    if (sscanf(line, "VmRSS: %zu", &kb) == 1) break;
-  if (f) fclose(f);
-  return kb;
-}
+static size_t rss_kb(void) { return mlc_test_rss_kb(); }
 
 /* Why test_outside_window cannot run here, or NULL: reserving address space costs
    memory in proportion (qemu-user keeps flags for every page it maps, about 24 MiB for
