@@ -304,23 +304,20 @@ size_t mlc_os_rss_bytes(void) {
   return pages * mlc_os_page_size();
 }
 
-bool mlc_os_membarrier_register(void) {
+/* One membarrier command; a refusal is counted.  Keeps errno. */
+static bool mlc_os_membarrier_cmd(int cmd) {
   int saved = errno;
-  bool ok = !mlc_os_hook_refuses(MLC_OS_REFUSE_MEMBARRIER) &&
-            syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+  bool ok = !mlc_os_hook_refuses(MLC_OS_REFUSE_MEMBARRIER) && syscall(SYS_membarrier, cmd, 0) == 0;
   if (!ok) mlc_os_count(&mlc_os_counted.membarrier_refused);
   errno = saved;
   return ok;
 }
 
-bool mlc_os_membarrier(void) {
-  int saved = errno;
-  bool ok = !mlc_os_hook_refuses(MLC_OS_REFUSE_MEMBARRIER) &&
-            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0;
-  if (!ok) mlc_os_count(&mlc_os_counted.membarrier_refused);
-  errno = saved;
-  return ok;
+bool mlc_os_membarrier_register(void) {
+  return mlc_os_membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
 }
+
+bool mlc_os_membarrier(void) { return mlc_os_membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED); }
 
 bool mlc_os_thread_spawn(void *(*fn)(void *), size_t stack_size, pthread_t *thread) {
   int saved = errno;
