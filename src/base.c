@@ -19,7 +19,7 @@ static size_t mlc_base_total; /* Protected by mlc_base_lock */
 void *mlc_base_alloc(size_t size) {
   size = MLC_ALIGN_UP(size, 64);
   if (size >= MLC_BASE_BLOCK / 4) {
-    size_t sz = MLC_ALIGN_UP(size, MLC_MAX(mlc_os_page_size(), MLC_PAGE)); /* what is mapped */
+    size_t sz = MLC_ALIGN_UP(size, mlc_os_map_unit()); /* what is mapped */
     void *p = mlc_os_map(sz, MLC_PAGE);
     if (p) {
       mlc_mutex_lock(&mlc_base_lock);

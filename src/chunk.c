@@ -345,7 +345,7 @@ static size_t mlc_huge_live;           /* Protected by mlc_huge_lock */
 
 /* Whole kernel pages: the mapping has them anyway, and mremap and munmap see them. */
 static size_t mlc_huge_round(size_t size) {
-  return MLC_ALIGN_UP(size, MLC_MAX(mlc_os_page_size(), MLC_PAGE));
+  return MLC_ALIGN_UP(size, mlc_os_map_unit());
 }
 
 /* Caller holds mlc_huge_lock. */

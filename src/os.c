@@ -65,9 +65,11 @@ void mlc_os_page_pretend(size_t size) {
     __atomic_store_n(&mlc_os_page, size, __ATOMIC_RELAXED);
 }
 
+size_t mlc_os_map_unit(void) { return MLC_MAX(mlc_os_page_size(), MLC_PAGE); }
+
 size_t mlc_os_purge_unit(void) {
   size_t pg = mlc_os_page_size();
-  return (pg & (pg - 1)) == 0 && pg <= MLC_GRANULE ? MLC_MAX(pg, MLC_PAGE) : 0;
+  return (pg & (pg - 1)) == 0 && pg <= MLC_GRANULE ? mlc_os_map_unit() : 0;
 }
 
 /* ---- Refusals: what the kernel would not do, counted, and the test hook ---- */

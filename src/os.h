@@ -18,6 +18,8 @@
 
 /* The kernel's page size (getauxval(AT_PAGESZ), else sysconf), read once.  Any thread. */
 size_t mlc_os_page_size(void);
+/* The unit a mapping's length is rounded to: the kernel's page, at least MLC_PAGE. */
+size_t mlc_os_map_unit(void);
 /* The bytes that a purge gives back at least, a multiple of MLC_PAGE: the kernel's page
    size where it is a power of two up to MLC_GRANULE (4, 16, 64 KiB), else 0 and chunks
    purge nothing (the pages stay resident, counted dirty: correct, only not given back). */
