@@ -8,9 +8,9 @@
  */
 #include "internal.h"
 
-#include "alloc.h"
 #include "arena.h"
 #include "chunk.h"
+#include "free.h"
 #include "gc.h"
 #include "init.h"
 #include "os.h"
@@ -40,6 +40,7 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
     else
       p = mlc_huge_alloc(size, align, zero);
     if (MLC_LIKELY(p != NULL)) {
+      mlc_free_key_clear(p); /* a run's first word may hold it from an earlier life */
       mlc_gc_maybe_start(); /* a process that maps much gets its collector early */
       return p;
     }
@@ -72,52 +73,6 @@ MLC_INLINE void *mlc_malloc_inline(size_t size) {
   else
     return mlc_malloc_big(size);
   return mlc_tcache_alloc(cls);
-}
-
-/* free's fast path: class from the page map's window, then the cache push.  Class 0
-   (not a small object, or outside the window) leads to mlc_tcache_free_slow(). */
-MLC_INLINE void mlc_free_inline(void *p) { mlc_tcache_free(p, mlc_win_class(p)); }
-
-static MLC_NOINLINE void mlc_free_nonsmall_slow(void *p, void *ent) {
-  if (!p) return;
-  if (!ent) mlc_fatal("invalid free (pointer not allocated by melloc)", p);
-  int saved = errno; /* unmapping may set it */
-  mlc_huge_t *h = mlc_huge_of_entry(ent);
-  if (h) {
-    if (mlc_load(&h->addr) != p) mlc_fatal("invalid free (not the start of a block)", p);
-    mlc_huge_free(h);
-  } else {
-    mlc_arena_large_free(ent, p); /* also what reports a bad pointer */
-  }
-  errno = saved;
-}
-
-void mlc_free_nonsmall(void *p, void *ent) {
-  /* A large block the thread cache keeps: no stack frame, errno untouched (the cache's
-     slow path keeps it).  A bad pointer reads 0 pages and is reported by the arena. */
-  if (MLC_LIKELY(p && ent && !mlc_huge_of_entry(ent))) {
-    size_t npages = mlc_chunk_run_pages(ent, p);
-    if (npages >= MLC_LCLASS_MIN_PAGES && npages <= MLC_LCACHE_MAX_PAGES) {
-      mlc_tcache_large_free(p, npages);
-      return;
-    }
-  }
-  mlc_free_nonsmall_slow(p, ent);
-}
-
-static size_t mlc_usable(const void *p) {
-  if (!p) return 0;
-  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
-  if (cls) return mlc_class_size[cls];
-  void *ent = leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
-  if (!ent) mlc_fatal("invalid pointer (not allocated by melloc)", p);
-  mlc_huge_t *h = mlc_huge_of_entry(ent);
-  if (h) {
-    if (mlc_load(&h->addr) != p) mlc_fatal("invalid pointer (not the start of a block)", p);
-    return h->size;
-  }
-  return mlc_arena_large_usable(ent, p, "invalid pointer (not the start of a block)");
 }
 
 static bool mlc_is_pow2(size_t x) { return x && !(x & (x - 1)); }
@@ -164,34 +119,25 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  size_t old;
-  /* One radix-tree lookup for both: class, and the entry if p is not small. */
-  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
-  if (cls) {
-    old = mlc_class_size[cls];
-    if (size <= old && mlc_size_class(size) == cls) return p;
-  } else {
-    void *ent = leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
-    if (!ent) mlc_fatal("invalid realloc (pointer not allocated by melloc)", p);
-    mlc_huge_t *h = mlc_huge_of_entry(ent);
-    if (h) {
-      if (mlc_load(&h->addr) != p) mlc_fatal("invalid realloc (not the start of a block)", p);
-      old = h->size;
+  mlc_block_t b;
+  mlc_block_check(p, MLC_CALL_REALLOC, &b);
+  size_t old = b.size;
+  switch (b.kind) {
+    case MLC_BLOCK_SMALL:
+      if (size <= old && mlc_size_class(size) == b.cls) return p;
+      break;
+    case MLC_BLOCK_HUGE:
       if (size > MLC_LARGE_MAX) {
-        void *q = mlc_huge_realloc(h, size);
+        void *q = mlc_huge_realloc(b.huge, size);
         if (q) return q;
       }
-    } else {
-      mlc_chunk_t *c = ent;
-      /* Same page count: nothing to do (a bad pointer reads 0 and is checked below). */
-      size_t np = mlc_chunk_run_pages(c, p);
-      if (np && size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np)
+      break;
+    case MLC_BLOCK_LARGE:
+      /* Same page count: nothing to do. */
+      if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) return p;
+      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size))
         return p;
-      old = mlc_arena_large_usable(c, p, "invalid realloc (not the start of a block)");
-      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(c, p, size))
-        return p;
-    }
+      break;
   }
   void *q = mlc_malloc_inline(size);
   if (!q) return NULL;
@@ -202,17 +148,21 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
 
 MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
   /* A size of 1..PTRDIFF_MAX that stays in p's small class, or in p's page count: p
-     is returned as it is. */
+     is returned as it is, once free's checks pass (a slot's start, or a live run's,
+     without the free key); everything else, and every doubt, in mlc_realloc_slow. */
   if (MLC_LIKELY(p && size - 1 < (size_t)PTRDIFF_MAX && mlc_win_covers(p))) {
     unsigned cls = (unsigned)mlc_win_class_in(p);
     if (cls) {
-      if (size <= mlc_class_size[cls] && mlc_size_class(size) == cls) return p;
+      if (size <= mlc_class_size[cls] && mlc_size_class(size) == cls &&
+          mlc_tb_is_slot(mlc_tb_base(), cls, p) && !mlc_free_key_is_set(p))
+        return p;
     } else if (size > MLC_SMALL_MAX) {
       mlc_pmleaf_t *leaf = mlc_pagemap_leaf((uintptr_t)p); /* p < 2^48: in the window */
       mlc_chunk_t *c = leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL;
       if (c && !mlc_huge_of_entry(c)) {
         size_t np = mlc_chunk_run_pages(c, p);
-        if (np && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np) return p;
+        if (np && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == np && !mlc_free_key_is_set(p))
+          return p;
       }
     }
   }
@@ -244,7 +194,12 @@ MLC_EXPORT void *melloc_aligned_alloc(size_t align, size_t size) {
   return mlc_alloc_aligned(align, size);
 }
 
-MLC_EXPORT size_t melloc_usable_size(const void *p) { return mlc_usable(p); }
+MLC_EXPORT size_t melloc_usable_size(const void *p) {
+  if (!p) return 0;
+  mlc_block_t b;
+  mlc_block_check(p, MLC_CALL_USABLE_SIZE, &b);
+  return b.size;
+}
 
 MLC_EXPORT const char *melloc_version(void) { return PACKAGE_VERSION; }
 

@@ -213,7 +213,7 @@ static size_t mlc_large_run_locked(mlc_chunk_t *c, const void *p, const char *wh
   if ((off & (MLC_PAGE - 1)) || i < MLC_CHUNK_HEADER_PAGES || c->npages[i] == 0) {
     bool was_run = !(off & (MLC_PAGE - 1)) && i >= MLC_CHUNK_HEADER_PAGES && !mlc_chunk_page_used(c, i);
     mlc_mutex_unlock(&c->arena->lock);
-    mlc_fatal(was_run ? "double free or invalid pointer" : what, p);
+    mlc_fatal(was_run ? "double free" : what, p);
   }
   return i;
 }
@@ -221,7 +221,7 @@ static size_t mlc_large_run_locked(mlc_chunk_t *c, const void *p, const char *wh
 void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_arena_t *arena = c->arena;
   mlc_mutex_lock(&arena->lock);
-  size_t i = mlc_large_run_locked(c, p, "invalid free (not the start of a block)");
+  size_t i = mlc_large_run_locked(c, p, "invalid pointer (not the start of a block)");
   size_t n = c->npages[i];
   mlc_chunk_run_set(c, i, 0);
   mlc_chunk_give(c, i, n);
@@ -231,19 +231,23 @@ void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_mutex_unlock(&arena->lock);
 }
 
-size_t mlc_arena_large_usable(mlc_chunk_t *c, const void *p, const char *what) {
+size_t mlc_arena_large_check(mlc_chunk_t *c, const void *p, bool *freed) {
+  uintptr_t off = (uintptr_t)p - (uintptr_t)c;
+  size_t i = off >> MLC_PAGE_SHIFT;
+  *freed = false;
+  if ((off & (MLC_PAGE - 1)) || i < MLC_CHUNK_HEADER_PAGES) return 0;
   mlc_mutex_lock(&c->arena->lock);
-  size_t i = mlc_large_run_locked(c, p, what);
   size_t n = c->npages[i];
+  if (n == 0) *freed = !mlc_chunk_page_used(c, i);
   mlc_mutex_unlock(&c->arena->lock);
-  return n << MLC_PAGE_SHIFT;
+  return n;
 }
 
 bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
   mlc_arena_t *arena = c->arena;
   size_t want = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
   mlc_mutex_lock(&arena->lock);
-  size_t i = mlc_large_run_locked(c, p, "invalid realloc");
+  size_t i = mlc_large_run_locked(c, p, "invalid pointer (not the start of a block)");
   size_t n = c->npages[i];
   bool ok = true;
   if (want < n) {

@@ -47,9 +47,9 @@ void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);
 /* p is in a chunk and not in a slab: frees its run, or reports heap misuse and aborts. */
 void mlc_arena_large_free(mlc_chunk_t *chunk, void *p);
-/* Usable bytes of the run at p; when p is not the start of a live run, aborts with the
-   message what (or the double-free one, for the start of a freed run). */
-size_t mlc_arena_large_usable(mlc_chunk_t *chunk, const void *p, const char *what);
+/* The pages of the live run that starts at p, or 0 (p is no such start), read under
+   the arena lock; *freed tells whether p is the start of a free page (a run freed). */
+size_t mlc_arena_large_check(mlc_chunk_t *chunk, const void *p, bool *freed);
 /* Grows or shrinks the run at p in place; true on success. */
 bool mlc_arena_large_resize(mlc_chunk_t *chunk, void *p, size_t size);
 

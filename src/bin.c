@@ -144,6 +144,19 @@ void mlc_bin_free_batch(void **ptrs, unsigned n, unsigned cls) {
   }
 }
 
+bool mlc_bin_holds(const void *p, unsigned cls) {
+  mlc_slab_t *s = mlc_slab_of(p);
+  mlc_bin_t *bin = mlc_load(&s->bin);
+  if (!bin || bin->cls != cls) return false;
+  uint32_t off = (uint32_t)((uintptr_t)p & (MLC_GRANULE - 1));
+  uint32_t idx = mlc_class_index(cls, off);
+  mlc_mutex_lock(&bin->lock);
+  bool held = mlc_load(&s->bin) == bin && idx < s->nobjs &&
+              (s->freemap[idx / 64] >> (idx % 64)) & 1;
+  mlc_mutex_unlock(&bin->lock);
+  return held;
+}
+
 void mlc_bin_stats(mlc_bin_t *bin, uint64_t *nmalloc, uint64_t *nfree, size_t *nslabs) {
   mlc_mutex_lock(&bin->lock);
   *nmalloc = bin->nmalloc;

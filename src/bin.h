@@ -21,6 +21,10 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n);
    acquisition per bin met.  Aborts on a pointer that is not a live object of class cls. */
 void mlc_bin_free_batch(void **ptrs, unsigned n, unsigned cls);
 
+/* Whether p is a free object of class cls in its slab's bitmap (false also when p's
+   granule is no slab of class cls any more).  Takes the bin lock. */
+bool mlc_bin_holds(const void *p, unsigned cls);
+
 /* Counters, read under the bin lock. */
 void mlc_bin_stats(mlc_bin_t *bin, uint64_t *nmalloc, uint64_t *nfree, size_t *nslabs);
 

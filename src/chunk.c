@@ -445,6 +445,13 @@ fail:
   return NULL;
 }
 
+bool mlc_huge_is_live(mlc_huge_t *h, const void *p) {
+  mlc_mutex_lock(&mlc_huge_lock);
+  bool live = h->in_use && h->addr == p;
+  mlc_mutex_unlock(&mlc_huge_lock);
+  return live;
+}
+
 void mlc_huge_free(mlc_huge_t *h) {
   mlc_mutex_lock(&mlc_huge_lock);
   if (!h->in_use) {

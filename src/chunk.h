@@ -133,6 +133,9 @@ size_t mlc_chunk_mapped_total(void);
 
 /* Huge allocations, mapped on their own.  Any thread, no lock held. */
 void *mlc_huge_alloc(size_t size, size_t align, bool zero);
+/* Whether h describes a live huge allocation that starts at p (a cached mapping is not
+   live).  Takes the huge lock. */
+bool mlc_huge_is_live(mlc_huge_t *h, const void *p);
 /* h is the descriptor of a live huge allocation at p. */
 void mlc_huge_free(mlc_huge_t *h);
 /* Resizes in place or by moving the pages (no copy); NULL when impossible. */

@@ -103,7 +103,12 @@ MLC_INLINE void mlc_spin_pause(void) {
 #endif
 }
 
+/* Heap misuse, or a broken invariant found on the way: "melloc: WHAT: pointer P" on
+   stderr, then abort(). */
 MLC_NORETURN MLC_COLD void mlc_fatal(const char *what, const void *ptr);
+/* The same for misuse found in the program's call (free, realloc, ...):
+   "melloc: CALL(): WHAT: pointer P". */
+MLC_NORETURN MLC_COLD void mlc_fatal_in(const char *call, const char *what, const void *ptr);
 MLC_NORETURN MLC_COLD void mlc_assert_fail(const char *expr, const char *file, int line);
 
 #define mlc_assert(e)                                                 \

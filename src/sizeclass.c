@@ -15,6 +15,7 @@ const uint8_t mlc_class_table[MLC_SMALL_MAX / 16 + 1] = MLC_CLASS_TABLE;
 const uint16_t mlc_class_cap[MLC_NCLASSES] = MLC_CLASS_CAPS;
 uint16_t mlc_class_nobjs[MLC_NCLASSES];
 uint32_t mlc_class_recip[MLC_NCLASSES];
+const uint64_t mlc_class_divmagic[MLC_NCLASSES] = MLC_CLASS_DIVMAGIC;
 
 void mlc_sizeclass_boot(void) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {

@@ -5,7 +5,6 @@
  */
 #include "internal.h"
 
-#include "alloc.h"
 #include "arena.h"
 #include "base.h"
 #include "bin.h"
@@ -26,6 +25,7 @@ void *mlc_dummy_slot[2];
     .head = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},  \
     .lw = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},    \
     .full = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},  \
+    .magic = MLC_CLASS_DIVMAGIC,                              \
   }
 
 static const mlc_tbins_t mlc_tbins_dummy = MLC_DUMMY_BINS;
@@ -387,7 +387,10 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   if (!tc || mlc_tcache_cap[cls] == 0) {
     void *p;
     if (!mlc_boot()) return NULL;
-    if (mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], &p, 1) == 1) return p;
+    if (mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], &p, 1) == 1) {
+      mlc_free_key_clear(p);
+      return p;
+    }
     errno = ENOMEM;
     return NULL;
   }
@@ -424,26 +427,14 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   ret = *head;
   mlc_store_rel(&tc->b->head[cls], head + 1);
   mlc_tcache_slow_done(tc);
+  mlc_free_key_clear(ret);
   return ret;
 }
 
-static MLC_NOINLINE void mlc_tcache_free_small_slow(void *p, unsigned cls);
-
-void mlc_tcache_free_slow(void *p) {
-  /* One radix-tree lookup for both: class, and the entry if p is not small.  Both
-     continue in functions of their own, so that this one needs no stack frame. */
-  mlc_pmleaf_t *leaf = mlc_pagemap_leaf_of(p);
-  unsigned cls = leaf ? (unsigned)mlc_pagemap_leaf_class(leaf, p) : 0;
-  if (cls == 0)
-    mlc_free_nonsmall(p, leaf ? mlc_pagemap_leaf_entry(leaf, p) : NULL);
-  else
-    mlc_tcache_free_small_slow(p, cls);
-}
-
-/* The push of a small object found its stack full, or no cache. */
-static void mlc_tcache_free_small_slow(void *p, unsigned cls) {
+void mlc_tcache_free_small(void *p, unsigned cls) {
   /* free() preserves errno: creating a cache or starting the collector may set it. */
   int saved = errno;
+  mlc_free_key_set(p);
   mlc_tcache_t *tc = mlc_tcache_get(true);
   if (!tc || mlc_tcache_cap[cls] == 0) {
     mlc_bin_free_batch(&p, 1, cls);
@@ -487,6 +478,7 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
   }
   mlc_store(&tc->b->lw[c], tc->empty[c]);
   mlc_tcache_slow_done(tc);
+  if (p) mlc_free_key_clear(p);
   return p;
 }
 
@@ -505,13 +497,8 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   unsigned c = (unsigned)mlc_tclass_large(np);
   mlc_tcache_owner_enter(tc); /* unparks */
   mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
-  void **head = mlc_load(&tc->b->head[c]);
-  for (void **q = head; q < tc->empty[c]; q++)
-    if (*q == p) {
-      mlc_tcache_owner_exit(tc);
-      mlc_fatal("double free", p);
-    }
-  head = mlc_tcache_restack(tc, c);
+  mlc_free_key_set(p);
+  void **head = mlc_tcache_restack(tc, c);
   if (head <= mlc_load(&tc->b->full[c])) {
     unsigned k = tc->cap[c] / 2u; /* the stack is full: cap blocks */
     mlc_tcache_return(head, k, c);
@@ -571,6 +558,35 @@ static void mlc_tcache_thread_exit(void *arg) {
      (pthread_exit), and the collector must not keep the process alive (gc.c). */
   if (last) mlc_gc_wake();
   mlc_trace("tcache: thread exit, cache recycled");
+}
+
+/* Whether [head, empty) of cache class tcls in tc holds p.  Relaxed reads: tc may be
+   another thread's, in use. */
+static bool mlc_tcache_stack_holds(mlc_tcache_t *tc, const void *p, unsigned tcls) {
+  void **h = mlc_load(&tc->b->head[tcls]), **e = mlc_load(&tc->empty[tcls]);
+  for (void **q = h; q < e; q++)
+    if (mlc_load(q) == p) return true;
+  return false;
+}
+
+typedef struct {
+  const void *p;
+  unsigned tcls;
+  bool found;
+} mlc_tcache_find_t;
+
+static void mlc_tcache_find(mlc_tcache_t *tc, void *arg) {
+  mlc_tcache_find_t *f = arg;
+  if (!f->found && tc != mlc_tsd.tc) f->found = mlc_tcache_stack_holds(tc, f->p, f->tcls);
+}
+
+bool mlc_tcache_holds(const void *p, unsigned tcls) {
+  if (mlc_tsd.state == MLC_TSD_CACHED && mlc_tcache_stack_holds(mlc_tsd.tc, p, tcls)) return true;
+  mlc_tcache_find_t f = {p, tcls, false};
+  mlc_tcache_registry_lock();
+  mlc_tcache_each_locked(mlc_tcache_find, &f);
+  mlc_tcache_registry_unlock();
+  return f.found;
 }
 
 static void mlc_tcache_count_small(mlc_tcache_t *tc, void *arg) {

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 
+#include "sizeclass.h"
 #include "types.h"
 
 enum {
@@ -42,42 +43,151 @@ typedef struct mlc_tsd_s {
 extern MLC_TLS mlc_tsd_t mlc_tsd;
 extern void *mlc_dummy_slot[2];
 
-/* Slow paths of the two below.  alloc: cls in 1..MLC_NCLASSES-1 (0 for malloc(0) is
-   treated as 1).  free: recomputes the class; 0 means p is not a small object.  Any thread, no lock. */
-MLC_NOINLINE void *mlc_tcache_alloc_slow(unsigned cls);
-MLC_NOINLINE void mlc_tcache_free_slow(void *p);
+/* The free key: the word at offset sizeof(void *) of every free small object or
+   cached large block holds it, from its free until the allocation that hands it out
+   again, which clears it (glibc's tcache does the same).  A free that finds it takes
+   the slow path, which reports a double free if the object is indeed free (see
+   mlc_free_is_free): a live object holds the key only if the program stored this value
+   there.  A constant that fits an instruction's 32-bit immediate: checking it costs no
+   load.  (Its upper half is all ones: not a pointer, not a small integer, a NaN as a
+   double.) */
+#define MLC_FREE_KEY ((uintptr_t)(intptr_t)-0x74520ff3) /* ...8badf00d */
+MLC_INLINE bool mlc_free_key_is_set(const void *p) {
+  return ((const uintptr_t *)p)[1] == MLC_FREE_KEY;
+}
+MLC_INLINE void mlc_free_key_set(void *p) { ((uintptr_t *)p)[1] = MLC_FREE_KEY; }
+MLC_INLINE void mlc_free_key_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
 
-/* The fast paths reach a class's three words from one pointer, &bins.head[cls]: lw and
-   full sit MLC_TCLASSES and 2 * MLC_TCLASSES words above it.  (gcc computes a
-   thread-local atomic's address; from one base it does so once, not per word.) */
-_Static_assert(offsetof(mlc_tbins_t, lw) == offsetof(mlc_tbins_t, head) + sizeof(void **) * MLC_TCLASSES &&
-                   offsetof(mlc_tbins_t, full) == offsetof(mlc_tbins_t, lw) + sizeof(void **) * MLC_TCLASSES,
-               "head, lw and full are consecutive arrays");
-#define MLC_TB_LW(hp) ((hp) + MLC_TCLASSES)
-#define MLC_TB_FULL(hp) ((hp) + 2 * MLC_TCLASSES)
+/* The pop's slow path: cls in 1..MLC_NCLASSES-1 (0 for malloc(0) is treated as 1).
+   Returns an object with its free key cleared, or NULL with errno ENOMEM.  Any thread,
+   no lock. */
+MLC_NOINLINE void *mlc_tcache_alloc_slow(unsigned cls);
+/* Frees the live small object p of class cls (checked by free.c) where the push could
+   not: the cache's slow path, or its bin.  Sets the free key.  Preserves errno. */
+void mlc_tcache_free_small(void *p, unsigned cls);
+/* Whether p sits in a thread cache, as a free object of cache class tcls: the calling
+   thread's, then every other registered one (read without their owners' consent: a
+   cache that moves p at that moment may hide it).  Takes the registry lock. */
+bool mlc_tcache_holds(const void *p, unsigned tcls);
+
+/* The fast paths' words of class cls: head[cls], then lw, full and magic, each array
+   MLC_TCLASSES words above the one before (magic holds only the small classes). */
+_Static_assert(offsetof(mlc_tsd_t, bins) == 0 && offsetof(mlc_tbins_t, head) == 0 &&
+                   offsetof(mlc_tbins_t, lw) == sizeof(void **) * MLC_TCLASSES &&
+                   offsetof(mlc_tbins_t, full) == 2 * sizeof(void **) * MLC_TCLASSES &&
+                   offsetof(mlc_tbins_t, magic) == 3 * sizeof(void **) * MLC_TCLASSES,
+               "head, lw, full and magic are consecutive arrays at the start of mlc_tsd");
+#define MLC_TB_LW_OFF (sizeof(void **) * MLC_TCLASSES)
+#define MLC_TB_FULL_OFF (2 * sizeof(void **) * MLC_TCLASSES)
+#define MLC_TB_MAGIC_OFF (3 * sizeof(void **) * MLC_TCLASSES)
+
+/* How the fast paths reach those words.  In C they are atomics (gc.c: memory orders),
+   and gcc folds no atomic load into an operand: it computes the thread-local address
+   (a GOT load, add %fs:0, lea) and loads each word into a register of its own.  On
+   x86-64 (but not under ThreadSanitizer, which must see every access) they are read
+   and written through %fs directly, compared as memory operands: the same accesses --
+   relaxed loads are x86's plain mov, a release store a plain mov after a compiler
+   barrier (x86 keeps stores in order) -- in three instructions fewer on each fast
+   path, which pay for free's checks.  mlc_tb_* take the base mlc_tb_base returns and a
+   class. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
+#define MLC_TB_ASM 1
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#undef MLC_TB_ASM
+#endif
+#endif
+#endif
+#ifndef MLC_TB_ASM
+#define MLC_TB_ASM 0
+#endif
+
+#if MLC_TB_ASM
+/* mlc_tsd's offset from the thread pointer (initial-exec). */
+typedef uintptr_t mlc_tb_base_t;
+MLC_INLINE mlc_tb_base_t mlc_tb_base(void) {
+  uintptr_t off;
+  __asm__("movq mlc_tsd@gottpoff(%%rip), %0" : "=r"(off));
+  return off;
+}
+MLC_INLINE void **mlc_tb_head(mlc_tb_base_t b, size_t cls) {
+  void **h;
+  __asm__ volatile("movq %%fs:(%1,%2,8), %0" : "=r"(h) : "r"(b), "r"(cls));
+  return h;
+}
+MLC_INLINE bool mlc_tb_at_lw(mlc_tb_base_t b, size_t cls, void **h) {
+  bool r;
+  __asm__ volatile("cmpq %%fs:%c4(%2,%3,8), %1"
+                   : "=@ccae"(r)
+                   : "r"(h), "r"(b), "r"(cls), "i"(MLC_TB_LW_OFF));
+  return r;
+}
+MLC_INLINE bool mlc_tb_at_full(mlc_tb_base_t b, size_t cls, void **h) {
+  bool r;
+  __asm__ volatile("cmpq %%fs:%c4(%2,%3,8), %1"
+                   : "=@ccbe"(r)
+                   : "r"(h), "r"(b), "r"(cls), "i"(MLC_TB_FULL_OFF));
+  return r;
+}
+MLC_INLINE bool mlc_tb_is_slot(mlc_tb_base_t b, size_t cls, const void *p) {
+  uint64_t off = (uint64_t)((uintptr_t)p & (MLC_GRANULE - 1));
+  bool r;
+  __asm__("imulq %%fs:%c4(%2,%3,8), %1\n\tcmpq %%fs:%c4(%2,%3,8), %1"
+          : "=@ccb"(r), "+r"(off)
+          : "r"(b), "r"(cls), "i"(MLC_TB_MAGIC_OFF));
+  return r;
+}
+MLC_INLINE void mlc_tb_set_head(mlc_tb_base_t b, size_t cls, void **h) {
+  __asm__ volatile("movq %0, %%fs:(%1,%2,8)" : : "r"(h), "r"(b), "r"(cls) : "memory");
+}
+#else
+typedef void ***mlc_tb_base_t;
+MLC_INLINE mlc_tb_base_t mlc_tb_base(void) { return mlc_tsd.bins.head; }
+MLC_INLINE void **mlc_tb_head(mlc_tb_base_t b, size_t cls) { return mlc_load(&b[cls]); }
+MLC_INLINE bool mlc_tb_at_lw(mlc_tb_base_t b, size_t cls, void **h) {
+  return h >= mlc_load(&b[cls + MLC_TCLASSES]);
+}
+MLC_INLINE bool mlc_tb_at_full(mlc_tb_base_t b, size_t cls, void **h) {
+  return h <= mlc_load(&b[cls + 2 * MLC_TCLASSES]);
+}
+MLC_INLINE bool mlc_tb_is_slot(mlc_tb_base_t b, size_t cls, const void *p) {
+  uint64_t m = ((const uint64_t *)(b + 3 * MLC_TCLASSES))[cls];
+  return (uint64_t)((uintptr_t)p & (MLC_GRANULE - 1)) * m < m;
+}
+MLC_INLINE void mlc_tb_set_head(mlc_tb_base_t b, size_t cls, void **h) {
+  mlc_store_rel(&b[cls], h);
+}
+#endif
 
 /* Pop from the thread cache: one branch, no locks, no read-modify-write.  Everything
-   else (first use, refill, class 0) happens in mlc_tcache_alloc_slow(). */
+   else (first use, refill, class 0) happens in mlc_tcache_alloc_slow().  The object
+   leaves with its free key cleared. */
 MLC_INLINE void *mlc_tcache_alloc(size_t cls) {
-  void ***hp = &mlc_tsd.bins.head[cls];
-  void **h = mlc_load(hp);
-  if (MLC_UNLIKELY(h >= mlc_load(MLC_TB_LW(hp)))) return mlc_tcache_alloc_slow((unsigned)cls);
-  mlc_store_rel(hp, h + 1);
-  return *h;
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, cls);
+  if (MLC_UNLIKELY(mlc_tb_at_lw(b, cls, h))) return mlc_tcache_alloc_slow((unsigned)cls);
+  mlc_tb_set_head(b, cls, h + 1);
+  void *p = *h;
+  mlc_free_key_clear(p);
+  return p;
 }
 
-/* Push onto the thread cache: one branch, no locks, no read-modify-write.  Everything
-   else (cache full, no cache yet, cls 0: NULL, large, huge, foreign, or a slab outside
-   the page map's window) happens in mlc_tcache_free_slow(). */
-MLC_INLINE void mlc_tcache_free(void *p, size_t cls) {
-  void ***hp = &mlc_tsd.bins.head[cls];
-  void **h = mlc_load(hp);
-  if (MLC_UNLIKELY(h <= mlc_load(MLC_TB_FULL(hp)))) {
-    mlc_tcache_free_slow(p);
-    return;
-  }
+/* Push onto the thread cache: no locks, no read-modify-write.  Two checks stay off the
+   dependency chain of the push: p starts a slot of its class (a multiply), and it does
+   not hold the free key (else it may be free already).  false (nothing done) when the
+   push cannot be done here: cache full, no cache yet, cls 0 (NULL, large, huge,
+   foreign, or a slab outside the page map's window), or a check failed; the caller
+   then takes free's slow path (free.c), which finds out what p is. */
+MLC_INLINE bool mlc_tcache_push(void *p, size_t cls) {
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, cls);
+  if (MLC_UNLIKELY(mlc_tb_at_full(b, cls, h) || !mlc_tb_is_slot(b, cls, p) ||
+                   mlc_free_key_is_set(p)))
+    return false;
+  mlc_free_key_set(p);
   h[-1] = p;
-  mlc_store_rel(hp, h - 1);
+  mlc_tb_set_head(b, cls, h - 1);
+  return true;
 }
 
 /* The calling thread's arena, assigning one round-robin on first use. */
@@ -89,18 +199,24 @@ void mlc_tcache_flush_self(void);
 /* The cache class of large blocks of np pages, MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES. */
 MLC_INLINE size_t mlc_tclass_large(size_t np) { return MLC_NCLASSES + np - MLC_LCLASS_MIN_PAGES; }
 
+/* The cache's slow paths for large blocks: the pop's (NULL when nothing is cached),
+   and the push's for the live block p of np pages (checked by free.c): the cache, or
+   its arena.  Both leave the free key as the fast paths do.  Preserve errno. */
 MLC_NOINLINE void *mlc_tcache_large_alloc_slow(size_t np);
 MLC_NOINLINE void mlc_tcache_large_free_slow(void *p, size_t np);
 
 /* A freed large block of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES) from the
-   calling thread's cache, or NULL.  The same pop as for small objects, under the same
-   protocol with the collector: no lock, no atomic. */
+   calling thread's cache, its free key cleared, or NULL.  The same pop as for small
+   objects, under the same protocol with the collector: no lock, no atomic. */
 MLC_INLINE void *mlc_tcache_large_pop(size_t np) {
   size_t c = mlc_tclass_large(np);
-  void **h = mlc_load(&mlc_tsd.bins.head[c]);
-  if (MLC_UNLIKELY(h >= mlc_load(&mlc_tsd.bins.lw[c]))) return NULL;
-  mlc_store_rel(&mlc_tsd.bins.head[c], h + 1);
-  return *h;
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, c);
+  if (MLC_UNLIKELY(mlc_tb_at_lw(b, c, h))) return NULL;
+  mlc_tb_set_head(b, c, h + 1);
+  void *p = *h;
+  mlc_free_key_clear(p);
+  return p;
 }
 
 /* The same, and on a miss the slow path (which finds the owner's objects below the
@@ -110,21 +226,19 @@ MLC_INLINE void *mlc_tcache_large_alloc(size_t np) {
   return MLC_LIKELY(p != NULL) ? p : mlc_tcache_large_alloc_slow(np);
 }
 
-/* Keeps the live large block p of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES)
-   in the calling thread's cache, or gives it to its arena.  Aborts on a block freed
-   twice while its first free is still among those the collector cannot take yet (later
-   ones are caught when the cache gives the block back). */
-MLC_INLINE void mlc_tcache_large_free(void *p, size_t np) {
+/* Keeps the large block p of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES), the
+   start of a live run, in the calling thread's cache and sets its free key.  false
+   (nothing done) when the stack is full, or p holds the key already (free.c then
+   finds out whether it is free). */
+MLC_INLINE bool mlc_tcache_large_push(void *p, size_t np) {
   size_t c = mlc_tclass_large(np);
-  void **h = mlc_load(&mlc_tsd.bins.head[c]);
-  if (MLC_UNLIKELY(h <= mlc_load(&mlc_tsd.bins.full[c]))) {
-    mlc_tcache_large_free_slow(p, np);
-    return;
-  }
-  for (void **q = h, **lw = mlc_load(&mlc_tsd.bins.lw[c]); q < lw; q++)
-    if (MLC_UNLIKELY(*q == p)) mlc_fatal("double free", p);
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, c);
+  if (MLC_UNLIKELY(mlc_tb_at_full(b, c, h) || mlc_free_key_is_set(p))) return false;
+  mlc_free_key_set(p);
   h[-1] = p;
-  mlc_store_rel(&mlc_tsd.bins.head[c], h - 1);
+  mlc_tb_set_head(b, c, h - 1);
+  return true;
 }
 
 /* Gives n objects of cache class cls back: to their bins, or large blocks to their

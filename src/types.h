@@ -149,6 +149,9 @@ typedef struct mlc_tbins_s {
      lays the stacks out or unparks, a pass raises it to head when it parks the cache.
      Relaxed atomic: the push fast path reads it without state. */
   void **full[MLC_TCLASSES];
+  /* mlc_class_divmagic, constant: free's slot test reads it next to head and full
+     (a thread-local copy costs no address computation of its own). */
+  uint64_t magic[MLC_NCLASSES];
 } mlc_tbins_t;
 
 struct mlc_tcache_s {

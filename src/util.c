@@ -132,6 +132,13 @@ void mlc_fatal(const char *what, const void *ptr) {
   abort();
 }
 
+void mlc_fatal_in(const char *call, const char *what, const void *ptr) {
+  char buf[256];
+  size_t n = mlc_snprintf(buf, sizeof(buf), "melloc: %s(): %s: pointer %p\n", call, what, ptr);
+  mlc_os_write_stderr(buf, n);
+  abort();
+}
+
 void mlc_assert_fail(const char *expr, const char *file, int line) {
   char buf[512];
   size_t n =

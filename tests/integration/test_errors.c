@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Heap misuse: melloc aborts with one line on stderr that names the problem and the
- * pointer, "melloc: <what>: pointer 0x<hex>\n".
+ * Heap misuse: melloc aborts with one line on stderr that names the call, the problem
+ * and the pointer, "melloc: <call>(): <what>: pointer 0x<hex>\n", before the misused
+ * block can be handed out again.
  *
  * Two ways in.  The "signal" cases run each misuse inside check's forked test process
  * and expect SIGABRT.  The "message" cases re-execute this program (/proc/self/exe) with
  * "--misuse NAME", optionally with MELLOC_CONF=tcache:false (settings are read once at
  * boot, so a fresh process is the only way to change them), capture its stdout (where
  * the child first prints the pointer it is about to misuse) and stderr through pipes,
- * and assert it died of SIGABRT with exactly the expected line.
+ * and assert it died of SIGABRT with exactly the expected line.  Each case runs under
+ * the default settings and with the collector's interval at 1 ms.  A misuse that does
+ * not abort goes on with the mallocs that would reveal the damage (the same block
+ * twice, or a block inside a live one) and says what it found on stdout.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +67,30 @@ static void no_core(void) {
 
 static char global_buf[64];
 
+/* After a misuse that did not abort: mallocs of size until one returns a block that
+   overlaps [bad, bad + size) or p itself twice; says which on stdout and exits 7. */
+static void look_for_damage(const char *p, size_t size) {
+  char msg[128];
+  const char *seen = NULL;
+  for (int i = 0; i < 64; i++) {
+    char *q = malloc(size);
+    if (q == p) {
+      if (seen) {
+        snprintf(msg, sizeof(msg), "handed out twice: %p\n", (void *)p);
+        break;
+      }
+      seen = q;
+    } else if (q && q < p + size && p < q + size) {
+      snprintf(msg, sizeof(msg), "overlapping block: %p inside %p\n", (void *)q, (void *)p);
+      seen = NULL;
+      break;
+    }
+    if (i == 63) snprintf(msg, sizeof(msg), "not caught, no damage seen\n");
+  }
+  if (write(1, msg, strlen(msg)) < 0) _exit(3);
+  _exit(7);
+}
+
 static void misuse_free_stack(void) {
   char buf[64];
   memset(buf, 1, sizeof(buf));
@@ -79,6 +108,7 @@ static void misuse_free_large_interior(void) {
   if (!p) _exit(4);
   report(p + 16);
   free(hide(p + 16));
+  look_for_damage(p, 100000);
 }
 
 static void misuse_realloc_large_interior(void) {
@@ -108,6 +138,7 @@ static void misuse_double_free_huge(void) {
   report(p);
   free(p);
   free(hide(p));
+  look_for_damage(p, 8 * MiB);
 }
 
 /* Above the size kept in the huge cache: the first free unmaps it, so the second finds
@@ -120,62 +151,143 @@ static void misuse_double_free_huge_unmapped(void) {
   free(hide(p));
 }
 
-static void misuse_double_free_large(void) {
-  void *p = malloc(100000);
+static void misuse_realloc_freed_huge(void) {
+  void *p = malloc(8 * MiB);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  if (realloc(hide(p), 9 * MiB)) _exit(5);
+}
+
+/* Large blocks: 12000 and 65536 bytes stay in the thread cache when freed. */
+static void double_free_sized(size_t size) {
+  void *p = malloc(size);
   if (!p) _exit(4);
   report(p);
   free(p);
   free(hide(p));
+  look_for_damage(p, size);
 }
 
-/* With the thread cache off, small frees reach the bins (and their checks) at once. */
-static void misuse_double_free_small(void) {
-  void *p = malloc(64);
+static void realloc_freed_sized(size_t size) {
+  char *p = malloc(size);
   if (!p) _exit(4);
   report(p);
   free(p);
+  char *q = realloc(hide(p), size + 100);
+  if (q == p) look_for_damage(p, size);
+  _exit(5);
+}
+
+static void misuse_double_free_large(void) { double_free_sized(100000); }
+static void misuse_double_free_12000(void) { double_free_sized(12000); }
+static void misuse_double_free_65536(void) { double_free_sized(65536); }
+static void misuse_realloc_freed_12000(void) { realloc_freed_sized(12000); }
+static void misuse_realloc_freed_65536(void) { realloc_freed_sized(65536); }
+
+/* Small blocks, 16..8192 bytes: every case is caught at the misuse itself. */
+static void misuse_double_free_16(void) { double_free_sized(16); }
+static void misuse_double_free_64(void) { double_free_sized(64); }
+static void misuse_double_free_200(void) { double_free_sized(200); }
+static void misuse_double_free_8192(void) { double_free_sized(8192); }
+static void misuse_realloc_freed_small(void) { realloc_freed_sized(64); }
+
+/* free(p); free(q); free(p): p is not on top of the cache any more. */
+static void misuse_double_free_pqp(void) {
+  void *p = malloc(48), *q = malloc(48);
+  if (!p || !q) _exit(4);
+  report(p);
+  free(p);
+  free(q);
   free(hide(p));
+  look_for_damage(p, 48);
 }
 
-static void misuse_free_small_interior(void) {
-  char *p = malloc(64);
-  if (!p) _exit(4);
-  report(p + 8);
-  free(hide(p + 8));
-}
-
-/* With the thread cache on, a bad small free is caught when the cache flushes to the
-   bins: the cache holds at most 256 objects of a class and flushes half when full, so
-   600 more frees of the same size push the bad one through. */
+/* p pushed deep down the cache, and through a flush to its bin: 600 frees of its size
+   between the two (the cache holds at most 256 of a class and flushes half when full). */
 enum { FLUSH_BLOCKS = 600 };
 static void *flush_blocks[FLUSH_BLOCKS];
 
-static void alloc_flush_blocks(void) {
-  for (int i = 0; i < FLUSH_BLOCKS; i++)
-    if (!(flush_blocks[i] = malloc(64))) _exit(4);
-}
-
-static void free_flush_blocks(void) {
-  for (int i = 0; i < FLUSH_BLOCKS; i++) free(flush_blocks[i]);
-}
-
-static void misuse_double_free_small_cached(void) {
+static void misuse_double_free_small_flushed(void) {
   void *p = malloc(64);
   if (!p) _exit(4);
-  alloc_flush_blocks();
+  for (int i = 0; i < FLUSH_BLOCKS; i++)
+    if (!(flush_blocks[i] = malloc(64))) _exit(4);
   report(p);
   free(p);
+  for (int i = 0; i < FLUSH_BLOCKS; i++) free(flush_blocks[i]);
   free(hide(p));
-  free_flush_blocks();
+  look_for_damage(p, 64);
 }
 
-static void misuse_free_small_interior_cached(void) {
+/* Freed, then the thread idles while the collector takes its cache back to the bins:
+   the second free finds the block there. */
+static void idle_double_free(size_t size) {
+  void *p = malloc(size);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  usleep(1500 * 1000);
+  free(hide(p));
+  look_for_damage(p, size);
+}
+static void misuse_double_free_idle_small(void) { idle_double_free(64); }
+static void misuse_double_free_idle_large(void) { idle_double_free(12000); }
+
+/* Freed by one thread, freed again by another. */
+static void *free_in_thread(void *p) {
+  free(hide(p));
+  return NULL;
+}
+static void misuse_double_free_other_thread(void) {
+  void *p = malloc(64);
+  if (!p) _exit(4);
+  /* The main thread gets its cache first: its free goes to its cache. */
+  for (int i = 0; i < 100; i++) free(malloc(64));
+  report(p);
+  free(p);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_in_thread, p) != 0) _exit(4);
+  pthread_join(t, NULL);
+  look_for_damage(p, 64);
+}
+
+static void interior_free(size_t size, size_t off) {
+  char *p = malloc(size);
+  if (!p) _exit(4);
+  report(p + off);
+  free(hide(p + off));
+  look_for_damage(p, size);
+}
+static void misuse_free_small_plus8(void) { interior_free(64, 8); }
+static void misuse_free_small_plus1(void) { interior_free(64, 1); }
+static void misuse_free_small_plus16(void) { interior_free(64, 16); }
+static void misuse_free_small_plus48(void) { interior_free(96, 48); }
+
+static void misuse_realloc_small_interior(void) {
   char *p = malloc(64);
   if (!p) _exit(4);
-  alloc_flush_blocks();
   report(p + 8);
-  free(hide(p + 8));
-  free_flush_blocks();
+  char *q = realloc(hide(p + 8), 40);
+  if (q) look_for_damage(p, 64);
+  _exit(5);
+}
+
+static void misuse_usable_size_freed_small(void) {
+  char *p = malloc(64);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  if (malloc_usable_size(hide(p)) == 12345) _exit(6);
+  look_for_damage(p, 64);
+}
+
+static void misuse_usable_size_small_interior(void) {
+  char *p = malloc(64);
+  if (!p) _exit(4);
+  report(p + 16);
+  if (malloc_usable_size(hide(p + 16)) == 12345) _exit(6);
+  _exit(5);
 }
 
 /* The other ways of freeing free: a later free() is a double free. */
@@ -185,6 +297,7 @@ static void misuse_free_sized_then_free(void) {
   report(p);
   free_sized(p, 100);
   free(hide(p));
+  look_for_damage(p, 100);
 }
 
 static void misuse_free_aligned_sized_then_free(void) {
@@ -193,6 +306,7 @@ static void misuse_free_aligned_sized_then_free(void) {
   report(p);
   free_aligned_sized(p, 64, 128);
   free(hide(p));
+  look_for_damage(p, 128);
 }
 
 static void misuse_realloc_zero_then_free(void) {
@@ -201,6 +315,7 @@ static void misuse_realloc_zero_then_free(void) {
   report(p);
   if (realloc(p, 0) != NULL) _exit(5);
   free(hide(p));
+  look_for_damage(p, 100);
 }
 
 static void misuse_melloc_free_stack(void) {
@@ -236,43 +351,64 @@ static void misuse_usable_size_stack(void) {
 struct misuse {
   const char *name;
   void (*fn)(void);
-  const char *conf; /* MELLOC_CONF for the child, or NULL for the defaults */
-  const char *what; /* the message */
+  const char *conf; /* extra MELLOC_CONF for the child, or NULL */
+  const char *call; /* the call the message names */
+  const char *what; /* the problem it names */
 };
 
+#define NOT_MELLOCS "invalid pointer (not allocated by melloc)"
+#define NOT_A_START "invalid pointer (not the start of a block)"
+#define FREED "block already freed"
+
 static const struct misuse misuses[] = {
-    {"free-stack", misuse_free_stack, NULL, "invalid free (pointer not allocated by melloc)"},
-    {"free-global", misuse_free_global, NULL, "invalid free (pointer not allocated by melloc)"},
-    {"melloc-free-stack", misuse_melloc_free_stack, NULL,
-     "invalid free (pointer not allocated by melloc)"},
-    {"free-large-interior", misuse_free_large_interior, NULL,
-     "invalid free (not the start of a block)"},
-    {"realloc-large-interior", misuse_realloc_large_interior, NULL,
-     "invalid realloc (not the start of a block)"},
-    {"usable-size-large-interior", misuse_usable_size_large_interior, NULL,
-     "invalid pointer (not the start of a block)"},
-    {"free-huge-interior", misuse_free_huge_interior, NULL,
-     "invalid free (not the start of a block)"},
-    {"double-free-huge", misuse_double_free_huge, NULL, "double free"},
-    {"double-free-huge-unmapped", misuse_double_free_huge_unmapped, NULL,
-     "invalid free (pointer not allocated by melloc)"},
-    {"double-free-large", misuse_double_free_large, NULL, "double free or invalid pointer"},
-    {"double-free-small", misuse_double_free_small, "tcache:false", "double free"},
-    {"free-small-interior", misuse_free_small_interior, "tcache:false",
-     "invalid free (not the start of a block)"},
-    {"double-free-small-cached", misuse_double_free_small_cached, NULL, "double free"},
-    {"free-small-interior-cached", misuse_free_small_interior_cached, NULL,
-     "invalid free (not the start of a block)"},
-    {"free-sized-then-free", misuse_free_sized_then_free, "tcache:false", "double free"},
-    {"free-aligned-sized-then-free", misuse_free_aligned_sized_then_free, "tcache:false",
+    {"free-stack", misuse_free_stack, NULL, "free", NOT_MELLOCS},
+    {"free-global", misuse_free_global, NULL, "free", NOT_MELLOCS},
+    {"melloc-free-stack", misuse_melloc_free_stack, NULL, "free", NOT_MELLOCS},
+    {"free-wild-high", misuse_free_wild_high, NULL, "free", NOT_MELLOCS},
+    {"realloc-stack", misuse_realloc_stack, NULL, "realloc", NOT_MELLOCS},
+    {"usable-size-stack", misuse_usable_size_stack, NULL, "malloc_usable_size", NOT_MELLOCS},
+    /* small blocks */
+    {"double-free-16", misuse_double_free_16, NULL, "free", "double free"},
+    {"double-free-64", misuse_double_free_64, NULL, "free", "double free"},
+    {"double-free-200", misuse_double_free_200, NULL, "free", "double free"},
+    {"double-free-8192", misuse_double_free_8192, NULL, "free", "double free"},
+    {"double-free-64-uncached", misuse_double_free_64, "tcache:false", "free", "double free"},
+    {"double-free-p-q-p", misuse_double_free_pqp, NULL, "free", "double free"},
+    {"double-free-small-flushed", misuse_double_free_small_flushed, NULL, "free", "double free"},
+    {"double-free-idle-small", misuse_double_free_idle_small, NULL, "free", "double free"},
+    {"double-free-other-thread", misuse_double_free_other_thread, NULL, "free", "double free"},
+    {"free-small-plus8", misuse_free_small_plus8, NULL, "free", NOT_A_START},
+    {"free-small-plus1", misuse_free_small_plus1, NULL, "free", NOT_A_START},
+    {"free-small-plus16", misuse_free_small_plus16, NULL, "free", NOT_A_START},
+    {"free-small-plus48", misuse_free_small_plus48, NULL, "free", NOT_A_START},
+    {"free-small-plus8-uncached", misuse_free_small_plus8, "tcache:false", "free", NOT_A_START},
+    {"realloc-small-interior", misuse_realloc_small_interior, NULL, "realloc", NOT_A_START},
+    {"realloc-freed-small", misuse_realloc_freed_small, NULL, "realloc", FREED},
+    {"usable-size-freed-small", misuse_usable_size_freed_small, NULL, "malloc_usable_size", FREED},
+    {"usable-size-small-interior", misuse_usable_size_small_interior, NULL, "malloc_usable_size",
+     NOT_A_START},
+    {"free-sized-then-free", misuse_free_sized_then_free, NULL, "free", "double free"},
+    {"free-aligned-sized-then-free", misuse_free_aligned_sized_then_free, NULL, "free",
      "double free"},
-    {"realloc-zero-then-free", misuse_realloc_zero_then_free, "tcache:false", "double free"},
-    {"free-wild-high", misuse_free_wild_high, NULL,
-     "invalid free (pointer not allocated by melloc)"},
-    {"realloc-stack", misuse_realloc_stack, NULL,
-     "invalid realloc (pointer not allocated by melloc)"},
-    {"usable-size-stack", misuse_usable_size_stack, NULL,
-     "invalid pointer (not allocated by melloc)"},
+    {"realloc-zero-then-free", misuse_realloc_zero_then_free, NULL, "free", "double free"},
+    {"free-sized-then-free-uncached", misuse_free_sized_then_free, "tcache:false", "free",
+     "double free"},
+    /* large blocks */
+    {"double-free-12000", misuse_double_free_12000, NULL, "free", "double free"},
+    {"double-free-65536", misuse_double_free_65536, NULL, "free", "double free"},
+    {"double-free-large", misuse_double_free_large, NULL, "free", "double free"},
+    {"double-free-idle-large", misuse_double_free_idle_large, NULL, "free", "double free"},
+    {"realloc-freed-12000", misuse_realloc_freed_12000, NULL, "realloc", FREED},
+    {"realloc-freed-65536", misuse_realloc_freed_65536, NULL, "realloc", FREED},
+    {"free-large-interior", misuse_free_large_interior, NULL, "free", NOT_A_START},
+    {"realloc-large-interior", misuse_realloc_large_interior, NULL, "realloc", NOT_A_START},
+    {"usable-size-large-interior", misuse_usable_size_large_interior, NULL, "malloc_usable_size",
+     NOT_A_START},
+    /* huge blocks */
+    {"free-huge-interior", misuse_free_huge_interior, NULL, "free", NOT_A_START},
+    {"double-free-huge", misuse_double_free_huge, NULL, "free", "double free"},
+    {"double-free-huge-unmapped", misuse_double_free_huge_unmapped, NULL, "free", NOT_MELLOCS},
+    {"realloc-freed-huge", misuse_realloc_freed_huge, NULL, "realloc", FREED},
 };
 
 #define NMISUSES ((int)(sizeof(misuses) / sizeof(misuses[0])))
@@ -331,16 +467,16 @@ START_TEST(test_free_huge_interior_aborts) {
 }
 END_TEST
 
-/* With the thread cache on (the default here), once the cache flushes. */
+/* With the thread cache on (the default here). */
 START_TEST(test_free_small_interior_aborts) {
   quiet_stderr();
-  misuse_free_small_interior_cached();
+  misuse_free_small_plus16();
 }
 END_TEST
 
 START_TEST(test_double_free_small_aborts) {
   quiet_stderr();
-  misuse_double_free_small_cached();
+  misuse_double_free_small_flushed();
 }
 END_TEST
 
@@ -408,12 +544,19 @@ static void run_child(const char *name, const char *conf, struct child_result *r
 }
 
 START_TEST(test_misuse_message) {
-  const struct misuse *m = &misuses[_i];
+  /* Each case under the default settings, then with the collector every millisecond. */
+  const struct misuse *m = &misuses[_i % NMISUSES];
+  const char *gc = _i < NMISUSES ? NULL : "gc_interval_ms:1";
+  char conf[128];
+  if (m->conf && gc)
+    snprintf(conf, sizeof(conf), "%s,%s", m->conf, gc);
+  else
+    snprintf(conf, sizeof(conf), "%s", m->conf ? m->conf : gc ? gc : "");
   struct child_result res;
-  run_child(m->name, m->conf, &res);
+  run_child(m->name, conf[0] ? conf : NULL, &res);
   ck_assert_msg(WIFSIGNALED(res.status) && WTERMSIG(res.status) == SIGABRT,
-                "%s: child did not abort (status 0x%x), stderr: %s", m->name, res.status,
-                res.err);
+                "%s (%s): child did not abort (status 0x%x), stdout: %s, stderr: %s", m->name,
+                conf, res.status, res.out, res.err);
   /* The child printed the pointer, one line. */
   size_t olen = strlen(res.out);
   ck_assert_msg(olen > 3 && strncmp(res.out, "0x", 2) == 0 && res.out[olen - 1] == '\n' &&
@@ -421,9 +564,9 @@ START_TEST(test_misuse_message) {
                 "%s: bad pointer report '%s'", m->name, res.out);
   res.out[olen - 1] = '\0';
   char want[512];
-  snprintf(want, sizeof(want), "melloc: %s: pointer %s\n", m->what, res.out);
-  ck_assert_msg(strcmp(res.err, want) == 0, "%s: stderr is\n'%s'\nwant\n'%s'", m->name, res.err,
-                want);
+  snprintf(want, sizeof(want), "melloc: %s(): %s: pointer %s\n", m->call, m->what, res.out);
+  ck_assert_msg(strcmp(res.err, want) == 0, "%s (%s): stderr is\n'%s'\nwant\n'%s'", m->name, conf,
+                res.err, want);
 }
 END_TEST
 
@@ -472,9 +615,9 @@ static Suite *errors_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("message");
-  tcase_set_timeout(tc, 20);
+  tcase_set_timeout(tc, 30);
   mlc_tcase_add_test_unless(noexec, tc, test_child_without_misuse);
-  mlc_tcase_add_loop_test_unless(noexec, tc, test_misuse_message, 0, NMISUSES);
+  mlc_tcase_add_loop_test_unless(noexec, tc, test_misuse_message, 0, 2 * NMISUSES);
   suite_add_tcase(s, tc);
   return s;
 }

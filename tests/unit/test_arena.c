@@ -27,12 +27,13 @@ START_TEST(test_narenas_default) {
 END_TEST
 
 START_TEST(test_large_alignment_and_reuse) {
+  bool freed;
   mlc_arena_t *a = new_arena();
   for (size_t align = MLC_PAGE; align <= MLC_CHUNK / 4; align <<= 1) {
     char *p = mlc_arena_large_alloc(a, 20000, align, false);
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq((uintptr_t)p % align, 0);
-    ck_assert_uint_eq(mlc_arena_large_usable(mlc_pagemap_entry(p), p, "test"), 20480);
+    ck_assert_uint_eq(mlc_arena_large_check(mlc_pagemap_entry(p), p, &freed) << MLC_PAGE_SHIFT, 20480);
     mlc_arena_large_free(mlc_pagemap_entry(p), p);
   }
   /* A freed run is reused at once. */
@@ -68,16 +69,17 @@ START_TEST(test_large_best_fit) {
 END_TEST
 
 START_TEST(test_large_resize_in_place) {
+  bool freed;
   mlc_arena_t *a = new_arena();
   char *p = mlc_arena_large_alloc(a, 3 * MLC_PAGE, 0, false);
   mlc_chunk_t *c = mlc_pagemap_entry(p);
   ck_assert(mlc_arena_large_resize(c, p, 10 * MLC_PAGE));
-  ck_assert_uint_eq(mlc_arena_large_usable(c, p, "test"), 10 * MLC_PAGE);
+  ck_assert_uint_eq(mlc_arena_large_check(c, p, &freed), 10);
   char *q = mlc_arena_large_alloc(a, MLC_PAGE, 0, false);
   ck_assert_ptr_eq(q, p + 10 * MLC_PAGE);
   ck_assert(!mlc_arena_large_resize(c, p, 11 * MLC_PAGE)); /* q is in the way */
   ck_assert(mlc_arena_large_resize(c, p, 2 * MLC_PAGE));
-  ck_assert_uint_eq(mlc_arena_large_usable(c, p, "test"), 2 * MLC_PAGE);
+  ck_assert_uint_eq(mlc_arena_large_check(c, p, &freed), 2);
   mlc_arena_large_free(c, q);
   mlc_arena_large_free(c, p);
 }

@@ -46,6 +46,27 @@ START_TEST(test_index_exact) {
 }
 END_TEST
 
+/* The slot test (free's fast path, from the table and from each thread's copy)
+   accepts exactly the multiples of the class size at every offset of a granule, so
+   every misaligned or interior pointer goes to the slow path. */
+START_TEST(test_slot_test_exact) {
+  unsigned c = (unsigned)_i;
+  uint32_t s = mlc_class_size[c];
+  ck_assert_uint_eq(mlc_class_divmagic[c], UINT64_MAX / s + 1);
+  ck_assert_uint_eq(mlc_class_divmagic[0], 0);
+  char *granule = (char *)(uintptr_t)(MLC_GRANULE * 4242);
+  unsigned yes = 0;
+  for (uint32_t off = 0; off < MLC_GRANULE; off++) {
+    bool slot = mlc_class_is_slot(c, granule + off);
+    ck_assert_msg(slot == (off % s == 0), "class %u offset %u", c, off);
+    ck_assert(mlc_tb_is_slot(mlc_tb_base(), c, granule + off) == slot);
+    ck_assert(!mlc_class_is_slot(0, granule + off));
+    yes += slot;
+  }
+  ck_assert_uint_eq(yes, (MLC_GRANULE + s - 1) / s);
+}
+END_TEST
+
 START_TEST(test_aligned_class) {
   for (size_t align = 16; align <= MLC_GRANULE; align <<= 1)
     for (size_t size = 1; size <= MLC_SMALL_MAX; size += 7) {
@@ -75,6 +96,7 @@ int main(void) {
   tcase_add_test(tc, test_classes_ordered_and_aligned);
   tcase_add_test(tc, test_waste_bounded);
   tcase_add_loop_test(tc, test_index_exact, 1, MLC_NCLASSES);
+  tcase_add_loop_test(tc, test_slot_test_exact, 1, MLC_NCLASSES);
   tcase_add_test(tc, test_aligned_class);
   tcase_add_test(tc, test_caps);
   suite_add_tcase(s, tc);
