@@ -135,14 +135,20 @@ else
     "$tmp/structs.c" "$tmp/structs" || true
 fi
 
-# Every misuse message of melloc(3) and the README is one that test_errors provokes and
-# checks, word for word.
+# Every misuse message of melloc(3) and the README ("melloc: CALL(): PROBLEM: pointer")
+# is one that test_errors provokes and checks, word for word: a case of its table names
+# the call and the problem (written out, or through one of its macros).
 misuse=$( (unroff < "$src/man/melloc.3"; cat "$src/README") |
-  grep -o 'melloc: [a-z][a-z ()]*: pointer 0x' | sed -e 's/^melloc: //' -e 's/: pointer 0x$//' | sort -u)
+  grep -o 'melloc: [a-z_]*(): [a-z][a-z ()]*: pointer 0x' | sed -e 's/^melloc: //' -e 's/: pointer 0x$//' | sort -u)
 [ -n "$misuse" ] || tap_not_ok "melloc.3 shows the misuse messages"
+errors_c=$tmp/test_errors.c # the table's entries joined onto one line each
+tr '\n' ' ' < "$src/tests/integration/test_errors.c" | sed 's/  */ /g; s/#define/\n#define/g; s/;/;\n/g' > "$errors_c"
 while IFS= read -r w; do
   [ -n "$w" ] || continue
-  if grep -qF "\"$w\"}" "$src/tests/integration/test_errors.c"; then
+  call=${w%%(): *}
+  what=${w#*(): }
+  macro=$(sed -n "s/^#define \([A-Z_]*\) \"$what\" .*/\1/p" "$errors_c" | head -n 1)
+  if grep -qE "\"$call\", (\"$(printf '%s' "$what" | sed 's/[()]/\\&/g')\"${macro:+|$macro})\}" "$errors_c"; then
     tap_ok "misuse message '$w' is one test_errors checks"
   else
     tap_not_ok "misuse message '$w' is one test_errors checks"
