@@ -532,7 +532,9 @@ static void c_aligned_alloc_zero(size_t n) {
 static void c_aligned_alloc_overflow(size_t n) {
   (void)n;
   errno = 0;
-  answer_null(launder(aligned_alloc(4096, size_max - 100)), ENOMEM, "aligned_alloc(4096, SIZE_MAX-100)");
+  /* A multiple of the alignment, which C11 (before DR 460) required. */
+  answer_null(launder(aligned_alloc(4096, size_max & ~(size_t)4095)), ENOMEM,
+              "aligned_alloc(4096, SIZE_MAX & ~4095)");
 }
 
 /* ---- The case table ---- */
