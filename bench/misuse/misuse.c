@@ -15,6 +15,7 @@
    pthreads.  Build with -O0 -fno-builtin so that no misuse is optimised away. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -167,7 +168,35 @@ static void c_df_abab(size_t n) {
   probe_all(n);
 }
 
+/* The number of threads in this process, from /proc (no allocation), or -1. */
+static int thread_count(void) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t len = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (len <= 0) return -1;
+  buf[len] = 0;
+  char *t = strstr(buf, "\nThreads:");
+  return t ? atoi(t + 9) : -1;
+}
+
+/* A second and a half of allocation activity before the misuse, so that an allocator's
+   background thread (melloc's collector starts after its first interval, 1 s, at an
+   allocation's slow path) is running when the process goes idle. */
+static void warm_up(void) {
+  static void *b[64];
+  for (int round = 0; round < 15; round++) {
+    for (int i = 0; i < 64; i++) b[i] = launder(malloc((size_t)16 << (i % 13)));
+    for (int i = 0; i < 64; i++) free(b[i]);
+    free(launder(malloc((size_t)1 << 20)));
+    usleep(100000);
+  }
+  say("INFO %d threads after the warm-up", thread_count());
+}
+
 static void c_df_idle(size_t n) {
+  warm_up();
   void *p = launder(malloc(n));
   free(p);
   free(launder(p));
@@ -176,6 +205,7 @@ static void c_df_idle(size_t n) {
 }
 
 static void c_df_idle_between(size_t n) {
+  warm_up();
   void *p = launder(malloc(n));
   free(p);
   sleep(5);
@@ -330,7 +360,8 @@ static void c_usable_interior(size_t n) {
   size_t whole = malloc_usable_size(p);
   size_t u = malloc_usable_size(launder(p + 16));
   say("INFO malloc_usable_size(p+16) = %zu (block: %zu)", u, whole);
-  if (u > whole - 16) damage("malloc_usable_size(p+16) = %zu: past the end of the %zu-byte block", u, whole);
+  if (u > whole - 16)
+    damage("malloc_usable_size(p+16) = %zu, but only %zu bytes of the block follow p+16", u, whole - 16);
 }
 
 static void c_usable_stack(size_t n) {
