@@ -336,9 +336,11 @@ def main():
         meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
                 "kernel": platform.release(), "cpus": os.cpu_count(), "seconds": round(elapsed, 1),
                 "allocators": {a: p for a, p in allocs}}
+        # One result a line: small, and a diff of two runs shows the cases that changed.
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": results}, f, indent=1)
-            f.write("\n")
+            f.write('{"meta": ' + json.dumps(meta) + ',\n "results": [\n')
+            f.write(",\n".join(json.dumps(r) for r in results))
+            f.write("\n]}\n")
     return 0
 
 
