@@ -6,6 +6,8 @@
 #                       (options: make bench BENCH_ARGS='--quick -w mixed')
 #   make bench-check    fail if melloc's fast path exceeds bench/budget.txt
 #                       (options: BENCH_CHECK_ARGS='--all' to compare)
+#   make bench-misuse   run the heap-misuse suite (bench/misuse/) under every
+#                       allocator (options: BENCH_MISUSE_ARGS='--only df-')
 #   make bench-clean    remove the workload programs and bench/results/latest
 #
 # The workloads are plain C programs that call malloc: they are built with
@@ -19,12 +21,16 @@ BENCH_PY = python3
 BENCH_LIB = $(abs_top_builddir)/.libs/libmelloc.so
 BENCH_ARGS =
 BENCH_CHECK_ARGS =
+BENCH_MISUSE_ARGS =
 
 EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
 	bench/run.py bench/icount.py bench/benchlib.py bench/fastest.py \
 	bench/src/common.h bench/src/runone.c bench/src/fastpath.c \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
-	bench/src/cache.c bench/src/large.c bench/src/frag.c bench/src/idle.c
+	bench/src/cache.c bench/src/large.c bench/src/frag.c bench/src/idle.c \
+	bench/misuse/README.md bench/misuse/misuse.c bench/misuse/run.py \
+	bench/misuse/run.sh bench/misuse/results-baseline.md \
+	bench/misuse/results-baseline.json
 
 # One shell loop rather than a rule per program: automake -Wall rejects
 # %-pattern rules, and the programs are too small to need more.
@@ -47,7 +53,10 @@ bench-check: all bench-programs
 	$(BENCH_PY) $(srcdir)/bench/icount.py --check --melloc $(BENCH_LIB) \
 	  --budget $(srcdir)/bench/budget.txt --bin-dir $(builddir)/bench/bin $(BENCH_CHECK_ARGS)
 
+bench-misuse: all
+	$(BENCH_PY) $(srcdir)/bench/misuse/run.py --build $(abs_top_builddir) $(BENCH_MISUSE_ARGS)
+
 bench-clean:
 	-rm -rf $(builddir)/bench/bin $(builddir)/bench/results/latest
 
-.PHONY: bench bench-check bench-programs bench-clean
+.PHONY: bench bench-check bench-misuse bench-programs bench-clean
