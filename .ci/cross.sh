@@ -72,7 +72,9 @@ step "packages: cross compilers, qemu-user-static (unpacked), check and subunit 
 need="autoconf automake libtool make pkg-config git dpkg-dev"
 for a in $archs; do
   read -r triplet multi qemu <<< "$(arch_info "$a")"
-  need="$need gcc-$triplet"
+  # The C library's headers and start files: only a Recommends of the compiler, which
+  # --no-install-recommends leaves out.
+  need="$need gcc-$triplet libc6-dev-$a-cross"
   [ "$a" != i386 ] || need="$need libc6-i386" # /lib/ld-linux.so.2, to run i386 programs
 done
 foreign=$(dpkg --print-foreign-architectures)
