@@ -24,6 +24,9 @@
 
 TESTS += tests/check_symbols.sh tests/test_pkgconfig.sh
 tests/test_pkgconfig.log: libmelloc.la melloc-uninstalled.pc
+if HARDENED
+tests/test_pkgconfig.log tests/check_symbols.log: libmelloc-hardened.la melloc-hardened-uninstalled.pc
+endif
 
 ABI_BASELINE = $(srcdir)/abi/libmelloc.so.0.abi
 ABI_LIB = $(builddir)/.libs/libmelloc.so
