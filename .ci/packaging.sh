@@ -8,10 +8,11 @@
 #      running make check inside the build with python3 installed, as a Debian build
 #      daemon does, and checks that the Python checks ran and passed there; runs lintian
 #      (no error, no warning but initial-upload-closes-no-bugs);
-#   4. installs the .debs, checks the installed library's exported symbols, compiles and
-#      runs a program against them through pkg-config (dynamic and -static) and under
-#      LD_PRELOAD, runs the melloc command (debian/tests/link and debian/tests/command,
-#      the autopkgtests), and removes them again;
+#   4. installs the .debs, checks the installed libraries' exported symbols (the hardened
+#      library's are the default one's), compiles and runs a program against each
+#      through pkg-config (dynamic and -static) and under LD_PRELOAD, runs the melloc
+#      command (debian/tests/link and debian/tests/command, the autopkgtests), and
+#      removes them again;
 #   5. builds the RPMs from the `make dist` tarball (rpmbuild -ta --nodeps: Debian has no
 #      RPM database of the build dependencies) and checks their file lists;
 #   6. runs make abi-check against the committed baseline in abi/.
@@ -79,7 +80,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/melloc-packaging.XXXXXX")
 installed=0
 cleanup() {
   if [ "$installed" -eq 1 ]; then
-    apt-get purge -y -qq melloc libmelloc-dev libmelloc0 > /dev/null 2>&1 || true
+    apt-get purge -y -qq melloc libmelloc-dev libmelloc-hardened0 libmelloc0 > /dev/null 2>&1 || true
   fi
   rm -rf "$work"
 }
@@ -126,19 +127,22 @@ echo "lintian: no errors, no warnings"
 step "install the .debs, link and run through pkg-config"
 installed=1
 apt-get install -y -qq --no-install-recommends "$work"/deb/libmelloc0_*.deb \
-  "$work"/deb/libmelloc-dev_*.deb "$work"/deb/melloc_*.deb > /dev/null
-dpkg -L libmelloc0 libmelloc-dev melloc | grep -E 'libmelloc|melloc\.(h|pc|[137]\.gz)$|bin/melloc$'
+  "$work"/deb/libmelloc-hardened0_*.deb "$work"/deb/libmelloc-dev_*.deb "$work"/deb/melloc_*.deb > /dev/null
+dpkg -L libmelloc0 libmelloc-hardened0 libmelloc-dev melloc |
+  grep -E 'libmelloc|melloc(-hardened)?\.(h|pc|[137]\.gz)$|bin/melloc$'
 libdir=$(pkg-config --variable=libdir melloc)
-top_srcdir=$here sh tests/check_symbols.sh "$libdir/libmelloc.so.0" ||
-  fail "the installed library exports the wrong symbols"
+top_srcdir=$here sh tests/check_symbols.sh "$libdir/libmelloc.so.0" "$libdir/libmelloc-hardened.so.0" ||
+  fail "the installed libraries export the wrong symbols"
 AUTOPKGTEST_TMP="$work/link" && mkdir -p "$AUTOPKGTEST_TMP" && export AUTOPKGTEST_TMP
 sh debian/tests/link || fail "debian/tests/link (the autopkgtest) failed"
 sh debian/tests/command || fail "debian/tests/command (the autopkgtest) failed"
-apt-get purge -y -qq melloc libmelloc-dev libmelloc0 > /dev/null
+apt-get purge -y -qq melloc libmelloc-dev libmelloc-hardened0 libmelloc0 > /dev/null
 installed=0
-status=$(dpkg-query -W -f='${Status}' libmelloc0 2> /dev/null || true)
-[ "$status" != "install ok installed" ] || fail "libmelloc0 is still installed"
-echo "removed melloc, libmelloc0 and libmelloc-dev"
+for p in libmelloc0 libmelloc-hardened0; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2> /dev/null || true)
+  [ "$status" != "install ok installed" ] || fail "$p is still installed"
+done
+echo "removed melloc, libmelloc0, libmelloc-hardened0 and libmelloc-dev"
 
 # ---- 5. RPMs from make dist, and the ABI check on the same build ----
 step "make dist"
@@ -155,7 +159,8 @@ copy_tree "$work/src"
 }
 tarball=$(ls "$work"/src/melloc-"$v_ac".tar.gz)
 contents=$(tar -tzf "$tarball")
-for f in rpm/melloc.spec debian/rules debian/libmelloc0.symbols abi/libmelloc.so.0.abi; do
+for f in rpm/melloc.spec debian/rules debian/libmelloc0.symbols debian/libmelloc-hardened0.symbols \
+  abi/libmelloc.so.0.abi; do
   grep -qx "melloc-$v_ac/$f" <<< "$contents" || fail "$f is not in $tarball"
 done
 echo "$tarball: $(wc -l <<< "$contents") entries, with rpm/melloc.spec and debian/"
@@ -184,9 +189,10 @@ expect() { # package, then extended regexps that its file list must match
   echo "$pkg: $(wc -l <<< "$list") files, including $*"
 }
 expect melloc '/libmelloc\.so\.0$' '/libmelloc\.so\.0\.[0-9.]+$' '/COPYING$' '/bin/melloc$' \
-  '/man1/melloc\.1' '/man7/melloc\.7'
-expect melloc-devel '/include/melloc\.h$' '/pkgconfig/melloc\.pc$' '/libmelloc\.so$' '/man3/melloc\.3'
-expect melloc-static '/libmelloc\.a$'
+  '/man1/melloc\.1' '/man7/melloc\.7' '/libmelloc-hardened\.so\.0$' '/libmelloc-hardened\.so\.0\.[0-9.]+$'
+expect melloc-devel '/include/melloc\.h$' '/pkgconfig/melloc\.pc$' '/libmelloc\.so$' '/man3/melloc\.3' \
+  '/pkgconfig/melloc-hardened\.pc$' '/libmelloc-hardened\.so$'
+expect melloc-static '/libmelloc\.a$' '/libmelloc-hardened\.a$'
 all=$(find "$work/rpm/RPMS" -name '*.rpm' ! -name '*debug*' -exec rpm -qlp {} +)
 if grep -E '\.la$' <<< "$all"; then
   fail "an RPM ships a libtool archive"

@@ -97,7 +97,8 @@ static void mlc_out(mlc_out_t *o, const char *fmt, ...) {
 }
 
 static void mlc_stats_text(mlc_out_t *o, const melloc_stats_t *st) {
-  mlc_out(o, "___ melloc %s statistics ___\n", PACKAGE_VERSION);
+  mlc_out(o, "___ melloc %s%s statistics ___\n", PACKAGE_VERSION,
+          mlc_config_hardened ? " hardened" : "");
   mlc_out(o, "arenas:              %u\n", st->narenas);
   mlc_out(o, "mapped:              %zu bytes\n", st->mapped);
   mlc_out(o, "resident:            %zu bytes\n", st->resident);

@@ -8,23 +8,35 @@
 #   - nothing else is exported (no internal mlc_* name, no stray libc or compiler name);
 #   - every map name and every MELLOC_API declaration is exported, versioned, and every
 #     listed standard name is exported unversioned;
-#   - debian/libmelloc0.symbols (when present) lists exactly the exported symbols.
+#   - debian/<package>.symbols (when present; the package named after the soname:
+#     debian/libmelloc0.symbols for libmelloc.so.0) lists exactly the exported symbols.
 # The expected lists are parsed from those three files, never written here.
+# Then the same checks on the hardened library, libmelloc-hardened.so.0 (with its own
+# debian/libmelloc-hardened0.symbols), and that its dynamic symbol table is exactly
+# libmelloc's: the two are built from the same sources with the same version script.
 #
-# Usage: tests/check_symbols.sh [path/to/libmelloc.so]
-# Environment (set by make check's AM_TESTS_ENVIRONMENT): MELLOC_LIB, top_srcdir; NM.
-# Output: TAP, one check (make check runs it through automake's tap-driver.sh).
+# Usage: tests/check_symbols.sh [path/to/libmelloc.so [path/to/libmelloc-hardened.so]]
+# Environment (set by make check's AM_TESTS_ENVIRONMENT): MELLOC_LIB, MELLOC_HARDENED_LIB
+# (empty when configured with --disable-hardened), top_srcdir; NM, READELF.
+# Output: TAP, one check per library and one comparing them (make check runs it through
+# automake's tap-driver.sh).
 # Exit status: 0 pass (or skip: make check's library was not built, with
-# --disable-shared), 1 mismatch, 99 hard error (a tool, an input file or the library
-# named on the command line is missing).
+# --disable-shared or --disable-hardened), 1 mismatch, 99 hard error (a tool, an input
+# file or a library named on the command line is missing).
 set -u
 
 srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 lib=${1:-${MELLOC_LIB:-.libs/libmelloc.so}}
+if [ $# -ge 1 ]; then
+  hlib=${2:-}
+else
+  hlib=${MELLOC_HARDENED_LIB-.libs/libmelloc-hardened.so}
+fi
 map=$srcdir/src/melloc.map
 header=$srcdir/include/melloc.h.in
 standard=$srcdir/abi/standard-names.txt
 nm=${NM:-nm}
+readelf=${READELF:-readelf}
 
 bail() {
   echo "check_symbols: $*" >&2
@@ -40,6 +52,7 @@ if [ ! -f "$lib" ]; then
   echo "1..0 # SKIP $lib does not exist (configured with --disable-shared?)"
   exit 0
 fi
+[ -z "$hlib" ] || [ -f "$hlib" ] || [ $# -lt 2 ] || bail "$hlib does not exist"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_symbols.XXXXXX") || bail "mktemp failed"
 trap 'rm -rf "$tmp"' EXIT HUP INT TERM
@@ -142,112 +155,159 @@ awk '
 # ---- Expected: the unversioned standard names ----
 sed -e 's/#.*//' -e 's/[ \t]//g' -e '/^$/d' "$standard" | sort -u > "$tmp/standard"
 
-# ---- Actual: the dynamic symbol table ----
-if ! "$nm" -D --defined-only "$lib" > "$tmp/nm.raw"; then
-  bail "$nm -D --defined-only $lib failed"
-fi
-# "addr type name[@@version]"; an A symbol named like a node is the version definition.
-awk '
-  NF >= 3 {
-    type = $2; name = $3; ver = ""; def = 1
-    if ((i = index(name, "@@")) > 0) { ver = substr(name, i + 2); name = substr(name, 1, i - 1) }
-    else if ((i = index(name, "@")) > 0) { ver = substr(name, i + 1); name = substr(name, 1, i - 1); def = 0 }
-    if (type == "A" && ver == "") { print "VERDEF", name; next }
-    if (ver == "") print "UNVER", name
-    else if (def) print "VER", name, ver
-    else print "HIDDENVER", name, ver
-  }' "$tmp/nm.raw" > "$tmp/nm"
-awk '$1 == "VER" { print $2, $3 }' "$tmp/nm" | sort > "$tmp/versioned"
-awk '$1 == "UNVER" { print $2 }' "$tmp/nm" | sort > "$tmp/unversioned"
-awk '$1 == "VERDEF" { print $2 }' "$tmp/nm" | sort > "$tmp/verdefs"
-
-# ---- Compare ----
 fail=0
 problem() {
   fail=1
   echo "# FAIL: $*"
 }
 
-awk '$1 == "HIDDENVER" { print $2 "@" $3 }' "$tmp/nm" > "$tmp/hidden"
-while read -r s; do
-  problem "$s is exported with a non-default version (a compatibility symbol): the ABI is never changed, only added to"
-done < "$tmp/hidden"
-
-awk '{ print $1 }' "$tmp/map" | uniq -d > "$tmp/dups"
-while read -r name; do
-  problem "$name is listed in more than one node of src/melloc.map: a name is added once, in the node of the release that adds it"
-done < "$tmp/dups"
-
-while read -r name ver; do
-  mapnode=$(awk -v n="$name" '$1 == n { print $2 }' "$tmp/map" | tr '\n' ' ' | sed 's/ $//')
-  if [ -z "$mapnode" ]; then
-    problem "$name@@$ver is exported but not listed in src/melloc.map"
-  elif [ "$mapnode" != "$ver" ]; then
-    problem "$name is exported in version $ver but src/melloc.map puts it in $mapnode"
+# check_lib LIB: the checks below for one library; prints a "# FAIL: ..." line per
+# problem and fails when there was one.  Leaves its dynamic symbol table in $tmp/nm.raw,
+# its exports ("name version", version - for an unversioned one) in $tmp/exports, and
+# sets nver, nunver, nodes and symname (the Debian symbols file it compared with).
+check_lib() {
+  fail=0
+  # ---- Actual: the dynamic symbol table ----
+  if ! "$nm" -D --defined-only "$1" > "$tmp/nm.raw"; then
+    bail "$nm -D --defined-only $1 failed"
   fi
-  grep -qx "$name" "$tmp/header" ||
-    problem "$name@@$ver is exported but has no MELLOC_API declaration in include/melloc.h.in"
-done < "$tmp/versioned"
+  # "addr type name[@@version]"; an A symbol named like a node is the version definition.
+  awk '
+    NF >= 3 {
+      type = $2; name = $3; ver = ""; def = 1
+      if ((i = index(name, "@@")) > 0) { ver = substr(name, i + 2); name = substr(name, 1, i - 1) }
+      else if ((i = index(name, "@")) > 0) { ver = substr(name, i + 1); name = substr(name, 1, i - 1); def = 0 }
+      if (type == "A" && ver == "") { print "VERDEF", name; next }
+      if (ver == "") print "UNVER", name
+      else if (def) print "VER", name, ver
+      else print "HIDDENVER", name, ver
+    }' "$tmp/nm.raw" > "$tmp/nm"
+  awk '$1 == "VER" { print $2, $3 }' "$tmp/nm" | sort > "$tmp/versioned"
+  awk '$1 == "UNVER" { print $2 }' "$tmp/nm" | sort > "$tmp/unversioned"
+  awk '$1 == "VERDEF" { print $2 }' "$tmp/nm" | sort > "$tmp/verdefs"
 
-while read -r name; do
-  if grep -qx "$name" "$tmp/standard"; then
-    continue
-  elif awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' "$tmp/map"; then
-    problem "$name is exported unversioned but src/melloc.map lists it (was the version script applied?)"
+  { cat "$tmp/versioned"; awk '{ print $1, "-" }' "$tmp/unversioned"; } | sort > "$tmp/exports"
+
+  # ---- Compare ----
+  awk '$1 == "HIDDENVER" { print $2 "@" $3 }' "$tmp/nm" > "$tmp/hidden"
+  while read -r s; do
+    problem "$s is exported with a non-default version (a compatibility symbol): the ABI is never changed, only added to"
+  done < "$tmp/hidden"
+
+  awk '{ print $1 }' "$tmp/map" | uniq -d > "$tmp/dups"
+  while read -r name; do
+    problem "$name is listed in more than one node of src/melloc.map: a name is added once, in the node of the release that adds it"
+  done < "$tmp/dups"
+
+  while read -r name ver; do
+    mapnode=$(awk -v n="$name" '$1 == n { print $2 }' "$tmp/map" | tr '\n' ' ' | sed 's/ $//')
+    if [ -z "$mapnode" ]; then
+      problem "$name@@$ver is exported but not listed in src/melloc.map"
+    elif [ "$mapnode" != "$ver" ]; then
+      problem "$name is exported in version $ver but src/melloc.map puts it in $mapnode"
+    fi
+    grep -qx "$name" "$tmp/header" ||
+      problem "$name@@$ver is exported but has no MELLOC_API declaration in include/melloc.h.in"
+  done < "$tmp/versioned"
+
+  while read -r name; do
+    if grep -qx "$name" "$tmp/standard"; then
+      continue
+    elif awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' "$tmp/map"; then
+      problem "$name is exported unversioned but src/melloc.map lists it (was the version script applied?)"
+    else
+      problem "$name is exported unversioned and is not a standard name in abi/standard-names.txt (an internal function must be static or hidden; a new standard entry point must be added there)"
+    fi
+  done < "$tmp/unversioned"
+
+  while read -r name node; do
+    awk -v n="$name" -v v="$node" '$1 == n && $2 == v { f = 1 } END { exit !f }' "$tmp/versioned" ||
+      problem "$name (node $node of src/melloc.map) is not exported as $name@@$node"
+    grep -qx "$name" "$tmp/header" ||
+      problem "$name is in src/melloc.map but has no MELLOC_API declaration in include/melloc.h.in"
+    grep -qx "$name" "$tmp/standard" &&
+      problem "$name is both a versioned map name and an unversioned standard name"
+  done < "$tmp/map"
+
+  while read -r name; do
+    awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' "$tmp/map" ||
+      problem "$name is declared MELLOC_API in include/melloc.h.in but not listed in src/melloc.map"
+  done < "$tmp/header"
+
+  while read -r name; do
+    grep -qx "$name" "$tmp/unversioned" ||
+      problem "$name is listed in abi/standard-names.txt but not exported unversioned (every allocation entry point is interposed, or none)"
+  done < "$tmp/standard"
+
+  while read -r node; do
+    grep -qx "$node" "$tmp/verdefs" || problem "version node $node of src/melloc.map is not defined in $1"
+  done < "$tmp/nodes"
+
+  # The Debian symbols file must say the same (dpkg-gensymbols fails the package build at
+  # check level 4 otherwise): catch it here, in make check, rather than in packaging.
+  # The package is named after the soname (libmelloc.so.0: libmelloc0).
+  soname=$("$readelf" -d "$1" 2> /dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')
+  [ -n "$soname" ] || soname=${1##*/}
+  symname=debian/$(echo "$soname" | sed 's/\.so\.\([0-9][0-9]*\).*$/\1/; s/\.so$//').symbols
+  symfile=$srcdir/$symname
+  if [ -f "$symfile" ]; then
+    awk '/^ / { print $1 }' "$symfile" | sort > "$tmp/debian"
+    { awk '{ print $1 "@" $2 }' "$tmp/versioned"
+      awk '{ print $1 "@Base" }' "$tmp/unversioned"
+      awk '{ print $1 "@" $1 }' "$tmp/verdefs"; } | sort > "$tmp/expected-debian"
+    comm -13 "$tmp/debian" "$tmp/expected-debian" > "$tmp/d-missing"
+    comm -23 "$tmp/debian" "$tmp/expected-debian" > "$tmp/d-extra"
+    while read -r s; do
+      problem "$s is exported but missing from $symname (add \" $s <first version>\")"
+    done < "$tmp/d-missing"
+    while read -r s; do
+      problem "$s is in $symname but not exported"
+    done < "$tmp/d-extra"
+  fi
+
+  nver=$(wc -l < "$tmp/versioned")
+  nunver=$(wc -l < "$tmp/unversioned")
+  nodes=$(tr '\n' ' ' < "$tmp/nodes" | sed 's/ $//')
+  return "$fail"
+}
+
+n=0
+status=0
+# report LIB: one TAP line for check_lib LIB.
+report() {
+  n=$((n + 1))
+  if check_lib "$1"; then
+    echo "ok $n - $1 exports $nver versioned melloc names ($nodes) and $nunver unversioned standard names, as declared"
   else
-    problem "$name is exported unversioned and is not a standard name in abi/standard-names.txt (an internal function must be static or hidden; a new standard entry point must be added there)"
+    echo "not ok $n - $1 matches src/melloc.map, include/melloc.h.in, abi/standard-names.txt and $symname"
+    echo "# exported symbols were:"
+    sed 's/^/#   /' "$tmp/nm.raw"
+    status=1
   fi
-done < "$tmp/unversioned"
+}
 
-while read -r name node; do
-  awk -v n="$name" -v v="$node" '$1 == n && $2 == v { f = 1 } END { exit !f }' "$tmp/versioned" ||
-    problem "$name (node $node of src/melloc.map) is not exported as $name@@$node"
-  grep -qx "$name" "$tmp/header" ||
-    problem "$name is in src/melloc.map but has no MELLOC_API declaration in include/melloc.h.in"
-  grep -qx "$name" "$tmp/standard" &&
-    problem "$name is both a versioned map name and an unversioned standard name"
-done < "$tmp/map"
-
-while read -r name; do
-  awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' "$tmp/map" ||
-    problem "$name is declared MELLOC_API in include/melloc.h.in but not listed in src/melloc.map"
-done < "$tmp/header"
-
-while read -r name; do
-  grep -qx "$name" "$tmp/unversioned" ||
-    problem "$name is listed in abi/standard-names.txt but not exported unversioned (every allocation entry point is interposed, or none)"
-done < "$tmp/standard"
-
-while read -r node; do
-  grep -qx "$node" "$tmp/verdefs" || problem "version node $node of src/melloc.map is not defined in $lib"
-done < "$tmp/nodes"
-
-# The Debian symbols file must say the same (dpkg-gensymbols fails the package build at
-# check level 4 otherwise): catch it here, in make check, rather than in packaging.
-symfile=$srcdir/debian/libmelloc0.symbols
-if [ -f "$symfile" ]; then
-  awk '/^ / { print $1 }' "$symfile" | sort > "$tmp/debian"
-  { awk '{ print $1 "@" $2 }' "$tmp/versioned"
-    awk '{ print $1 "@Base" }' "$tmp/unversioned"
-    awk '{ print $1 "@" $1 }' "$tmp/verdefs"; } | sort > "$tmp/expected-debian"
-  comm -13 "$tmp/debian" "$tmp/expected-debian" > "$tmp/d-missing"
-  comm -23 "$tmp/debian" "$tmp/expected-debian" > "$tmp/d-extra"
-  while read -r s; do
-    problem "$s is exported but missing from debian/libmelloc0.symbols (add \" $s <first version>\")"
-  done < "$tmp/d-missing"
-  while read -r s; do
-    problem "$s is in debian/libmelloc0.symbols but not exported"
-  done < "$tmp/d-extra"
+report "$lib"
+cp "$tmp/exports" "$tmp/exports.default"
+if [ -z "$hlib" ]; then
+  why="configured with --disable-hardened"
+  [ $# -eq 0 ] || why="no hardened library named on the command line"
+  echo "ok 2 - the hardened library's symbols # SKIP $why"
+  echo "ok 3 - the hardened library exports what $lib does # SKIP $why"
+  n=3
+elif [ ! -f "$hlib" ]; then
+  echo "ok 2 - the hardened library's symbols # SKIP $hlib does not exist (configured with --disable-shared?)"
+  echo "ok 3 - the hardened library exports what $lib does # SKIP $hlib does not exist"
+  n=3
+else
+  report "$hlib"
+  n=$((n + 1))
+  if cmp -s "$tmp/exports.default" "$tmp/exports"; then
+    echo "ok $n - $hlib exports exactly what $lib does ($(wc -l < "$tmp/exports") symbols, the same versions)"
+  else
+    echo "not ok $n - $hlib exports exactly what $lib does"
+    diff "$tmp/exports.default" "$tmp/exports" | sed -n 's/^</#   only in the default library:/p; s/^>/#   only in the hardened library:/p'
+    status=1
+  fi
 fi
-
-nver=$(wc -l < "$tmp/versioned")
-nunver=$(wc -l < "$tmp/unversioned")
-echo "1..1"
-if [ "$fail" -ne 0 ]; then
-  echo "not ok 1 - $lib matches src/melloc.map, include/melloc.h.in, abi/standard-names.txt and debian/libmelloc0.symbols"
-  echo "# exported symbols were:"
-  sed 's/^/#   /' "$tmp/nm.raw"
-  exit 1
-fi
-echo "ok 1 - $lib exports $nver versioned melloc names ($(tr '\n' ' ' < "$tmp/nodes" | sed 's/ $//')) and $nunver unversioned standard names, as declared"
-exit 0
+echo "1..$n"
+exit "$status"

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The melloc command: runs a program on melloc.  It preloads the library it was
- * installed with (MELLOC_LIB overrides the path), adds its settings to MELLOC_CONF and
+ * installed with (MELLOC_LIB overrides the path), or with --hardened the hardened
+ * library installed beside it (MELLOC_HARDENED_LIB overrides that path), adds its
+ * settings to MELLOC_CONF and
  * replaces itself with the program, so that the program's status, output and process
  * id are its own; the statistics at exit come from the library, on stderr.  It links
  * nothing from melloc and never touches the program's arguments.
@@ -17,15 +19,21 @@
 #ifndef MELLOC_LIB_PATH
 #error "MELLOC_LIB_PATH (the installed libmelloc.so.0) must be defined by the build"
 #endif
+#ifndef MELLOC_HARDENED_LIB_PATH
+#error "MELLOC_HARDENED_LIB_PATH (the installed libmelloc-hardened.so.0) must be defined by the build"
+#endif
 
 /* The shell's statuses: a usage error, a program that cannot run, one that is missing. */
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
 static const char usage_text[] =
-    "Usage: melloc [--stats[=FORMAT]] [--conf KEY:VALUE,...] [--] PROGRAM [ARGS...]\n"
+    "Usage: melloc [--hardened] [--stats[=FORMAT]] [--conf KEY:VALUE,...]\n"
+    "              [--] PROGRAM [ARGS...]\n"
     "       melloc --version | --help\n"
     "Runs PROGRAM with the melloc allocator preloaded.\n"
     "\n"
+    "  --hardened        preload the hardened library, whose heap defends itself\n"
+    "                    against misuse, instead of the default one\n"
     "  --stats[=FORMAT]  print statistics on stderr at exit (FORMAT: text or json)\n"
     "  --conf SETTINGS   settings added to MELLOC_CONF, such as narenas:1,gc:false\n"
     "  --version         print the version and exit\n"
@@ -35,6 +43,9 @@ static const char usage_text[] =
     "  MELLOC_CONF       settings, see melloc(7)\n"
     "  MELLOC_LIB        the library to preload, instead of\n"
     "                    " MELLOC_LIB_PATH "\n"
+    "  MELLOC_HARDENED_LIB\n"
+    "                    the library --hardened preloads, instead of\n"
+    "                    " MELLOC_HARDENED_LIB_PATH "\n"
     "\n"
     "The exit status is PROGRAM's, 127 when PROGRAM or the library is not found,\n"
     "2 for a usage error.\n";
@@ -84,6 +95,7 @@ static void check_conf(const char *conf) {
 
 int main(int argc, char **argv) {
   char *conf = NULL; /* what this command adds to MELLOC_CONF */
+  int hardened = 0;  /* --hardened: preload libmelloc-hardened.so.0 */
   int i;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -100,7 +112,9 @@ int main(int argc, char **argv) {
       printf("melloc %s\n", PACKAGE_VERSION);
       return fflush(stdout) ? 1 : 0;
     }
-    if (!strcmp(a, "--stats") || !strcmp(a, "--stats=text")) {
+    if (!strcmp(a, "--hardened")) {
+      hardened = 1;
+    } else if (!strcmp(a, "--stats") || !strcmp(a, "--stats=text")) {
       list_append(&conf, ",", "stats_print:true,stats_format:text");
     } else if (!strcmp(a, "--stats=json")) {
       list_append(&conf, ",", "stats_print:true,stats_format:json");
@@ -117,8 +131,10 @@ int main(int argc, char **argv) {
   }
   if (i >= argc) usage_error("no PROGRAM to run%s", "");
 
-  const char *lib = getenv("MELLOC_LIB");
-  if (!lib || !*lib) lib = MELLOC_LIB_PATH;
+  /* Each library has its own override: make check points both at the build tree, and a
+     MELLOC_LIB set for the default library must not quietly replace the hardened one. */
+  const char *lib = getenv(hardened ? "MELLOC_HARDENED_LIB" : "MELLOC_LIB");
+  if (!lib || !*lib) lib = hardened ? MELLOC_HARDENED_LIB_PATH : MELLOC_LIB_PATH;
   if (access(lib, R_OK) != 0) {
     fprintf(stderr, "melloc: cannot use the library %s: %s\n", lib, strerror(errno));
     return EXIT_NOT_FOUND;

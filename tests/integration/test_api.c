@@ -26,6 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* 1 in test_api_hardened, the same tests linked against libmelloc-hardened.so.0. */
+#ifndef MELLOC_TEST_HARDENED
+#define MELLOC_TEST_HARDENED 0
+#endif
+
 /* C23 names that older headers do not declare. */
 void free_sized(void *ptr, size_t size);
 void free_aligned_sized(void *ptr, size_t alignment, size_t size);
@@ -143,6 +148,42 @@ START_TEST(test_version) {
   ck_assert_int_eq(patch, MELLOC_VERSION_PATCH);
   ck_assert_int_eq(melloc_version_number(), MELLOC_VERSION_NUMBER);
   ck_assert_int_eq(melloc_version_number(), major * 10000 + minor * 100 + patch);
+}
+END_TEST
+
+struct text_s {
+  char buf[4096];
+  size_t len;
+};
+
+static void text_append(void *opaque, const char *piece) {
+  struct text_s *t = opaque;
+  size_t n = strlen(piece);
+  if (n > sizeof(t->buf) - 1 - t->len) n = sizeof(t->buf) - 1 - t->len;
+  memcpy(t->buf + t->len, piece, n);
+  t->len += n;
+  t->buf[t->len] = '\0';
+}
+
+/* The program runs on the library its build linked: the hardened one says so in its
+   statistics header, and (when linked dynamically) is the file of that soname. */
+START_TEST(test_library_identity) {
+  static struct text_s text;
+  const char *header = MELLOC_TEST_HARDENED
+                           ? "___ melloc " MELLOC_VERSION_STRING " hardened statistics ___\n"
+                           : "___ melloc " MELLOC_VERSION_STRING " statistics ___\n";
+  ck_assert_int_eq(melloc_stats_print(text_append, &text, "text"), 0);
+  ck_assert_msg(strncmp(text.buf, header, strlen(header)) == 0, "statistics start with '%.60s'",
+                text.buf);
+
+  Dl_info info;
+  ck_assert_int_ne(dladdr((void *)melloc_malloc, &info), 0);
+  ck_assert_ptr_nonnull(info.dli_fname);
+  const char *file = strrchr(info.dli_fname, '/');
+  file = file ? file + 1 : info.dli_fname;
+  /* Linked statically (configure --disable-shared), melloc_malloc is the program's own. */
+  if (strncmp(file, "libmelloc", 9) == 0)
+    ck_assert_str_eq(file, MELLOC_TEST_HARDENED ? "libmelloc-hardened.so.0" : "libmelloc.so.0");
 }
 END_TEST
 
@@ -1208,6 +1249,7 @@ static Suite *api_suite(void) {
 
   tc = tcase_create("version");
   tcase_add_test(tc, test_version);
+  tcase_add_test(tc, test_library_identity);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("early");

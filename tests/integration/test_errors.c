@@ -34,6 +34,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* 1 in test_errors_hardened, the same tests linked against libmelloc-hardened.so.0: the
+   hardened heap may catch a misuse earlier, or name it otherwise. */
+#ifndef MELLOC_TEST_HARDENED
+#define MELLOC_TEST_HARDENED 0
+#endif
+
 void free_sized(void *ptr, size_t size);
 void free_aligned_sized(void *ptr, size_t alignment, size_t size);
 

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # The melloc command on real programs, against the build tree: the program's stdout and
 # exit status are its own, the statistics come on stderr in the format asked for, and
-# --conf reaches the library.  MELLOC_LIB is the library to preload (make check sets it);
+# --conf reaches the library, --hardened preloads the hardened library.  MELLOC_LIB is the
+# library to preload and MELLOC_HARDENED_LIB the hardened one (make check sets them; the
+# latter empty when configured with --disable-hardened, whose checks are then a SKIP);
 # MELLOC_CMD the command (default ./tools/melloc, run from the build directory).
 set -u
 src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -10,6 +12,11 @@ src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 cmd=${MELLOC_CMD:-./tools/melloc}
 lib=${MELLOC_LIB:-$(pwd)/.libs/libmelloc.so}
 export MELLOC_LIB=$lib
+hlib=${MELLOC_HARDENED_LIB-$(pwd)/.libs/libmelloc-hardened.so}
+if [ -n "$hlib" ]; then
+  [ -f "$hlib" ] || tap_bail "test_melloc_cmd: $hlib not built"
+  export MELLOC_HARDENED_LIB=$hlib
+fi
 unset MELLOC_CONF LD_PRELOAD PYTHONMALLOC
 if [ ! -x "$cmd" ] || [ ! -f "$lib" ]; then
   tap_bail "test_melloc_cmd: $cmd or $lib not built"
@@ -147,6 +154,7 @@ check "--help: status 0, usage on stdout" bash -c "[ $st -eq 0 ] && grep -q '^Us
 # Debian package) is on a line of its own, so the text fits 80 columns wherever installed.
 check "--help: every line fits 80 columns" awk 'length($0) > 80 { exit 1 }' "$tmp/out"
 check "--help: the default library on a line of its own" grep -Eq '^ +/[^ ]*/libmelloc\.so\.0$' "$tmp/out"
+check "--help: the hardened library on a line of its own" grep -Eq '^ +/[^ ]*/libmelloc-hardened\.so\.0$' "$tmp/out"
 
 # 8. Usage errors: status 2, a message on stderr, nothing run.
 "$cmd" --no-such-option true >"$tmp/out" 2>"$tmp/err"
@@ -176,5 +184,34 @@ st=$?
 check "missing program: status 127 with its name" bash -c "[ $st -eq 127 ] && grep -q 'no-such-program-here' '$tmp/err'"
 "$cmd" /dev/null >"$tmp/out" 2>"$tmp/err"
 check "program that cannot run: status 126" [ $? -eq 126 ]
+
+# 10. --hardened: the hardened library instead of the default one, with the other options.
+hardened_checks="--hardened: LD_PRELOAD is the hardened library, MELLOC_LIB not used
+--hardened: only the hardened library is loaded
+--hardened --stats: same output, the hardened library's statistics
+--conf and --stats before --hardened: all three apply
+--hardened: a missing hardened library is status 127, naming it"
+if [ -z "$hlib" ]; then
+  while IFS= read -r name; do
+    tap_skip "$name" "configured with --disable-hardened"
+  done <<<"$hardened_checks"
+else
+  MELLOC_LIB=/nonexistent/libmelloc.so "$cmd" --hardened sh -c 'echo "$LD_PRELOAD"' >"$tmp/out" 2>"$tmp/err"
+  check "--hardened: LD_PRELOAD is the hardened library, MELLOC_LIB not used" [ "$(cat "$tmp/out")" = "$hlib" ]
+  "$cmd" --hardened cat /proc/self/maps >"$tmp/out" 2>"$tmp/err"
+  check "--hardened: only the hardened library is loaded" \
+    bash -c "grep -q '/libmelloc-hardened\.so' '$tmp/out' && ! grep -q '/libmelloc\.so' '$tmp/out'"
+  "$cmd" --hardened --stats sort -n "$tmp/input" >"$tmp/out" 2>"$tmp/err"
+  st=$?
+  check "--hardened --stats: same output, the hardened library's statistics" \
+    bash -c "[ $st -eq 0 ] && cmp -s '$tmp/ref.out' '$tmp/out' && head -1 '$tmp/err' | grep -q '^___ melloc [0-9.]* hardened statistics ___\$'"
+  "$cmd" --conf narenas:1 --stats --hardened bash -c 'echo "$LD_PRELOAD"' >"$tmp/out" 2>"$tmp/err"
+  check "--conf and --stats before --hardened: all three apply" \
+    bash -c "[ \"\$(cat '$tmp/out')\" = '$hlib' ] && grep -q ' hardened statistics ___\$' '$tmp/err' && grep -Eq '^arenas: +1\$' '$tmp/err'"
+  MELLOC_HARDENED_LIB=/nonexistent/libmelloc-hardened.so "$cmd" --hardened echo hello >"$tmp/out" 2>"$tmp/err"
+  st=$?
+  check "--hardened: a missing hardened library is status 127, naming it" \
+    bash -c "[ $st -eq 127 ] && grep -q '/nonexistent/libmelloc-hardened.so' '$tmp/err' && [ ! -s '$tmp/out' ]"
+fi
 
 tap_done
