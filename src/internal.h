@@ -35,6 +35,11 @@ static const bool mlc_config_debug = true;
 static const bool mlc_config_debug = false;
 #endif
 
+#ifndef MLC_HARDENED
+#define MLC_HARDENED 0
+#endif
+static const bool mlc_config_hardened = MLC_HARDENED;
+
 /* Shape of the heap. */
 #define MLC_PAGE_SHIFT 12
 #define MLC_PAGE ((size_t)1 << MLC_PAGE_SHIFT)
