@@ -12,6 +12,7 @@
 #include "arena.h"
 #include "chunk.h"
 #include "gc.h"
+#include "harden.h"
 #include "init.h"
 #include "os.h"
 #include "sizeclass.h"
@@ -123,7 +124,7 @@ static size_t mlc_usable(const void *p) {
 static bool mlc_is_pow2(size_t x) { return x && !(x & (x - 1)); }
 
 /* align is a power of two. */
-static void *mlc_alloc_aligned(size_t align, size_t size) {
+void *mlc_aligned_plain(size_t align, size_t size) {
   if (align <= 16) return mlc_malloc_inline(size);
   if (size <= MLC_SMALL_MAX && align <= MLC_GRANULE) {
     unsigned cls = mlc_size_class_aligned(size, align);
@@ -133,13 +134,29 @@ static void *mlc_alloc_aligned(size_t align, size_t size) {
   return mlc_alloc_big(size, align, false);
 }
 
+static void *mlc_alloc_aligned(size_t align, size_t size) {
+  if (mlc_config_hardened) return mlc_harden_aligned(align, size);
+  return mlc_aligned_plain(align, size);
+}
+
+void *mlc_malloc_plain(size_t size) { return mlc_malloc_inline(size); }
+
+void mlc_free_plain(void *p) { mlc_free_inline(p); }
+
 /* ---- The API ---- */
 
-MLC_EXPORT void *melloc_malloc(size_t size) { return mlc_malloc_inline(size); }
+MLC_EXPORT void *melloc_malloc(size_t size) {
+  if (mlc_config_hardened) return mlc_harden_malloc(size);
+  return mlc_malloc_inline(size);
+}
 
-MLC_EXPORT void melloc_free(void *p) { mlc_free_inline(p); }
+MLC_EXPORT void melloc_free(void *p) {
+  if (mlc_config_hardened) { mlc_harden_free(p); return; }
+  mlc_free_inline(p);
+}
 
 MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
+  if (mlc_config_hardened) return mlc_harden_calloc(n, size);
   size_t total;
   if (MLC_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
     errno = ENOMEM;
@@ -201,6 +218,7 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
 }
 
 MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
+  if (mlc_config_hardened) return mlc_harden_realloc(p, size);
   /* A size of 1..PTRDIFF_MAX that stays in p's small class, or in p's page count: p
      is returned as it is. */
   if (MLC_LIKELY(p && size - 1 < (size_t)PTRDIFF_MAX && mlc_win_covers(p))) {
@@ -221,6 +239,7 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
 
 MLC_EXPORT void melloc_free_sized(void *p, size_t size) {
   (void)size;
+  if (mlc_config_hardened) { mlc_harden_free(p); return; }
   mlc_free_inline(p);
 }
 
@@ -244,7 +263,10 @@ MLC_EXPORT void *melloc_aligned_alloc(size_t align, size_t size) {
   return mlc_alloc_aligned(align, size);
 }
 
-MLC_EXPORT size_t melloc_usable_size(const void *p) { return mlc_usable(p); }
+MLC_EXPORT size_t melloc_usable_size(const void *p) {
+  if (mlc_config_hardened) return mlc_harden_usable_size(p);
+  return mlc_usable(p);
+}
 
 MLC_EXPORT const char *melloc_version(void) { return PACKAGE_VERSION; }
 
@@ -334,6 +356,7 @@ MLC_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
 MLC_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
   (void)align;
   (void)size;
+  if (mlc_config_hardened) { mlc_harden_free(p); return; }
   mlc_free_inline(p);
 }
 
