@@ -387,7 +387,7 @@ static void mlc_huge_destroy(mlc_huge_t *h) {
 void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   size_t sz = mlc_huge_round(size);
   if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
-  size_t g = mlc_huge_guard(), lead = MLC_MAX(align, g);
+  size_t g = mlc_huge_guard();
   if (align < MLC_CHUNK) align = MLC_CHUNK;
 
   /* Reuse a cached mapping: the smallest that is large enough, its tail given back;
@@ -434,12 +434,14 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
 
   char *p = NULL;
   if (g) {
-    /* The mapping starts chunk-aligned, as all of melloc's do (so the page map's entry
-       of its first 4 MiB is its own); what precedes the lower guard goes back. */
-    char *base = sz + lead + g > sz ? mlc_os_map(sz + lead + g, align) : NULL;
+    /* The block starts chunk-aligned, as every chunk and huge block does, its lower
+       guard in the 4 MiB before it: the page map's entries of the 4 MiB pieces it
+       registers are its own (no other block starts in them).  What precedes the lower
+       guard goes back. */
+    char *base = sz + align + g > sz ? mlc_os_map(sz + align + g, align) : NULL;
     if (!base) goto fail;
-    p = base + lead;
-    mlc_os_unmap(base, lead - g);
+    p = base + align;
+    mlc_os_unmap(base, align - g);
     if (!mlc_os_protect_none(p - g, g) || !mlc_os_protect_none(p + sz, g)) {
       mlc_os_unmap(p - g, sz + 2 * g);
       goto fail;
