@@ -138,6 +138,11 @@ static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *
   if (s->nfree == 1) mlc_list_slab_push(&bin->nonfull, s);
   if (s->nfree == s->nobjs && (s->prev || s->next)) {
     /* Empty and not the bin's only slab: the granule goes back to the arena. */
+    void *bad = mlc_config_hardened ? mlc_harden_slab_check(mlc_slab_base(s), s->nobjs, size) : NULL;
+    if (MLC_UNLIKELY(bad != NULL)) {
+      mlc_mutex_unlock(&bin->lock);
+      mlc_fatal("free(): write after free", bad);
+    }
     mlc_list_slab_remove(&bin->nonfull, s);
     bin->nslabs--;
     mlc_arena_slab_free(bin->arena, s);

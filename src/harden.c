@@ -408,3 +408,13 @@ void mlc_harden_slab_init(char *base, size_t len) {
     if (!mlc_harden_is_zero(base + off, l)) memset(base + off, 0, l);
   }
 }
+
+void *mlc_harden_slab_check(char *base, unsigned nobjs, size_t size) {
+  if (!mlc_harden_fill_on) return NULL;
+  for (unsigned i = 0; i < nobjs; i++) {
+    char *p = base + (size_t)i * size;
+    uint64_t w0 = *(mlc_hword_t *)p;
+    if ((w0 != 0 && w0 != mlc_harden_tag(p)) || !mlc_harden_is_zero(p + 8, size - 8)) return p;
+  }
+  return NULL;
+}

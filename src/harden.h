@@ -50,4 +50,9 @@ uint64_t mlc_harden_random(void);
    that are not zero already.  Caller holds the bin's lock. */
 void mlc_harden_slab_init(char *base, size_t len);
 
+/* A slab about to go back to its arena, nobjs objects of size bytes from base: the
+   first object not in the freed state (a write after free that no allocation would see
+   now), or NULL.  Caller holds the bin's lock. */
+void *mlc_harden_slab_check(char *base, unsigned nobjs, size_t size);
+
 #endif /* MLC_HARDEN_H */
