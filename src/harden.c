@@ -8,8 +8,9 @@
  * A block of n bytes is taken from the default allocator as n + MLC_HOVER bytes; of the
  * u bytes it really has (its size class, its pages, or its mapping):
  *   [0, n)          the program's bytes (malloc_usable_size says n)
- *   [n, u - 8)      the canary: at least one byte, derived from the secret and the
- *                   address, the byte at n never zero (an off-by-one NUL is caught)
+ *   [n, u - 8)      the canary: at least one byte, at most 64 written and checked,
+ *                   derived from the secret and the address, the byte at n never
+ *                   zero (an off-by-one NUL is caught)
  *   [u - 8, u)      the trailer: n in the low 48 bits, a 16-bit keyed check of (p, n)
  *                   in the top 16 (as scudo's header checksum), so an overflow that
  *                   rewrites the size is caught even where it spares the canary.
@@ -103,20 +104,26 @@ MLC_INLINE uint64_t mlc_hash(const void *p, uint64_t salt) {
   return mlc_hmix(mlc_hmix((uintptr_t)p ^ mlc_harden_key[0]) ^ salt ^ mlc_harden_key[1]);
 }
 
-/* The "freed" tag of the block at p: never 0 (0 is a fresh object's first word). */
-MLC_INLINE uint64_t mlc_harden_tag(const void *p) { return mlc_hash(p, 1) | 1; }
+/* The block's secret word, from which the three below are derived: one hash per call
+   (each full hash costs ~7 ns, and a malloc/free pair needed six). */
+MLC_INLINE uint64_t mlc_harden_bword(const void *p) { return mlc_hash(p, 1); }
 
-/* The canary word of the block at p: byte i of a canary is byte i % 8 of this word (in
-   memory order), and no byte of it is zero. */
-MLC_INLINE uint64_t mlc_harden_canary_word(const void *p) {
-  uint64_t c = mlc_hash(p, 2);
+/* The "freed" tag of the block at p: never 0 (0 is a fresh object's first word). */
+MLC_INLINE uint64_t mlc_harden_tag_of(uint64_t h) { return h | 1; }
+MLC_INLINE uint64_t mlc_harden_tag(const void *p) { return mlc_harden_tag_of(mlc_harden_bword(p)); }
+
+/* The canary word: byte i of a canary is byte i % 8 of this word (in memory order),
+   and no byte of it is zero. */
+MLC_INLINE uint64_t mlc_harden_canary_word(uint64_t h) {
+  uint64_t c = mlc_hmix(h ^ mlc_harden_key[0]);
   const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
   uint64_t zero = ~(((c & lo7) + lo7) | c | lo7); /* 0x80 in each zero byte */
   return c | (zero >> 7);
 }
 
-MLC_INLINE uint64_t mlc_harden_trailer(const void *p, size_t n) {
-  return (uint64_t)n | (mlc_hash(p, ((uint64_t)n << 8) | 3) & ~MLC_HSIZE_MASK);
+/* n, and in the top 16 bits a check of n keyed by the block's word. */
+MLC_INLINE uint64_t mlc_harden_trailer(uint64_t h, size_t n) {
+  return (uint64_t)n | (((h ^ (uint64_t)n) * 0x9e3779b97f4a7c15ull) & ~MLC_HSIZE_MASK);
 }
 
 uint64_t mlc_harden_random(void) {
@@ -199,21 +206,30 @@ static bool mlc_canary_ok(const char *p, size_t from, size_t to, uint64_t c) {
   return diff == 0;
 }
 
+/* The canary's end: at most MLC_HCANARY_MAX bytes after the request (a linear overflow
+   meets them first; filling all of a 4 KiB page-rounding slack on each realloc was
+   most of fastpath-realloc's time).  The bytes between it and the trailer are not
+   checked (small objects: zero since the free, checked at allocation). */
+#define MLC_HCANARY_MAX 64
+MLC_INLINE size_t mlc_canary_end(size_t n, size_t u) {
+  return MLC_MIN(MLC_ALIGN_UP(n + MLC_HCANARY_MAX, 8), u - MLC_HTRAILER);
+}
+
 /* The canary and the trailer of a block of n bytes in u. */
-static void mlc_harden_seal(char *p, size_t n, size_t u) {
-  if (mlc_harden_canary_on) mlc_canary_fill(p, n, u - MLC_HTRAILER, mlc_harden_canary_word(p));
-  *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(p, n);
+static void mlc_harden_seal(char *p, size_t n, size_t u, uint64_t h) {
+  if (mlc_harden_canary_on) mlc_canary_fill(p, n, mlc_canary_end(n, u), mlc_harden_canary_word(h));
+  *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(h, n);
 }
 
 /* Checks the block at p (u bytes) and returns its requested size; aborts naming call
    when it was freed (freed: what to call that) or overflowed. */
-static size_t mlc_harden_open(char *p, size_t u, const char *call, const char *freed) {
-  if (MLC_UNLIKELY(*(mlc_hword_t *)p == mlc_harden_tag(p))) mlc_harden_fatal(call, freed, p);
+static size_t mlc_harden_open(char *p, size_t u, uint64_t h, const char *call, const char *freed) {
+  if (MLC_UNLIKELY(*(mlc_hword_t *)p == mlc_harden_tag_of(h))) mlc_harden_fatal(call, freed, p);
   uint64_t t = *(mlc_hword_t *)(p + u - MLC_HTRAILER);
   size_t n = (size_t)(t & MLC_HSIZE_MASK);
-  if (MLC_UNLIKELY(n > u - MLC_HOVER || t != mlc_harden_trailer(p, n) ||
+  if (MLC_UNLIKELY(n > u - MLC_HOVER || t != mlc_harden_trailer(h, n) ||
                    (mlc_harden_canary_on &&
-                    !mlc_canary_ok(p, n, u - MLC_HTRAILER, mlc_harden_canary_word(p)))))
+                    !mlc_canary_ok(p, n, mlc_canary_end(n, u), mlc_harden_canary_word(h)))))
     mlc_harden_fatal(call, "heap overflow (canary overwritten)", p);
   return n;
 }
@@ -313,22 +329,24 @@ static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *
   unsigned kind;
   size_t u = mlc_harden_block(p, call, &kind);
   mlc_hword_t *w0 = (mlc_hword_t *)p;
+  uint64_t h = mlc_harden_bword(p);
   if (kind == MLC_HK_SMALL && mlc_harden_fill_on) {
-    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag(p)) || !mlc_harden_is_zero(p + 8, u - 8)))
+    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag_of(h)) ||
+                     !mlc_harden_is_zero(p + 8, u - 8)))
       mlc_harden_fatal(call, "write after free", p);
   } else if (zero && !(kind == MLC_HK_HUGE && mlc_harden_guard_on)) {
     /* (Guarded huge blocks are always new mappings.) */
     memset(p, 0, size);
   }
   *w0 = 0; /* a stale tag must not make the live block look freed */
-  mlc_harden_seal(p, size, u);
+  mlc_harden_seal(p, size, u, h);
   return p;
 }
 
 /* The block at p (u bytes, checked) is free: filled, tagged, into the quarantine. */
-static void mlc_harden_release(char *p, size_t u, unsigned kind) {
+static void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h) {
   if (kind == MLC_HK_SMALL && mlc_harden_fill_on) memset(p, 0, u);
-  *(mlc_hword_t *)p = mlc_harden_tag(p);
+  *(mlc_hword_t *)p = mlc_harden_tag_of(h);
   if (mlc_harden_quarantine_on && kind != MLC_HK_HUGE)
     mlc_quarantine_push(p, u);
   else
@@ -339,8 +357,9 @@ static void mlc_harden_free_as(void *p, const char *call) {
   mlc_harden_boot();
   unsigned kind;
   size_t u = mlc_harden_block(p, call, &kind);
-  mlc_harden_open(p, u, call, "double free");
-  mlc_harden_release(p, u, kind);
+  uint64_t h = mlc_harden_bword(p);
+  mlc_harden_open(p, u, h, call, "double free");
+  mlc_harden_release(p, u, kind, h);
 }
 
 void *mlc_harden_malloc(size_t size) { return mlc_harden_alloc(size, 0, false, "malloc"); }
@@ -380,16 +399,17 @@ void *mlc_harden_realloc(void *p, size_t size) {
   mlc_harden_boot();
   unsigned kind;
   size_t u = mlc_harden_block(p, "realloc", &kind);
-  size_t n = mlc_harden_open(p, u, "realloc", "use after free");
+  uint64_t h = mlc_harden_bword(p);
+  size_t n = mlc_harden_open(p, u, h, "realloc", "use after free");
   if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
     if (size > n) memset((char *)p + n, 0, size - n); /* the old canary's bytes */
-    mlc_harden_seal(p, size, u);
+    mlc_harden_seal(p, size, u, h);
     return p;
   }
   void *q = mlc_harden_alloc(size, 0, false, "realloc");
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(n, size));
-  mlc_harden_release(p, u, kind);
+  mlc_harden_release(p, u, kind, h);
   return q;
 }
 
@@ -398,7 +418,7 @@ size_t mlc_harden_usable_size(const void *p) {
   mlc_harden_boot();
   unsigned kind;
   size_t u = mlc_harden_block(p, "malloc_usable_size", &kind);
-  return mlc_harden_open((char *)p, u, "malloc_usable_size", "use after free");
+  return mlc_harden_open((char *)p, u, mlc_harden_bword(p), "malloc_usable_size", "use after free");
 }
 
 void mlc_harden_slab_init(char *base, size_t len) {
