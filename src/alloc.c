@@ -9,9 +9,11 @@
 #include "internal.h"
 
 #include "arena.h"
+#include "alloc.h"
 #include "chunk.h"
 #include "free.h"
 #include "gc.h"
+#include "harden.h"
 #include "init.h"
 #include "os.h"
 #include "sizeclass.h"
@@ -78,7 +80,7 @@ MLC_INLINE void *mlc_malloc_inline(size_t size) {
 static bool mlc_is_pow2(size_t x) { return x && !(x & (x - 1)); }
 
 /* align is a power of two. */
-static void *mlc_alloc_aligned(size_t align, size_t size) {
+void *mlc_aligned_plain(size_t align, size_t size) {
   if (align <= 16) return mlc_malloc_inline(size);
   if (size <= MLC_SMALL_MAX && align <= MLC_GRANULE) {
     unsigned cls = mlc_size_class_aligned(size, align);
@@ -88,13 +90,35 @@ static void *mlc_alloc_aligned(size_t align, size_t size) {
   return mlc_alloc_big(size, align, false);
 }
 
+static void *mlc_alloc_aligned(size_t align, size_t size) {
+  if (mlc_config_hardened) return mlc_harden_aligned(align, size);
+  return mlc_aligned_plain(align, size);
+}
+
+void *mlc_malloc_plain(size_t size) { return mlc_malloc_inline(size); }
+
+void mlc_free_plain(void *p) { mlc_free_inline(p); }
+
 /* ---- The API ---- */
 
-MLC_EXPORT void *melloc_malloc(size_t size) { return mlc_malloc_inline(size); }
+/* The hardened library (MLC_HARDENED) enters its layer (harden.c) first thing; in the
+   default one mlc_config_hardened is a constant false and the tests vanish. */
 
-MLC_EXPORT void melloc_free(void *p) { mlc_free_inline(p); }
+MLC_EXPORT void *melloc_malloc(size_t size) {
+  if (mlc_config_hardened) return mlc_harden_malloc(size);
+  return mlc_malloc_inline(size);
+}
+
+MLC_EXPORT void melloc_free(void *p) {
+  if (mlc_config_hardened) {
+    mlc_harden_free(p);
+    return;
+  }
+  mlc_free_inline(p);
+}
 
 MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
+  if (mlc_config_hardened) return mlc_harden_calloc(n, size);
   size_t total;
   if (MLC_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
     errno = ENOMEM;
@@ -147,6 +171,7 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
 }
 
 MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
+  if (mlc_config_hardened) return mlc_harden_realloc(p, size);
   /* A size of 1..PTRDIFF_MAX that stays in p's small class, or in p's page count: p
      is returned as it is, once free's checks pass (a slot's start, or a live run's,
      without the free key); everything else, and every doubt, in mlc_realloc_slow. */
@@ -171,6 +196,10 @@ MLC_EXPORT void *melloc_realloc(void *p, size_t size) {
 
 MLC_EXPORT void melloc_free_sized(void *p, size_t size) {
   (void)size;
+  if (mlc_config_hardened) {
+    mlc_harden_free(p);
+    return;
+  }
   mlc_free_inline(p);
 }
 
@@ -195,6 +224,7 @@ MLC_EXPORT void *melloc_aligned_alloc(size_t align, size_t size) {
 }
 
 MLC_EXPORT size_t melloc_usable_size(const void *p) {
+  if (mlc_config_hardened) return mlc_harden_usable_size(p);
   if (!p) return 0;
   mlc_block_t b;
   mlc_block_check(p, MLC_CALL_USABLE_SIZE, &b);
@@ -289,6 +319,10 @@ MLC_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
 MLC_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
   (void)align;
   (void)size;
+  if (mlc_config_hardened) {
+    mlc_harden_free(p);
+    return;
+  }
   mlc_free_inline(p);
 }
 

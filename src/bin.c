@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "bin.h"
+#include "harden.h"
 #include "list.h"
 #include "sizeclass.h"
 
@@ -54,6 +55,28 @@ static unsigned mlc_slab_take_locked(mlc_slab_t *s, unsigned w, uint64_t take, s
   return got;
 }
 
+/* The hardened build's take: up to n free objects of s, each a random free bit of the
+   first word with one at or after a random word (ASLR for the heap: the next object's
+   address cannot be predicted from the last one's).  Caller holds bin->lock. */
+static unsigned mlc_slab_take_random_locked(mlc_slab_t *s, size_t size, void **out, unsigned n) {
+  mlc_assert(mlc_mutex_owned(&s->bin->lock));
+  char *base = mlc_slab_base(s);
+  unsigned nw = (s->nobjs + 63u) / 64u, got = 0;
+  while (got < n && s->nfree) {
+    uint64_t r = mlc_harden_random();
+    unsigned w = s->hint + (unsigned)((r >> 8) % (nw - s->hint));
+    while (!s->freemap[w]) w = w + 1 == nw ? s->hint : w + 1;
+    uint64_t bits = s->freemap[w];
+    unsigned rot = (unsigned)r & 63;
+    uint64_t rotated = (bits >> rot) | (bits << ((64 - rot) & 63));
+    unsigned b = ((unsigned)__builtin_ctzll(rotated) + rot) & 63;
+    out[got++] = base + (size_t)(w * 64 + b) * size;
+    s->freemap[w] &= ~((uint64_t)1 << b);
+    s->nfree--;
+  }
+  return got;
+}
+
 unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
   unsigned got = 0;
   size_t size = mlc_class_size[bin->cls];
@@ -63,8 +86,14 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
     if (!s) {
       s = mlc_arena_slab_alloc(bin->arena, bin);
       if (!s) break;
+      if (mlc_config_hardened) mlc_harden_slab_init(mlc_slab_base(s), (size_t)s->nobjs * size);
       bin->nslabs++;
       mlc_list_slab_push(&bin->nonfull, s);
+    }
+    if (mlc_harden_random_on) {
+      got += mlc_slab_take_random_locked(s, size, out + got, n - got);
+      if (s->nfree == 0) mlc_list_slab_remove(&bin->nonfull, s);
+      continue;
     }
     if (size < MLC_DESTRUCTIVE && MLC_DESTRUCTIVE % size == 0)
       for (unsigned w = s->hint; w < MLC_SLAB_MAP_WORDS && got < n; w++)
@@ -109,6 +138,11 @@ static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *
   if (s->nfree == 1) mlc_list_slab_push(&bin->nonfull, s);
   if (s->nfree == s->nobjs && (s->prev || s->next)) {
     /* Empty and not the bin's only slab: the granule goes back to the arena. */
+    void *bad = mlc_config_hardened ? mlc_harden_slab_check(mlc_slab_base(s), s->nobjs, size) : NULL;
+    if (MLC_UNLIKELY(bad != NULL)) {
+      mlc_mutex_unlock(&bin->lock);
+      mlc_fatal("free(): write after free", bad);
+    }
     mlc_list_slab_remove(&bin->nonfull, s);
     bin->nslabs--;
     mlc_arena_slab_free(bin->arena, s);

@@ -10,6 +10,7 @@
 
 #include "base.h"
 #include "chunk.h"
+#include "harden.h"
 #include "os.h"
 
 mlc_pmleaf_t *mlc_pagemap_top[MLC_PM_TOP_ENTRIES];
@@ -368,9 +369,16 @@ static void mlc_huge_desc_delete_locked(mlc_huge_t *h) {
   mlc_huge_free_desc = h;
 }
 
+/* The hardened build's huge blocks have a guard page (a kernel page, PROT_NONE) right
+   before and right after them, in their mapping: an overflow or underflow faults.  Such
+   a mapping is never cached nor resized (realloc copies), so that a freed block is
+   unmapped at once and any later use faults too. */
+static size_t mlc_huge_guard(void) { return mlc_harden_guard_on ? mlc_os_page_size() : 0; }
+
 static void mlc_huge_destroy(mlc_huge_t *h) {
+  size_t g = mlc_huge_guard();
   mlc_pagemap_register(h->addr, h->size, NULL);
-  mlc_os_unmap(h->addr, h->size);
+  mlc_os_unmap((char *)h->addr - g, h->size + 2 * g);
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_desc_delete_locked(h);
   mlc_mutex_unlock(&mlc_huge_lock);
@@ -379,6 +387,7 @@ static void mlc_huge_destroy(mlc_huge_t *h) {
 void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   size_t sz = mlc_huge_round(size);
   if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
+  size_t g = mlc_huge_guard();
   if (align < MLC_CHUNK) align = MLC_CHUNK;
 
   /* Reuse a cached mapping: the smallest that is large enough, its tail given back;
@@ -423,13 +432,29 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   mlc_mutex_unlock(&mlc_huge_lock);
   if (!h) return NULL;
 
-  void *p = mlc_os_map(sz, align);
-  if (!p) goto fail;
+  char *p = NULL;
+  if (g) {
+    /* The block starts chunk-aligned, as every chunk and huge block does, its lower
+       guard in the 4 MiB before it: the page map's entries of the 4 MiB pieces it
+       registers are its own (no other block starts in them).  What precedes the lower
+       guard goes back. */
+    char *base = sz + align + g > sz ? mlc_os_map(sz + align + g, align) : NULL;
+    if (!base) goto fail;
+    p = base + align;
+    mlc_os_unmap(base, align - g);
+    if (!mlc_os_protect_none(p - g, g) || !mlc_os_protect_none(p + sz, g)) {
+      mlc_os_unmap(p - g, sz + 2 * g);
+      goto fail;
+    }
+  } else {
+    p = mlc_os_map(sz, align);
+    if (!p) goto fail;
+  }
   h->addr = p;
   h->size = sz;
   h->in_use = true;
   if (!mlc_pagemap_register(p, sz, (char *)h + 1)) {
-    mlc_os_unmap(p, sz);
+    mlc_os_unmap(p - g, sz + 2 * g);
     goto fail;
   }
   mlc_mutex_lock(&mlc_huge_lock);
@@ -460,7 +485,7 @@ void mlc_huge_free(mlc_huge_t *h) {
   }
   h->in_use = false;
   mlc_huge_live -= h->size;
-  if (h->size <= MLC_HUGE_CACHE_MAX / 4 && mlc_huge_cached + h->size <= MLC_HUGE_CACHE_MAX) {
+  if (!mlc_harden_guard_on && h->size <= MLC_HUGE_CACHE_MAX / 4 && mlc_huge_cached + h->size <= MLC_HUGE_CACHE_MAX) {
     h->free_ns = mlc_os_now_ns();
     h->next = mlc_huge_cache;
     mlc_huge_cache = h;
@@ -477,6 +502,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
   size_t sz = mlc_huge_round(size);
   if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
   if (sz == h->size) return h->addr;
+  if (mlc_harden_guard_on) return NULL;
   size_t old = h->size;
   if (sz < old) {
     /* The unregistered tail may hold a chunk-aligned 4 MiB that no longer belongs. */

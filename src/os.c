@@ -144,6 +144,33 @@ void mlc_os_unmap(void *addr, size_t size) {
   errno = saved;
 }
 
+bool mlc_os_protect_none(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = mprotect(addr, size, PROT_NONE) == 0;
+  errno = saved;
+  return ok;
+}
+
+void mlc_os_random(void *buf, size_t len) {
+  int saved = errno;
+  size_t got = 0;
+  while (got < len) {
+    long r = syscall(SYS_getrandom, (char *)buf + got, len - got, 0x1 /* GRND_NONBLOCK */);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  errno = saved;
+  if (got == len) return;
+  /* No getrandom (a kernel before 3.17, a seccomp filter): the 16 bytes the kernel put
+     in the auxiliary vector, spread over the buffer with the clock. */
+  const unsigned char *aux = (const unsigned char *)getauxval(AT_RANDOM);
+  uint64_t x = mlc_os_now_ns() ^ (uintptr_t)buf;
+  for (size_t i = 0; i < len; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    ((unsigned char *)buf)[i] ^= (unsigned char)((aux ? aux[i % 16] : 0) ^ (x >> 56));
+  }
+}
+
 bool mlc_os_purge(void *addr, size_t size) {
   if (!size) return true;
   mlc_assert((((uintptr_t)addr | size) & (mlc_os_page_size() - 1)) == 0);

@@ -35,6 +35,12 @@ void *mlc_os_map(size_t size, size_t align);
 /* Reserves address space without memory behind it (PROT_NONE). */
 void *mlc_os_reserve(size_t size, size_t align);
 void mlc_os_unmap(void *addr, size_t size);
+/* Makes [addr, addr + size) (whole kernel pages) inaccessible: a guard.  false when the
+   kernel refuses (the mapping count limit). */
+bool mlc_os_protect_none(void *addr, size_t size);
+/* Fills buf with len bytes from the kernel's random source (getrandom, without
+   blocking), else from AT_RANDOM mixed with the clock; never allocates. */
+void mlc_os_random(void *buf, size_t len);
 /* Gives the pages back to the kernel (addr and size whole kernel pages): true when
    done, and they read as zero afterwards.  When the kernel refuses madvise it maps
    fresh pages over the range instead; false when that fails too, and then the pages

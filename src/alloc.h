@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The default allocator's entry points without the hardened layer, for harden.c.
+ */
+#ifndef MLC_ALLOC_H
+#define MLC_ALLOC_H
+
+#include "internal.h"
+
+/* malloc, an aligned allocation (align a power of two) and free, as the public
+   functions of the default build do them.  Any thread, no lock held. */
+void *mlc_malloc_plain(size_t size);
+void *mlc_aligned_plain(size_t align, size_t size);
+void mlc_free_plain(void *p);
+
+#endif /* MLC_ALLOC_H */

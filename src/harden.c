@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hardened library's layer (MLC_HARDENED): it owns the layout of a block as the
+ * program sees it and the per-thread quarantines, and calls the default allocator only
+ * through alloc.h's mlc_*_plain functions; it must never trust a word inside a block
+ * without checking it against the process's secret first.
+ *
+ * A block of n bytes is taken from the default allocator as n + MLC_HOVER bytes; of the
+ * u bytes it really has (its size class, its pages, or its mapping):
+ *   [0, n)          the program's bytes (malloc_usable_size says n)
+ *   [n, u - 8)      the canary: at least one byte, at most 64 written and checked,
+ *                   derived from the secret and the address, the byte at n never
+ *                   zero (an off-by-one NUL is caught)
+ *   [u - 8, u)      the trailer: n in the low 48 bits, a 16-bit keyed check of (p, n)
+ *                   in the top 16 (as scudo's header checksum), so an overflow that
+ *                   rewrites the size is caught even where it spares the canary.
+ * free and realloc check both before anything else and abort on a mismatch.
+ * A freed small block is filled with zeros (zero-on-free) and its first word then holds
+ * a keyed tag, "freed"; the tag is what reports a second free, for as long as the block
+ * is not handed out again.  An allocation from a slab checks that the whole object is
+ * still zero (first word: zero or the tag), so a write after free is reported by the
+ * malloc that would have handed the block out, and a new block is always zero (calloc
+ * does not clear it again).  New slabs are zeroed where dirty (mlc_harden_slab_init).
+ * Large blocks are not filled (that would fault in pages the program never touched):
+ * they get the tag, so a double free in quarantine is caught, and their canary.
+ * Freed blocks wait in a per-thread quarantine (FIFO, bounded in blocks and bytes)
+ * before they go back to the default allocator; the word the tag is in is checked
+ * again when they leave it.
+ */
+#include "internal.h"
+
+#include "alloc.h"
+#include "base.h"
+#include "chunk.h"
+#include "free.h"
+#include "harden.h"
+#include "os.h"
+#include "sizeclass.h"
+#include "tcache.h"
+#include "util.h"
+
+#include <pthread.h>
+
+/* Bytes a block has beyond the request: the trailer and at least one canary byte. */
+#define MLC_HTRAILER 8
+#define MLC_HOVER (MLC_HTRAILER + 1)
+#define MLC_HSIZE_MASK (((uint64_t)1 << 48) - 1)
+
+/* Quarantine of each thread.  A block above half the bytes goes back at once (huge
+   blocks, which are unmapped and so fault on any later use). */
+#define MLC_QUARANTINE_BLOCKS 1024
+#define MLC_QUARANTINE_BYTES ((size_t)256 << 10)
+
+static const bool mlc_harden_canary_on = MLC_HARDEN_CANARY;
+static const bool mlc_harden_quarantine_on = MLC_HARDEN_QUARANTINE;
+
+enum { MLC_HK_SMALL = 1, MLC_HK_LARGE, MLC_HK_HUGE };
+
+/* Words of blocks whose effective type is the program's business. */
+typedef uint64_t mlc_hword_t __attribute__((may_alias, aligned(8)));
+
+/* ---- The secret ---- */
+
+static uint64_t mlc_harden_key[2]; /* Constant once mlc_harden_state is 2 */
+static int mlc_harden_state;       /* Atomic: 0, 1 while one thread boots, 2 ready */
+static pthread_key_t mlc_quarantine_key;
+
+static void mlc_quarantine_thread_exit(void *arg);
+
+static MLC_NOINLINE void mlc_harden_boot_slow(void) {
+  int expected = 0;
+  if (__atomic_compare_exchange_n(&mlc_harden_state, &expected, 1, false, __ATOMIC_ACQUIRE,
+                                  __ATOMIC_ACQUIRE)) {
+    uint64_t k[2] = {0, 0};
+    mlc_os_random(k, sizeof(k));
+    mlc_harden_key[0] = k[0];
+    mlc_harden_key[1] = k[1] | 1;
+    /* Created before the allocator boots (the first call comes here before it calls the
+       default allocator), so its destructor runs before the thread cache's: a thread's
+       quarantine goes to its cache, then the cache to the bins. */
+    if (mlc_harden_quarantine_on)
+      pthread_key_create(&mlc_quarantine_key, mlc_quarantine_thread_exit);
+    mlc_store_rel(&mlc_harden_state, 2);
+    return;
+  }
+  while (mlc_load_acq(&mlc_harden_state) != 2) mlc_spin_pause();
+}
+
+MLC_INLINE void mlc_harden_boot(void) {
+  if (MLC_UNLIKELY(mlc_load_acq(&mlc_harden_state) != 2)) mlc_harden_boot_slow();
+}
+
+/* A bijective 64-bit mixer (murmur3's finaliser).  Keyed by the secret on both sides,
+   it is what scudo's checksum is: a check an overflow cannot pass by chance, not a MAC
+   against an attacker who can read the heap. */
+MLC_INLINE uint64_t mlc_hmix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+MLC_INLINE uint64_t mlc_hash(const void *p, uint64_t salt) {
+  return mlc_hmix(mlc_hmix((uintptr_t)p ^ mlc_harden_key[0]) ^ salt ^ mlc_harden_key[1]);
+}
+
+/* The block's secret word, from which the three below are derived: one hash per call
+   (each full hash costs ~7 ns, and a malloc/free pair needed six). */
+MLC_INLINE uint64_t mlc_harden_bword(const void *p) { return mlc_hash(p, 1); }
+
+/* The "freed" tag of the block at p: never 0 (0 is a fresh object's first word). */
+MLC_INLINE uint64_t mlc_harden_tag_of(uint64_t h) { return h | 1; }
+MLC_INLINE uint64_t mlc_harden_tag(const void *p) { return mlc_harden_tag_of(mlc_harden_bword(p)); }
+
+/* The canary word: byte i of a canary is byte i % 8 of this word (in memory order),
+   and no byte of it is zero. */
+MLC_INLINE uint64_t mlc_harden_canary_word(uint64_t h) {
+  uint64_t c = mlc_hmix(h ^ mlc_harden_key[0]);
+  const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
+  uint64_t zero = ~(((c & lo7) + lo7) | c | lo7); /* 0x80 in each zero byte */
+  return c | (zero >> 7);
+}
+
+/* n, and in the top 16 bits a check of n keyed by the block's word. */
+MLC_INLINE uint64_t mlc_harden_trailer(uint64_t h, size_t n) {
+  return (uint64_t)n | (((h ^ (uint64_t)n) * 0x9e3779b97f4a7c15ull) & ~MLC_HSIZE_MASK);
+}
+
+uint64_t mlc_harden_random(void) {
+  static MLC_TLS uint64_t state;
+  uint64_t s = state;
+  if (MLC_UNLIKELY(s == 0)) s = mlc_hash(&state, 4) | 1; /* each thread its own stream */
+  s += 0x9e3779b97f4a7c15ull;
+  state = s;
+  return mlc_hmix(s ^ mlc_harden_key[1]);
+}
+
+/* ---- Reports ---- */
+
+static MLC_NORETURN MLC_COLD MLC_NOINLINE void mlc_harden_fatal(const char *call, const char *what,
+                                                                const void *p) {
+  mlc_fatal_in(call, what, p);
+}
+
+/* ---- Blocks ---- */
+
+/* The bytes the default allocator gave the block at p, and its kind; aborts naming call
+   when p is not the start of a live block it holds (free.c's one check). */
+static size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind) {
+  mlc_block_t b;
+  mlc_block_check(p, call, &b);
+  *kind = b.kind == MLC_BLOCK_SMALL ? MLC_HK_SMALL : b.kind == MLC_BLOCK_LARGE ? MLC_HK_LARGE : MLC_HK_HUGE;
+  return b.size;
+}
+
+static bool mlc_harden_is_zero(const char *p, size_t len) {
+  const mlc_hword_t *w = (const mlc_hword_t *)p;
+  size_t n = len / 8, i = 0;
+  uint64_t a = 0, b = 0;
+  for (; i + 2 <= n; i += 2) {
+    a |= w[i];
+    b |= w[i + 1];
+  }
+  if (i < n) a |= w[i];
+  return (a | b) == 0;
+}
+
+/* Writes the canary over [from, to) of the block at p (to a multiple of 8). */
+static void mlc_canary_fill(char *p, size_t from, size_t to, uint64_t c) {
+  const unsigned char *cb = (const unsigned char *)&c;
+  size_t i = from;
+  for (; i < to && (i & 7); i++) p[i] = (char)cb[i & 7];
+  for (; i < to; i += 8) *(mlc_hword_t *)(p + i) = c;
+}
+
+static bool mlc_canary_ok(const char *p, size_t from, size_t to, uint64_t c) {
+  const unsigned char *cb = (const unsigned char *)&c;
+  size_t i = from;
+  unsigned char bad = 0;
+  for (; i < to && (i & 7); i++) bad |= (unsigned char)p[i] ^ cb[i & 7];
+  uint64_t diff = bad;
+  for (; i < to; i += 8) diff |= *(const mlc_hword_t *)(p + i) ^ c;
+  return diff == 0;
+}
+
+/* The canary's end: at most MLC_HCANARY_MAX bytes after the request (a linear overflow
+   meets them first; filling all of a 4 KiB page-rounding slack on each realloc was
+   most of fastpath-realloc's time).  The bytes between it and the trailer are not
+   checked (small objects: zero since the free, checked at allocation). */
+#define MLC_HCANARY_MAX 64
+MLC_INLINE size_t mlc_canary_end(size_t n, size_t u) {
+  return MLC_MIN(MLC_ALIGN_UP(n + MLC_HCANARY_MAX, 8), u - MLC_HTRAILER);
+}
+
+/* The canary and the trailer of a block of n bytes in u. */
+static void mlc_harden_seal(char *p, size_t n, size_t u, uint64_t h) {
+  if (mlc_harden_canary_on) mlc_canary_fill(p, n, mlc_canary_end(n, u), mlc_harden_canary_word(h));
+  *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(h, n);
+}
+
+/* Checks the block at p (u bytes) and returns its requested size; aborts naming call
+   when it was freed (freed: what to call that) or overflowed. */
+static size_t mlc_harden_open(char *p, size_t u, uint64_t h, const char *call, const char *freed) {
+  if (MLC_UNLIKELY(*(mlc_hword_t *)p == mlc_harden_tag_of(h))) mlc_harden_fatal(call, freed, p);
+  uint64_t t = *(mlc_hword_t *)(p + u - MLC_HTRAILER);
+  size_t n = (size_t)(t & MLC_HSIZE_MASK);
+  if (MLC_UNLIKELY(n > u - MLC_HOVER || t != mlc_harden_trailer(h, n) ||
+                   (mlc_harden_canary_on &&
+                    !mlc_canary_ok(p, n, mlc_canary_end(n, u), mlc_harden_canary_word(h)))))
+    mlc_harden_fatal(call, "heap overflow (canary overwritten)", p);
+  return n;
+}
+
+/* ---- The quarantine ---- */
+
+typedef struct mlc_quarantine_s mlc_quarantine_t;
+struct mlc_quarantine_s {
+  mlc_quarantine_t *next; /* on the recycled list, once its thread ended */
+  size_t bytes;           /* Owner thread, as the rest */
+  unsigned head, count;   /* a ring: the oldest at head */
+  void *blocks[MLC_QUARANTINE_BLOCKS];
+  uint32_t sizes[MLC_QUARANTINE_BLOCKS];
+};
+
+static MLC_TLS mlc_quarantine_t *mlc_quarantine_mine;
+static MLC_TLS bool mlc_quarantine_gone; /* the thread is ending: no quarantine */
+/* Atomic: quarantines of ended threads.  Taken whole with an exchange (no ABA), the
+   rest pushed back. */
+static mlc_quarantine_t *mlc_quarantine_recycled;
+
+static void mlc_quarantine_recycle(mlc_quarantine_t *first, mlc_quarantine_t *last) {
+  mlc_quarantine_t *old = mlc_load(&mlc_quarantine_recycled);
+  do {
+    last->next = old;
+  } while (!__atomic_compare_exchange_n(&mlc_quarantine_recycled, &old, first, true,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+static MLC_NOINLINE mlc_quarantine_t *mlc_quarantine_new(void) {
+  if (mlc_quarantine_gone) return NULL;
+  mlc_quarantine_t *q = __atomic_exchange_n(&mlc_quarantine_recycled, NULL, __ATOMIC_ACQUIRE);
+  if (q) {
+    if (q->next) {
+      mlc_quarantine_t *last = q->next;
+      while (last->next) last = last->next;
+      mlc_quarantine_recycle(q->next, last);
+    }
+    memset(q, 0, offsetof(mlc_quarantine_t, blocks));
+  } else {
+    q = mlc_base_alloc(sizeof(*q));
+    if (!q) return NULL;
+  }
+  mlc_quarantine_mine = q;
+  pthread_setspecific(mlc_quarantine_key, q);
+  return q;
+}
+
+/* The oldest block leaves: its tag is checked (a write after free while it waited) and
+   it goes back to the default allocator. */
+static void mlc_quarantine_evict(mlc_quarantine_t *q) {
+  void *p = q->blocks[q->head];
+  q->bytes -= q->sizes[q->head];
+  q->head = (q->head + 1) % MLC_QUARANTINE_BLOCKS;
+  q->count--;
+  if (MLC_UNLIKELY(*(mlc_hword_t *)p != mlc_harden_tag(p)))
+    mlc_harden_fatal("free", "write after free (block in quarantine)", p);
+  mlc_free_plain(p);
+}
+
+static void mlc_quarantine_push(void *p, size_t u) {
+  mlc_quarantine_t *q = mlc_quarantine_mine;
+  if (MLC_UNLIKELY(u > MLC_QUARANTINE_BYTES / 2) ||
+      (MLC_UNLIKELY(!q) && (q = mlc_quarantine_new()) == NULL)) {
+    mlc_free_plain(p);
+    return;
+  }
+  while (q->count == MLC_QUARANTINE_BLOCKS || q->bytes + u > MLC_QUARANTINE_BYTES)
+    mlc_quarantine_evict(q);
+  unsigned i = (q->head + q->count) % MLC_QUARANTINE_BLOCKS;
+  q->blocks[i] = p;
+  q->sizes[i] = (uint32_t)u;
+  q->count++;
+  q->bytes += u;
+}
+
+static void mlc_quarantine_thread_exit(void *arg) {
+  mlc_quarantine_t *q = arg;
+  /* Frees from later destructors go straight back. */
+  mlc_quarantine_gone = true;
+  mlc_quarantine_mine = NULL;
+  while (q->count) mlc_quarantine_evict(q);
+  mlc_quarantine_recycle(q, q);
+}
+
+/* ---- Allocation and free ---- */
+
+static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *call) {
+  mlc_harden_boot();
+  if (MLC_UNLIKELY(size > (size_t)PTRDIFF_MAX - MLC_HOVER)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t want = size + MLC_HOVER;
+  char *p = align <= 16 ? mlc_malloc_plain(want) : mlc_aligned_plain(align, want);
+  if (MLC_UNLIKELY(!p)) return NULL;
+  unsigned kind;
+  size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind); /* a new block: no misuse */
+  mlc_hword_t *w0 = (mlc_hword_t *)p;
+  uint64_t h = mlc_harden_bword(p);
+  if (kind == MLC_HK_SMALL && mlc_harden_fill_on) {
+    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag_of(h)) ||
+                     !mlc_harden_is_zero(p + 8, u - 8)))
+      mlc_harden_fatal(call, "write after free", p);
+  } else if (zero && !(kind == MLC_HK_HUGE && mlc_harden_guard_on)) {
+    /* (Guarded huge blocks are always new mappings.) */
+    memset(p, 0, size);
+  }
+  *w0 = 0; /* a stale tag must not make the live block look freed */
+  mlc_harden_seal(p, size, u, h);
+  return p;
+}
+
+/* The block at p (u bytes, checked) is free: filled, tagged, into the quarantine. */
+static void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h) {
+  if (kind == MLC_HK_SMALL && mlc_harden_fill_on) memset(p, 0, u);
+  *(mlc_hword_t *)p = mlc_harden_tag_of(h);
+  if (mlc_harden_quarantine_on && kind != MLC_HK_HUGE)
+    mlc_quarantine_push(p, u);
+  else
+    mlc_free_plain(p);
+}
+
+static void mlc_harden_free_as(void *p, mlc_call_t ccall, const char *call) {
+  mlc_harden_boot();
+  unsigned kind;
+  size_t u = mlc_harden_block(p, ccall, &kind);
+  uint64_t h = mlc_harden_bword(p);
+  mlc_harden_open(p, u, h, call, mlc_misuse_freed(ccall));
+  mlc_harden_release(p, u, kind, h);
+}
+
+void *mlc_harden_malloc(size_t size) { return mlc_harden_alloc(size, 0, false, "malloc"); }
+
+void *mlc_harden_calloc(size_t n, size_t size) {
+  size_t total;
+  if (MLC_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return mlc_harden_alloc(total, 0, true, "calloc");
+}
+
+void *mlc_harden_aligned(size_t align, size_t size) {
+  return mlc_harden_alloc(size, align, false, "aligned_alloc");
+}
+
+void mlc_harden_free(void *p) {
+  if (p) mlc_harden_free_as(p, MLC_CALL_FREE, "free");
+}
+
+/* Whether a block of kind and u bytes is what a request of size would get now. */
+static bool mlc_harden_fits(unsigned kind, size_t u, size_t size) {
+  size_t want = size + MLC_HOVER;
+  if (kind == MLC_HK_SMALL) return want <= u && mlc_class_size[mlc_size_class(want)] == u;
+  if (kind == MLC_HK_LARGE) return want > MLC_SMALL_MAX && MLC_ALIGN_UP(want, MLC_PAGE) == u;
+  return want > MLC_LARGE_MAX && MLC_ALIGN_UP(want, mlc_os_map_unit()) == u;
+}
+
+void *mlc_harden_realloc(void *p, size_t size) {
+  if (!p) return mlc_harden_alloc(size, 0, false, "realloc");
+  if (size == 0) {
+    /* As glibc and the default build: the block is freed and NULL returned. */
+    mlc_harden_free_as(p, MLC_CALL_REALLOC, "realloc");
+    return NULL;
+  }
+  mlc_harden_boot();
+  unsigned kind;
+  size_t u = mlc_harden_block(p, MLC_CALL_REALLOC, &kind);
+  uint64_t h = mlc_harden_bword(p);
+  size_t n = mlc_harden_open(p, u, h, "realloc", mlc_misuse_freed(MLC_CALL_REALLOC));
+  if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
+    if (size > n) memset((char *)p + n, 0, size - n); /* the old canary's bytes */
+    mlc_harden_seal(p, size, u, h);
+    return p;
+  }
+  void *q = mlc_harden_alloc(size, 0, false, "realloc");
+  if (!q) return NULL;
+  memcpy(q, p, MLC_MIN(n, size));
+  mlc_harden_release(p, u, kind, h);
+  return q;
+}
+
+size_t mlc_harden_usable_size(const void *p) {
+  if (!p) return 0;
+  mlc_harden_boot();
+  unsigned kind;
+  size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind);
+  return mlc_harden_open((char *)p, u, mlc_harden_bword(p), "malloc_usable_size",
+                         mlc_misuse_freed(MLC_CALL_USABLE_SIZE));
+}
+
+void mlc_harden_slab_init(char *base, size_t len) {
+  if (!mlc_harden_fill_on) return;
+  for (size_t off = 0; off < len; off += MLC_PAGE) {
+    size_t l = MLC_MIN(MLC_PAGE, len - off);
+    if (!mlc_harden_is_zero(base + off, l)) memset(base + off, 0, l);
+  }
+}
+
+void *mlc_harden_slab_check(char *base, unsigned nobjs, size_t size) {
+  if (!mlc_harden_fill_on) return NULL;
+  for (unsigned i = 0; i < nobjs; i++) {
+    char *p = base + (size_t)i * size;
+    uint64_t w0 = *(mlc_hword_t *)p;
+    /* Word 1 of a free object holds the default allocator's free key (tcache.h). */
+    uint64_t w1 = *(mlc_hword_t *)(p + 8);
+    if ((w0 != 0 && w0 != mlc_harden_tag(p)) || (w1 != 0 && w1 != MLC_FREE_KEY) ||
+        !mlc_harden_is_zero(p + 16, size - 16))
+      return p;
+  }
+  return NULL;
+}

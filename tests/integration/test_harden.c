@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hardened library (libmelloc-hardened, built with -DMLC_HARDENED=1): each defence
+ * catches what it is there to catch.  Like test_errors, the misuses re-execute this
+ * program (/proc/self/exe --misuse NAME), which prints the pointer it is about to
+ * misuse on stdout; the parent asserts SIGABRT and exactly the line
+ * "melloc: <call>(): <what>: pointer 0x<hex>\n" on stderr.  The other cases run in
+ * check's forked processes.  Against the default library every case fails.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <check.h>
+
+#include "../check_run.h"
+#include <errno.h>
+#include <malloc.h>
+#include <melloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MiB ((size_t)1 << 20)
+
+static void *hide(void *p) {
+  __asm__ volatile("" : "+r"(p));
+  return p;
+}
+
+static int report_fd = -1;
+
+static void report(const void *p) {
+  if (report_fd < 0) return;
+  char buf[32];
+  int n = snprintf(buf, sizeof(buf), "0x%lx\n", (unsigned long)(uintptr_t)p);
+  if (write(report_fd, buf, (size_t)n) != n) _exit(3);
+}
+
+/* More frees of blocks of one size than a thread's quarantine holds (1024 blocks). */
+enum { PUSH = 3000 };
+static void *push_blocks[PUSH];
+
+static void push_through(size_t size) {
+  for (int i = 0; i < PUSH; i++)
+    if (!(push_blocks[i] = malloc(size))) _exit(4);
+  for (int i = 0; i < PUSH; i++) free(push_blocks[i]);
+}
+
+/* ---- The misuses ---- */
+
+static void misuse_overflow_small(void) {
+  char *p = malloc(24);
+  if (!p) _exit(4);
+  report(p);
+  memset(hide(p), 'x', 25); /* one byte too many */
+  free(p);
+}
+
+/* The off-by-one NUL of a string copy: the first canary byte is never zero. */
+static void misuse_overflow_nul(void) {
+  char *p = malloc(40);
+  if (!p) _exit(4);
+  memset(p, 'a', 40);
+  report(p);
+  ((char *)hide(p))[40] = '\0';
+  free(p);
+}
+
+/* Rewrites the last 16 bytes of the object (a size/check trailer), leaving the byte
+   right after the request as it was: the trailer's keyed check catches it. */
+static void misuse_overwrite_trailer(void) {
+  char *p = malloc(20); /* a 32-byte object: canary 20..23, trailer 24..31 */
+  if (!p) _exit(4);
+  report(p);
+  memset((char *)hide(p) + 24, 0, 8);
+  free(p);
+}
+
+static void misuse_overflow_realloc(void) {
+  char *p = malloc(100);
+  if (!p) _exit(4);
+  report(p);
+  memset(hide(p), 'y', 104);
+  if (realloc(p, 5000)) _exit(5);
+}
+
+static void misuse_overflow_large(void) {
+  char *p = malloc(100000);
+  if (!p) _exit(4);
+  report(p);
+  ((char *)hide(p))[100000] = 1;
+  free(p);
+}
+
+static void misuse_overflow_usable_size(void) {
+  char *p = malloc(300);
+  if (!p) _exit(4);
+  report(p);
+  ((char *)hide(p))[300] = 1;
+  if (malloc_usable_size(p) == 12345) _exit(5);
+}
+
+static void misuse_double_free_small(void) {
+  void *p = malloc(64);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  free(hide(p));
+}
+
+/* Out of the quarantine and back in the thread cache, still not handed out again. */
+static void misuse_double_free_small_late(void) {
+  void *p = malloc(64);
+  if (!p) _exit(4);
+  free(p);
+  push_through(200); /* another class: p stays free */
+  report(p);
+  free(hide(p));
+}
+
+static void misuse_double_free_large(void) {
+  void *p = malloc(40000);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  free(hide(p));
+}
+
+static void misuse_realloc_freed(void) {
+  void *p = malloc(64);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  if (realloc(hide(p), 10)) _exit(5);
+}
+
+/* A write to a freed small block is found by the malloc that would hand it out again:
+   push it out of the quarantine with frees of another size (its slab keeps live
+   neighbours, so it stays a slab), then it is the cache's next block of its size. */
+static void *live_blocks[PUSH];
+
+static void misuse_write_after_free(void) {
+  char *p = malloc(64);
+  if (!p) _exit(4);
+  for (int i = 0; i < PUSH; i++)
+    if (!(live_blocks[i] = malloc(64))) _exit(4);
+  report(p);
+  free(p);
+  ((char *)hide(p))[40] = 1;
+  push_through(200);
+  for (int i = 0; i < 100000; i++) {
+    void *q = malloc(64);
+    if (q == p) _exit(6); /* handed out without a word */
+  }
+  _exit(7);
+}
+
+/* The same on the block's first word (where a free list would be): caught when it
+   leaves the quarantine. */
+static void misuse_write_after_free_first_word(void) {
+  long *p = malloc(64);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  ((long *)hide(p))[0] = 42;
+  push_through(64);
+  _exit(7);
+}
+
+static void misuse_free_interior(void) {
+  char *p = malloc(64);
+  if (!p) _exit(4);
+  report(p + 16);
+  free(hide(p + 16));
+}
+
+static void misuse_free_stack(void) {
+  char buf[64];
+  memset(buf, 1, sizeof(buf));
+  report(buf);
+  free(hide(buf));
+}
+
+struct misuse {
+  const char *name;
+  void (*fn)(void);
+  const char *what;
+};
+
+static const struct misuse misuses[] = {
+    {"overflow-small", misuse_overflow_small, "free(): heap overflow (canary overwritten)"},
+    {"overflow-nul", misuse_overflow_nul, "free(): heap overflow (canary overwritten)"},
+    {"overwrite-trailer", misuse_overwrite_trailer, "free(): heap overflow (canary overwritten)"},
+    {"overflow-realloc", misuse_overflow_realloc, "realloc(): heap overflow (canary overwritten)"},
+    {"overflow-large", misuse_overflow_large, "free(): heap overflow (canary overwritten)"},
+    {"overflow-usable-size", misuse_overflow_usable_size,
+     "malloc_usable_size(): heap overflow (canary overwritten)"},
+    {"double-free-small", misuse_double_free_small, "free(): double free"},
+    {"double-free-small-late", misuse_double_free_small_late, "free(): double free"},
+    {"double-free-large", misuse_double_free_large, "free(): double free"},
+    {"realloc-freed", misuse_realloc_freed, "realloc(): use after free"},
+    {"write-after-free", misuse_write_after_free, "malloc(): write after free"},
+    {"write-after-free-first-word", misuse_write_after_free_first_word,
+     "free(): write after free (block in quarantine)"},
+    {"free-interior", misuse_free_interior, "free(): invalid pointer (not the start of a block)"},
+    {"free-stack", misuse_free_stack, "free(): invalid pointer (not allocated by melloc)"},
+};
+#define NMISUSES ((int)(sizeof(misuses) / sizeof(misuses[0])))
+
+static void read_all(int fd, char *buf, size_t size) {
+  size_t n = 0;
+  for (;;) {
+    char tmp[256];
+    ssize_t r = read(fd, tmp, sizeof(tmp));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r && n + 1 < size; i++) buf[n++] = tmp[i];
+  }
+  buf[n] = '\0';
+}
+
+START_TEST(test_misuse_message) {
+  const struct misuse *m = &misuses[_i];
+  int out[2], err[2];
+  ck_assert_int_eq(pipe(out), 0);
+  ck_assert_int_eq(pipe(err), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    close(out[0]);
+    close(out[1]);
+    close(err[0]);
+    close(err[1]);
+    char *argv[] = {(char *)"test_harden", (char *)"--misuse", (char *)m->name, NULL};
+    execve("/proc/self/exe", argv, environ);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  char o[256], e[1024];
+  read_all(out[0], o, sizeof(o));
+  read_all(err[0], e, sizeof(e));
+  close(out[0]);
+  close(err[0]);
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+                "%s: child did not abort (status 0x%x), stderr: %s", m->name, st, e);
+  size_t olen = strlen(o);
+  ck_assert_msg(olen > 3 && o[olen - 1] == '\n' && strchr(o, '\n') == o + olen - 1,
+                "%s: bad pointer report '%s'", m->name, o);
+  o[olen - 1] = '\0';
+  char want[512];
+  snprintf(want, sizeof(want), "melloc: %s: pointer %s\n", m->what, o);
+  ck_assert_msg(strcmp(e, want) == 0, "%s: stderr is\n'%s'\nwant\n'%s'", m->name, e, want);
+}
+END_TEST
+
+/* ---- In-process ---- */
+
+/* malloc_usable_size is the request, and all of it may be written. */
+static const size_t usable_sizes[] = {0,    1,    7,    8,    15,    16,     100,
+                                      1000, 8183, 8184, 8192, 12288, 100000, (3 * MiB) + 1};
+START_TEST(test_usable_is_request) {
+  size_t n = usable_sizes[_i];
+  for (int r = 0; r < 3; r++) {
+    char *p = malloc(n);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(malloc_usable_size(p), n);
+    memset(p, 0xee, n);
+    char *q = realloc(p, n + 1);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_eq(malloc_usable_size(q), n + 1);
+    for (size_t i = 0; i < n; i++) ck_assert_int_eq((unsigned char)q[i], 0xee);
+    memset(q, 0xdd, n + 1);
+    q = realloc(q, n / 2 + 1);
+    ck_assert_uint_eq(malloc_usable_size(q), n / 2 + 1);
+    free(q);
+  }
+}
+END_TEST
+
+/* Quarantine: a freed block is not handed out by the next allocations of its size
+   (the default library hands it out by the very next malloc). */
+START_TEST(test_quarantine_delays_reuse) {
+  size_t size = (size_t)16 << (_i * 3); /* 16, 128, 1024 bytes */
+  void *p = malloc(size);
+  ck_assert_ptr_nonnull(p);
+  free(p);
+  void *v[500];
+  for (int i = 0; i < 500; i++) {
+    v[i] = malloc(size);
+    ck_assert_ptr_ne(v[i], p);
+  }
+  for (int i = 0; i < 500; i++) free(v[i]);
+}
+END_TEST
+
+/* Freed memory is zeroed: every small block comes back zero, after many rounds of
+   blocks filled and freed (zero-on-free, checked at allocation). */
+START_TEST(test_blocks_come_back_zero) {
+  enum { N = 2000 };
+  static unsigned char *v[N];
+  for (int round = 0; round < 5; round++) {
+    for (int i = 0; i < N; i++) {
+      size_t n = 1 + (size_t)(i * 37 + round * 11) % 3000;
+      v[i] = malloc(n);
+      ck_assert_ptr_nonnull(v[i]);
+      for (size_t k = 0; k < n; k++) ck_assert_msg(v[i][k] == 0, "size %zu byte %zu", n, k);
+      memset(v[i], 0xa5, n);
+    }
+    for (int i = 0; i < N; i++) free(v[i]);
+  }
+}
+END_TEST
+
+/* Randomised slots: consecutive allocations of one size are not at consecutive
+   addresses (the default library hands a new slab out in address order). */
+START_TEST(test_slots_random) {
+  enum { N = 200 };
+  char *v[N];
+  int sequential = 0;
+  for (int i = 0; i < N; i++) v[i] = malloc(48);
+  for (int i = 1; i < N; i++) {
+    ptrdiff_t d = v[i] - v[i - 1];
+    if (d > 0 && d <= 64) sequential++;
+  }
+  for (int i = 0; i < N; i++) free(v[i]);
+  ck_assert_msg(sequential < N / 4, "%d of %d neighbours in address order", sequential, N);
+}
+END_TEST
+
+/* Guard pages: the page before and the page after a huge block fault. */
+START_TEST(test_huge_guard_after) {
+  size_t n = 8 * MiB;
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  p[n - 1] = 1; /* the block itself is writable, its canary page too */
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t end = (n + 9 + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+  ((volatile char *)hide(p))[end] = 1; /* SIGSEGV */
+}
+END_TEST
+
+START_TEST(test_huge_guard_before) {
+  char *p = malloc(8 * MiB);
+  ck_assert_ptr_nonnull(p);
+  ((volatile char *)hide(p))[-1] = 1; /* SIGSEGV */
+}
+END_TEST
+
+/* A freed huge block is unmapped at once: a later read faults. */
+START_TEST(test_huge_use_after_free_faults) {
+  char *p = malloc(8 * MiB);
+  ck_assert_ptr_nonnull(p);
+  p[100] = 1;
+  free(p);
+  (void)((volatile char *)hide(p))[100]; /* SIGSEGV */
+}
+END_TEST
+
+/* A thread's quarantine is flushed when it ends: its blocks are allocated again
+   (by address) once enough other threads have come and gone. */
+static void *free_in_thread(void *arg) {
+  void **v = arg;
+  for (int i = 0; i < 64; i++) free(v[i]);
+  return NULL;
+}
+
+START_TEST(test_thread_exit_flushes) {
+  melloc_stats_t s0, s1;
+  void *v[64];
+  for (int i = 0; i < 64; i++) v[i] = malloc(1000);
+  s0.size = sizeof(s0);
+  ck_assert_int_eq(melloc_stats_get(&s0), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, free_in_thread, v), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  s1.size = sizeof(s1);
+  ck_assert_int_eq(melloc_stats_get(&s1), 0);
+  /* The objects are no longer counted live (most of them: stats are approximate). */
+  ck_assert_msg(s1.small_allocated + 32 * 1024 <= s0.small_allocated, "small_allocated %zu -> %zu",
+                s0.small_allocated, s1.small_allocated);
+}
+END_TEST
+
+static int run_misuse(const char *name) {
+  struct rlimit r = {0, 0};
+  setrlimit(RLIMIT_CORE, &r);
+  for (int i = 0; i < NMISUSES; i++)
+    if (strcmp(misuses[i].name, name) == 0) {
+      report_fd = 1;
+      misuses[i].fn();
+      return 1;
+    }
+  return 2;
+}
+
+static Suite *harden_suite(void) {
+  const char *noexec = mlc_check_reexec_refused();
+  Suite *s = suite_create("harden");
+  TCase *tc = tcase_create("message");
+  tcase_set_timeout(tc, 30);
+  mlc_tcase_add_loop_test_unless(noexec, tc, test_misuse_message, 0, NMISUSES);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("layout");
+  tcase_set_timeout(tc, 30);
+  tcase_add_loop_test(tc, test_usable_is_request, 0,
+                      (int)(sizeof(usable_sizes) / sizeof(usable_sizes[0])));
+  tcase_add_loop_test(tc, test_quarantine_delays_reuse, 0, 3);
+  tcase_add_test(tc, test_blocks_come_back_zero);
+  tcase_add_test(tc, test_slots_random);
+  tcase_add_test(tc, test_thread_exit_flushes);
+  tcase_add_test_raise_signal(tc, test_huge_guard_after, SIGSEGV);
+  tcase_add_test_raise_signal(tc, test_huge_guard_before, SIGSEGV);
+  tcase_add_test_raise_signal(tc, test_huge_use_after_free_faults, SIGSEGV);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--misuse") == 0) return run_misuse(argv[2]);
+  SRunner *sr = srunner_create(harden_suite());
+  srunner_set_fork_status(sr, CK_FORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int ran = srunner_ntests_run(sr);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return mlc_check_finish(ran, failed);
+}
