@@ -206,7 +206,7 @@ static const struct misuse misuses[] = {
     {"double-free-small", misuse_double_free_small, "free(): double free"},
     {"double-free-small-late", misuse_double_free_small_late, "free(): double free"},
     {"double-free-large", misuse_double_free_large, "free(): double free"},
-    {"realloc-freed", misuse_realloc_freed, "realloc(): use after free"},
+    {"realloc-freed", misuse_realloc_freed, "realloc(): block already freed"},
     {"write-after-free", misuse_write_after_free, "malloc(): write after free"},
     {"write-after-free-first-word", misuse_write_after_free_first_word,
      "free(): write after free (block in quarantine)"},
