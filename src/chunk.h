@@ -96,7 +96,15 @@ MLC_INLINE bool mlc_win_covers(const void *p) {
   (void)p;
   return true;
 #else
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
+  /* A relaxed load as the subtraction's memory operand (gcc folds no atomic load):
+     one instruction fewer on free's fast path. */
+  uintptr_t g = (uintptr_t)p >> MLC_GRANULE_SHIFT;
+  __asm__("subq %1, %0" : "+r"(g) : "m"(mlc_win_first));
+  return g < MLC_WIN;
+#else
   return ((uintptr_t)p >> MLC_GRANULE_SHIFT) - mlc_load(&mlc_win_first) < MLC_WIN;
+#endif
 #endif
 }
 /* The class byte of p, which the window covers: exact (0 means not a small object). */
