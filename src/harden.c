@@ -358,7 +358,10 @@ static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *
     return NULL;
   }
   size_t want = size + MLC_HOVER;
-  char *p = align <= 16 ? mlc_malloc_plain(want) : mlc_aligned_plain(align, want);
+  /* A big calloc asks for zeros: fresh pages are not written again. */
+  bool big_zero = zero && align <= 16 && want > MLC_SMALL_MAX;
+  char *p = big_zero ? mlc_zalloc_big_plain(want)
+                     : align <= 16 ? mlc_malloc_plain(want) : mlc_aligned_plain(align, want);
   if (MLC_UNLIKELY(!p)) return NULL;
   unsigned kind;
   size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind); /* a new block: no misuse */
@@ -370,8 +373,7 @@ static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *
       mlc_harden_fatal(call, "write after free", p);
     /* Past MLC_HFILL the object holds what its last owner left. */
     if (zero && size > MLC_HFILL) memset(p + MLC_HFILL, 0, size - MLC_HFILL);
-  } else if (zero && !(kind == MLC_HK_HUGE && mlc_harden_guard_on)) {
-    /* (Guarded huge blocks are always new mappings.) */
+  } else if (zero && !big_zero) {
     memset(p, 0, size);
   }
   *w0 = 0; /* a stale tag must not make the live block look freed */

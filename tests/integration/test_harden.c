@@ -359,7 +359,7 @@ START_TEST(test_huge_guard_before) {
 }
 END_TEST
 
-/* A freed huge block is unmapped at once: a later read faults. */
+/* A freed huge block is unmapped or made PROT_NONE at once: a later read faults. */
 START_TEST(test_huge_use_after_free_faults) {
   char *p = malloc(8 * MiB);
   ck_assert_ptr_nonnull(p);
