@@ -99,6 +99,11 @@ void *mlc_malloc_plain(size_t size) { return mlc_malloc_inline(size); }
 
 void mlc_free_plain(void *p) { mlc_free_inline(p); }
 
+void *mlc_zalloc_big_plain(size_t size) {
+  mlc_assert(size > MLC_SMALL_MAX);
+  return mlc_alloc_big(size, 0, true);
+}
+
 /* ---- The API ---- */
 
 /* The hardened library (MLC_HARDENED) enters its layer (harden.c) first thing; in the

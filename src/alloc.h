@@ -12,5 +12,8 @@
 void *mlc_malloc_plain(size_t size);
 void *mlc_aligned_plain(size_t align, size_t size);
 void mlc_free_plain(void *p);
+/* A zeroed block of size > MLC_SMALL_MAX bytes, as calloc does it: pages the kernel
+   has just given are not written again.  Any thread, no lock held. */
+void *mlc_zalloc_big_plain(size_t size);
 
 #endif /* MLC_ALLOC_H */

@@ -371,14 +371,19 @@ static void mlc_huge_desc_delete_locked(mlc_huge_t *h) {
 
 /* The hardened build's huge blocks have a guard page (a kernel page, PROT_NONE) right
    before and right after them, in their mapping: an overflow or underflow faults.  Such
-   a mapping is never cached nor resized (realloc copies), so that a freed block is
-   unmapped at once and any later use faults too. */
+   a mapping is never resized by the kernel (realloc copies).  A freed one is made
+   PROT_NONE whole before it goes into the cache (its pages stay resident, so reusing it
+   costs two mprotect calls, not a page fault per page), so any later use of the freed
+   block faults as if it were unmapped; reuse makes only the new block's pages
+   accessible again, and the rest of the mapping stays PROT_NONE, part of its upper
+   guard.  Nothing is zeroed on reuse except for calloc: the block holds what its last
+   owner left (large blocks are not filled either). */
 static size_t mlc_huge_guard(void) { return mlc_harden_guard_on ? mlc_os_page_size() : 0; }
 
 static void mlc_huge_destroy(mlc_huge_t *h) {
   size_t g = mlc_huge_guard();
-  mlc_pagemap_register(h->addr, h->size, NULL);
-  mlc_os_unmap((char *)h->addr - g, h->size + 2 * g);
+  mlc_pagemap_register(h->addr, h->span, NULL);
+  mlc_os_unmap((char *)h->addr - g, h->span + 2 * g);
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_desc_delete_locked(h);
   mlc_mutex_unlock(&mlc_huge_lock);
@@ -397,14 +402,36 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   mlc_huge_t **pp, *h, **best = NULL, **below = NULL;
   for (pp = &mlc_huge_cache; (h = *pp) != NULL; pp = &h->next) {
     if (((uintptr_t)h->addr & (align - 1)) != 0) continue;
-    if (h->size >= sz) {
+    if (mlc_harden_guard_on) {
+      /* No mremap: a mapping at most twice the request, kept whole. */
+      if (h->span >= sz && h->span - sz <= sz && (!best || h->span < (*best)->span)) best = pp;
+    } else if (h->size >= sz) {
       if (!best || h->size < (*best)->size) best = pp;
     } else if (!below || h->size > (*below)->size) {
       below = pp;
     }
   }
   if (!best && align == MLC_CHUNK) best = below;
-  if (best) {
+  if (best && mlc_harden_guard_on) {
+    h = *best;
+    *best = h->next;
+    mlc_huge_cached -= h->span;
+    mlc_huge_live += sz;
+    h->in_use = true;
+    h->next = NULL;
+    h->size = sz;
+    mlc_mutex_unlock(&mlc_huge_lock);
+    if (MLC_LIKELY(mlc_os_protect_rw(h->addr, sz))) {
+      if (zero) memset(h->addr, 0, sz);
+      return h->addr;
+    }
+    mlc_mutex_lock(&mlc_huge_lock);
+    mlc_huge_live -= sz;
+    h->in_use = false;
+    mlc_mutex_unlock(&mlc_huge_lock);
+    mlc_huge_destroy(h);
+    mlc_mutex_lock(&mlc_huge_lock);
+  } else if (best) {
     h = *best;
     *best = h->next;
     mlc_huge_cached -= h->size;
@@ -452,6 +479,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   }
   h->addr = p;
   h->size = sz;
+  h->span = sz;
   h->in_use = true;
   if (!mlc_pagemap_register(p, sz, (char *)h + 1)) {
     mlc_os_unmap(p - g, sz + 2 * g);
@@ -485,11 +513,12 @@ void mlc_huge_free(mlc_huge_t *h) {
   }
   h->in_use = false;
   mlc_huge_live -= h->size;
-  if (!mlc_harden_guard_on && h->size <= MLC_HUGE_CACHE_MAX / 4 && mlc_huge_cached + h->size <= MLC_HUGE_CACHE_MAX) {
+  if (h->span <= MLC_HUGE_CACHE_MAX / 4 && mlc_huge_cached + h->span <= MLC_HUGE_CACHE_MAX &&
+      (!mlc_harden_guard_on || mlc_os_protect_none(h->addr, h->size))) {
     h->free_ns = mlc_os_now_ns();
     h->next = mlc_huge_cache;
     mlc_huge_cache = h;
-    mlc_huge_cached += h->size;
+    mlc_huge_cached += h->span;
     mlc_mutex_unlock(&mlc_huge_lock);
     return;
   }
@@ -512,6 +541,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     if (old_end > keep_end) mlc_pagemap_register((void *)keep_end, old_end - keep_end, NULL);
     mlc_mutex_lock(&mlc_huge_lock);
     h->size = sz;
+    h->span = sz;
     mlc_huge_live -= old - sz;
     mlc_mutex_unlock(&mlc_huge_lock);
     return h->addr;
@@ -542,6 +572,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
   mlc_mutex_lock(&mlc_huge_lock);
   h->addr = p;
   h->size = sz;
+  h->span = sz;
   mlc_huge_live += sz - old;
   mlc_mutex_unlock(&mlc_huge_lock);
   return p;
@@ -556,11 +587,11 @@ size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {
       if (decay_ns == 0 || now - h->free_ns >= decay_ns) break;
     if (h) {
       *pp = h->next;
-      mlc_huge_cached -= h->size;
+      mlc_huge_cached -= h->span;
     }
     mlc_mutex_unlock(&mlc_huge_lock);
     if (!h) return purged;
-    purged += h->size;
+    purged += h->span;
     mlc_huge_destroy(h);
   }
 }

@@ -8,19 +8,25 @@
  * A block of n bytes is taken from the default allocator as n + MLC_HOVER bytes; of the
  * u bytes it really has (its size class, its pages, or its mapping):
  *   [0, n)          the program's bytes (malloc_usable_size says n)
- *   [n, u - 8)      the canary: at least one byte, at most 64 written and checked,
+ *   [n, u - 8)      the canary: at least one byte, at most 16 written and checked,
  *                   derived from the secret and the address, the byte at n never
  *                   zero (an off-by-one NUL is caught)
  *   [u - 8, u)      the trailer: n in the low 48 bits, a 16-bit keyed check of (p, n)
  *                   in the top 16 (as scudo's header checksum), so an overflow that
  *                   rewrites the size is caught even where it spares the canary.
  * free and realloc check both before anything else and abort on a mismatch.
- * A freed small block is filled with zeros (zero-on-free) and its first word then holds
- * a keyed tag, "freed"; the tag is what reports a second free, for as long as the block
- * is not handed out again.  An allocation from a slab checks that the whole object is
- * still zero (first word: zero or the tag), so a write after free is reported by the
- * malloc that would have handed the block out, and a new block is always zero (calloc
- * does not clear it again).  New slabs are zeroed where dirty (mlc_harden_slab_init).
+ * A freed small block has its first MLC_HFILL (256) bytes filled with zeros
+ * (zero-on-free; the whole object for classes up to 256 bytes) and its first word then
+ * holds a keyed tag, "freed"; the tag is what reports a second free, for as long as the
+ * block is not handed out again.  An allocation from a slab checks that those bytes are
+ * still zero (first word: zero or the tag), so a write after free into them is reported
+ * by the malloc that would have handed the block out.  Weaker than filling the whole
+ * object (which cost a memset and a full read per pair: 48x the default library on
+ * malloc(4096)/free): a write after free past byte 256 of a larger object is not
+ * caught, and past byte 256 a new block holds what its last owner left (as glibc's
+ * do; calloc clears that part).  New slabs are zeroed where dirty
+ * (mlc_harden_slab_init), and a slab going back to its arena has the first 256 bytes
+ * of each object checked again (mlc_harden_slab_check).
  * Large blocks are not filled (that would fault in pages the program never touched):
  * they get the tag, so a double free in quarantine is caught, and their canary.
  * Freed blocks wait in a per-thread quarantine (FIFO, bounded in blocks and bytes)
@@ -45,6 +51,9 @@
 #define MLC_HTRAILER 8
 #define MLC_HOVER (MLC_HTRAILER + 1)
 #define MLC_HSIZE_MASK (((uint64_t)1 << 48) - 1)
+/* The bytes of a small object that are zeroed when it is freed and checked when it is
+   handed out again (the whole object for classes up to this size). */
+#define MLC_HFILL 256
 
 /* Quarantine of each thread.  A block above half the bytes goes back at once (huge
    blocks, which are unmapped and so fault on any later use). */
@@ -90,9 +99,7 @@ MLC_INLINE void mlc_harden_boot(void) {
   if (MLC_UNLIKELY(mlc_load_acq(&mlc_harden_state) != 2)) mlc_harden_boot_slow();
 }
 
-/* A bijective 64-bit mixer (murmur3's finaliser).  Keyed by the secret on both sides,
-   it is what scudo's checksum is: a check an overflow cannot pass by chance, not a MAC
-   against an attacker who can read the heap. */
+/* A bijective 64-bit mixer (murmur3's finaliser), for the random generator only. */
 MLC_INLINE uint64_t mlc_hmix(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
@@ -102,13 +109,15 @@ MLC_INLINE uint64_t mlc_hmix(uint64_t x) {
   return x;
 }
 
-MLC_INLINE uint64_t mlc_hash(const void *p, uint64_t salt) {
-  return mlc_hmix(mlc_hmix((uintptr_t)p ^ mlc_harden_key[0]) ^ salt ^ mlc_harden_key[1]);
+/* The block's secret word, from which the three below are derived, computed once per
+   call: one multiply by an odd secret and a shift (a full mixer was ~7 ns, and a
+   malloc/free pair needed three).  Keyed by the secret on both sides, it is what
+   scudo's checksum is: a check an overflow cannot pass by chance, not a MAC against an
+   attacker who can read the heap. */
+MLC_INLINE uint64_t mlc_harden_bword(const void *p) {
+  uint64_t h = ((uintptr_t)p ^ mlc_harden_key[0]) * mlc_harden_key[1];
+  return h ^ (h >> 29);
 }
-
-/* The block's secret word, from which the three below are derived: one hash per call
-   (each full hash costs ~7 ns, and a malloc/free pair needed six). */
-MLC_INLINE uint64_t mlc_harden_bword(const void *p) { return mlc_hash(p, 1); }
 
 /* The "freed" tag of the block at p: never 0 (0 is a fresh object's first word). */
 MLC_INLINE uint64_t mlc_harden_tag_of(uint64_t h) { return h | 1; }
@@ -117,7 +126,7 @@ MLC_INLINE uint64_t mlc_harden_tag(const void *p) { return mlc_harden_tag_of(mlc
 /* The canary word: byte i of a canary is byte i % 8 of this word (in memory order),
    and no byte of it is zero. */
 MLC_INLINE uint64_t mlc_harden_canary_word(uint64_t h) {
-  uint64_t c = mlc_hmix(h ^ mlc_harden_key[0]);
+  uint64_t c = ((h << 32) | (h >> 32)) ^ mlc_harden_key[0];
   const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
   uint64_t zero = ~(((c & lo7) + lo7) | c | lo7); /* 0x80 in each zero byte */
   return c | (zero >> 7);
@@ -131,7 +140,7 @@ MLC_INLINE uint64_t mlc_harden_trailer(uint64_t h, size_t n) {
 uint64_t mlc_harden_random(void) {
   static MLC_TLS uint64_t state;
   uint64_t s = state;
-  if (MLC_UNLIKELY(s == 0)) s = mlc_hash(&state, 4) | 1; /* each thread its own stream */
+  if (MLC_UNLIKELY(s == 0)) s = mlc_hmix(mlc_harden_bword(&state)) | 1; /* each thread its own stream */
   s += 0x9e3779b97f4a7c15ull;
   state = s;
   return mlc_hmix(s ^ mlc_harden_key[1]);
@@ -153,6 +162,52 @@ static size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind) {
   mlc_block_check(p, call, &b);
   *kind = b.kind == MLC_BLOCK_SMALL ? MLC_HK_SMALL : b.kind == MLC_BLOCK_LARGE ? MLC_HK_LARGE : MLC_HK_HUGE;
   return b.size;
+}
+
+/* 16 bytes of a block, which small objects are aligned to. */
+typedef uint64_t mlc_hvec_t __attribute__((vector_size(16), may_alias, aligned(16)));
+
+/* Zeroes the first MLC_MIN(u, MLC_HFILL) bytes of the small object at p: 16-byte
+   stores, 64 bytes a step, the last step overlapping the one before when the length is
+   not a multiple of 64 (memset's rep stos costs more than the stores for so few bytes;
+   the empty asm keeps gcc from turning the loop back into a memset call). */
+MLC_INLINE void mlc_harden_fill(char *p, size_t u) {
+  size_t len = MLC_MIN(u, MLC_HFILL);
+  mlc_hvec_t z = {0, 0};
+  if (len < 64) {
+    for (size_t i = 0; i < len; i += 16) {
+      *(mlc_hvec_t *)(p + i) = z;
+      __asm__("" : "+r"(p));
+    }
+    return;
+  }
+  char *end = p + len - 64;
+  for (;;) {
+    mlc_hvec_t *v = (mlc_hvec_t *)p;
+    v[0] = z;
+    v[1] = z;
+    v[2] = z;
+    v[3] = z;
+    __asm__("" : "+r"(p));
+    if (p == end) return;
+    p += 64;
+    if (p > end) p = end;
+  }
+}
+
+/* Whether bytes [16, MLC_MIN(u, MLC_HFILL)) of the small object at p are zero. */
+MLC_INLINE bool mlc_harden_filled(const char *p, size_t u) {
+  const mlc_hvec_t *v = (const mlc_hvec_t *)p;
+  size_t n = MLC_MIN(u, MLC_HFILL) / 16;
+  mlc_hvec_t a = {0, 0}, b = {0, 0};
+  size_t i = 1;
+  for (; i + 2 <= n; i += 2) {
+    a |= v[i];
+    b |= v[i + 1];
+  }
+  if (i < n) a |= v[i];
+  a |= b;
+  return (a[0] | a[1]) == 0;
 }
 
 static bool mlc_harden_is_zero(const char *p, size_t len) {
@@ -187,9 +242,12 @@ static bool mlc_canary_ok(const char *p, size_t from, size_t to, uint64_t c) {
 
 /* The canary's end: at most MLC_HCANARY_MAX bytes after the request (a linear overflow
    meets them first; filling all of a 4 KiB page-rounding slack on each realloc was
-   most of fastpath-realloc's time).  The bytes between it and the trailer are not
-   checked (small objects: zero since the free, checked at allocation). */
-#define MLC_HCANARY_MAX 64
+   most of fastpath-realloc's time, and 64 bytes still cost a fifth of every call).  An
+   overflow that skips the first 16 bytes past the request and lands before the trailer
+   is not caught by the canary.  The bytes between it and the trailer are not checked
+   (small objects: those among the first MLC_HFILL are zero since the free, checked at
+   allocation). */
+#define MLC_HCANARY_MAX 16
 MLC_INLINE size_t mlc_canary_end(size_t n, size_t u) {
   return MLC_MIN(MLC_ALIGN_UP(n + MLC_HCANARY_MAX, 8), u - MLC_HTRAILER);
 }
@@ -303,18 +361,22 @@ static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *
     return NULL;
   }
   size_t want = size + MLC_HOVER;
-  char *p = align <= 16 ? mlc_malloc_plain(want) : mlc_aligned_plain(align, want);
+  /* A big calloc asks for zeros: fresh pages are not written again. */
+  bool big_zero = zero && align <= 16 && want > MLC_SMALL_MAX;
+  char *p = big_zero ? mlc_zalloc_big_plain(want)
+                     : align <= 16 ? mlc_malloc_plain(want) : mlc_aligned_plain(align, want);
   if (MLC_UNLIKELY(!p)) return NULL;
   unsigned kind;
   size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind); /* a new block: no misuse */
   mlc_hword_t *w0 = (mlc_hword_t *)p;
   uint64_t h = mlc_harden_bword(p);
   if (kind == MLC_HK_SMALL && mlc_harden_fill_on) {
-    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag_of(h)) ||
-                     !mlc_harden_is_zero(p + 8, u - 8)))
+    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag_of(h)) || w0[1] != 0 ||
+                     !mlc_harden_filled(p, u)))
       mlc_harden_fatal(call, "write after free", p);
-  } else if (zero && !(kind == MLC_HK_HUGE && mlc_harden_guard_on)) {
-    /* (Guarded huge blocks are always new mappings.) */
+    /* Past MLC_HFILL the object holds what its last owner left. */
+    if (zero && size > MLC_HFILL) memset(p + MLC_HFILL, 0, size - MLC_HFILL);
+  } else if (zero && !big_zero) {
     memset(p, 0, size);
   }
   *w0 = 0; /* a stale tag must not make the live block look freed */
@@ -324,7 +386,7 @@ static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *
 
 /* The block at p (u bytes, checked) is free: filled, tagged, into the quarantine. */
 static void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h) {
-  if (kind == MLC_HK_SMALL && mlc_harden_fill_on) memset(p, 0, u);
+  if (kind == MLC_HK_SMALL && mlc_harden_fill_on) mlc_harden_fill(p, u);
   *(mlc_hword_t *)p = mlc_harden_tag_of(h);
   if (mlc_harden_quarantine_on && kind != MLC_HK_HUGE)
     mlc_quarantine_push(p, u);
@@ -381,7 +443,8 @@ void *mlc_harden_realloc(void *p, size_t size) {
   uint64_t h = mlc_harden_bword(p);
   size_t n = mlc_harden_open(p, u, h, "realloc", mlc_misuse_freed(MLC_CALL_REALLOC));
   if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
-    if (size > n) memset((char *)p + n, 0, size - n); /* the old canary's bytes */
+    /* The old canary's bytes (the rest is as a new block's: zero or left over). */
+    if (size > n) memset((char *)p + n, 0, MLC_MIN(size, mlc_canary_end(n, u)) - n);
     mlc_harden_seal(p, size, u, h);
     return p;
   }
@@ -417,7 +480,7 @@ void *mlc_harden_slab_check(char *base, unsigned nobjs, size_t size) {
     /* Word 1 of a free object holds the default allocator's free key (tcache.h). */
     uint64_t w1 = *(mlc_hword_t *)(p + 8);
     if ((w0 != 0 && w0 != mlc_harden_tag(p)) || (w1 != 0 && w1 != MLC_FREE_KEY) ||
-        !mlc_harden_is_zero(p + 16, size - 16))
+        !mlc_harden_filled(p, size))
       return p;
   }
   return NULL;

@@ -151,6 +151,13 @@ bool mlc_os_protect_none(void *addr, size_t size) {
   return ok;
 }
 
+bool mlc_os_protect_rw(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
+  errno = saved;
+  return ok;
+}
+
 void mlc_os_random(void *buf, size_t len) {
   int saved = errno;
   size_t got = 0;

@@ -38,6 +38,8 @@ void mlc_os_unmap(void *addr, size_t size);
 /* Makes [addr, addr + size) (whole kernel pages) inaccessible: a guard.  false when the
    kernel refuses (the mapping count limit). */
 bool mlc_os_protect_none(void *addr, size_t size);
+/* Makes [addr, addr + size) (whole kernel pages) readable and writable again. */
+bool mlc_os_protect_rw(void *addr, size_t size);
 /* Fills buf with len bytes from the kernel's random source (getrandom, without
    blocking), else from AT_RANDOM mixed with the clock; never allocates. */
 void mlc_os_random(void *buf, size_t len);

@@ -105,7 +105,10 @@ struct mlc_bin_s {
 
 struct mlc_huge_s {
   void *addr;           /* Protected by the huge lock */
-  size_t size;          /* mapped bytes (the usable size) */
+  size_t size;          /* the usable size */
+  size_t span;          /* mapped bytes from addr, guards excluded: size, or more in the
+                           hardened build, where [size, span) is PROT_NONE (the upper
+                           guard grown after a cached mapping was reused shorter) */
   mlc_huge_t *next;     /* free-descriptor list or the cache of unused mappings */
   uint64_t free_ns;     /* when it went into the cache */
   bool in_use;

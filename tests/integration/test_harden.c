@@ -306,8 +306,9 @@ START_TEST(test_quarantine_delays_reuse) {
 }
 END_TEST
 
-/* Freed memory is zeroed: every small block comes back zero, after many rounds of
-   blocks filled and freed (zero-on-free, checked at allocation). */
+/* Freed memory is zeroed: every small block's first 256 bytes come back zero, after
+   many rounds of blocks filled and freed (zero-on-free, checked at allocation; past
+   256 bytes a block holds what its last owner left, as harden.c says). */
 START_TEST(test_blocks_come_back_zero) {
   enum { N = 2000 };
   static unsigned char *v[N];
@@ -316,7 +317,8 @@ START_TEST(test_blocks_come_back_zero) {
       size_t n = 1 + (size_t)(i * 37 + round * 11) % 3000;
       v[i] = malloc(n);
       ck_assert_ptr_nonnull(v[i]);
-      for (size_t k = 0; k < n; k++) ck_assert_msg(v[i][k] == 0, "size %zu byte %zu", n, k);
+      for (size_t k = 0; k < n && k < 256; k++)
+        ck_assert_msg(v[i][k] == 0, "size %zu byte %zu", n, k);
       memset(v[i], 0xa5, n);
     }
     for (int i = 0; i < N; i++) free(v[i]);
@@ -359,7 +361,7 @@ START_TEST(test_huge_guard_before) {
 }
 END_TEST
 
-/* A freed huge block is unmapped at once: a later read faults. */
+/* A freed huge block is unmapped or made PROT_NONE at once: a later read faults. */
 START_TEST(test_huge_use_after_free_faults) {
   char *p = malloc(8 * MiB);
   ck_assert_ptr_nonnull(p);
