@@ -29,7 +29,7 @@ EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/frag.c bench/src/idle.c \
 	bench/misuse/README.md bench/misuse/misuse.c bench/misuse/run.py \
-	bench/misuse/run.sh bench/misuse/results-baseline.md \
+	bench/misuse/run.sh bench/misuse/results-baseline.md bench/misuse/results-issue15.md \
 	bench/misuse/results-baseline.json
 
 # One shell loop rather than a rule per program: automake -Wall rejects
