@@ -43,20 +43,23 @@ typedef struct mlc_tsd_s {
 extern MLC_TLS mlc_tsd_t mlc_tsd;
 extern void *mlc_dummy_slot[2];
 
-/* The free key: the word at offset sizeof(void *) of every free small object or
+/* The free key: the word at byte 8 of every free small object or
    cached large block holds it, from its free until the allocation that hands it out
    again, which clears it (glibc's tcache does the same).  A free that finds it takes
    the slow path, which reports a double free if the object is indeed free (see
-   mlc_free_is_free): a live object holds the key only if the program stored this value
+   mlc_block_check): a live object holds the key only if the program stored this value
    there.  A constant that fits an instruction's 32-bit immediate: checking it costs no
    load.  (Its upper half is all ones: not a pointer, not a small integer, a NaN as a
    double.) */
 #define MLC_FREE_KEY ((uintptr_t)(intptr_t)-0x74520ff3) /* ...8badf00d */
+#define MLC_FREE_KEY_AT(p) ((uintptr_t *)((char *)(p) + 8))
+/* Byte 8, not word 1: on 32-bit targets too the key stays out of the first 8 bytes,
+   which the hardened library's keyed tag fills (harden.c). */
 MLC_INLINE bool mlc_free_key_is_set(const void *p) {
-  return ((const uintptr_t *)p)[1] == MLC_FREE_KEY;
+  return *MLC_FREE_KEY_AT((void *)(uintptr_t)p) == MLC_FREE_KEY;
 }
-MLC_INLINE void mlc_free_key_set(void *p) { ((uintptr_t *)p)[1] = MLC_FREE_KEY; }
-MLC_INLINE void mlc_free_key_clear(void *p) { ((uintptr_t *)p)[1] = 0; }
+MLC_INLINE void mlc_free_key_set(void *p) { *MLC_FREE_KEY_AT(p) = MLC_FREE_KEY; }
+MLC_INLINE void mlc_free_key_clear(void *p) { *MLC_FREE_KEY_AT(p) = 0; }
 
 /* The pop's slow path: cls in 1..MLC_NCLASSES-1 (0 for malloc(0) is treated as 1).
    Returns an object with its free key cleared, or NULL with errno ENOMEM.  Any thread,
