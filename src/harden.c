@@ -8,7 +8,7 @@
  * A block of n bytes is taken from the default allocator as n + MLC_HOVER bytes; of the
  * u bytes it really has (its size class, its pages, or its mapping):
  *   [0, n)          the program's bytes (malloc_usable_size says n)
- *   [n, u - 8)      the canary: at least one byte, at most 16 written and checked,
+ *   [n, u - 8)      the canary: at least one byte, at most 8 written and checked,
  *                   derived from the secret and the address, the byte at n never
  *                   zero (an off-by-one NUL is caught)
  *   [u - 8, u)      the trailer: n in the low 48 bits, a 16-bit keyed check of (p, n)
@@ -123,13 +123,10 @@ MLC_INLINE uint64_t mlc_harden_bword(const void *p) {
 MLC_INLINE uint64_t mlc_harden_tag_of(uint64_t h) { return h | 1; }
 MLC_INLINE uint64_t mlc_harden_tag(const void *p) { return mlc_harden_tag_of(mlc_harden_bword(p)); }
 
-/* The canary word: byte i of a canary is byte i % 8 of this word (in memory order),
-   and no byte of it is zero. */
+/* The canary word: no byte of it is zero (each byte's lowest bit is set: 56 secret
+   bits, where clearing zero bytes exactly cost 7 instructions a computation). */
 MLC_INLINE uint64_t mlc_harden_canary_word(uint64_t h) {
-  uint64_t c = ((h << 32) | (h >> 32)) ^ mlc_harden_key[0];
-  const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
-  uint64_t zero = ~(((c & lo7) + lo7) | c | lo7); /* 0x80 in each zero byte */
-  return c | (zero >> 7);
+  return (((h << 32) | (h >> 32)) ^ mlc_harden_key[0]) | 0x0101010101010101ull;
 }
 
 /* n, and in the top 16 bits a check of n keyed by the block's word. */
@@ -157,7 +154,7 @@ static MLC_NORETURN MLC_COLD MLC_NOINLINE void mlc_harden_fatal(const char *call
 
 /* The bytes the default allocator gave the block at p, and its kind; aborts naming call
    when p is not the start of a live block it holds (free.c's one check). */
-static size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind) {
+MLC_INLINE size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind) {
   mlc_block_t b;
   mlc_block_check(p, call, &b);
   *kind = b.kind == MLC_BLOCK_SMALL ? MLC_HK_SMALL : b.kind == MLC_BLOCK_LARGE ? MLC_HK_LARGE : MLC_HK_HUGE;
@@ -174,6 +171,12 @@ typedef uint64_t mlc_hvec_t __attribute__((vector_size(16), may_alias, aligned(1
 MLC_INLINE void mlc_harden_fill(char *p, size_t u) {
   size_t len = MLC_MIN(u, MLC_HFILL);
   mlc_hvec_t z = {0, 0};
+  if (len == MLC_HFILL) { /* every class from 256 bytes: straight-line stores */
+    mlc_hvec_t *v = (mlc_hvec_t *)p;
+#pragma GCC unroll 16
+    for (int i = 0; i < MLC_HFILL / 16; i++) v[i] = z;
+    return;
+  }
   if (len < 64) {
     for (size_t i = 0; i < len; i += 16) {
       *(mlc_hvec_t *)(p + i) = z;
@@ -200,6 +203,15 @@ MLC_INLINE bool mlc_harden_filled(const char *p, size_t u) {
   const mlc_hvec_t *v = (const mlc_hvec_t *)p;
   size_t n = MLC_MIN(u, MLC_HFILL) / 16;
   mlc_hvec_t a = {0, 0}, b = {0, 0};
+  if (n == MLC_HFILL / 16) { /* every class from 256 bytes: straight-line loads */
+#pragma GCC unroll 16
+    for (int i = 1; i < MLC_HFILL / 16; i += 2) {
+      a |= v[i];
+      if (i + 1 < MLC_HFILL / 16) b |= v[i + 1];
+    }
+    a |= b;
+    return (a[0] | a[1]) == 0;
+  }
   size_t i = 1;
   for (; i + 2 <= n; i += 2) {
     a |= v[i];
@@ -222,51 +234,66 @@ static bool mlc_harden_is_zero(const char *p, size_t len) {
   return (a | b) == 0;
 }
 
-/* Writes the canary over [from, to) of the block at p (to a multiple of 8). */
-static void mlc_canary_fill(char *p, size_t from, size_t to, uint64_t c) {
-  const unsigned char *cb = (const unsigned char *)&c;
-  size_t i = from;
-  for (; i < to && (i & 7); i++) p[i] = (char)cb[i & 7];
-  for (; i < to; i += 8) *(mlc_hword_t *)(p + i) = c;
+/* Unaligned 8-byte words (the canary starts right after the request). */
+typedef uint64_t mlc_huword_t __attribute__((may_alias, aligned(1)));
+
+/* The canary: the MLC_MIN(8, u - MLC_HTRAILER - n) bytes right after the n requested
+   (at least one: u >= n + MLC_HOVER), the first of them of the canary word in memory
+   order.  A linear overflow meets them first; filling all of a 4 KiB page-rounding
+   slack on each realloc was most of fastpath-realloc's time, and 16 bytes of a
+   pattern that repeats by address cost 30 instructions a pair.  An overflow that skips
+   the 8 bytes past the request and lands before the trailer is not caught by the
+   canary (small objects: the bytes among the first MLC_HFILL are zero since the free,
+   checked at allocation).  One unaligned word where there are 8 bytes. */
+#define MLC_HCANARY_MAX 8
+MLC_INLINE size_t mlc_canary_len(size_t n, size_t u) {
+  return MLC_MIN((size_t)MLC_HCANARY_MAX, u - MLC_HTRAILER - n);
 }
 
-static bool mlc_canary_ok(const char *p, size_t from, size_t to, uint64_t c) {
+static MLC_NOINLINE void mlc_canary_fill_short(char *p, size_t len, uint64_t c) {
   const unsigned char *cb = (const unsigned char *)&c;
-  size_t i = from;
+  for (size_t i = 0; i < len; i++) p[i] = (char)cb[i];
+}
+
+static MLC_NOINLINE bool mlc_canary_ok_short(const char *p, size_t len, uint64_t c) {
+  const unsigned char *cb = (const unsigned char *)&c;
   unsigned char bad = 0;
-  for (; i < to && (i & 7); i++) bad |= (unsigned char)p[i] ^ cb[i & 7];
-  uint64_t diff = bad;
-  for (; i < to; i += 8) diff |= *(const mlc_hword_t *)(p + i) ^ c;
-  return diff == 0;
+  for (size_t i = 0; i < len; i++) bad |= (unsigned char)p[i] ^ cb[i];
+  return bad == 0;
 }
 
-/* The canary's end: at most MLC_HCANARY_MAX bytes after the request (a linear overflow
-   meets them first; filling all of a 4 KiB page-rounding slack on each realloc was
-   most of fastpath-realloc's time, and 64 bytes still cost a fifth of every call).  An
-   overflow that skips the first 16 bytes past the request and lands before the trailer
-   is not caught by the canary.  The bytes between it and the trailer are not checked
-   (small objects: those among the first MLC_HFILL are zero since the free, checked at
-   allocation). */
-#define MLC_HCANARY_MAX 16
-MLC_INLINE size_t mlc_canary_end(size_t n, size_t u) {
-  return MLC_MIN(MLC_ALIGN_UP(n + MLC_HCANARY_MAX, 8), u - MLC_HTRAILER);
+MLC_INLINE void mlc_canary_fill(char *p, size_t n, size_t u, uint64_t c) {
+  if (MLC_UNLIKELY(u - MLC_HTRAILER - n < 8))
+    mlc_canary_fill_short(p + n, u - MLC_HTRAILER - n, c);
+  else
+    *(mlc_huword_t *)(p + n) = c;
+}
+
+MLC_INLINE bool mlc_canary_ok(const char *p, size_t n, size_t u, uint64_t c) {
+  if (MLC_UNLIKELY(u - MLC_HTRAILER - n < 8)) return mlc_canary_ok_short(p + n, u - MLC_HTRAILER - n, c);
+  return *(const mlc_huword_t *)(p + n) == c;
 }
 
 /* The canary and the trailer of a block of n bytes in u. */
-static void mlc_harden_seal(char *p, size_t n, size_t u, uint64_t h) {
-  if (mlc_harden_canary_on) mlc_canary_fill(p, n, mlc_canary_end(n, u), mlc_harden_canary_word(h));
+MLC_INLINE void mlc_harden_seal(char *p, size_t n, size_t u, uint64_t h) {
+  if (mlc_harden_canary_on) mlc_canary_fill(p, n, u, mlc_harden_canary_word(h));
   *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(h, n);
 }
 
+static MLC_NORETURN MLC_COLD MLC_NOINLINE void mlc_harden_fatal_freed(mlc_call_t ccall,
+                                                                      const char *call, const void *p) {
+  mlc_harden_fatal(call, mlc_misuse_freed(ccall), p);
+}
+
 /* Checks the block at p (u bytes) and returns its requested size; aborts naming call
-   when it was freed (freed: what to call that) or overflowed. */
-static size_t mlc_harden_open(char *p, size_t u, uint64_t h, const char *call, const char *freed) {
-  if (MLC_UNLIKELY(*(mlc_hword_t *)p == mlc_harden_tag_of(h))) mlc_harden_fatal(call, freed, p);
+   (ccall: the same, for the name of a freed block's misuse) when it was freed or
+   overflowed. */
+MLC_INLINE size_t mlc_harden_open(char *p, size_t u, uint64_t h, mlc_call_t ccall, const char *call) {
+  if (MLC_UNLIKELY(*(mlc_hword_t *)p == mlc_harden_tag_of(h))) mlc_harden_fatal_freed(ccall, call, p);
   uint64_t t = *(mlc_hword_t *)(p + u - MLC_HTRAILER);
   size_t n = (size_t)(t & MLC_HSIZE_MASK);
   if (MLC_UNLIKELY(n > u - MLC_HOVER || t != mlc_harden_trailer(h, n) ||
-                   (mlc_harden_canary_on &&
-                    !mlc_canary_ok(p, n, mlc_canary_end(n, u), mlc_harden_canary_word(h)))))
+                   (mlc_harden_canary_on && !mlc_canary_ok(p, n, u, mlc_harden_canary_word(h)))))
     mlc_harden_fatal(call, "heap overflow (canary overwritten)", p);
   return n;
 }
@@ -317,21 +344,21 @@ static MLC_NOINLINE mlc_quarantine_t *mlc_quarantine_new(void) {
 
 /* The oldest block leaves: its tag is checked (a write after free while it waited) and
    it goes back to the default allocator. */
-static void mlc_quarantine_evict(mlc_quarantine_t *q) {
+MLC_INLINE void mlc_quarantine_evict(mlc_quarantine_t *q) {
   void *p = q->blocks[q->head];
   q->bytes -= q->sizes[q->head];
   q->head = (q->head + 1) % MLC_QUARANTINE_BLOCKS;
   q->count--;
   if (MLC_UNLIKELY(*(mlc_hword_t *)p != mlc_harden_tag(p)))
     mlc_harden_fatal("free", "write after free (block in quarantine)", p);
-  mlc_free_plain(p);
+  mlc_free_inline(p);
 }
 
-static void mlc_quarantine_push(void *p, size_t u) {
+MLC_INLINE void mlc_quarantine_push(void *p, size_t u) {
   mlc_quarantine_t *q = mlc_quarantine_mine;
   if (MLC_UNLIKELY(u > MLC_QUARANTINE_BYTES / 2) ||
       (MLC_UNLIKELY(!q) && (q = mlc_quarantine_new()) == NULL)) {
-    mlc_free_plain(p);
+    mlc_free_inline(p);
     return;
   }
   while (q->count == MLC_QUARANTINE_BLOCKS || q->bytes + u > MLC_QUARANTINE_BYTES)
@@ -354,7 +381,29 @@ static void mlc_quarantine_thread_exit(void *arg) {
 
 /* ---- Allocation and free ---- */
 
-static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *call) {
+/* The block at p (u bytes, from the default allocator a moment ago) becomes a block of
+   size bytes for the program.  small: an object of a slab, which must be in the freed
+   state (else a write after free happened while it was free). */
+MLC_INLINE void *mlc_harden_hand_out(char *p, size_t u, bool small, size_t size, bool zero,
+                                     bool zeroed, const char *call) {
+  mlc_hword_t *w0 = (mlc_hword_t *)p;
+  uint64_t h = mlc_harden_bword(p);
+  if (small && mlc_harden_fill_on) {
+    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag_of(h)) || w0[1] != 0 ||
+                     !mlc_harden_filled(p, u)))
+      mlc_harden_fatal(call, "write after free", p);
+    /* Past MLC_HFILL the object holds what its last owner left. */
+    if (zero && size > MLC_HFILL) memset(p + MLC_HFILL, 0, size - MLC_HFILL);
+  } else if (zero && !zeroed) {
+    memset(p, 0, size);
+  }
+  *w0 = 0; /* a stale tag must not make the live block look freed */
+  mlc_harden_seal(p, size, u, h);
+  return p;
+}
+
+static MLC_NOINLINE void *mlc_harden_alloc_slow(size_t size, size_t align, bool zero,
+                                                const char *call) {
   mlc_harden_boot();
   if (MLC_UNLIKELY(size > (size_t)PTRDIFF_MAX - MLC_HOVER)) {
     errno = ENOMEM;
@@ -368,42 +417,41 @@ static void *mlc_harden_alloc(size_t size, size_t align, bool zero, const char *
   if (MLC_UNLIKELY(!p)) return NULL;
   unsigned kind;
   size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind); /* a new block: no misuse */
-  mlc_hword_t *w0 = (mlc_hword_t *)p;
-  uint64_t h = mlc_harden_bword(p);
-  if (kind == MLC_HK_SMALL && mlc_harden_fill_on) {
-    if (MLC_UNLIKELY((*w0 != 0 && *w0 != mlc_harden_tag_of(h)) || w0[1] != 0 ||
-                     !mlc_harden_filled(p, u)))
-      mlc_harden_fatal(call, "write after free", p);
-    /* Past MLC_HFILL the object holds what its last owner left. */
-    if (zero && size > MLC_HFILL) memset(p + MLC_HFILL, 0, size - MLC_HFILL);
-  } else if (zero && !big_zero) {
-    memset(p, 0, size);
-  }
-  *w0 = 0; /* a stale tag must not make the live block look freed */
-  mlc_harden_seal(p, size, u, h);
-  return p;
+  return mlc_harden_hand_out(p, u, kind == MLC_HK_SMALL, size, zero, big_zero, call);
+}
+
+/* The common case inline: a small object from the thread cache, whose class gives its
+   size (no lookup of the block). */
+MLC_INLINE void *mlc_harden_alloc(size_t size, bool zero, const char *call) {
+  if (MLC_UNLIKELY(size > MLC_SMALL_MAX - MLC_HOVER || mlc_load_acq(&mlc_harden_state) != 2))
+    return mlc_harden_alloc_slow(size, 0, zero, call);
+  size_t want = size + MLC_HOVER;
+  size_t cls = want <= 128 ? (want + 15) >> 4 : mlc_class_table[(want + 15) >> 4];
+  char *p = mlc_tcache_alloc(cls);
+  if (MLC_UNLIKELY(!p)) return NULL;
+  return mlc_harden_hand_out(p, mlc_class_size[cls], true, size, zero, false, call);
 }
 
 /* The block at p (u bytes, checked) is free: filled, tagged, into the quarantine. */
-static void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h) {
+MLC_INLINE void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h) {
   if (kind == MLC_HK_SMALL && mlc_harden_fill_on) mlc_harden_fill(p, u);
   *(mlc_hword_t *)p = mlc_harden_tag_of(h);
   if (mlc_harden_quarantine_on && kind != MLC_HK_HUGE)
     mlc_quarantine_push(p, u);
   else
-    mlc_free_plain(p);
+    mlc_free_inline(p);
 }
 
-static void mlc_harden_free_as(void *p, mlc_call_t ccall, const char *call) {
+MLC_INLINE void mlc_harden_free_as(void *p, mlc_call_t ccall, const char *call) {
   mlc_harden_boot();
   unsigned kind;
   size_t u = mlc_harden_block(p, ccall, &kind);
   uint64_t h = mlc_harden_bword(p);
-  mlc_harden_open(p, u, h, call, mlc_misuse_freed(ccall));
+  mlc_harden_open(p, u, h, ccall, call);
   mlc_harden_release(p, u, kind, h);
 }
 
-void *mlc_harden_malloc(size_t size) { return mlc_harden_alloc(size, 0, false, "malloc"); }
+void *mlc_harden_malloc(size_t size) { return mlc_harden_alloc(size, false, "malloc"); }
 
 void *mlc_harden_calloc(size_t n, size_t size) {
   size_t total;
@@ -411,11 +459,11 @@ void *mlc_harden_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return mlc_harden_alloc(total, 0, true, "calloc");
+  return mlc_harden_alloc(total, true, "calloc");
 }
 
 void *mlc_harden_aligned(size_t align, size_t size) {
-  return mlc_harden_alloc(size, align, false, "aligned_alloc");
+  return mlc_harden_alloc_slow(size, align, false, "aligned_alloc");
 }
 
 void mlc_harden_free(void *p) {
@@ -431,7 +479,7 @@ static bool mlc_harden_fits(unsigned kind, size_t u, size_t size) {
 }
 
 void *mlc_harden_realloc(void *p, size_t size) {
-  if (!p) return mlc_harden_alloc(size, 0, false, "realloc");
+  if (!p) return mlc_harden_alloc(size, false, "realloc");
   if (size == 0) {
     /* As glibc and the default build: the block is freed and NULL returned. */
     mlc_harden_free_as(p, MLC_CALL_REALLOC, "realloc");
@@ -441,14 +489,14 @@ void *mlc_harden_realloc(void *p, size_t size) {
   unsigned kind;
   size_t u = mlc_harden_block(p, MLC_CALL_REALLOC, &kind);
   uint64_t h = mlc_harden_bword(p);
-  size_t n = mlc_harden_open(p, u, h, "realloc", mlc_misuse_freed(MLC_CALL_REALLOC));
+  size_t n = mlc_harden_open(p, u, h, MLC_CALL_REALLOC, "realloc");
   if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
     /* The old canary's bytes (the rest is as a new block's: zero or left over). */
-    if (size > n) memset((char *)p + n, 0, MLC_MIN(size, mlc_canary_end(n, u)) - n);
+    if (size > n) memset((char *)p + n, 0, MLC_MIN(size, n + mlc_canary_len(n, u)) - n);
     mlc_harden_seal(p, size, u, h);
     return p;
   }
-  void *q = mlc_harden_alloc(size, 0, false, "realloc");
+  void *q = mlc_harden_alloc(size, false, "realloc");
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(n, size));
   mlc_harden_release(p, u, kind, h);
@@ -460,8 +508,8 @@ size_t mlc_harden_usable_size(const void *p) {
   mlc_harden_boot();
   unsigned kind;
   size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind);
-  return mlc_harden_open((char *)p, u, mlc_harden_bword(p), "malloc_usable_size",
-                         mlc_misuse_freed(MLC_CALL_USABLE_SIZE));
+  return mlc_harden_open((char *)p, u, mlc_harden_bword(p), MLC_CALL_USABLE_SIZE,
+                         "malloc_usable_size");
 }
 
 void mlc_harden_slab_init(char *base, size_t len) {
