@@ -373,13 +373,48 @@ START_TEST(test_huge_guard_before) {
 }
 END_TEST
 
-/* A freed huge block is unmapped or made PROT_NONE at once: a later read faults. */
+/* A freed huge block is unmapped, or cached with its first page PROT_NONE: a later read
+   there faults. */
 START_TEST(test_huge_use_after_free_faults) {
   char *p = malloc(8 * MiB);
   ck_assert_ptr_nonnull(p);
   p[100] = 1;
   free(p);
   (void)((volatile char *)hide(p))[100]; /* SIGSEGV */
+}
+END_TEST
+
+/* A cached huge mapping handed out again for a smaller block: the upper guard moves
+   to the new block's end. */
+START_TEST(test_huge_reuse_smaller_guard) {
+  char *p = malloc(8 * MiB);
+  ck_assert_ptr_nonnull(p);
+  free(p);
+  size_t n = 5 * MiB;
+  char *q = malloc(n);
+  ck_assert_ptr_nonnull(q);
+  memset(q, 1, n); /* every byte of the new block is writable */
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t end = (n + 9 + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+  ((volatile char *)hide(q))[end] = 1; /* SIGSEGV */
+}
+END_TEST
+
+/* ... and then for a larger one again: all of it is writable, its first page too. */
+START_TEST(test_huge_reuse_larger_writable) {
+  char *p = malloc(8 * MiB);
+  ck_assert_ptr_nonnull(p);
+  free(p);
+  char *q = malloc(5 * MiB);
+  ck_assert_ptr_nonnull(q);
+  free(q);
+  size_t n = 7 * MiB;
+  char *r = malloc(n);
+  ck_assert_ptr_nonnull(r);
+  memset(r, 2, n);
+  ck_assert_int_eq(r[0], 2);
+  ck_assert_int_eq(r[n - 1], 2);
+  free(r);
 }
 END_TEST
 
@@ -439,6 +474,8 @@ static Suite *harden_suite(void) {
   tcase_add_test_raise_signal(tc, test_huge_guard_after, SIGSEGV);
   tcase_add_test_raise_signal(tc, test_huge_guard_before, SIGSEGV);
   tcase_add_test_raise_signal(tc, test_huge_use_after_free_faults, SIGSEGV);
+  tcase_add_test_raise_signal(tc, test_huge_reuse_smaller_guard, SIGSEGV);
+  tcase_add_test(tc, test_huge_reuse_larger_writable);
   suite_add_tcase(s, tc);
   return s;
 }
