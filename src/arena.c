@@ -92,7 +92,7 @@ static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
 
 /* ---- Slab granules ---- */
 
-mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin) {
+mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty) {
   mlc_mutex_lock(&arena->lock);
   /* A wholly free granule that is still (partly) resident, in any chunk: no page
      faults and no new RSS.  Else the first chunk with a free granule, else a new one. */
@@ -114,7 +114,7 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin) {
   }
   /* The highest: large runs are placed lowest first. */
   unsigned g = 63 - (unsigned)__builtin_clzll(cand);
-  mlc_chunk_take(c, (size_t)g * MLC_GRANULE_PAGES, MLC_GRANULE_PAGES);
+  *dirty = mlc_chunk_take(c, (size_t)g * MLC_GRANULE_PAGES, MLC_GRANULE_PAGES);
   mlc_mutex_unlock(&arena->lock);
 
   mlc_slab_t *slab = &c->slabs[g];

@@ -36,9 +36,10 @@ MLC_INLINE char *mlc_slab_base(const mlc_slab_t *slab) {
 }
 
 /* A granule for a new slab of bin's class, with its descriptor zeroed except for bin
-   and cls, and the page map pointing at the class.  Caller holds bin->lock.  NULL when
-   the kernel refuses memory. */
-mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin);
+   and cls, and the page map pointing at the class; *dirty tells whether any of its
+   pages may be resident (else they all read as zero).  Caller holds bin->lock.  NULL
+   when the kernel refuses memory. */
+mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty);
 /* The slab is empty: its granule goes back to the arena.  Caller holds bin->lock. */
 void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
 

@@ -64,7 +64,8 @@ static unsigned mlc_slab_take_random_locked(mlc_slab_t *s, size_t size, void **o
   unsigned nw = (s->nobjs + 63u) / 64u, got = 0;
   while (got < n && s->nfree) {
     uint64_t r = mlc_harden_random();
-    unsigned w = s->hint + (unsigned)((r >> 8) % (nw - s->hint));
+    /* A word in [hint, nw) from the top 32 bits, by a multiply (Lemire), not a divide. */
+    unsigned w = s->hint + (unsigned)(((r >> 32) * (uint64_t)(nw - s->hint)) >> 32);
     while (!s->freemap[w]) w = w + 1 == nw ? s->hint : w + 1;
     uint64_t bits = s->freemap[w];
     unsigned rot = (unsigned)r & 63;
@@ -84,9 +85,12 @@ unsigned mlc_bin_alloc_batch(mlc_bin_t *bin, void **out, unsigned n) {
   while (got < n) {
     mlc_slab_t *s = bin->nonfull;
     if (!s) {
-      s = mlc_arena_slab_alloc(bin->arena, bin);
+      bool dirty;
+      s = mlc_arena_slab_alloc(bin->arena, bin, &dirty);
       if (!s) break;
-      if (mlc_config_hardened) mlc_harden_slab_init(mlc_slab_base(s), (size_t)s->nobjs * size);
+      /* Pages the kernel has just given read as zero: not read (that would map the
+         zero page, and the first write would fault a second time). */
+      if (mlc_config_hardened && dirty) mlc_harden_slab_init(mlc_slab_base(s), s->nobjs, size);
       bin->nslabs++;
       mlc_list_slab_push(&bin->nonfull, s);
     }

@@ -512,8 +512,17 @@ size_t mlc_harden_usable_size(const void *p) {
                          "malloc_usable_size");
 }
 
-void mlc_harden_slab_init(char *base, size_t len) {
+void mlc_harden_slab_init(char *base, unsigned nobjs, size_t size) {
   if (!mlc_harden_fill_on) return;
+  if (size > MLC_HFILL) {
+    /* Only the first MLC_HFILL bytes of an object are in the freed state's zeros. */
+    for (unsigned i = 0; i < nobjs; i++) {
+      char *p = base + (size_t)i * size;
+      if (!mlc_harden_is_zero(p, MLC_HFILL)) mlc_harden_fill(p, MLC_HFILL);
+    }
+    return;
+  }
+  size_t len = (size_t)nobjs * size;
   for (size_t off = 0; off < len; off += MLC_PAGE) {
     size_t l = MLC_MIN(MLC_PAGE, len - off);
     if (!mlc_harden_is_zero(base + off, l)) memset(base + off, 0, l);

@@ -45,10 +45,11 @@ void *mlc_harden_aligned(size_t align, size_t size);
    process's secret).  Any thread, no lock needed; bin.c calls it under a bin lock. */
 uint64_t mlc_harden_random(void);
 
-/* A new slab's objects, [base, base + len): brings them to the state a freed object has
-   (zeros; the page may be dirty from an earlier slab or large run), touching only pages
-   that are not zero already.  Caller holds the bin's lock. */
-void mlc_harden_slab_init(char *base, size_t len);
+/* A new slab's nobjs objects of size bytes from base, some of whose pages may be dirty
+   (from an earlier slab or large run): brings them to the state a freed object has
+   (their first MLC_HFILL bytes zero), writing only where they are not zero already.
+   Caller holds the bin's lock. */
+void mlc_harden_slab_init(char *base, unsigned nobjs, size_t size);
 
 /* A slab about to go back to its arena, nobjs objects of size bytes from base: the
    first object not in the freed state (a write after free that no allocation would see
