@@ -96,7 +96,7 @@ static void misuse_overflow_large(void) {
   char *p = malloc(100000);
   if (!p) _exit(4);
   report(p);
-  ((char *)hide(p))[100000] = 1;
+  ((char *)hide(p))[100000] ^= 1; /* a byte of the canary, changed whatever it was */
   free(p);
 }
 
@@ -104,7 +104,7 @@ static void misuse_overflow_usable_size(void) {
   char *p = malloc(300);
   if (!p) _exit(4);
   report(p);
-  ((char *)hide(p))[300] = 1;
+  ((char *)hide(p))[300] ^= 1;
   if (malloc_usable_size(p) == 12345) _exit(5);
 }
 
@@ -229,15 +229,6 @@ static void read_all(int fd, char *buf, size_t size) {
 
 START_TEST(test_misuse_message) {
   const struct misuse *m = &misuses[_i];
-#if UINTPTR_MAX == 0xffffffffu
-  /* i386 (make check, 2026-12-02): this case's free returned without the report, while
-     the same overflow in a program of its own aborts with it there; not understood yet
-     (issue 15's note). */
-  if (strcmp(m->name, "overflow-large") == 0) {
-    printf("SKIP: overflow-large: not caught in this test on 32-bit targets (under investigation)\n");
-    return;
-  }
-#endif
   int out[2], err[2];
   ck_assert_int_eq(pipe(out), 0);
   ck_assert_int_eq(pipe(err), 0);
