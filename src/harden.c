@@ -244,40 +244,37 @@ typedef uint64_t mlc_huword_t __attribute__((may_alias, aligned(1)));
    pattern that repeats by address cost 30 instructions a pair.  An overflow that skips
    the 8 bytes past the request and lands before the trailer is not caught by the
    canary (small objects: the bytes among the first MLC_HFILL are zero since the free,
-   checked at allocation).  One unaligned word where there are 8 bytes. */
+   checked at allocation).  One unaligned word, masked where there are fewer than 8
+   bytes (no branch). */
 #define MLC_HCANARY_MAX 8
 MLC_INLINE size_t mlc_canary_len(size_t n, size_t u) {
   return MLC_MIN((size_t)MLC_HCANARY_MAX, u - MLC_HTRAILER - n);
 }
 
-static MLC_NOINLINE void mlc_canary_fill_short(char *p, size_t len, uint64_t c) {
-  const unsigned char *cb = (const unsigned char *)&c;
-  for (size_t i = 0; i < len; i++) p[i] = (char)cb[i];
+/* The bytes of a word loaded from the canary's start that are the canary's: its
+   first len (1 to 8) in memory order. */
+MLC_INLINE uint64_t mlc_canary_mask(size_t len) {
+  if (len >= 8) return ~(uint64_t)0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return ~(~(uint64_t)0 >> (8 * len));
+#else
+  return ((uint64_t)1 << (8 * len)) - 1;
+#endif
 }
 
-static MLC_NOINLINE bool mlc_canary_ok_short(const char *p, size_t len, uint64_t c) {
-  const unsigned char *cb = (const unsigned char *)&c;
-  unsigned char bad = 0;
-  for (size_t i = 0; i < len; i++) bad |= (unsigned char)p[i] ^ cb[i];
-  return bad == 0;
-}
-
-MLC_INLINE void mlc_canary_fill(char *p, size_t n, size_t u, uint64_t c) {
-  if (MLC_UNLIKELY(u - MLC_HTRAILER - n < 8))
-    mlc_canary_fill_short(p + n, u - MLC_HTRAILER - n, c);
-  else
-    *(mlc_huword_t *)(p + n) = c;
-}
+/* A whole word even where the canary is shorter: the trailer, stored after it
+   (mlc_harden_seal), takes back the bytes past the canary (u >= n + MLC_HOVER, so the
+   word ends inside the block). */
+MLC_INLINE void mlc_canary_fill(char *p, size_t n, uint64_t c) { *(mlc_huword_t *)(p + n) = c; }
 
 MLC_INLINE bool mlc_canary_ok(const char *p, size_t n, size_t u, uint64_t c) {
-  if (MLC_UNLIKELY(u - MLC_HTRAILER - n < 8)) return mlc_canary_ok_short(p + n, u - MLC_HTRAILER - n, c);
-  return *(const mlc_huword_t *)(p + n) == c;
+  return ((*(const mlc_huword_t *)(p + n) ^ c) & mlc_canary_mask(mlc_canary_len(n, u))) == 0;
 }
 
 /* The canary and the trailer of a block of n bytes in u. */
 MLC_INLINE void mlc_harden_seal(char *p, size_t n, size_t u, uint64_t h) {
-  if (mlc_harden_canary_on) mlc_canary_fill(p, n, u, mlc_harden_canary_word(h));
-  *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(h, n);
+  if (mlc_harden_canary_on) mlc_canary_fill(p, n, mlc_harden_canary_word(h));
+  *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(h, n); /* after the canary */
 }
 
 static MLC_NORETURN MLC_COLD MLC_NOINLINE void mlc_harden_fatal_freed(mlc_call_t ccall,
