@@ -20,6 +20,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include "../misuse.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -43,31 +44,7 @@
 void free_sized(void *ptr, size_t size);
 void free_aligned_sized(void *ptr, size_t alignment, size_t size);
 
-extern char **environ;
-
 #define MiB ((size_t)1 << 20)
-
-/* Keeps the compiler from seeing (and warning about, or folding away) the misuse. */
-static void *hide(void *p) {
-  __asm__ volatile("" : "+r"(p));
-  return p;
-}
-
-/* In a re-executed child, the pointer about to be misused goes to stdout first. */
-static int report_fd = -1;
-
-static void report(const void *p) {
-  if (report_fd < 0) return;
-  char buf[32];
-  int n = snprintf(buf, sizeof(buf), "0x%lx\n", (unsigned long)(uintptr_t)p);
-  if (write(report_fd, buf, (size_t)n) != n) _exit(3);
-}
-
-/* Aborting on purpose: no core files. */
-static void no_core(void) {
-  struct rlimit r = {0, 0};
-  setrlimit(RLIMIT_CORE, &r);
-}
 
 /* ---- The misuses ---- */
 
@@ -488,67 +465,6 @@ END_TEST
 
 /* ---- Re-executed: the exact message ---- */
 
-/* Reads fd to EOF into buf (NUL-terminated, truncated to size - 1). */
-static void read_all(int fd, char *buf, size_t size) {
-  size_t n = 0;
-  for (;;) {
-    char tmp[256];
-    ssize_t r = read(fd, tmp, sizeof(tmp));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    for (ssize_t i = 0; i < r && n + 1 < size; i++) buf[n++] = tmp[i];
-  }
-  buf[n] = '\0';
-}
-
-struct child_result {
-  int status;
-  char out[256];
-  char err[1024];
-};
-
-/* Runs this program with "--misuse name" and MELLOC_CONF=conf (unset when NULL),
-   MELLOC_TRACE unset, and collects its exit status, stdout and stderr. */
-static void run_child(const char *name, const char *conf, struct child_result *res) {
-  static char *envp[1024];
-  static char conf_var[128];
-  int k = 0;
-  for (char **e = environ; *e && k < 1000; e++) {
-    if (strncmp(*e, "MELLOC_CONF=", 12) == 0 || strncmp(*e, "MELLOC_TRACE=", 13) == 0) continue;
-    envp[k++] = *e;
-  }
-  if (conf) {
-    snprintf(conf_var, sizeof(conf_var), "MELLOC_CONF=%s", conf);
-    envp[k++] = conf_var;
-  }
-  envp[k] = NULL;
-
-  int out[2], err[2];
-  ck_assert_int_eq(pipe(out), 0);
-  ck_assert_int_eq(pipe(err), 0);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    close(out[0]);
-    close(out[1]);
-    close(err[0]);
-    close(err[1]);
-    char *argv[] = {(char *)"test_errors", (char *)"--misuse", (char *)name, NULL};
-    execve("/proc/self/exe", argv, envp);
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  /* Both outputs are far below a pipe's capacity: reading one after the other is safe. */
-  read_all(out[0], res->out, sizeof(res->out));
-  read_all(err[0], res->err, sizeof(res->err));
-  close(out[0]);
-  close(err[0]);
-  ck_assert_int_eq(waitpid(pid, &res->status, 0), pid);
-}
-
 START_TEST(test_misuse_message) {
   /* Each case under the default settings, then with the collector every millisecond. */
   const struct misuse *m = &misuses[_i % NMISUSES];
@@ -559,16 +475,11 @@ START_TEST(test_misuse_message) {
   else
     snprintf(conf, sizeof(conf), "%s", m->conf ? m->conf : gc ? gc : "");
   struct child_result res;
-  run_child(m->name, conf[0] ? conf : NULL, &res);
+  run_child("test_errors", m->name, conf[0] ? conf : NULL, &res);
   ck_assert_msg(WIFSIGNALED(res.status) && WTERMSIG(res.status) == SIGABRT,
                 "%s (%s): child did not abort (status 0x%x), stdout: %s, stderr: %s", m->name,
                 conf, res.status, res.out, res.err);
-  /* The child printed the pointer, one line. */
-  size_t olen = strlen(res.out);
-  ck_assert_msg(olen > 3 && strncmp(res.out, "0x", 2) == 0 && res.out[olen - 1] == '\n' &&
-                    strchr(res.out, '\n') == res.out + olen - 1,
-                "%s: bad pointer report '%s'", m->name, res.out);
-  res.out[olen - 1] = '\0';
+  child_pointer(&res, m->name); /* the child printed the pointer, one line */
   char want[512];
   snprintf(want, sizeof(want), "melloc: %s(): %s: pointer %s\n", m->call, m->what, res.out);
   ck_assert_msg(strcmp(res.err, want) == 0, "%s (%s): stderr is\n'%s'\nwant\n'%s'", m->name, conf,
@@ -580,7 +491,7 @@ END_TEST
    nothing, so the aborts above are the misuses' doing. */
 START_TEST(test_child_without_misuse) {
   struct child_result res;
-  run_child("none", "tcache:false", &res);
+  run_child("test_errors", "none", "tcache:false", &res);
   ck_assert_msg(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0, "status 0x%x",
                 res.status);
   ck_assert_str_eq(res.out, "ok\n");

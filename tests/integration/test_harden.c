@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "../check_run.h"
+#include "../misuse.h"
 #include <errno.h>
 #include <malloc.h>
 #include <melloc.h>
@@ -26,23 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define MiB ((size_t)1 << 20)
-
-static void *hide(void *p) {
-  __asm__ volatile("" : "+r"(p));
-  return p;
-}
-
-static int report_fd = -1;
-
-static void report(const void *p) {
-  if (report_fd < 0) return;
-  char buf[32];
-  int n = snprintf(buf, sizeof(buf), "0x%lx\n", (unsigned long)(uintptr_t)p);
-  if (write(report_fd, buf, (size_t)n) != n) _exit(3);
-}
 
 /* More frees of blocks of one size than a thread's quarantine holds (1024 blocks). */
 enum { PUSH = 3000 };
@@ -215,54 +200,17 @@ static const struct misuse misuses[] = {
 };
 #define NMISUSES ((int)(sizeof(misuses) / sizeof(misuses[0])))
 
-static void read_all(int fd, char *buf, size_t size) {
-  size_t n = 0;
-  for (;;) {
-    char tmp[256];
-    ssize_t r = read(fd, tmp, sizeof(tmp));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    for (ssize_t i = 0; i < r && n + 1 < size; i++) buf[n++] = tmp[i];
-  }
-  buf[n] = '\0';
-}
-
 START_TEST(test_misuse_message) {
   const struct misuse *m = &misuses[_i];
-  int out[2], err[2];
-  ck_assert_int_eq(pipe(out), 0);
-  ck_assert_int_eq(pipe(err), 0);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    close(out[0]);
-    close(out[1]);
-    close(err[0]);
-    close(err[1]);
-    char *argv[] = {(char *)"test_harden", (char *)"--misuse", (char *)m->name, NULL};
-    execve("/proc/self/exe", argv, environ);
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  char o[256], e[1024];
-  read_all(out[0], o, sizeof(o));
-  read_all(err[0], e, sizeof(e));
-  close(out[0]);
-  close(err[0]);
-  int st;
-  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-  ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
-                "%s: child did not abort (status 0x%x), stderr: %s", m->name, st, e);
-  size_t olen = strlen(o);
-  ck_assert_msg(olen > 3 && o[olen - 1] == '\n' && strchr(o, '\n') == o + olen - 1,
-                "%s: bad pointer report '%s'", m->name, o);
-  o[olen - 1] = '\0';
+  struct child_result res;
+  run_child("test_harden", m->name, NULL, &res);
+  ck_assert_msg(WIFSIGNALED(res.status) && WTERMSIG(res.status) == SIGABRT,
+                "%s: child did not abort (status 0x%x), stderr: %s", m->name, res.status, res.err);
+  child_pointer(&res, m->name);
   char want[512];
-  snprintf(want, sizeof(want), "melloc: %s: pointer %s\n", m->what, o);
-  ck_assert_msg(strcmp(e, want) == 0, "%s: stderr is\n'%s'\nwant\n'%s'", m->name, e, want);
+  snprintf(want, sizeof(want), "melloc: %s: pointer %s\n", m->what, res.out);
+  ck_assert_msg(strcmp(res.err, want) == 0, "%s: stderr is\n'%s'\nwant\n'%s'", m->name, res.err,
+                want);
 }
 END_TEST
 
@@ -435,8 +383,7 @@ START_TEST(test_thread_exit_flushes) {
 END_TEST
 
 static int run_misuse(const char *name) {
-  struct rlimit r = {0, 0};
-  setrlimit(RLIMIT_CORE, &r);
+  no_core();
   for (int i = 0; i < NMISUSES; i++)
     if (strcmp(misuses[i].name, name) == 0) {
       report_fd = 1;
