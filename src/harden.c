@@ -152,12 +152,13 @@ static MLC_NORETURN MLC_COLD MLC_NOINLINE void mlc_harden_fatal(const char *call
 
 /* ---- Blocks ---- */
 
-/* The bytes the default allocator gave the block at p, and its kind; aborts naming call
+/* The bytes the default allocator gave the block at p, its kind and (small) class; aborts naming call
    when p is not the start of a live block it holds (free.c's one check). */
-MLC_INLINE size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind) {
+MLC_INLINE size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind, size_t *cls) {
   mlc_block_t b;
   mlc_block_check(p, call, &b);
   *kind = b.kind == MLC_BLOCK_SMALL ? MLC_HK_SMALL : b.kind == MLC_BLOCK_LARGE ? MLC_HK_LARGE : MLC_HK_HUGE;
+  *cls = b.kind == MLC_BLOCK_SMALL ? b.cls : 0;
   return b.size;
 }
 
@@ -302,8 +303,11 @@ struct mlc_quarantine_s {
   mlc_quarantine_t *next; /* on the recycled list, once its thread ended */
   size_t bytes;           /* Owner thread, as the rest */
   unsigned head, count;   /* a ring: the oldest at head */
-  void *blocks[MLC_QUARANTINE_BLOCKS];
-  uint32_t sizes[MLC_QUARANTINE_BLOCKS];
+  struct {
+    void *p;
+    uint32_t u;   /* its bytes */
+    uint32_t cls; /* a small object's class, else 0 */
+  } blocks[MLC_QUARANTINE_BLOCKS];
 };
 
 static MLC_TLS mlc_quarantine_t *mlc_quarantine_mine;
@@ -342,16 +346,20 @@ static MLC_NOINLINE mlc_quarantine_t *mlc_quarantine_new(void) {
 /* The oldest block leaves: its tag is checked (a write after free while it waited) and
    it goes back to the default allocator. */
 MLC_INLINE void mlc_quarantine_evict(mlc_quarantine_t *q) {
-  void *p = q->blocks[q->head];
-  q->bytes -= q->sizes[q->head];
+  void *p = q->blocks[q->head].p;
+  size_t cls = q->blocks[q->head].cls;
+  q->bytes -= q->blocks[q->head].u;
   q->head = (q->head + 1) % MLC_QUARANTINE_BLOCKS;
   q->count--;
   if (MLC_UNLIKELY(*(mlc_hword_t *)p != mlc_harden_tag(p)))
     mlc_harden_fatal("free", "write after free (block in quarantine)", p);
+  /* A small object was checked when the program freed it: straight into the cache. */
+  if (MLC_LIKELY(cls != 0) && MLC_LIKELY(mlc_tcache_push_checked(p, cls))) return;
   mlc_free_inline(p);
 }
 
-MLC_INLINE void mlc_quarantine_push(void *p, size_t u) {
+/* cls: the class of a small object, else 0. */
+MLC_INLINE void mlc_quarantine_push(void *p, size_t u, size_t cls) {
   mlc_quarantine_t *q = mlc_quarantine_mine;
   if (MLC_UNLIKELY(u > MLC_QUARANTINE_BYTES / 2) ||
       (MLC_UNLIKELY(!q) && (q = mlc_quarantine_new()) == NULL)) {
@@ -361,8 +369,9 @@ MLC_INLINE void mlc_quarantine_push(void *p, size_t u) {
   while (q->count == MLC_QUARANTINE_BLOCKS || q->bytes + u > MLC_QUARANTINE_BYTES)
     mlc_quarantine_evict(q);
   unsigned i = (q->head + q->count) % MLC_QUARANTINE_BLOCKS;
-  q->blocks[i] = p;
-  q->sizes[i] = (uint32_t)u;
+  q->blocks[i].p = p;
+  q->blocks[i].u = (uint32_t)u;
+  q->blocks[i].cls = (uint32_t)cls;
   q->count++;
   q->bytes += u;
 }
@@ -413,7 +422,8 @@ static MLC_NOINLINE void *mlc_harden_alloc_slow(size_t size, size_t align, bool 
                      : align <= 16 ? mlc_malloc_plain(want) : mlc_aligned_plain(align, want);
   if (MLC_UNLIKELY(!p)) return NULL;
   unsigned kind;
-  size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind); /* a new block: no misuse */
+  size_t cls;
+  size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind, &cls); /* a new block: no misuse */
   return mlc_harden_hand_out(p, u, kind == MLC_HK_SMALL, size, zero, big_zero, call);
 }
 
@@ -430,11 +440,11 @@ MLC_INLINE void *mlc_harden_alloc(size_t size, bool zero, const char *call) {
 }
 
 /* The block at p (u bytes, checked) is free: filled, tagged, into the quarantine. */
-MLC_INLINE void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h) {
+MLC_INLINE void mlc_harden_release(char *p, size_t u, unsigned kind, size_t cls, uint64_t h) {
   if (kind == MLC_HK_SMALL && mlc_harden_fill_on) mlc_harden_fill(p, u);
   *(mlc_hword_t *)p = mlc_harden_tag_of(h);
   if (mlc_harden_quarantine_on && kind != MLC_HK_HUGE)
-    mlc_quarantine_push(p, u);
+    mlc_quarantine_push(p, u, cls);
   else
     mlc_free_inline(p);
 }
@@ -442,10 +452,11 @@ MLC_INLINE void mlc_harden_release(char *p, size_t u, unsigned kind, uint64_t h)
 MLC_INLINE void mlc_harden_free_as(void *p, mlc_call_t ccall, const char *call) {
   mlc_harden_boot();
   unsigned kind;
-  size_t u = mlc_harden_block(p, ccall, &kind);
+  size_t cls;
+  size_t u = mlc_harden_block(p, ccall, &kind, &cls);
   uint64_t h = mlc_harden_bword(p);
   mlc_harden_open(p, u, h, ccall, call);
-  mlc_harden_release(p, u, kind, h);
+  mlc_harden_release(p, u, kind, cls, h);
 }
 
 void *mlc_harden_malloc(size_t size) { return mlc_harden_alloc(size, false, "malloc"); }
@@ -484,7 +495,8 @@ void *mlc_harden_realloc(void *p, size_t size) {
   }
   mlc_harden_boot();
   unsigned kind;
-  size_t u = mlc_harden_block(p, MLC_CALL_REALLOC, &kind);
+  size_t cls;
+  size_t u = mlc_harden_block(p, MLC_CALL_REALLOC, &kind, &cls);
   uint64_t h = mlc_harden_bword(p);
   size_t n = mlc_harden_open(p, u, h, MLC_CALL_REALLOC, "realloc");
   if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
@@ -496,7 +508,7 @@ void *mlc_harden_realloc(void *p, size_t size) {
   void *q = mlc_harden_alloc(size, false, "realloc");
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(n, size));
-  mlc_harden_release(p, u, kind, h);
+  mlc_harden_release(p, u, kind, cls, h);
   return q;
 }
 
@@ -504,7 +516,8 @@ size_t mlc_harden_usable_size(const void *p) {
   if (!p) return 0;
   mlc_harden_boot();
   unsigned kind;
-  size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind);
+  size_t cls;
+  size_t u = mlc_harden_block(p, MLC_CALL_USABLE_SIZE, &kind, &cls);
   return mlc_harden_open((char *)p, u, mlc_harden_bword(p), MLC_CALL_USABLE_SIZE,
                          "malloc_usable_size");
 }

@@ -202,6 +202,20 @@ MLC_INLINE bool mlc_tcache_push(void *p, size_t cls) {
   return true;
 }
 
+/* mlc_tcache_push for an object known to start a live slot of class cls with its free
+   key clear (the hardened library's quarantine, which checked it when the program freed
+   it): only the cache's own test.  false (nothing done) when the cache is full, parked
+   or missing; the caller then frees it as free does. */
+MLC_INLINE bool mlc_tcache_push_checked(void *p, size_t cls) {
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, cls);
+  if (MLC_UNLIKELY(mlc_tb_at_full(b, cls, h))) return false;
+  mlc_free_key_set(p);
+  h[-1] = p;
+  mlc_tb_set_head(b, cls, h - 1);
+  return true;
+}
+
 /* The calling thread's arena, assigning one round-robin on first use. */
 mlc_arena_t *mlc_tsd_arena(void);
 
