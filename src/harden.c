@@ -303,6 +303,7 @@ struct mlc_quarantine_s {
   mlc_quarantine_t *next; /* on the recycled list, once its thread ended */
   size_t bytes;           /* Owner thread, as the rest */
   unsigned head, count;   /* a ring: the oldest at head */
+  unsigned scan;          /* mlc_harden_slow_check's next, counted from head */
   struct {
     void *p;
     uint32_t u;   /* its bytes */
@@ -376,6 +377,26 @@ MLC_INLINE void mlc_quarantine_push(void *p, size_t u, size_t cls) {
   q->bytes += u;
 }
 
+/* Blocks of the quarantine mlc_harden_slow_check looks at in one call: with a refill
+   of 8 to 64 objects, at most a few instructions an allocation. */
+#define MLC_QUARANTINE_SCAN 8
+
+void mlc_harden_slow_check(void) {
+  mlc_quarantine_t *q = mlc_quarantine_mine;
+  if (!q || !q->count) return;
+  for (unsigned k = 0; k < MLC_QUARANTINE_SCAN && k < q->count; k++) {
+    if (q->scan >= q->count) q->scan = 0;
+    unsigned i = (q->head + q->scan++) % MLC_QUARANTINE_BLOCKS;
+    char *p = q->blocks[i].p;
+    const mlc_hword_t *w = (const mlc_hword_t *)p;
+    /* Large blocks are not filled: their tag only. */
+    bool ok = w[0] == mlc_harden_tag(p) &&
+              (q->blocks[i].cls == 0 || !mlc_harden_fill_on ||
+               (w[1] == 0 && mlc_harden_filled(p, q->blocks[i].u)));
+    if (MLC_UNLIKELY(!ok)) mlc_harden_fatal("malloc", "write after free (block in quarantine)", p);
+  }
+}
+
 static void mlc_quarantine_thread_exit(void *arg) {
   mlc_quarantine_t *q = arg;
   /* Frees from later destructors go straight back. */
@@ -415,6 +436,7 @@ static MLC_NOINLINE void *mlc_harden_alloc_slow(size_t size, size_t align, bool 
     errno = ENOMEM;
     return NULL;
   }
+  mlc_harden_slow_check();
   size_t want = size + MLC_HOVER;
   /* A big calloc asks for zeros: fresh pages are not written again. */
   bool big_zero = zero && align <= 16 && want > MLC_SMALL_MAX;

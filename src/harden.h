@@ -45,6 +45,13 @@ void *mlc_harden_aligned(size_t align, size_t size);
    process's secret).  Any thread, no lock needed; bin.c calls it under a bin lock. */
 uint64_t mlc_harden_random(void);
 
+/* The calling thread is on an allocation's slow path (a cache refill, a block above
+   the small classes): a few of its quarantined blocks, in turn, are checked for a write
+   after free (their freed state), so that one is reported even in a program that
+   frees too little for the block ever to leave the quarantine.  Aborts on one; no lock
+   held. */
+void mlc_harden_slow_check(void);
+
 /* A new slab's nobjs objects of size bytes from base, some of whose pages may be dirty
    (from an earlier slab or large run): brings them to the state a freed object has
    (their first MLC_HFILL bytes zero), writing only where they are not zero already.

@@ -10,6 +10,7 @@
 #include "bin.h"
 #include "chunk.h"
 #include "gc.h"
+#include "harden.h"
 #include "init.h"
 #include "list.h"
 #include "os.h"
@@ -383,6 +384,8 @@ static void mlc_tcache_slow_done(mlc_tcache_t *tc) {
 
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
+  /* The hardened library looks at a few of its quarantined blocks now and then. */
+  if (mlc_config_hardened) mlc_harden_slow_check();
   mlc_tcache_t *tc = mlc_tcache_get(false);
   if (!tc || mlc_tcache_cap[cls] == 0) {
     void *p;

@@ -132,6 +132,8 @@ static void misuse_realloc_freed(void) {
    neighbours, so it stays a slab), then it is the cache's next block of its size. */
 static void *live_blocks[PUSH];
 
+/* A write after free into a block that has left the quarantine: the malloc that would
+   hand the block out again reports it. */
 static void misuse_write_after_free(void) {
   char *p = malloc(64);
   if (!p) _exit(4);
@@ -139,8 +141,8 @@ static void misuse_write_after_free(void) {
     if (!(live_blocks[i] = malloc(64))) _exit(4);
   report(p);
   free(p);
+  push_through(64); /* p leaves the quarantine, unwritten */
   ((char *)hide(p))[40] = 1;
-  push_through(200);
   for (int i = 0; i < 100000; i++) {
     void *q = malloc(64);
     if (q == p) _exit(6); /* handed out without a word */
@@ -148,15 +150,32 @@ static void misuse_write_after_free(void) {
   _exit(7);
 }
 
-/* The same on the block's first word (where a free list would be): caught when it
-   leaves the quarantine. */
+/* ... into a block still in the quarantine, in a program that frees nothing more: an
+   allocation's slow path (here the first of a new size) looks at the quarantine. */
+static void misuse_write_after_free_quarantined(void) {
+  char *p = malloc(64);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  ((char *)hide(p))[40] = 1;
+  for (int i = 0; i < 1000; i++)
+    if (!malloc(200)) _exit(4);
+  _exit(7);
+}
+
+/* ... into the first word (where a free list would be), found when the block leaves the
+   quarantine: frees only, so that no allocation looks at it first. */
+enum { EVICT = 1100 };
+static void *evict_blocks[EVICT];
 static void misuse_write_after_free_first_word(void) {
+  for (int i = 0; i < EVICT; i++)
+    if (!(evict_blocks[i] = malloc(64))) _exit(4);
   long *p = malloc(64);
   if (!p) _exit(4);
   report(p);
   free(p);
   ((long *)hide(p))[0] = 42;
-  push_through(64);
+  for (int i = 0; i < EVICT; i++) free(evict_blocks[i]);
   _exit(7);
 }
 
@@ -193,6 +212,8 @@ static const struct misuse misuses[] = {
     {"double-free-large", misuse_double_free_large, "free(): double free"},
     {"realloc-freed", misuse_realloc_freed, "realloc(): block already freed"},
     {"write-after-free", misuse_write_after_free, "malloc(): write after free"},
+    {"write-after-free-quarantined", misuse_write_after_free_quarantined,
+     "malloc(): write after free (block in quarantine)"},
     {"write-after-free-first-word", misuse_write_after_free_first_word,
      "free(): write after free (block in quarantine)"},
     {"free-interior", misuse_free_interior, "free(): invalid pointer (not the start of a block)"},
