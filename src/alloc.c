@@ -16,6 +16,7 @@
 #include "harden.h"
 #include "init.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -23,7 +24,7 @@
 
 /* ---- Helpers ---- */
 
-static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
+void *mlc_alloc_big_plain(size_t size, size_t align, bool zero) {
   if (MLC_UNLIKELY(size > (size_t)PTRDIFF_MAX) || !mlc_boot()) {
     errno = ENOMEM;
     return NULL;
@@ -52,6 +53,12 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
   }
   errno = ENOMEM;
   return NULL;
+}
+
+/* Every allocation above MLC_SMALL_MAX: counted by the heap profiler when it runs. */
+static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
+  if (MLC_UNLIKELY(mlc_prof_active())) return mlc_prof_alloc_big(size, align, zero);
+  return mlc_alloc_big_plain(size, align, zero);
 }
 
 /* malloc above MLC_SMALL_MAX: a block from the thread cache's large stacks without a
@@ -158,7 +165,10 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
     case MLC_BLOCK_HUGE:
       if (size > MLC_LARGE_MAX) {
         void *q = mlc_huge_realloc(b.huge, size);
-        if (q) return q;
+        if (q) {
+          if (MLC_UNLIKELY(q != p)) mlc_prof_moved(p, q);
+          return q;
+        }
       }
       break;
     case MLC_BLOCK_LARGE:
@@ -249,6 +259,10 @@ MLC_EXPORT int melloc_option_get(const char *name, char *value, size_t len) {
 MLC_EXPORT int melloc_option_set(const char *name, const char *value) {
   return mlc_option_set(name, value);
 }
+
+MLC_EXPORT int melloc_prof_dump(const char *path) { return mlc_prof_dump(path); }
+
+MLC_EXPORT void melloc_prof_reset(void) { mlc_prof_reset(); }
 
 /* ---- The standard names ---- */
 

@@ -12,6 +12,7 @@
 #include "bin.h"
 #include "chunk.h"
 #include "free.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -92,6 +93,9 @@ void mlc_free_slow(void *p) {
     void *ent = mlc_pagemap_leaf_entry(leaf, p);
     if (ent && !mlc_huge_of_entry(ent)) {
       size_t np = mlc_chunk_run_pages(ent, p);
+      /* A heap profiler's sample (prof.h): the mark is taken before the block can be
+         handed out again.  Only a live run's start carries one. */
+      if (MLC_UNLIKELY(np != 0 && mlc_chunk_sampled_take(ent, p))) mlc_prof_free_sampled(p);
       if (np >= MLC_LCLASS_MIN_PAGES && np <= MLC_LCACHE_MAX_PAGES && mlc_tcache_large_push(p, np))
         return;
     }
@@ -110,6 +114,7 @@ void mlc_free_slow(void *p) {
         mlc_arena_large_free(b.chunk, p);
       break;
     case MLC_BLOCK_HUGE:
+      mlc_prof_free_huge(p);
       mlc_huge_free(b.huge);
       break;
   }

@@ -323,6 +323,50 @@ void mlc_os_close(int fd) {
   errno = saved;
 }
 
+int mlc_os_create_file(const char *path, int *fd) {
+  int saved = errno;
+  int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = f < 0 ? errno : 0;
+  errno = saved;
+  *fd = f;
+  return err;
+}
+
+int mlc_os_write_all(int fd, const void *buf, size_t len) {
+  int saved = errno, err = 0;
+  const char *b = buf;
+  while (len > 0) {
+    ssize_t w = write(fd, b, len);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      err = w < 0 ? errno : EIO;
+      break;
+    }
+    b += w;
+    len -= (size_t)w;
+  }
+  errno = saved;
+  return err;
+}
+
+int mlc_os_close_checked(int fd) {
+  int saved = errno;
+  int err = close(fd) < 0 && errno != EINTR ? errno : 0;
+  errno = saved;
+  return err;
+}
+
+long mlc_os_getpid(void) { return syscall(SYS_getpid); }
+
+size_t mlc_os_self_exe(char *buf, size_t size) {
+  int saved = errno;
+  ssize_t n = size ? readlink("/proc/self/exe", buf, size - 1) : -1;
+  errno = saved;
+  if (n <= 0) n = 0;
+  if (size) buf[n] = '\0';
+  return (size_t)n;
+}
+
 size_t mlc_os_rss_bytes(void) {
   char buf[128];
   int saved = errno;

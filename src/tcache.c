@@ -13,6 +13,7 @@
 #include "init.h"
 #include "list.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -110,6 +111,14 @@ mlc_arena_t *mlc_tsd_arena(void) {
   return a;
 }
 
+/* The low-water mark a slow path that holds the state leaves for class c: the empty
+   end (every object may be popped again), or, while the heap profiler runs, the start
+   of the class's region, so that every pop comes to a slow path, where the profiler
+   counts it (prof.h).  The collector only lowers it. */
+static void **mlc_tcache_lw_for(void **start, void **empty) {
+  return MLC_UNLIKELY(mlc_prof_active()) ? start : empty;
+}
+
 /* Lays class c's stack out in [start, start + cap): its n objects (from head) move to
    the top, the owner may use them all again.  Returns the new head.  The owner holds
    tc's state, or tc is not in use yet. */
@@ -119,7 +128,7 @@ static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_
   tc->start[c] = start;
   mlc_store(&tc->empty[c], empty);
   mlc_store(&tc->b->full[c], start);
-  mlc_store(&tc->b->lw[c], empty);
+  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(start, empty));
   mlc_store_rel(&tc->b->head[c], empty - n);
   return empty - n;
 }
@@ -339,7 +348,7 @@ void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
   mlc_tcache_return(empty - n, n, cls);
   memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
   mlc_store_rel(&tc->b->head[cls], head + n);
-  mlc_store(&tc->b->lw[cls], empty);
+  mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc->start[cls], empty));
   mlc_trace("tcache: flushed %u objects of cache class %u", n, cls);
 }
 
@@ -383,6 +392,10 @@ static void mlc_tcache_slow_done(mlc_tcache_t *tc) {
 
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
+  if (MLC_UNLIKELY(mlc_prof_active())) {
+    void *s = mlc_prof_sample_small(mlc_class_size[cls]);
+    if (s) return s;
+  }
   mlc_tcache_t *tc = mlc_tcache_get(false);
   if (!tc || mlc_tcache_cap[cls] == 0) {
     void *p;
@@ -400,7 +413,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   void *ret;
   if (head < empty) {
     /* Objects remain below the low-water mark: the owner may use them all again. */
-    mlc_store(&tc->b->lw[cls], empty);
+    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc->start[cls], empty));
   } else {
     /* Empty: refill; the stack starts again at the top of its region, which grows
        when the batch would fill more than half of it. */
@@ -411,7 +424,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     if (n > tc->cap[cls]) n = tc->cap[cls];
     empty = tc->start[cls] + tc->cap[cls];
     mlc_store(&tc->empty[cls], empty);
-    mlc_store(&tc->b->lw[cls], empty);
+    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc->start[cls], empty));
     unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
@@ -476,7 +489,7 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
     p = *head;
     mlc_store_rel(&tc->b->head[c], head + 1);
   }
-  mlc_store(&tc->b->lw[c], tc->empty[c]);
+  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc->start[c], tc->empty[c]));
   mlc_tcache_slow_done(tc);
   if (p) mlc_free_key_clear(p);
   return p;
@@ -505,7 +518,7 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
     head += k;
     mlc_store_rel(&tc->b->head[c], head);
   }
-  mlc_store(&tc->b->lw[c], tc->empty[c]);
+  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc->start[c], tc->empty[c]));
   head[-1] = p;
   mlc_store_rel(&tc->b->head[c], head - 1);
   mlc_tcache_owner_exit(tc);

@@ -86,6 +86,10 @@ struct mlc_chunk_s {
   bool purge_pending;
   uint64_t used[MLC_CHUNK_WORDS];  /* Protected by arena->lock: page in a slab, a run or the header */
   uint64_t dirty[MLC_CHUNK_WORDS]; /* Protected by arena->lock: free page that may be resident */
+  /* Atomic (relaxed, read-modify-write): bit i set while the live run at page i is a
+     sampled allocation of the heap profiler (prof.c); set by the thread that allocated
+     it before handing it out, cleared by the free that ends it. */
+  uint64_t sampled[MLC_CHUNK_WORDS];
   uint16_t npages[MLC_PAGES_PER_CHUNK]; /* Run length at a large run's first page, else 0 */
   mlc_slab_t slabs[MLC_GRANULES_PER_CHUNK]; /* slabs[g]: granule g while it is a slab */
 };

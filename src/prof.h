@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The heap profiler (MELLOC_CONF prof:true).  Sampling is decided on slow paths only:
+ * while profiling is on, every thread cache keeps its low-water marks at the bottom of
+ * their stacks, so that every pop goes to the cache's slow path, which counts the
+ * thread's allocated bytes down to the next sample (an exponential draw around
+ * prof_sample_bytes).  With profiling off nothing here runs: the fast paths are the
+ * same instructions.  A sampled allocation gets a run of pages of its own (a large
+ * block, or a huge mapping), marked in its chunk header, so that its free is
+ * recognised on the large-block free path, which unsampled small frees never take.
+ * Nothing here allocates through malloc: tables come from base.c, dump buffers from
+ * os.c's mappings.
+ */
+#ifndef MLC_PROF_H
+#define MLC_PROF_H
+
+#include "internal.h"
+
+#include "types.h"
+
+/* True once profiling runs (set once after boot, never cleared but by nothing).  The
+   slow paths read it: relaxed. */
+extern bool mlc_prof_on MLC_HIDDEN;
+
+MLC_INLINE bool mlc_prof_active(void) { return mlc_load(&mlc_prof_on); }
+
+/* From an allocation's slow path, before it takes anything: counts usable bytes
+   (a small class's size) down; when a sample falls in them, returns a block of at
+   least usable bytes, aligned to usable's largest power-of-two factor up to a granule,
+   that is the sample (its own run of pages), else NULL and the caller goes on.  Any
+   thread, no lock held. */
+MLC_NOINLINE void *mlc_prof_sample_small(size_t usable);
+/* Every allocation above MLC_SMALL_MAX while profiling runs: counts it, and records
+   it when sampled.  Arguments and result as mlc_alloc_big_plain's (alloc.h). */
+MLC_NOINLINE void *mlc_prof_alloc_big(size_t size, size_t align, bool zero);
+/* The free of the live run p of chunk c, whose sampled mark the caller has just
+   taken (mlc_chunk_sampled_take): forgets its sample.  No lock held. */
+void mlc_prof_free_sampled(const void *p);
+/* The free of the live huge block p: forgets its sample, if it is one. */
+void mlc_prof_free_huge(const void *p);
+/* A huge block moved from old to new (realloc). */
+void mlc_prof_moved(const void *old, const void *new_p);
+
+/* After boot, when MELLOC_CONF asks for profiling: primes the unwinder and starts. */
+void mlc_prof_start(void);
+
+/* melloc_prof_dump and melloc_prof_reset. */
+int mlc_prof_dump(const char *path);
+void mlc_prof_reset(void);
+/* Live sampled allocations and the bytes they stand for (the estimate of live heap). */
+void mlc_prof_stats(uint64_t *samples, uint64_t *bytes);
+
+void mlc_prof_prefork(void);
+void mlc_prof_postfork_parent(void);
+void mlc_prof_postfork_child(void);
+
+#endif /* MLC_PROF_H */
