@@ -79,7 +79,7 @@ static const mlc_opt_desc_t mlc_opt_table[] = {
     {"stats_format", MLC_OPT_WORD, 0, 1, 0, true, MLC_OPT_FIELD(stats_json), NULL, NULL, mlc_opt_formats, NULL},
     {"trace", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(trace), mlc_opt_trace_set, mlc_opt_trace_now, NULL, NULL},
     {"prof", MLC_OPT_BOOL, 0, 1, false, false, MLC_OPT_FIELD(prof), NULL, mlc_opt_prof_now, NULL, NULL},
-    {"prof_sample_bytes", MLC_OPT_U64, 1, (uint64_t)1 << 40, 512 * 1024, false, MLC_OPT_FIELD(prof_sample_bytes), NULL, NULL, NULL, NULL},
+    {"prof_sample_bytes", MLC_OPT_U64, 1, 1099511627776, 524288, false, MLC_OPT_FIELD(prof_sample_bytes), NULL, NULL, NULL, NULL},
     {"prof_depth", MLC_OPT_U64, 1, 128, 64, false, MLC_OPT_FIELD(prof_depth), NULL, NULL, NULL, NULL},
     {"prof_prefix", MLC_OPT_STR, 1, 199, 0, false, MLC_OPT_FIELD(prof_prefix), NULL, NULL, NULL, "melloc.prof"},
     {"prof_dump_at_exit", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(prof_dump_at_exit), NULL, NULL, NULL, NULL},
