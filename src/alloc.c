@@ -176,6 +176,9 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
       if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) return p;
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size))
         return p;
+      /* A small block the heap profiler sampled is a run: it stays where it is when it
+         shrinks, as a small block that stays in its class does. */
+      if (MLC_UNLIKELY(size <= old && mlc_chunk_sampled_is(b.chunk, p))) return p;
       break;
   }
   void *q = mlc_malloc_inline(size);

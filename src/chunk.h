@@ -216,6 +216,11 @@ MLC_INLINE void mlc_chunk_sampled_set(mlc_chunk_t *c, const void *p) {
   size_t i = ((uintptr_t)p - (uintptr_t)c) >> MLC_PAGE_SHIFT;
   __atomic_fetch_or(&c->sampled[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELAXED);
 }
+/* Whether the run at p carries the mark. */
+MLC_INLINE bool mlc_chunk_sampled_is(mlc_chunk_t *c, const void *p) {
+  size_t i = ((uintptr_t)p - (uintptr_t)c) >> MLC_PAGE_SHIFT;
+  return (mlc_load(&c->sampled[i / 64]) >> (i % 64)) & 1;
+}
 /* Clears the mark; whether it was set. */
 MLC_INLINE bool mlc_chunk_sampled_take(mlc_chunk_t *c, const void *p) {
   size_t i = ((uintptr_t)p - (uintptr_t)c) >> MLC_PAGE_SHIFT;

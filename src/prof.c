@@ -71,6 +71,10 @@ struct mlc_prof_rec_s {
 
 bool mlc_prof_on MLC_HIDDEN;
 
+/* Whether profiling runs, with acquire order: what mlc_prof_start set up before it
+   said so (the mean, the depth, the tables) is visible after it. */
+static bool mlc_prof_running(void) { return mlc_load_acq(&mlc_prof_on); }
+
 static mlc_mutex_t mlc_prof_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_PROF);
 static mlc_prof_rec_t **mlc_prof_recs;   /* Protected by the lock (constant pointer) */
 static mlc_prof_site_t **mlc_prof_sites; /* Protected by the lock (constant pointer) */
@@ -321,14 +325,16 @@ static void mlc_prof_forget(const void *p) {
   mlc_mutex_unlock(&mlc_prof_lock);
 }
 
-void mlc_prof_free_sampled(const void *p) { mlc_prof_forget(p); }
+void mlc_prof_free_sampled(const void *p) {
+  if (mlc_prof_running()) mlc_prof_forget(p);
+}
 
 void mlc_prof_free_huge(const void *p) {
-  if (mlc_prof_active()) mlc_prof_forget(p);
+  if (mlc_prof_running()) mlc_prof_forget(p);
 }
 
 void mlc_prof_moved(const void *old, const void *new_p) {
-  if (!mlc_prof_active() || old == new_p) return;
+  if (!mlc_prof_running() || old == new_p) return;
   mlc_mutex_lock(&mlc_prof_lock);
   mlc_prof_rec_t *r = mlc_prof_unlink_locked(old);
   if (r) {
@@ -348,7 +354,7 @@ static void mlc_prof_mark(void *p) {
 
 void *mlc_prof_sample_small(size_t usable) {
   mlc_prof_tsd_t *t = &mlc_prof_tsd;
-  if (t->busy || !mlc_prof_tick(t, usable)) return NULL;
+  if (t->busy || !mlc_prof_running() || !mlc_prof_tick(t, usable)) return NULL;
   t->busy = true;
   uintptr_t f[MLC_PROF_MAX_DEPTH];
   unsigned n = mlc_prof_backtrace(f, mlc_prof_depth);
@@ -363,7 +369,7 @@ void *mlc_prof_sample_small(size_t usable) {
 void *mlc_prof_alloc_big(size_t size, size_t align, bool zero) {
   mlc_prof_tsd_t *t = &mlc_prof_tsd;
   size_t usable = MLC_ALIGN_UP(size, MLC_PAGE);
-  if (t->busy || usable < size || !mlc_prof_tick(t, usable))
+  if (t->busy || usable < size || !mlc_prof_running() || !mlc_prof_tick(t, usable))
     return mlc_alloc_big_plain(size, align, zero);
   t->busy = true;
   uintptr_t f[MLC_PROF_MAX_DEPTH];
@@ -437,7 +443,7 @@ void mlc_prof_start(void) {
 
 void mlc_prof_stats(uint64_t *samples, uint64_t *bytes) {
   *samples = *bytes = 0;
-  if (!mlc_prof_active()) return;
+  if (!mlc_prof_running()) return;
   mlc_mutex_lock(&mlc_prof_lock);
   *samples = mlc_prof_nlive;
   *bytes = (uint64_t)(mlc_prof_live_bytes + 0.5);
@@ -466,7 +472,7 @@ static void mlc_prof_clear_locked(bool all) {
 }
 
 void mlc_prof_reset(void) {
-  if (!mlc_prof_active()) return;
+  if (!mlc_prof_running()) return;
   mlc_mutex_lock(&mlc_prof_lock);
   mlc_prof_clear_locked(false);
   mlc_mutex_unlock(&mlc_prof_lock);
@@ -477,7 +483,7 @@ void mlc_prof_postfork_parent(void) { mlc_mutex_unlock(&mlc_prof_lock); }
 void mlc_prof_postfork_child(void) {
   /* The child's profile starts empty: the blocks it inherits keep their marks, and
      their frees find no record. */
-  if (mlc_prof_active()) mlc_prof_clear_locked(true);
+  if (mlc_prof_running()) mlc_prof_clear_locked(true);
   mlc_store(&mlc_prof_seq, 0);
   mlc_prof_purged_at_dump = 0;
   mlc_prof_tsd.busy = false;
@@ -831,7 +837,7 @@ static void mlc_prof_folded(mlc_pb_t *out, const mlc_prof_snap_t *snap, size_t n
 }
 
 int mlc_prof_dump(const char *path) {
-  if (!mlc_boot() || !mlc_prof_active()) return ENOENT;
+  if (!mlc_boot() || !mlc_prof_running()) return ENOENT;
   mlc_prof_tsd_t *t = &mlc_prof_tsd;
   bool was_busy = t->busy;
   t->busy = true;
@@ -946,7 +952,7 @@ static void mlc_prof_leak_report(void) {
 }
 
 __attribute__((destructor)) static void mlc_prof_at_exit(void) {
-  if (!mlc_prof_active()) return;
+  if (!mlc_prof_running()) return;
   int saved = errno;
   mlc_prof_tsd.busy = true;
   if (mlc_load(&mlc_opt.prof_leak)) mlc_prof_leak_report();
