@@ -84,7 +84,20 @@ void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block_t *b) {
   b->size = np << MLC_PAGE_SHIFT;
 }
 
+/* Everything free's slow path does but the profiler's push. */
+static MLC_NOINLINE void mlc_free_slow_any(void *p);
+
 void mlc_free_slow(void *p) {
+  /* While the heap profiler runs every small push comes here (tcache.c, "Sampling"):
+     done without a stack frame, the rest in a function of its own. */
+  if (MLC_UNLIKELY(mlc_prof_active())) {
+    size_t cls = mlc_win_class(p);
+    if (cls && mlc_tcache_prof_push(p, cls)) return;
+  }
+  mlc_free_slow_any(p);
+}
+
+static void mlc_free_slow_any(void *p) {
   if (!p) return;
   /* A large block the thread cache keeps, checked on the way: the start of a live run
      (its length, read without the lock), and not in a cache already (no free key). */

@@ -8,8 +8,9 @@
  * sampled, so an allocation of s bytes is sampled with probability
  * p(s) = 1 - exp(-s / mean), and a sample stands for 1/p(s) objects and s/p(s) bytes:
  * per-site sums of these weights are unbiased estimates (jemalloc's and tcmalloc's
- * scheme).  The count runs on slow paths only (prof.h): with profiling on, the thread
- * caches send every pop there.
+ * scheme).  The count runs on slow paths only (prof.h): the thread caches' per-class
+ * countdowns for small sizes (tcache.c), a per-thread countdown here for the others
+ * and for threads without a cache.
  *
  * Sampled blocks.  A sample is served from a run of pages of its own (at least
  * MLC_SMALL_MAX + 1 bytes: the smallest large block) or a huge mapping.  A run carries
@@ -352,9 +353,23 @@ static void mlc_prof_mark(void *p) {
   if (ent && !mlc_huge_of_entry(ent)) mlc_chunk_sampled_set(ent, p);
 }
 
+uint32_t mlc_prof_draw_objs(size_t size) {
+  mlc_prof_tsd_t *t = &mlc_prof_tsd;
+  if (MLC_UNLIKELY(t->rng == 0)) mlc_prof_tick(t, 0); /* seeds it */
+  int64_t bytes = mlc_prof_draw(t);
+  uint64_t objs = (uint64_t)bytes / (size ? size : 1);
+  return objs > 0x7fffffffu ? 0x7fffffffu : (uint32_t)objs;
+}
+
 void *mlc_prof_sample_small(size_t usable) {
   mlc_prof_tsd_t *t = &mlc_prof_tsd;
   if (t->busy || !mlc_prof_running() || !mlc_prof_tick(t, usable)) return NULL;
+  return mlc_prof_sample_now(usable);
+}
+
+void *mlc_prof_sample_now(size_t usable) {
+  mlc_prof_tsd_t *t = &mlc_prof_tsd;
+  if (t->busy || !mlc_prof_running()) return NULL;
   t->busy = true;
   uintptr_t f[MLC_PROF_MAX_DEPTH];
   unsigned n = mlc_prof_backtrace(f, mlc_prof_depth);

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The heap profiler (MELLOC_CONF prof:true).  Sampling is decided on slow paths only:
- * while profiling is on, every thread cache keeps its low-water marks at the bottom of
- * their stacks, so that every pop goes to the cache's slow path, which counts the
- * thread's allocated bytes down to the next sample (an exponential draw around
- * prof_sample_bytes).  With profiling off nothing here runs: the fast paths are the
- * same instructions.  A sampled allocation gets a run of pages of its own (a large
+ * while profiling is on, the thread caches count each small class's pops down to the
+ * next sample and bound the pop fast path by it (tcache.c, "Sampling"), and sizes
+ * above MLC_SMALL_MAX count down on their own slow path (a per-thread exponential draw
+ * around prof_sample_bytes, here).  With profiling off nothing here runs: the fast
+ * paths are the same instructions.  A sampled allocation gets a run of pages of its own (a large
  * block, or a huge mapping), marked in its chunk header, so that its free is
  * recognised on the large-block free path, which unsampled small frees never take.
  * Nothing here allocates through malloc: tables come from base.c, dump buffers from
@@ -30,6 +30,14 @@ MLC_INLINE bool mlc_prof_active(void) { return mlc_load(&mlc_prof_on); }
    that is the sample (its own run of pages), else NULL and the caller goes on.  Any
    thread, no lock held. */
 MLC_NOINLINE void *mlc_prof_sample_small(size_t usable);
+/* The sample itself, when a thread cache's countdown (tcache.c) says this allocation
+   of class size usable is sampled: as mlc_prof_sample_small without the count.  NULL
+   when the thread is inside the profiler or memory is short; the caller then serves
+   the allocation as an ordinary one. */
+MLC_NOINLINE void *mlc_prof_sample_now(size_t usable);
+/* An exponential draw around prof_sample_bytes, in whole objects of size bytes: the
+   pops before the next sampled one.  Any thread (its own random state). */
+uint32_t mlc_prof_draw_objs(size_t size);
 /* Every allocation above MLC_SMALL_MAX while profiling runs: counts it, and records
    it when sampled.  Arguments and result as mlc_alloc_big_plain's (alloc.h). */
 MLC_NOINLINE void *mlc_prof_alloc_big(size_t size, size_t align, bool zero);

@@ -185,6 +185,16 @@ struct mlc_tcache_s {
   unsigned gc_idle_passes;     /* Collector only */
   void **stack;                /* Owner thread: storage of all the stacks */
   size_t stack_slots;          /* its size, a power of two */
+  /* Owner thread, while the heap profiler runs (tcache.c, "Sampling"): per small class,
+     the pops left before the one that is sampled, counted from prof_ref (the head when
+     they were last counted) and prof_pushes (pushes since, all made on free's slow
+     path while profiling runs). */
+  uint32_t prof_left[MLC_NCLASSES];
+  uint32_t prof_pushes[MLC_NCLASSES];
+  void **prof_ref[MLC_NCLASSES];
+  /* Pushes free's slow path may still make before lw would let the pop fast path
+     reach the sampled pop: prof_left less (lw - head), which pops leave as it is. */
+  uint32_t prof_room[MLC_NCLASSES];
 };
 
 #endif /* MLC_TYPES_H */
