@@ -44,6 +44,9 @@
 
 #if MLC_PROF_UNWIND_LIBGCC
 #include <unwind.h>
+#elif MLC_PROF_UNWIND_LIBUNWIND
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 #endif
 
 #define MLC_PROF_MAX_DEPTH 128
@@ -202,6 +205,15 @@ static MLC_NOINLINE unsigned mlc_prof_backtrace(uintptr_t *out, unsigned max) {
   mlc_prof_bt_t b = {out, 0, max, false};
   _Unwind_Backtrace(mlc_prof_bt_frame, &b);
   return b.n;
+#elif MLC_PROF_UNWIND_LIBUNWIND
+  /* unw_backtrace's own frame and melloc's come first: taken, then left off. */
+  void *ips[MLC_PROF_MAX_DEPTH + 16];
+  int got = unw_backtrace(ips, (int)MLC_MIN(max + 16, (unsigned)(MLC_PROF_MAX_DEPTH + 16)));
+  unsigned n = 0;
+  int i = 0;
+  while (i < got && (uintptr_t)ips[i] >= mlc_prof_self_lo && (uintptr_t)ips[i] < mlc_prof_self_hi) i++;
+  for (; i < got && n < max; i++) out[n++] = (uintptr_t)ips[i];
+  return n;
 #elif MLC_PROF_UNWIND_FP
   /* Frame pointers: only for programs built with -fno-omit-frame-pointer. */
   uintptr_t *fp = __builtin_frame_address(0);
@@ -425,7 +437,7 @@ static void mlc_prof_warn(const char *msg) {
 
 void mlc_prof_start(void) {
   if (!mlc_opt.prof || mlc_prof_active()) return;
-  if (!MLC_PROF_UNWIND_LIBGCC && !MLC_PROF_UNWIND_FP) {
+  if (!MLC_PROF_UNWIND_LIBGCC && !MLC_PROF_UNWIND_LIBUNWIND && !MLC_PROF_UNWIND_FP) {
     mlc_prof_warn("no stack unwinder in this build (configure --with-unwinder), profiling off");
     return;
   }

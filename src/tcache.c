@@ -164,7 +164,6 @@ static void **mlc_tcache_full_for(mlc_tcache_t *tc, unsigned c) {
   return tc->start[c];
 }
 
-
 /* Lays class c's stack out in [start, start + cap): its n objects (from head) move to
    the top, the owner may use them all again.  Returns the new head.  The owner holds
    tc's state, or tc is not in use yet. */
