@@ -166,20 +166,33 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
       if (size > MLC_LARGE_MAX) {
         void *q = mlc_huge_realloc(b.huge, size);
         if (q) {
-          if (MLC_UNLIKELY(q != p)) mlc_prof_moved(p, q);
+          if (MLC_UNLIKELY(mlc_prof_active())) mlc_prof_resized(p, q, size);
           return q;
         }
       }
       break;
-    case MLC_BLOCK_LARGE:
+    case MLC_BLOCK_LARGE: {
+      /* A sample of the heap profiler does what an unsampled block would do, so that
+         the profile counts what the program does: a sampled small block (a run of its
+         own) stays where it is within its class and moves otherwise; a sampled large
+         block's in-use bytes follow its size. */
+      bool sampled = MLC_UNLIKELY(mlc_chunk_sampled_is(b.chunk, p));
+      size_t was = sampled ? mlc_prof_sampled_size(p) : 0;
+      if (MLC_UNLIKELY(was != 0 && was <= MLC_SMALL_MAX)) {
+        if (size <= was && mlc_size_class(size) == mlc_size_class(was)) return p;
+        break;
+      }
       /* Same page count: nothing to do. */
-      if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) return p;
-      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size))
+      if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) {
+        if (sampled) mlc_prof_resized(p, p, size);
         return p;
-      /* A small block the heap profiler sampled is a run: it stays where it is when it
-         shrinks, as a small block that stays in its class does. */
-      if (MLC_UNLIKELY(size <= old && mlc_chunk_sampled_is(b.chunk, p))) return p;
+      }
+      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size)) {
+        if (sampled) mlc_prof_resized(p, p, size);
+        return p;
+      }
       break;
+    }
   }
   void *q = mlc_malloc_inline(size);
   if (!q) return NULL;

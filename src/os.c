@@ -240,6 +240,12 @@ bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size) {
   return r == fixed;
 }
 
+uint64_t mlc_os_realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t mlc_os_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

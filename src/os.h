@@ -57,6 +57,8 @@ bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size);
 bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size);
 
 uint64_t mlc_os_now_ns(void);
+/* The wall clock (CLOCK_REALTIME), in nanoseconds since 1970. */
+uint64_t mlc_os_realtime_ns(void);
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 unsigned mlc_os_ncpus(void);
 void mlc_os_futex_wait(int *word, int expected);

@@ -34,6 +34,7 @@
 #include "chunk.h"
 #include "init.h"
 #include "os.h"
+#include "sizeclass.h"
 #include "prof.h"
 #include "stats.h"
 #include "tcache.h"
@@ -71,6 +72,7 @@ struct mlc_prof_rec_s {
   const void *addr;
   mlc_prof_site_t *site;
   double objs, bytes;   /* the weights it added to its site */
+  size_t usable;        /* the size it was sampled with */
 };
 
 bool mlc_prof_on MLC_HIDDEN;
@@ -296,6 +298,7 @@ static bool mlc_prof_record(const void *p, size_t size, const uintptr_t *f, unsi
   r->site = s;
   r->objs = objs;
   r->bytes = bytes;
+  r->usable = size;
   mlc_prof_rec_t **b = &mlc_prof_recs[mlc_prof_rec_bucket(p)];
   r->next = *b;
   *b = r;
@@ -346,11 +349,29 @@ void mlc_prof_free_huge(const void *p) {
   if (mlc_prof_running()) mlc_prof_forget(p);
 }
 
-void mlc_prof_moved(const void *old, const void *new_p) {
-  if (!mlc_prof_running() || old == new_p) return;
+size_t mlc_prof_sampled_size(const void *p) {
+  if (!mlc_prof_running()) return 0;
+  size_t usable = 0;
+  mlc_mutex_lock(&mlc_prof_lock);
+  for (mlc_prof_rec_t *r = mlc_prof_recs[mlc_prof_rec_bucket(p)]; r; r = r->next)
+    if (r->addr == p) {
+      usable = r->usable;
+      break;
+    }
+  mlc_mutex_unlock(&mlc_prof_lock);
+  return usable;
+}
+
+void mlc_prof_resized(const void *old, const void *new_p, size_t size) {
+  if (!mlc_prof_running()) return;
+  size_t usable = size <= MLC_SMALL_MAX ? mlc_class_size[mlc_size_class(size)] : MLC_ALIGN_UP(size, MLC_PAGE);
   mlc_mutex_lock(&mlc_prof_lock);
   mlc_prof_rec_t *r = mlc_prof_unlink_locked(old);
   if (r) {
+    double bytes = (double)usable * r->objs;
+    r->site->inuse_bytes += bytes - r->bytes;
+    mlc_prof_live_bytes += bytes - r->bytes;
+    r->bytes = bytes;
     r->addr = new_p;
     mlc_prof_rec_t **b = &mlc_prof_recs[mlc_prof_rec_bucket(new_p)];
     r->next = *b;
@@ -820,6 +841,26 @@ static void mlc_prof_encode(mlc_pb_t *out, const mlc_prof_snap_t *snap, size_t n
             break;
           }
         mlc_pb_int(&loc, 3, a);
+        /* The dynamic symbol that contains it, when there is one (glibc's dladdr checks
+           the symbol's size): what pprof shows for stripped binaries, such as Debian's,
+           whose functions it cannot find itself.  Other addresses it symbolises from
+           the mapping's file. */
+        Dl_info info;
+        if (dladdr((void *)a, &info) && info.dli_sname) {
+          mlc_pb_t line = {0}, fn = {0};
+          int64_t name = mlc_strtab_add(&st, info.dli_sname);
+          int64_t file = mlc_strtab_add(&st, info.dli_fname ? info.dli_fname : "");
+          mlc_pb_int(&fn, 1, id); /* one function per such location: ids stay unique */
+          mlc_pb_int(&fn, 2, (uint64_t)name);
+          mlc_pb_int(&fn, 3, (uint64_t)name);
+          mlc_pb_int(&fn, 4, (uint64_t)file);
+          mlc_pb_bytes(out, 5, fn.buf, fn.len);
+          mlc_pb_int(&line, 1, id);
+          mlc_pb_bytes(&loc, 4, line.buf, line.len);
+          if (line.failed || fn.failed) out->failed = true;
+          mlc_pb_free(&line);
+          mlc_pb_free(&fn);
+        }
         mlc_pb_bytes(out, 4, loc.buf, loc.len);
         mlc_pb_free(&loc);
       }
@@ -832,7 +873,7 @@ static void mlc_prof_encode(mlc_pb_t *out, const mlc_prof_snap_t *snap, size_t n
     mlc_pb_bytes(out, 2, msg.buf, msg.len);
   }
   mlc_os_unmap(locs.keys, slots * 2 * sizeof(uintptr_t));
-  mlc_pb_int(out, 9, mlc_os_now_ns()); /* time_nanos: the clock is monotonic, see comment */
+  mlc_pb_int(out, 9, mlc_os_realtime_ns()); /* time_nanos */
   msg.len = 0;
   mlc_pb_int(&msg, 1, (uint64_t)space);
   mlc_pb_int(&msg, 2, (uint64_t)ids[1][1]);

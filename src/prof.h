@@ -46,8 +46,13 @@ MLC_NOINLINE void *mlc_prof_alloc_big(size_t size, size_t align, bool zero);
 void mlc_prof_free_sampled(const void *p);
 /* The free of the live huge block p: forgets its sample, if it is one. */
 void mlc_prof_free_huge(const void *p);
-/* A huge block moved from old to new (realloc). */
-void mlc_prof_moved(const void *old, const void *new_p);
+/* realloc kept the block old (at new_p now: a huge block may move) and made it size
+   bytes: a sample's in-use bytes follow (its weight in objects stays: the object was
+   sampled when it was allocated).  Nothing for a block that is no sample. */
+void mlc_prof_resized(const void *old, const void *new_p, size_t size);
+/* The usable size the sample at p was recorded with (a small class's size, or whole
+   pages), 0 when p is no sample.  Takes the profiler's lock. */
+size_t mlc_prof_sampled_size(const void *p);
 
 /* After boot, when MELLOC_CONF asks for profiling: primes the unwinder and starts. */
 void mlc_prof_start(void);

@@ -338,6 +338,26 @@ SITE size_t alloc_small_site(void) {
   return r;
 }
 
+/* 1 MiB of small blocks, each then grown to twice its size by realloc (class sizes
+   whose doubles are class sizes): 2 MiB live.  A sampled block is a run that could
+   grow in place; it must move as an unsampled block does, or the site counts twice. */
+static void **blocks_re;
+static size_t nre;
+SITE size_t alloc_realloc_site(void) {
+  static const size_t sizes[] = {48, 80, 112, 160, 224, 320, 448, 640, 1024};
+  fill(&blocks_re, &nre, 1 * MiB, sizes, 9);
+  size_t total = 0;
+  for (size_t i = 0; i < nre; i++) {
+    size_t s = sizes[i % 9] * 2;
+    void *q = realloc(blocks_re[i], s);
+    if (!q) abort();
+    blocks_re[i] = q;
+    total += s;
+  }
+  __asm__ volatile("" ::: "memory");
+  return total;
+}
+
 static void free_all(void **b, size_t n) {
   for (size_t i = 0; i < n; i++) free(b[i]);
   munmap(b - 1, ((size_t)b[-1] + 1) * sizeof(void *));
@@ -428,6 +448,17 @@ START_TEST(test_estimates) {
   ck_assert(!mid_line);
   free_all(blocks_big, nbig);
   free_all(blocks_small, nsmall);
+}
+END_TEST
+
+/* A site whose blocks realloc grows: the estimate is of what it holds after. */
+START_TEST(test_realloc_estimate) {
+  size_t t = alloc_realloc_site();
+  char path[512];
+  dump_to("realloc.pb.gz", path, sizeof(path));
+  prof_t *pr = load_profile(path);
+  check_close("alloc_realloc_site", site_sum(pr, "alloc_realloc_site", "inuse_space"), t);
+  free_all(blocks_re, nre);
 }
 END_TEST
 
@@ -687,6 +718,7 @@ int main(int argc, char **argv) {
   TCase *tc = tcase_create("prof");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_estimates);
+  tcase_add_test(tc, test_realloc_estimate);
   tcase_add_test(tc, test_sampled_blocks);
   tcase_add_test(tc, test_fork);
   tcase_add_test(tc, test_threads_exit_during_dump);
