@@ -293,7 +293,11 @@ static void **blocks_big, **blocks_mid, **blocks_small;
 static size_t nbig, nmid, nsmall;
 
 /* Exported (the build hides symbols by default), so that dladdr names them. */
+#if defined(__clang__)
+#define SITE __attribute__((noinline, visibility("default")))
+#else
 #define SITE __attribute__((noinline, noclone, visibility("default")))
+#endif
 /* Blocks of sizes[i % n] (sizes that are their own usable size: class sizes and whole
    pages) until total bytes; returns the bytes. */
 static size_t fill(void ***out, size_t *count, size_t total_bytes, const size_t *sizes, size_t n) {
