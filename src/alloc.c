@@ -142,6 +142,26 @@ MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
   return p;
 }
 
+/* realloc of a large run that is a sample of the heap profiler (b): what an unsampled
+   block would do, so that the profile counts what the program does.  A sampled small
+   block (a run of its own) stays where it is within its class and moves otherwise; a
+   sampled large block's in-use bytes follow its size. */
+static MLC_NOINLINE void *mlc_realloc_sampled(void *p, size_t size, const mlc_block_t *b) {
+  size_t was = mlc_prof_sampled_size(p);
+  if (was != 0 && was <= MLC_SMALL_MAX) {
+    if (size <= was && mlc_size_class(size) == mlc_size_class(was)) return p;
+  } else if ((size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b->pages) ||
+             (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b->chunk, p, size))) {
+    mlc_prof_resized(p, p, size);
+    return p;
+  }
+  void *q = mlc_malloc_inline(size);
+  if (!q) return NULL;
+  memcpy(q, p, MLC_MIN(b->size, size));
+  mlc_free_inline(p);
+  return q;
+}
+
 /* Everything realloc does; melloc_realloc below first tries the cases that need no
    new block without a stack frame. */
 static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
@@ -171,28 +191,13 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
         }
       }
       break;
-    case MLC_BLOCK_LARGE: {
-      /* A sample of the heap profiler does what an unsampled block would do, so that
-         the profile counts what the program does: a sampled small block (a run of its
-         own) stays where it is within its class and moves otherwise; a sampled large
-         block's in-use bytes follow its size. */
-      bool sampled = MLC_UNLIKELY(mlc_chunk_sampled_is(b.chunk, p));
-      size_t was = sampled ? mlc_prof_sampled_size(p) : 0;
-      if (MLC_UNLIKELY(was != 0 && was <= MLC_SMALL_MAX)) {
-        if (size <= was && mlc_size_class(size) == mlc_size_class(was)) return p;
-        break;
-      }
+    case MLC_BLOCK_LARGE:
+      if (MLC_UNLIKELY(mlc_chunk_sampled_is(b.chunk, p))) return mlc_realloc_sampled(p, size, &b);
       /* Same page count: nothing to do. */
-      if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) {
-        if (sampled) mlc_prof_resized(p, p, size);
+      if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) return p;
+      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size))
         return p;
-      }
-      if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size)) {
-        if (sampled) mlc_prof_resized(p, p, size);
-        return p;
-      }
       break;
-    }
   }
   void *q = mlc_malloc_inline(size);
   if (!q) return NULL;
