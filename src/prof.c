@@ -407,8 +407,10 @@ void *mlc_prof_sample_now(size_t usable) {
   uintptr_t f[MLC_PROF_MAX_DEPTH];
   unsigned n = mlc_prof_backtrace(f, mlc_prof_depth);
   size_t align = usable & -usable;
+  /* Zeroed in the hardened library, whose small blocks come back zero (harden.c). */
   void *p = mlc_alloc_big_plain(MLC_MAX(usable, (size_t)MLC_SMALL_MAX + 1),
-                                align > MLC_PAGE ? MLC_MIN(align, MLC_GRANULE) : 0, false);
+                                align > MLC_PAGE ? MLC_MIN(align, MLC_GRANULE) : 0,
+                                mlc_config_hardened);
   if (p && mlc_prof_record(p, usable, f, n)) mlc_prof_mark(p);
   t->busy = false;
   return p;
