@@ -407,10 +407,8 @@ void *mlc_prof_sample_now(size_t usable) {
   uintptr_t f[MLC_PROF_MAX_DEPTH];
   unsigned n = mlc_prof_backtrace(f, mlc_prof_depth);
   size_t align = usable & -usable;
-  /* Zeroed in the hardened library, whose small blocks come back zero (harden.c). */
   void *p = mlc_alloc_big_plain(MLC_MAX(usable, (size_t)MLC_SMALL_MAX + 1),
-                                align > MLC_PAGE ? MLC_MIN(align, MLC_GRANULE) : 0,
-                                mlc_config_hardened);
+                                align > MLC_PAGE ? MLC_MIN(align, MLC_GRANULE) : 0, false);
   if (p && mlc_prof_record(p, usable, f, n)) mlc_prof_mark(p);
   t->busy = false;
   return p;
@@ -460,6 +458,12 @@ static void mlc_prof_warn(const char *msg) {
 
 void mlc_prof_start(void) {
   if (!mlc_opt.prof || mlc_prof_active()) return;
+  /* The hardened layer lays its canary and trailer out by the size class the cache
+     pop was for (harden.c): a sample, a run of pages of its own, would not match. */
+  if (mlc_config_hardened) {
+    mlc_prof_warn("not available in the hardened library, profiling off");
+    return;
+  }
   if (!MLC_PROF_UNWIND_LIBGCC && !MLC_PROF_UNWIND_LIBUNWIND && !MLC_PROF_UNWIND_FP) {
     mlc_prof_warn("no stack unwinder in this build (configure --with-unwinder), profiling off");
     return;
