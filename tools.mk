@@ -20,10 +20,17 @@ tools_melloc_CPPFLAGS = $(AM_CPPFLAGS) -DMELLOC_LIB_PATH='"$(libdir)/libmelloc.s
 
 dist_man_MANS = man/melloc.1 man/melloc.3 man/melloc.7
 
-TESTS += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh
-EXTRA_DIST += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh
+TESTS += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh \
+	tests/tools/test_prof_pprof.sh
+EXTRA_DIST += tests/tools/test_melloc_cmd.sh tests/tools/test_man.sh tests/tools/test_man_examples.sh \
+	tests/tools/test_prof_pprof.sh
 # The scripts run the command and preload (or link) the library: both must be built.
 tests/tools/test_melloc_cmd.log tests/tools/test_man_examples.log: tools/melloc$(EXEEXT) libmelloc.la
+# The heap profiler's dump of tests/integration/test_prof, read by go tool pprof.
+if HAVE_CHECK
+PROF_PPROF_DEPS = tests/integration/test_prof$(EXEEXT)
+endif
+tests/tools/test_prof_pprof.log: tools/melloc$(EXEEXT) libmelloc.la $(PROF_PPROF_DEPS)
 
 if HARDENED
 tests/tools/test_melloc_cmd.log: libmelloc-hardened.la

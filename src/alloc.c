@@ -16,6 +16,7 @@
 #include "harden.h"
 #include "init.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -23,7 +24,7 @@
 
 /* ---- Helpers ---- */
 
-static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
+void *mlc_alloc_big_plain(size_t size, size_t align, bool zero) {
   if (MLC_UNLIKELY(size > (size_t)PTRDIFF_MAX) || !mlc_boot()) {
     errno = ENOMEM;
     return NULL;
@@ -52,6 +53,12 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
   }
   errno = ENOMEM;
   return NULL;
+}
+
+/* Every allocation above MLC_SMALL_MAX: counted by the heap profiler when it runs. */
+static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
+  if (MLC_UNLIKELY(mlc_prof_active())) return mlc_prof_alloc_big(size, align, zero);
+  return mlc_alloc_big_plain(size, align, zero);
 }
 
 /* malloc above MLC_SMALL_MAX: a block from the thread cache's large stacks without a
@@ -135,6 +142,26 @@ MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
   return p;
 }
 
+/* realloc of a large run that is a sample of the heap profiler (b): what an unsampled
+   block would do, so that the profile counts what the program does.  A sampled small
+   block (a run of its own) stays where it is within its class and moves otherwise; a
+   sampled large block's in-use bytes follow its size. */
+static MLC_NOINLINE void *mlc_realloc_sampled(void *p, size_t size, const mlc_block_t *b) {
+  size_t was = mlc_prof_sampled_size(p);
+  if (was != 0 && was <= MLC_SMALL_MAX) {
+    if (size <= was && mlc_size_class(size) == mlc_size_class(was)) return p;
+  } else if ((size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b->pages) ||
+             (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b->chunk, p, size))) {
+    mlc_prof_resized(p, p, size);
+    return p;
+  }
+  void *q = mlc_malloc_inline(size);
+  if (!q) return NULL;
+  memcpy(q, p, MLC_MIN(b->size, size));
+  mlc_free_inline(p);
+  return q;
+}
+
 /* Everything realloc does; melloc_realloc below first tries the cases that need no
    new block without a stack frame. */
 static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
@@ -158,10 +185,14 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
     case MLC_BLOCK_HUGE:
       if (size > MLC_LARGE_MAX) {
         void *q = mlc_huge_realloc(b.huge, size);
-        if (q) return q;
+        if (q) {
+          if (MLC_UNLIKELY(mlc_prof_active())) mlc_prof_resized(p, q, size);
+          return q;
+        }
       }
       break;
     case MLC_BLOCK_LARGE:
+      if (MLC_UNLIKELY(mlc_chunk_sampled_is(b.chunk, p))) return mlc_realloc_sampled(p, size, &b);
       /* Same page count: nothing to do. */
       if (size > MLC_SMALL_MAX && MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT == b.pages) return p;
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size))
@@ -249,6 +280,10 @@ MLC_EXPORT int melloc_option_get(const char *name, char *value, size_t len) {
 MLC_EXPORT int melloc_option_set(const char *name, const char *value) {
   return mlc_option_set(name, value);
 }
+
+MLC_EXPORT int melloc_prof_dump(const char *path) { return mlc_prof_dump(path); }
+
+MLC_EXPORT void melloc_prof_reset(void) { mlc_prof_reset(); }
 
 /* ---- The standard names ---- */
 

@@ -15,5 +15,10 @@ void mlc_free_plain(void *p);
 /* A zeroed block of size > MLC_SMALL_MAX bytes, as calloc does it: pages the kernel
    has just given are not written again.  Any thread, no lock held. */
 void *mlc_zalloc_big_plain(size_t size);
+/* A block of size > MLC_SMALL_MAX bytes (a large run or a huge mapping) aligned to
+   align (0 or a power of two), zeroed when zero: what malloc, calloc and the aligned
+   functions do above MLC_SMALL_MAX, without the heap profiler's count.  NULL with
+   errno ENOMEM.  Any thread, no lock held. */
+void *mlc_alloc_big_plain(size_t size, size_t align, bool zero);
 
 #endif /* MLC_ALLOC_H */

@@ -210,6 +210,25 @@ MLC_INLINE size_t mlc_chunk_run_pages(mlc_chunk_t *c, const void *p) {
   return (off & (MLC_PAGE - 1)) ? 0 : mlc_load(&c->npages[off >> MLC_PAGE_SHIFT]);
 }
 
+/* The heap profiler's mark on the live run at p (a page of chunk c): see
+   mlc_chunk_t.sampled.  Any thread; the run is the caller's. */
+MLC_INLINE void mlc_chunk_sampled_set(mlc_chunk_t *c, const void *p) {
+  size_t i = ((uintptr_t)p - (uintptr_t)c) >> MLC_PAGE_SHIFT;
+  __atomic_fetch_or(&c->sampled[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELAXED);
+}
+/* Whether the run at p carries the mark. */
+MLC_INLINE bool mlc_chunk_sampled_is(mlc_chunk_t *c, const void *p) {
+  size_t i = ((uintptr_t)p - (uintptr_t)c) >> MLC_PAGE_SHIFT;
+  return (mlc_load(&c->sampled[i / 64]) >> (i % 64)) & 1;
+}
+/* Clears the mark; whether it was set. */
+MLC_INLINE bool mlc_chunk_sampled_take(mlc_chunk_t *c, const void *p) {
+  size_t i = ((uintptr_t)p - (uintptr_t)c) >> MLC_PAGE_SHIFT;
+  uint64_t bit = (uint64_t)1 << (i % 64);
+  if (!(mlc_load(&c->sampled[i / 64]) & bit)) return false;
+  return (__atomic_fetch_and(&c->sampled[i / 64], ~bit, __ATOMIC_RELAXED) & bit) != 0;
+}
+
 void mlc_chunk_prefork(void);
 void mlc_chunk_postfork_parent(void);
 void mlc_chunk_postfork_child(void);

@@ -12,6 +12,7 @@
 #include "bin.h"
 #include "chunk.h"
 #include "free.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -83,7 +84,20 @@ void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block_t *b) {
   b->size = np << MLC_PAGE_SHIFT;
 }
 
+/* Everything free's slow path does but the profiler's push. */
+static MLC_NOINLINE void mlc_free_slow_any(void *p);
+
 void mlc_free_slow(void *p) {
+  /* While the heap profiler runs every small push comes here (tcache.c, "Sampling"):
+     done without a stack frame, the rest in a function of its own. */
+  if (MLC_UNLIKELY(mlc_prof_active())) {
+    size_t cls = mlc_win_class(p);
+    if (cls && mlc_tcache_prof_push(p, cls)) return;
+  }
+  mlc_free_slow_any(p);
+}
+
+static void mlc_free_slow_any(void *p) {
   if (!p) return;
   /* A large block the thread cache keeps, checked on the way: the start of a live run
      (its length, read without the lock), and not in a cache already (no free key). */
@@ -92,6 +106,9 @@ void mlc_free_slow(void *p) {
     void *ent = mlc_pagemap_leaf_entry(leaf, p);
     if (ent && !mlc_huge_of_entry(ent)) {
       size_t np = mlc_chunk_run_pages(ent, p);
+      /* A heap profiler's sample (prof.h): the mark is taken before the block can be
+         handed out again.  Only a live run's start carries one. */
+      if (MLC_UNLIKELY(np != 0 && mlc_chunk_sampled_take(ent, p))) mlc_prof_free_sampled(p);
       if (np >= MLC_LCLASS_MIN_PAGES && np <= MLC_LCACHE_MAX_PAGES && mlc_tcache_large_push(p, np))
         return;
     }
@@ -110,6 +127,7 @@ void mlc_free_slow(void *p) {
         mlc_arena_large_free(b.chunk, p);
       break;
     case MLC_BLOCK_HUGE:
+      mlc_prof_free_huge(p);
       mlc_huge_free(b.huge);
       break;
   }

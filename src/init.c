@@ -13,6 +13,7 @@
 #include "gc.h"
 #include "init.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "stats.h"
 #include "tcache.h"
@@ -56,6 +57,8 @@ bool mlc_boot_slow(void) {
   if (mlc_opt.stats_print) mlc_stats_keep_stderr();
   if (!__atomic_exchange_n(&mlc_atfork_done, 1, __ATOMIC_ACQ_REL))
     pthread_atfork(mlc_prefork, mlc_postfork_parent, mlc_postfork_child);
+  /* After boot: priming the unwinder may allocate, as an ordinary call. */
+  if (mlc_opt.prof) mlc_prof_start();
   return true;
 }
 
@@ -65,10 +68,11 @@ __attribute__((constructor)) static void mlc_constructor(void) { mlc_boot(); }
 
 unsigned mlc_narenas_now(void) { return mlc_narenas; }
 
-/* Every lock, in rank order (mutex.h): the collector's, the cache registry, the bins and
+/* Every lock, in rank order (mutex.h): the heap profiler's, the collector's, the cache registry, the bins and
    arenas, the chunk module's, base's.  (The boot lock is never taken after boot.) */
 static void mlc_prefork(void) {
   if (mlc_load_acq(&mlc_boot_state) != 2) return;
+  mlc_prof_prefork();
   mlc_gc_prefork();
   mlc_tcache_prefork();
   mlc_arena_prefork();
@@ -83,6 +87,7 @@ static void mlc_postfork_parent(void) {
   mlc_arena_postfork_parent();
   mlc_tcache_postfork_parent();
   mlc_gc_postfork_parent();
+  mlc_prof_postfork_parent();
 }
 
 static void mlc_postfork_child(void) {
@@ -92,4 +97,5 @@ static void mlc_postfork_child(void) {
   mlc_arena_postfork_child();
   mlc_tcache_postfork_child();
   mlc_gc_postfork_child();
+  mlc_prof_postfork_child();
 }

@@ -19,6 +19,12 @@ typedef struct mlc_options_s {
   bool stats_print;        /* print statistics at exit */
   bool stats_json;         /* ... as JSON */
   bool trace;              /* debug builds: trace (mlc_trace_on follows it) */
+  bool prof;               /* heap profiling (prof.c) */
+  uint64_t prof_sample_bytes; /* mean bytes between samples */
+  unsigned prof_depth;     /* frames kept per stack */
+  bool prof_dump_at_exit;  /* a dump at exit */
+  bool prof_leak;          /* the leak report at exit */
+  char prof_prefix[200];   /* dump file names: PREFIX.PID.SEQ.pb.gz */
 } mlc_options_t;
 
 /* The settings.  Written at boot (defaults, then MELLOC_CONF) before mlc_boot_state

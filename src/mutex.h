@@ -18,6 +18,8 @@
    rank.  The fork handlers (init.c) take every lock in this order. */
 enum mlc_lock_rank_e {
   MLC_RANK_BOOT = 1, /* init.c: held while boot creates the arenas */
+  MLC_RANK_PROF,     /* prof.c: the heap profiler's tables; taken with no other lock
+                        held, it takes only base's */
   MLC_RANK_GC,       /* gc.c: one pass at a time; a pass takes the locks below */
   MLC_RANK_TCACHE,   /* tcache.c: the cache registry; a pass returns objects to bins
                         and large blocks to arenas while holding it */

@@ -13,6 +13,7 @@
 #include "gc.h"
 #include "init.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "stats.h"
 #include "util.h"
@@ -26,6 +27,8 @@ typedef enum {
   MLC_OPT_BOOL,  /* true/on/1 or false/off/0 */
   MLC_OPT_U64,   /* decimal, lo..hi */
   MLC_OPT_WORD,  /* words[0] (0) or words[1] (1) */
+  MLC_OPT_STR,   /* text of 1..size-1 bytes (a char array field); no comma, as MELLOC_CONF
+                    separates pairs with them */
 } mlc_opt_kind_t;
 
 typedef struct mlc_opt_desc_s {
@@ -41,6 +44,7 @@ typedef struct mlc_opt_desc_s {
   /* What the allocator uses now, when that is not the stored value, or NULL. */
   uint64_t (*now)(void);
   const char *const *words; /* MLC_OPT_WORD: its two values (0 and 1), else NULL */
+  const char *str_def;      /* MLC_OPT_STR: the default */
 } mlc_opt_desc_t;
 
 #define MLC_OPT_FIELD(f) offsetof(mlc_options_t, f), sizeof(((mlc_options_t *)0)->f)
@@ -58,26 +62,35 @@ static void mlc_opt_stats_print_set(uint64_t v) {
 static void mlc_opt_trace_set(uint64_t v) { mlc_trace_on = mlc_config_debug && v; }
 static uint64_t mlc_opt_trace_now(void) { return mlc_trace_on; }
 static uint64_t mlc_opt_narenas_now(void) { return mlc_narenas_now(); }
+/* Profiling asked for but refused at start (no unwinder) reads false. */
+static uint64_t mlc_opt_prof_now(void) { return mlc_prof_active(); }
 
 static const char *const mlc_opt_formats[2] = {"text", "json"};
 
-/* name, kind, lo, hi, default, runtime, field, set_hook, now, words */
+/* name, kind, lo, hi, default, runtime, field, set_hook, now, words, text default */
 static const mlc_opt_desc_t mlc_opt_table[] = {
-    {"narenas", MLC_OPT_U64, 1, MLC_MAX_ARENAS, 0, false, MLC_OPT_FIELD(narenas), NULL, mlc_opt_narenas_now, NULL},
-    {"tcache", MLC_OPT_BOOL, 0, 1, true, false, MLC_OPT_FIELD(tcache), NULL, NULL, NULL},
-    {"tcache_max", MLC_OPT_U64, 0, MLC_SMALL_MAX, MLC_SMALL_MAX, false, MLC_OPT_FIELD(tcache_max), NULL, NULL, NULL},
-    {"gc", MLC_OPT_BOOL, 0, 1, true, true, MLC_OPT_FIELD(gc), mlc_opt_gc_set, NULL, NULL},
-    {"gc_interval_ms", MLC_OPT_U64, 1, MLC_OPT_HOUR_MS, 1000, true, MLC_OPT_FIELD(gc_interval_ms), mlc_opt_gc_interval_set, NULL, NULL},
-    {"decay_ms", MLC_OPT_U64, 0, MLC_OPT_HOUR_MS, 3000, true, MLC_OPT_FIELD(decay_ms), NULL, NULL, NULL},
-    {"stats_print", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(stats_print), mlc_opt_stats_print_set, NULL, NULL},
-    {"stats_format", MLC_OPT_WORD, 0, 1, 0, true, MLC_OPT_FIELD(stats_json), NULL, NULL, mlc_opt_formats},
-    {"trace", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(trace), mlc_opt_trace_set, mlc_opt_trace_now, NULL},
+    {"narenas", MLC_OPT_U64, 1, MLC_MAX_ARENAS, 0, false, MLC_OPT_FIELD(narenas), NULL, mlc_opt_narenas_now, NULL, NULL},
+    {"tcache", MLC_OPT_BOOL, 0, 1, true, false, MLC_OPT_FIELD(tcache), NULL, NULL, NULL, NULL},
+    {"tcache_max", MLC_OPT_U64, 0, MLC_SMALL_MAX, MLC_SMALL_MAX, false, MLC_OPT_FIELD(tcache_max), NULL, NULL, NULL, NULL},
+    {"gc", MLC_OPT_BOOL, 0, 1, true, true, MLC_OPT_FIELD(gc), mlc_opt_gc_set, NULL, NULL, NULL},
+    {"gc_interval_ms", MLC_OPT_U64, 1, MLC_OPT_HOUR_MS, 1000, true, MLC_OPT_FIELD(gc_interval_ms), mlc_opt_gc_interval_set, NULL, NULL, NULL},
+    {"decay_ms", MLC_OPT_U64, 0, MLC_OPT_HOUR_MS, 3000, true, MLC_OPT_FIELD(decay_ms), NULL, NULL, NULL, NULL},
+    {"stats_print", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(stats_print), mlc_opt_stats_print_set, NULL, NULL, NULL},
+    {"stats_format", MLC_OPT_WORD, 0, 1, 0, true, MLC_OPT_FIELD(stats_json), NULL, NULL, mlc_opt_formats, NULL},
+    {"trace", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(trace), mlc_opt_trace_set, mlc_opt_trace_now, NULL, NULL},
+    {"prof", MLC_OPT_BOOL, 0, 1, false, false, MLC_OPT_FIELD(prof), NULL, mlc_opt_prof_now, NULL, NULL},
+    {"prof_sample_bytes", MLC_OPT_U64, 1, 1099511627776, 524288, false, MLC_OPT_FIELD(prof_sample_bytes), NULL, NULL, NULL, NULL},
+    {"prof_depth", MLC_OPT_U64, 1, 128, 64, false, MLC_OPT_FIELD(prof_depth), NULL, NULL, NULL, NULL},
+    {"prof_prefix", MLC_OPT_STR, 1, 199, 0, false, MLC_OPT_FIELD(prof_prefix), NULL, NULL, NULL, "melloc.prof"},
+    {"prof_dump_at_exit", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(prof_dump_at_exit), NULL, NULL, NULL, NULL},
+    {"prof_leak", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(prof_leak), NULL, NULL, NULL, NULL},
 };
 #define MLC_NOPTS (sizeof(mlc_opt_table) / sizeof(mlc_opt_table[0]))
 
 /* The field d describes in opt: relaxed atomics, as run-time changes race with readers. */
 static void mlc_opt_store(mlc_options_t *opt, const mlc_opt_desc_t *d, uint64_t v) {
   void *f = (char *)opt + d->offset;
+  if (d->kind == MLC_OPT_STR) return; /* mlc_opt_store_str */
   switch (d->size) {
     case sizeof(bool): mlc_store((bool *)f, v != 0); break;
     case sizeof(unsigned): mlc_store((unsigned *)f, (unsigned)v); break;
@@ -98,9 +111,22 @@ static uint64_t mlc_opt_load(const mlc_options_t *opt, const mlc_opt_desc_t *d) 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t) || sizeof(size_t) == sizeof(unsigned),
                "size_t fields are stored as uint64_t or unsigned");
 
+/* A text option's value (checked: shorter than its field). */
+static void mlc_opt_store_str(mlc_options_t *opt, const mlc_opt_desc_t *d, const char *v, size_t n) {
+  char *f = (char *)opt + d->offset;
+  memcpy(f, v, n);
+  f[n] = '\0';
+}
+
 void mlc_options_default(mlc_options_t *opt) {
   memset(opt, 0, sizeof(*opt));
-  for (size_t i = 0; i < MLC_NOPTS; i++) mlc_opt_store(opt, &mlc_opt_table[i], mlc_opt_table[i].def);
+  for (size_t i = 0; i < MLC_NOPTS; i++) {
+    const mlc_opt_desc_t *d = &mlc_opt_table[i];
+    if (d->kind == MLC_OPT_STR)
+      mlc_opt_store_str(opt, d, d->str_def, strlen(d->str_def));
+    else
+      mlc_opt_store(opt, d, d->def);
+  }
 }
 
 static const mlc_opt_desc_t *mlc_opt_find(const char *key, size_t klen) {
@@ -141,6 +167,10 @@ static bool mlc_opt_parse_value(const mlc_opt_desc_t *d, const char *v, size_t n
       for (uint64_t i = 0; i < 2; i++)
         if (mlc_word_is(v, n, d->words[i])) return *out = i, true;
       return false;
+    case MLC_OPT_STR:
+      /* *out is the length; the caller copies the text */
+      if (n < d->lo || n > d->hi || memchr(v, ',', n) || memchr(v, '\0', n)) return false;
+      return *out = n, true;
   }
   return false;
 }
@@ -152,6 +182,8 @@ static size_t mlc_opt_format(const mlc_opt_desc_t *d, uint64_t v, char *buf, siz
       return mlc_snprintf(buf, size, "%s", v ? "true" : "false");
     case MLC_OPT_WORD:
       return mlc_snprintf(buf, size, "%s", d->words[v != 0]);
+    case MLC_OPT_STR:
+      return mlc_snprintf(buf, size, "%s", (const char *)&mlc_opt + d->offset);
     case MLC_OPT_U64:
       break;
   }
@@ -164,6 +196,9 @@ static void mlc_opt_range(const mlc_opt_desc_t *d, char *buf, size_t size) {
     mlc_snprintf(buf, size, "true/false");
   else if (d->kind == MLC_OPT_WORD)
     mlc_snprintf(buf, size, "%s/%s", d->words[0], d->words[1]);
+  else if (d->kind == MLC_OPT_STR)
+    mlc_snprintf(buf, size, "text of %llu..%llu bytes without a comma", (unsigned long long)d->lo,
+                 (unsigned long long)d->hi);
   else
     mlc_snprintf(buf, size, "%llu..%llu", (unsigned long long)d->lo, (unsigned long long)d->hi);
 }
@@ -195,10 +230,12 @@ void mlc_options_parse(mlc_options_t *opt, const char *conf) {
       if (!d) {
         mlc_options_warn("unknown key", p, len);
       } else if (!mlc_opt_parse_value(d, colon + 1, (size_t)(end - colon - 1), &v)) {
-        char range[48], why[64];
+        char range[64], why[96];
         mlc_opt_range(d, range, sizeof(range));
         mlc_snprintf(why, sizeof(why), "bad value (%s)", range);
         mlc_options_warn(why, p, len);
+      } else if (d->kind == MLC_OPT_STR) {
+        mlc_opt_store_str(opt, d, colon + 1, (size_t)v);
       } else {
         mlc_opt_store(opt, d, v);
       }
@@ -217,8 +254,8 @@ int mlc_option_get(const char *name, char *value, size_t len) {
   const mlc_opt_desc_t *d = mlc_opt_find(name, strlen(name));
   if (!d) return ENOENT;
   if (!mlc_boot()) return ENOMEM;
-  char buf[32];
-  size_t n = mlc_opt_format(d, mlc_opt_current(d), buf, sizeof(buf));
+  char buf[256];
+  size_t n = mlc_opt_format(d, d->kind == MLC_OPT_STR ? 0 : mlc_opt_current(d), buf, sizeof(buf));
   if (!value || len <= n) return ERANGE;
   memcpy(value, buf, n + 1);
   return 0;
@@ -231,6 +268,8 @@ int mlc_option_set(const char *name, const char *value) {
   uint64_t v;
   if (!value || !mlc_opt_parse_value(d, value, strlen(value), &v)) return EINVAL;
   if (!mlc_boot()) return ENOMEM;
+  if (d->kind == MLC_OPT_STR) /* none may change at run time */
+    return strlen(value) == v && !strcmp((const char *)&mlc_opt + d->offset, value) ? 0 : EPERM;
   if (!d->runtime) return mlc_opt_current(d) == v ? 0 : EPERM;
   mlc_opt_store(&mlc_opt, d, v);
   if (d->set_hook) d->set_hook(v);

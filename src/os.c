@@ -240,6 +240,12 @@ bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size) {
   return r == fixed;
 }
 
+uint64_t mlc_os_realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t mlc_os_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -321,6 +327,50 @@ void mlc_os_close(int fd) {
   int saved = errno;
   close(fd);
   errno = saved;
+}
+
+int mlc_os_create_file(const char *path, int *fd) {
+  int saved = errno;
+  int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = f < 0 ? errno : 0;
+  errno = saved;
+  *fd = f;
+  return err;
+}
+
+int mlc_os_write_all(int fd, const void *buf, size_t len) {
+  int saved = errno, err = 0;
+  const char *b = buf;
+  while (len > 0) {
+    ssize_t w = write(fd, b, len);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      err = w < 0 ? errno : EIO;
+      break;
+    }
+    b += w;
+    len -= (size_t)w;
+  }
+  errno = saved;
+  return err;
+}
+
+int mlc_os_close_checked(int fd) {
+  int saved = errno;
+  int err = close(fd) < 0 && errno != EINTR ? errno : 0;
+  errno = saved;
+  return err;
+}
+
+long mlc_os_getpid(void) { return syscall(SYS_getpid); }
+
+size_t mlc_os_self_exe(char *buf, size_t size) {
+  int saved = errno;
+  ssize_t n = size ? readlink("/proc/self/exe", buf, size - 1) : -1;
+  errno = saved;
+  if (n <= 0) n = 0;
+  if (size) buf[n] = '\0';
+  return (size_t)n;
 }
 
 size_t mlc_os_rss_bytes(void) {

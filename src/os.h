@@ -57,6 +57,8 @@ bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size);
 bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size);
 
 uint64_t mlc_os_now_ns(void);
+/* The wall clock (CLOCK_REALTIME), in nanoseconds since 1970. */
+uint64_t mlc_os_realtime_ns(void);
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 unsigned mlc_os_ncpus(void);
 void mlc_os_futex_wait(int *word, int expected);
@@ -70,6 +72,19 @@ void mlc_os_write_stderr(const char *buf, size_t len);
 /* fcntl(F_DUPFD_CLOEXEC): a close-on-exec duplicate of fd numbered min or above, or -1. */
 int mlc_os_dup_cloexec(int fd, int min);
 void mlc_os_close(int fd);
+/* Creates (or truncates) path for writing, mode 0644, close-on-exec: 0 and *fd, or an
+   errno value (and *fd -1).  Keeps errno. */
+int mlc_os_create_file(const char *path, int *fd);
+/* Writes all of buf to fd, again after EINTR: 0 or the errno value of the failure.
+   Keeps errno. */
+int mlc_os_write_all(int fd, const void *buf, size_t len);
+/* close(fd): 0 or its errno value (a delayed write error).  Keeps errno. */
+int mlc_os_close_checked(int fd);
+/* The process's id, from the kernel (right in a fork child, whatever libc caches). */
+long mlc_os_getpid(void);
+/* The path of the running executable (/proc/self/exe), NUL-terminated in buf; its
+   length, 0 when unknown. */
+size_t mlc_os_self_exe(char *buf, size_t size);
 /* The process's resident memory (/proc/self/statm), or 0 when it cannot be read. */
 size_t mlc_os_rss_bytes(void);
 /* membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED): true when the kernel accepts,

@@ -14,6 +14,7 @@
 #include "gc.h"
 #include "init.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "stats.h"
 #include "tcache.h"
@@ -72,6 +73,7 @@ void mlc_stats_gather(melloc_stats_t *st) {
   st->purges_failed = oc.purge_failed;
   st->membarriers_refused = oc.membarrier_refused;
   st->remaps_refused = oc.remap_refused;
+  mlc_prof_stats(&st->prof_samples, &st->prof_bytes);
 }
 
 /* ---- Printing, a line at a time through the callback ---- */
@@ -112,6 +114,9 @@ static void mlc_stats_text(mlc_out_t *o, const melloc_stats_t *st) {
   mlc_out(o, "kernel refused:      %llu purges (%llu not done), %llu membarriers, %llu remaps\n",
           (unsigned long long)st->purges_refused, (unsigned long long)st->purges_failed,
           (unsigned long long)st->membarriers_refused, (unsigned long long)st->remaps_refused);
+  if (st->prof_samples)
+    mlc_out(o, "heap profile:        %llu live samples, standing for %llu bytes\n",
+            (unsigned long long)st->prof_samples, (unsigned long long)st->prof_bytes);
   mlc_out(o, "%8s %14s %14s %12s %8s\n", "size", "nmalloc", "nfree", "live", "slabs");
   for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
     const melloc_class_stats_t *c = &st->classes[i];
@@ -132,10 +137,12 @@ static void mlc_stats_json(mlc_out_t *o, const melloc_stats_t *st) {
   mlc_out(o, "\"gc\": {\"passes\": %llu, \"objects_returned\": %llu}, ",
           (unsigned long long)st->gc_passes, (unsigned long long)st->gc_objects_returned);
   mlc_out(o, "\"page_size\": %zu, \"refused\": {\"purges\": %llu, \"purges_failed\": %llu, "
-             "\"membarriers\": %llu, \"remaps\": %llu}, \"classes\": [",
+             "\"membarriers\": %llu, \"remaps\": %llu}, ",
           st->page_size, (unsigned long long)st->purges_refused,
           (unsigned long long)st->purges_failed, (unsigned long long)st->membarriers_refused,
           (unsigned long long)st->remaps_refused);
+  mlc_out(o, "\"prof\": {\"samples\": %llu, \"bytes\": %llu}, \"classes\": [",
+          (unsigned long long)st->prof_samples, (unsigned long long)st->prof_bytes);
   for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
     const melloc_class_stats_t *c = &st->classes[i];
     mlc_out(o, "%s{\"size\": %zu, \"nmalloc\": %llu, \"nfree\": %llu, \"live\": %llu, \"slabs\": %llu}",

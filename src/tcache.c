@@ -14,6 +14,7 @@
 #include "init.h"
 #include "list.h"
 #include "os.h"
+#include "prof.h"
 #include "sizeclass.h"
 #include "tcache.h"
 
@@ -111,16 +112,71 @@ mlc_arena_t *mlc_tsd_arena(void) {
   return a;
 }
 
+/*
+ * Sampling (the heap profiler, prof.h).  While it runs, each small class of a cache
+ * counts its pops down to the next sampled one (prof_left: an exponential draw of
+ * bytes around prof_sample_bytes, in objects of the class; per-class countdowns are
+ * independent Poisson processes whose superposition samples every byte at the same
+ * rate as one countdown per thread).  The pop fast path is unchanged and counts
+ * nothing: the slow paths bound it instead.  A slow path that holds the state leaves
+ * lw at most prof_left above head, so that the fast path stops before the sampled pop
+ * and the slow path makes it.  Pushes between pops would let a pop/push pair run on
+ * the fast paths for ever past that bound (each push moves head down, away from lw),
+ * so every push of a small class goes to free's slow path (full is raised to the top
+ * of the region), where mlc_tcache_prof_push does the fast push's work and counts it:
+ * pops since the last count = (head - prof_ref) + prof_pushes.  A push that would
+ * leave lw more than the pops left above head (prof_room: pops move head and the pops
+ * left together, each push takes one) takes the regular slow path instead, which
+ * lowers lw.  lw is left halfway (prof_left / 2 above head) so that a run of
+ * pushes and pops needs that only once in a while.  Large classes keep lw at the
+ * bottom of their stacks: every large pop goes to mlc_alloc_big, which counts it.
+ */
+
+/* Counts class c's pops since prof_ref into prof_left, from head h.  Owner, holding
+   state; before anything but a pop or a push moves head. */
+static void mlc_tcache_prof_settle(mlc_tcache_t *tc, unsigned c, void **h) {
+  if (tc->prof_ref[c]) {
+    int64_t pops = (int64_t)(h - tc->prof_ref[c]) + tc->prof_pushes[c];
+    tc->prof_left[c] = pops >= (int64_t)tc->prof_left[c] ? 0 : tc->prof_left[c] - (uint32_t)pops;
+  }
+  tc->prof_ref[c] = h;
+  tc->prof_pushes[c] = 0;
+}
+
+/* The low-water mark a slow path that holds the state leaves for class c, whose head
+   is h: the empty end (every object may be popped again); while the heap profiler
+   runs, at most prof_left / 2 above h for a small class, whose pops are counted from
+   h on (the caller counted those before with mlc_tcache_prof_settle, if head moved
+   since by anything but a pop), and the bottom of the stack for a large one. */
+static void **mlc_tcache_lw_for(mlc_tcache_t *tc, unsigned c, void **h, void **empty) {
+  if (MLC_LIKELY(!mlc_prof_active())) return empty;
+  if (c >= MLC_NCLASSES) return tc->start[c];
+  tc->prof_ref[c] = h;
+  tc->prof_pushes[c] = 0;
+  size_t allow = MLC_MIN(tc->prof_left[c] / 2, (size_t)(empty > h ? empty - h : 0));
+  tc->prof_room[c] = tc->prof_left[c] - (uint32_t)allow;
+  return h + allow;
+}
+
+/* full for class c: the start of its region; while the profiler runs, its top for a
+   small class, so that every push goes to free's slow path. */
+static void **mlc_tcache_full_for(mlc_tcache_t *tc, unsigned c) {
+  if (MLC_UNLIKELY(mlc_prof_active()) && c < MLC_NCLASSES) return tc->start[c] + tc->cap[c];
+  return tc->start[c];
+}
+
 /* Lays class c's stack out in [start, start + cap): its n objects (from head) move to
    the top, the owner may use them all again.  Returns the new head.  The owner holds
    tc's state, or tc is not in use yet. */
 static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_t n) {
   void **empty = start + tc->cap[c];
+  if (MLC_UNLIKELY(mlc_prof_active()) && c < MLC_NCLASSES && tc->prof_ref[c])
+    mlc_tcache_prof_settle(tc, c, mlc_load(&tc->b->head[c]));
   if (n) memmove(empty - n, mlc_load(&tc->b->head[c]), n * sizeof(void *));
   tc->start[c] = start;
   mlc_store(&tc->empty[c], empty);
-  mlc_store(&tc->b->full[c], start);
-  mlc_store(&tc->b->lw[c], empty);
+  mlc_store(&tc->b->full[c], mlc_tcache_full_for(tc, c));
+  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc, c, empty - n, empty));
   mlc_store_rel(&tc->b->head[c], empty - n);
   return empty - n;
 }
@@ -222,7 +278,7 @@ void mlc_tcache_unpark(mlc_tcache_t *tc) {
   tc->parked = false;
   mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
-  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], tc->start[c]);
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_tcache_full_for(tc, c));
   tc->gc_idle_passes = 0;
 }
 
@@ -265,6 +321,12 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   }
   /* A recycled cache keeps its storage (its owner flushed it): start small again. */
   tc->refilled = 0;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    tc->prof_ref[c] = NULL;
+    tc->prof_pushes[c] = 0;
+    tc->prof_room[c] = 0;
+    tc->prof_left[c] = mlc_prof_active() ? mlc_prof_draw_objs(mlc_class_size[c]) : 0;
+  }
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
     tc->cap[c] = (uint16_t)MLC_MIN(MLC_TCACHE_CAP0, mlc_tcache_cap[c]);
     tc->fill[c] = (uint16_t)MLC_MIN(mlc_tcache_fill_initial(c), MLC_MAX(tc->cap[c] / 2u, 1u));
@@ -337,10 +399,11 @@ void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
   unsigned have = (unsigned)(empty - head);
   if (n > have) n = have;
   if (n == 0) return;
+  if (MLC_UNLIKELY(mlc_prof_active()) && cls < MLC_NCLASSES) mlc_tcache_prof_settle(tc, cls, head);
   mlc_tcache_return(empty - n, n, cls);
   memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
   mlc_store_rel(&tc->b->head[cls], head + n);
-  mlc_store(&tc->b->lw[cls], empty);
+  mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head + n, empty));
   mlc_trace("tcache: flushed %u objects of cache class %u", n, cls);
 }
 
@@ -382,28 +445,49 @@ static void mlc_tcache_slow_done(mlc_tcache_t *tc) {
   mlc_gc_maybe_start();
 }
 
+/* One object of class cls from its bin, bypassing the cache. */
+static void *mlc_tcache_alloc_from_bin(unsigned cls) {
+  void *p;
+  if (!mlc_boot()) return NULL;
+  if (mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], &p, 1) == 1) {
+    mlc_free_key_clear(p);
+    return p;
+  }
+  errno = ENOMEM;
+  return NULL;
+}
+
 void *mlc_tcache_alloc_slow(unsigned cls) {
   if (cls == 0) cls = 1;
   /* The hardened library looks at a few of its quarantined blocks now and then. */
   if (mlc_config_hardened) mlc_harden_slow_check();
   mlc_tcache_t *tc = mlc_tcache_get(false);
   if (!tc || mlc_tcache_cap[cls] == 0) {
-    void *p;
-    if (!mlc_boot()) return NULL;
-    if (mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], &p, 1) == 1) {
-      mlc_free_key_clear(p);
-      return p;
+    /* No cache: the profiler counts on its own (every allocation comes here). */
+    if (MLC_UNLIKELY(mlc_prof_active())) {
+      void *s = mlc_prof_sample_small(mlc_class_size[cls]);
+      if (s) return s;
     }
-    errno = ENOMEM;
-    return NULL;
+    return mlc_tcache_alloc_from_bin(cls);
   }
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
   void **head = mlc_load(&tc->b->head[cls]), **empty = tc->empty[cls];
+  if (MLC_UNLIKELY(mlc_prof_active())) {
+    mlc_tcache_prof_settle(tc, cls, head);
+    if (tc->prof_left[cls] == 0) {
+      /* This allocation is the sample: a block of its own, outside the cache. */
+      tc->prof_left[cls] = mlc_prof_draw_objs(mlc_class_size[cls]);
+      mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head, empty));
+      mlc_tcache_slow_done(tc);
+      void *s = mlc_prof_sample_now(mlc_class_size[cls]);
+      return s ? s : mlc_tcache_alloc_from_bin(cls);
+    }
+  }
   void *ret;
   if (head < empty) {
     /* Objects remain below the low-water mark: the owner may use them all again. */
-    mlc_store(&tc->b->lw[cls], empty);
+    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head, empty));
   } else {
     /* Empty: refill; the stack starts again at the top of its region, which grows
        when the batch would fill more than half of it. */
@@ -414,7 +498,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     if (n > tc->cap[cls]) n = tc->cap[cls];
     empty = tc->start[cls] + tc->cap[cls];
     mlc_store(&tc->empty[cls], empty);
-    mlc_store(&tc->b->lw[cls], empty);
+    mlc_store(&tc->b->lw[cls], empty); /* the profiler's bound is set after the pop */
     unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
@@ -429,6 +513,12 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   }
   ret = *head;
   mlc_store_rel(&tc->b->head[cls], head + 1);
+  if (MLC_UNLIKELY(mlc_prof_active())) {
+    /* This pop counts; the refill's head moves did not. */
+    tc->prof_left[cls]--;
+    tc->prof_ref[cls] = NULL;
+    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head + 1, empty));
+  }
   mlc_tcache_slow_done(tc);
   mlc_free_key_clear(ret);
   return ret;
@@ -446,13 +536,22 @@ void mlc_tcache_free_small(void *p, unsigned cls) {
   }
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
+  bool prof = mlc_prof_active();
+  if (MLC_UNLIKELY(prof)) mlc_tcache_prof_settle(tc, cls, mlc_load(&tc->b->head[cls]));
   void **head = mlc_tcache_restack(tc, cls);
-  if (head <= mlc_load(&tc->b->full[cls]) &&
+  /* Full: head at the start of the region (full itself, unless the profiler raised it,
+     since owner_enter unparked the cache). */
+  if (head <= tc->start[cls] &&
       !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls)))
     mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
   head = mlc_load(&tc->b->head[cls]);
   head[-1] = p;
   mlc_store_rel(&tc->b->head[cls], head - 1);
+  /* A push is not a pop: counted from here, lw lowered with head. */
+  if (MLC_UNLIKELY(prof)) {
+    tc->prof_ref[cls] = NULL;
+    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head - 1, tc->empty[cls]));
+  }
   mlc_tcache_owner_exit(tc);
   errno = saved;
 }
@@ -479,7 +578,7 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
     p = *head;
     mlc_store_rel(&tc->b->head[c], head + 1);
   }
-  mlc_store(&tc->b->lw[c], tc->empty[c]);
+  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc, c, mlc_load(&tc->b->head[c]), tc->empty[c]));
   mlc_tcache_slow_done(tc);
   if (p) mlc_free_key_clear(p);
   return p;
@@ -508,7 +607,7 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
     head += k;
     mlc_store_rel(&tc->b->head[c], head);
   }
-  mlc_store(&tc->b->lw[c], tc->empty[c]);
+  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc, c, mlc_load(&tc->b->head[c]), tc->empty[c]));
   head[-1] = p;
   mlc_store_rel(&tc->b->head[c], head - 1);
   mlc_tcache_owner_exit(tc);
@@ -645,7 +744,7 @@ void mlc_tcache_postfork_child(void) {
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
-      for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&self->b->full[c], self->start[c]);
+      for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&self->b->full[c], mlc_tcache_full_for(self, c));
     }
   }
   mlc_mutex_reset(&mlc_tcache_registry);

@@ -267,6 +267,26 @@ MLC_INLINE bool mlc_tcache_large_push(void *p, size_t np) {
   return true;
 }
 
+/* While the heap profiler runs, free's slow path pushes the small object p of class
+   cls (checked here as the fast push checks it) and counts the push; false (nothing
+   done) where the fast push would fail, or the push would let the pop fast path pass
+   the next sampled pop (tcache.c, "Sampling").  Owner thread, no lock. */
+MLC_INLINE bool mlc_tcache_prof_push(void *p, size_t cls) {
+  if (mlc_tsd.state != MLC_TSD_CACHED) return false;
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, cls);
+  if (!mlc_tb_is_slot(b, cls, p) || mlc_free_key_is_set(p) || h <= tc->start[cls] ||
+      tc->prof_room[cls] == 0)
+    return false;
+  mlc_free_key_set(p);
+  h[-1] = p;
+  mlc_tb_set_head(b, cls, h - 1);
+  tc->prof_room[cls]--;
+  tc->prof_pushes[cls]++;
+  return true;
+}
+
 /* Gives n objects of cache class cls back: to their bins, or large blocks to their
    arenas.  No lock held. */
 void mlc_tcache_return(void **objs, unsigned n, unsigned cls);

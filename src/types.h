@@ -86,6 +86,10 @@ struct mlc_chunk_s {
   bool purge_pending;
   uint64_t used[MLC_CHUNK_WORDS];  /* Protected by arena->lock: page in a slab, a run or the header */
   uint64_t dirty[MLC_CHUNK_WORDS]; /* Protected by arena->lock: free page that may be resident */
+  /* Atomic (relaxed, read-modify-write): bit i set while the live run at page i is a
+     sampled allocation of the heap profiler (prof.c); set by the thread that allocated
+     it before handing it out, cleared by the free that ends it. */
+  uint64_t sampled[MLC_CHUNK_WORDS];
   uint16_t npages[MLC_PAGES_PER_CHUNK]; /* Run length at a large run's first page, else 0 */
   mlc_slab_t slabs[MLC_GRANULES_PER_CHUNK]; /* slabs[g]: granule g while it is a slab */
 };
@@ -181,6 +185,16 @@ struct mlc_tcache_s {
   unsigned gc_idle_passes;     /* Collector only */
   void **stack;                /* Owner thread: storage of all the stacks */
   size_t stack_slots;          /* its size, a power of two */
+  /* Owner thread, while the heap profiler runs (tcache.c, "Sampling"): per small class,
+     the pops left before the one that is sampled, counted from prof_ref (the head when
+     they were last counted) and prof_pushes (pushes since, all made on free's slow
+     path while profiling runs). */
+  uint32_t prof_left[MLC_NCLASSES];
+  uint32_t prof_pushes[MLC_NCLASSES];
+  void **prof_ref[MLC_NCLASSES];
+  /* Pushes free's slow path may still make before lw would let the pop fast path
+     reach the sampled pop: prof_left less (lw - head), which pops leave as it is. */
+  uint32_t prof_room[MLC_NCLASSES];
 };
 
 #endif /* MLC_TYPES_H */

@@ -27,14 +27,16 @@
 enum { EXIT_USAGE = 2, EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
 static const char usage_text[] =
-    "Usage: melloc [--hardened] [--stats[=FORMAT]] [--conf KEY:VALUE,...]\n"
-    "              [--] PROGRAM [ARGS...]\n"
+    "Usage: melloc [--hardened] [--stats[=FORMAT]] [--prof[=PREFIX]]\n"
+    "              [--conf KEY:VALUE,...] [--] PROGRAM [ARGS...]\n"
     "       melloc --version | --help\n"
     "Runs PROGRAM with the melloc allocator preloaded.\n"
     "\n"
     "  --hardened        preload the hardened library, whose heap defends itself\n"
     "                    against misuse, instead of the default one\n"
     "  --stats[=FORMAT]  print statistics on stderr at exit (FORMAT: text or json)\n"
+    "  --prof[=PREFIX]   heap profile: sample allocations, write PREFIX.PID.SEQ.pb.gz\n"
+    "                    (pprof) and .folded at exit (PREFIX: melloc.prof)\n"
     "  --conf SETTINGS   settings added to MELLOC_CONF, such as narenas:1,gc:false\n"
     "  --version         print the version and exit\n"
     "  --help            print this help and exit\n"
@@ -120,6 +122,14 @@ int main(int argc, char **argv) {
       list_append(&conf, ",", "stats_print:true,stats_format:json");
     } else if (!strncmp(a, "--stats=", 8)) {
       usage_error("--stats: unknown format '%s' (text or json)", a + 8);
+    } else if (!strcmp(a, "--prof")) {
+      list_append(&conf, ",", "prof:true,prof_dump_at_exit:true");
+    } else if (!strncmp(a, "--prof=", 7)) {
+      const char *prefix = a + 7;
+      if (!*prefix || strchr(prefix, ','))
+        usage_error("--prof: '%s' is not a file name prefix (none, or a comma in it)", prefix);
+      list_append(&conf, ",", "prof:true,prof_dump_at_exit:true,prof_prefix:");
+      list_append(&conf, "", prefix);
     } else if (!strcmp(a, "--conf") || !strncmp(a, "--conf=", 7)) {
       const char *v = a[6] == '=' ? a + 7 : argv[++i];
       if (!v) usage_error("--conf needs an argument%s", "");

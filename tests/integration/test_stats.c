@@ -191,6 +191,7 @@ START_TEST(test_stats_smaller_size) {
                                  offsetof(melloc_stats_t, classes),
                                  offsetof(melloc_stats_t, classes[5]),
                                  offsetof(melloc_stats_t, page_size),
+                                 offsetof(melloc_stats_t, prof_samples), /* a version 2 caller */
                                  sizeof(melloc_stats_t) - 1};
   for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
     struct padded buf;
@@ -500,12 +501,13 @@ START_TEST(test_print_json) {
            "a = [int(x) for x in sys.argv[1:]]\n"
            "keys = {\"version\", \"stats_version\", \"narenas\", \"mapped\", \"resident\", "
            "\"allocated\", \"small_allocated\", \"large_allocated\", \"huge_allocated\", "
-           "\"cached\", \"purged\", \"gc\", \"page_size\", \"refused\", \"classes\"}\n"
+           "\"cached\", \"purged\", \"gc\", \"page_size\", \"refused\", \"prof\", \"classes\"}\n"
            "assert set(d) == keys, set(d) ^ keys\n"
            "assert d[\"version\"] == \"%s\", d[\"version\"]\n"
            "assert set(d[\"gc\"]) == {\"passes\", \"objects_returned\"}\n"
            "assert set(d[\"refused\"]) == {\"purges\", \"purges_failed\", \"membarriers\", "
            "\"remaps\"}\n"
+           "assert d[\"prof\"] == {\"samples\": 0, \"bytes\": 0}, d[\"prof\"]\n"
            "c = d[\"classes\"]\n"
            "assert len(c) == 32, len(c)\n"
            "assert all(set(x) == {\"size\", \"nmalloc\", \"nfree\", \"live\", \"slabs\"} for x in c)\n"

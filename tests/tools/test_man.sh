@@ -92,6 +92,8 @@ while IFS= read -r line; do
   want=$(constant "$3")
   [ "$name" = stats_format ] && want=$([ "$3" = 1 ] && echo json || echo text)
   [ "$name" = narenas ] && continue
+  # text settings: the default is the table's last field, a string
+  [ "$2" = STR ] && want=$(echo "$line" | sed -n 's/.*, "\([^"]*\)"},$/\1/p')
   entry=$(awk -v k="$name" '$0 ~ "^\\.(BI|BR) " k ":" {p = 1; next} /^\.TP/ {p = 0} p' "$src/man/melloc.7" |
     tr '\n' ' ' | sed -e 's/\.BR* //g')
   if echo "$entry" | grep -Eq "Default: $want\b"; then
