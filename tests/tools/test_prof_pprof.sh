@@ -56,7 +56,7 @@ if [ -s "$tmp/three.pb.gz" ]; then tap_ok "test_prof --dump writes a profile"; e
 fi
 
 if ! tap_have go || ! go tool pprof -h >/dev/null 2>&1; then
-  tap_skip "go tool pprof reads the profile" "go is not installed (Debian: apt-get install golang-go)"
+  tap_skip "go tool pprof reads the profile" "no go (Debian: apt-get install golang-go)"
   tap_done
 fi
 if ! tap_have addr2line || ! tap_have nm; then
