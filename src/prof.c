@@ -41,6 +41,7 @@
 #include "util.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <link.h>
 
 #if MLC_PROF_UNWIND_LIBGCC
@@ -202,7 +203,7 @@ static _Unwind_Reason_Code mlc_prof_bt_frame(struct _Unwind_Context *ctx, void *
 /* The calling thread's stack, innermost first, without melloc's frames: up to max
    return addresses.  Never allocates (libgcc's unwinder, linked directly and primed at
    start, reads .eh_frame through _dl_find_object or dl_iterate_phdr). */
-static MLC_NOINLINE unsigned mlc_prof_backtrace(uintptr_t *out, unsigned max) {
+static MLC_NOINLINE unsigned mlc_prof_backtrace_raw(uintptr_t *out, unsigned max) {
 #if MLC_PROF_UNWIND_LIBGCC
   mlc_prof_bt_t b = {out, 0, max, false};
   _Unwind_Backtrace(mlc_prof_bt_frame, &b);
@@ -240,6 +241,23 @@ static MLC_NOINLINE unsigned mlc_prof_backtrace(uintptr_t *out, unsigned max) {
   (void)max;
   return 0;
 #endif
+}
+
+/* Fork and the unwinder.  Where libgcc finds unwind tables through dl_iterate_phdr (i386's
+   glibc, older systems without _dl_find_object), an unwind holds the loader's lock; a fork
+   at that moment leaves the lock held in the child, whose first sampled allocation then
+   waits for ever.  So fork's prepare step closes a gate and waits for the unwinds under
+   way to end; a sample taken while the gate is closed records no stack (it is counted
+   under an empty stack) rather than wait, because its thread may hold what fork waits
+   for.  Two atomic operations a sample; nothing on unsampled allocations. */
+static uint32_t mlc_prof_unwinders, mlc_prof_forking;
+
+static unsigned mlc_prof_backtrace(uintptr_t *out, unsigned max) {
+  __atomic_fetch_add(&mlc_prof_unwinders, 1, __ATOMIC_SEQ_CST);
+  unsigned n = 0;
+  if (MLC_LIKELY(!__atomic_load_n(&mlc_prof_forking, __ATOMIC_SEQ_CST))) n = mlc_prof_backtrace_raw(out, max);
+  __atomic_fetch_sub(&mlc_prof_unwinders, 1, __ATOMIC_RELEASE);
+  return n;
 }
 
 static uint64_t mlc_prof_hash(const uintptr_t *f, unsigned n) {
@@ -532,8 +550,18 @@ void mlc_prof_reset(void) {
   mlc_mutex_unlock(&mlc_prof_lock);
 }
 
-void mlc_prof_prefork(void) { mlc_mutex_lock(&mlc_prof_lock); }
-void mlc_prof_postfork_parent(void) { mlc_mutex_unlock(&mlc_prof_lock); }
+void mlc_prof_prefork(void) {
+  __atomic_store_n(&mlc_prof_forking, 1, __ATOMIC_SEQ_CST);
+  /* sched_yield, not a sleep: fork is no cancellation point, and must not become one. */
+  while (__atomic_load_n(&mlc_prof_unwinders, __ATOMIC_ACQUIRE)) sched_yield();
+  mlc_mutex_lock(&mlc_prof_lock);
+}
+
+void mlc_prof_postfork_parent(void) {
+  mlc_mutex_unlock(&mlc_prof_lock);
+  __atomic_store_n(&mlc_prof_forking, 0, __ATOMIC_RELEASE);
+}
+
 void mlc_prof_postfork_child(void) {
   /* The child's profile starts empty: the blocks it inherits keep their marks, and
      their frees find no record. */
@@ -542,6 +570,8 @@ void mlc_prof_postfork_child(void) {
   mlc_prof_purged_at_dump = 0;
   mlc_prof_tsd.busy = false;
   mlc_mutex_reset(&mlc_prof_lock);
+  mlc_store(&mlc_prof_unwinders, 0);
+  __atomic_store_n(&mlc_prof_forking, 0, __ATOMIC_RELEASE);
 }
 
 /* ---- Dumps ---- */
