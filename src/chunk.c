@@ -441,6 +441,7 @@ static mlc_huge_t *mlc_huge_take_locked(size_t sz, size_t align) {
   }
   for (size_t k = best_i + 1; k <= best_j; k++) {
     if (arr[k]->free_ns > r->free_ns) r->free_ns = arr[k]->free_ns;
+    arr[k]->in_use = false;
     mlc_huge_desc_delete_locked(arr[k]);
   }
   mlc_huge_cached -= best_total;
