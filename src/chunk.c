@@ -471,13 +471,17 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
     }
     return false;
   }
-  mlc_mutex_lock(&mlc_huge_lock);
   if (t) {
-    /* Not a block: a pointer into it is no block's (its pieces: nobody's). */
+    /* Not a block: a pointer into it is nobody's.  Its pieces are cleared before it is
+       in the cache, where another thread may take it and register them as its own. */
     t->addr = (char *)r->addr + keep;
     t->span = t->size = r->span - keep;
     t->free_ns = r->free_ns;
     t->in_use = false;
+    mlc_pagemap_register(t->addr, t->span, NULL);
+  }
+  mlc_mutex_lock(&mlc_huge_lock);
+  if (t) {
     t->next = mlc_huge_cache;
     mlc_huge_cache = t;
     mlc_huge_cached += t->span;
@@ -486,7 +490,6 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
   r->size = sz;
   mlc_huge_live += sz;
   mlc_mutex_unlock(&mlc_huge_lock);
-  if (t) mlc_pagemap_register(t->addr, t->span, NULL);
   return true;
 }
 
