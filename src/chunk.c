@@ -432,6 +432,7 @@ static mlc_huge_t *mlc_huge_take_locked(size_t sz, size_t align) {
   }
   if (!best_total) return NULL;
   mlc_huge_t *r = arr[best_i];
+  mlc_trace("huge: take %zu bytes at %p for %zu (%zu ranges)", best_total, r->addr, sz, best_j - best_i + 1);
   for (size_t k = best_i; k <= best_j; k++) arr[k]->in_use = true; /* marks what leaves */
   for (mlc_huge_t **pp = &mlc_huge_cache; *pp;) {
     if ((*pp)->in_use)
@@ -481,6 +482,7 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
     mlc_pagemap_register(t->addr, t->span, NULL);
   }
   mlc_mutex_lock(&mlc_huge_lock);
+  mlc_trace("huge: carve %p: block %zu span %zu, tail %p %zu", r->addr, sz, t ? keep : r->span, t ? t->addr : NULL, t ? t->span : 0);
   if (t) {
     t->next = mlc_huge_cache;
     mlc_huge_cache = t;
@@ -565,6 +567,12 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
     /* Up to twice the request is kept whole: giving the tail back only to fault it in
        again for the next, larger request costs more than the memory. */
     void *p = (h->size >= sz && h->size - sz <= sz) ? h->addr : mlc_huge_realloc(h, sz);
+    /* A range carved off a block had its pieces cleared (mlc_huge_carve): all of them
+       are the block's now. */
+    if (p && !mlc_pagemap_register(p, h->span, (char *)h + 1)) {
+      mlc_pagemap_register(p, h->span, NULL);
+      p = NULL;
+    }
     if (p) {
       if (zero) memset(p, 0, MLC_MIN(had, sz)); /* pages grown into are fresh */
       return p;

@@ -736,6 +736,38 @@ START_TEST(test_huge_ranges_reused) {
   ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
 }
 END_TEST
+
+/* No cached range holds the request: the largest smaller one grows (by mremap, in place
+   where the address space after it is free), here the part a smaller block left of a
+   freed one; all of it is the new block's (its pieces had been cleared). */
+START_TEST(test_huge_range_grown) {
+  char decay[32];
+  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  /* x right below w (the kernel maps top-down), w unmapped when freed (too big for the
+     cache): free address space after x, for the growth to be in place. */
+  char *w = malloc(HUGE_UNMAPPED_SIZE);
+  char *x = malloc(20 * MiB);
+  ck_assert(w && x);
+  free(w);
+  free(x);
+  char *y = malloc(5 * MiB);
+  ck_assert_ptr_eq(y, x);
+  char *z = malloc(40 * MiB); /* from [x + 8 MiB, x + 20 MiB) */
+  ck_assert_ptr_nonnull(z);
+  ck_assert_uint_ge(malloc_usable_size(z), 40 * MiB);
+  fill_sparse(z, 40 * MiB, 3);
+  fill_sparse(y, 5 * MiB, 4);
+  ck_assert_uint_eq(check_sparse(z, 40 * MiB, 3), 40 * MiB);
+  z = realloc(z, 41 * MiB);
+  ck_assert_ptr_nonnull(z);
+  ck_assert_uint_eq(check_sparse(z, 40 * MiB, 3), 40 * MiB);
+  free(z);
+  ck_assert_uint_eq(check_sparse(y, 5 * MiB, 4), 5 * MiB);
+  free(y);
+  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+}
+END_TEST
 #endif
 
 /* Large blocks resize in place when they can, and keep their contents either way. */
@@ -1375,6 +1407,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, test_realloc_huge_grow_with_neighbour);
 #if !MELLOC_TEST_HARDENED
   tcase_add_test(tc, test_huge_ranges_reused);
+  tcase_add_test(tc, test_huge_range_grown);
 #endif
   tcase_add_test(tc, test_realloc_large);
   tcase_add_test(tc, test_realloc_same_size_in_place);
