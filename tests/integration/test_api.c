@@ -134,6 +134,19 @@ static int is_unmapped(void *p, size_t n) {
   return 1;
 }
 
+/* How many of the pages of [p, p + n) are resident (mincore), -1 if one is unmapped. */
+static long resident_pages(void *p, size_t n) {
+  unsigned char vec[256];
+  uintptr_t a = (uintptr_t)p & ~(PAGE - 1);
+  long count = 0;
+  for (size_t off = 0; off < n; off += 256 * PAGE) {
+    size_t len = n - off < 256 * PAGE ? n - off : 256 * PAGE;
+    if (mincore((void *)(a + off), len, vec) != 0) return -1;
+    for (size_t i = 0; i < (len + PAGE - 1) / PAGE; i++) count += vec[i] & 1;
+  }
+  return count;
+}
+
 /* ---- Version ---- */
 
 START_TEST(test_version) {
@@ -538,7 +551,7 @@ START_TEST(test_calloc_zeroes_reused_memory) {
       /* Dirty it again: the next round's frees give back non-zero memory too. */
       memset(p[k], 0x5a, n);
     }
-#ifdef MELLOC_TEST_HARDENED
+#if MELLOC_TEST_HARDENED
     /* The hardened library's quarantine delays reuse: each free below pushes the oldest
        block out of it, until one of old comes back. */
     for (int k = 0; k < 4000 && reused == 0; k++) {
@@ -639,7 +652,7 @@ START_TEST(test_realloc_huge_grow_shrink) {
     char *q = realloc(p, m);
     ck_assert_msg(q != NULL, "realloc %zu -> %zu returned NULL", n, m);
     ck_assert_uint_ge(malloc_usable_size(q), m);
-#ifndef MELLOC_TEST_HARDENED /* there, guard pages may make a shrink move the block */
+#if !MELLOC_TEST_HARDENED /* there, guard pages may make a shrink move the block */
     if (m < n) ck_assert_msg(q == p, "huge shrink %zu -> %zu moved the block", n, m);
 #endif
     size_t bad = check_sparse(q, keep, 3);
@@ -674,6 +687,88 @@ START_TEST(test_realloc_huge_grow_with_neighbour) {
   free(b);
 }
 END_TEST
+
+#if !MELLOC_TEST_HARDENED /* there, a cached mapping is reused whole, never split */
+/* A freed huge block's pages serve the huge blocks that come next, with no new mapping
+   and no page faulted in again (bench's bigbuf): a smaller block starts where it did,
+   the next one past the first one's last 4 MiB; a block grows in place into the rest
+   of its last 4 MiB; freed neighbours serve together a block none of them holds alone.
+   decay_ms is raised for the test: the collector must not hand the pages back between
+   the calls (the suite is also run with decay_ms:0). */
+START_TEST(test_huge_ranges_reused) {
+  char decay[32];
+  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  char *a = malloc(20 * MiB);
+  ck_assert_ptr_nonnull(a);
+  memset(hide(a), 4, 20 * MiB); /* every page resident (hide: not a dead store) */
+  free(a);
+  char *b = malloc(5 * MiB);
+  char *c = malloc(6 * MiB);
+  ck_assert_ptr_eq(b, a);
+  ck_assert_ptr_eq(c, a + 8 * MiB);
+  /* a's pages, not new ones: resident before the program touches them. */
+  ck_assert_int_eq(resident_pages(b, 5 * MiB), (long)(5 * MiB / PAGE));
+  ck_assert_int_eq(resident_pages(c, 6 * MiB), (long)(6 * MiB / PAGE));
+  ck_assert_uint_ge(malloc_usable_size(b), 5 * MiB);
+  ck_assert_uint_lt(malloc_usable_size(b), 6 * MiB);
+  fill_sparse(b, 5 * MiB, 6);
+  fill_sparse(c, 6 * MiB, 7);
+  char *b2 = realloc(b, 8 * MiB);
+  ck_assert_ptr_eq(b2, b);
+  ck_assert_uint_eq(check_sparse(b2, 5 * MiB, 6), 5 * MiB);
+  fill_sparse(b2, 8 * MiB, 8);
+  ck_assert_uint_eq(check_sparse(c, 6 * MiB, 7), 6 * MiB);
+  /* Past its last 4 MiB, c's growth cannot be in place (b2's pages do not move). */
+  char *c2 = realloc(c, 13 * MiB);
+  ck_assert_ptr_nonnull(c2);
+  ck_assert_uint_eq(check_sparse(c2, 6 * MiB, 7), 6 * MiB);
+  ck_assert_uint_eq(check_sparse(b2, 8 * MiB, 8), 8 * MiB);
+  free(c2);
+  free(b2);
+  /* [a, a + 8 MiB) and what follows it, if c2 grew in place: 20 MiB from a again. */
+  char *d = malloc(18 * MiB);
+  ck_assert_ptr_nonnull(d);
+  if (c2 == a + 8 * MiB) ck_assert_ptr_eq(d, a);
+  fill_sparse(d, 18 * MiB, 9);
+  ck_assert_uint_eq(check_sparse(d, 18 * MiB, 9), 18 * MiB);
+  free(d);
+  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+}
+END_TEST
+
+/* No cached range holds the request: the largest smaller one grows (by mremap, in place
+   where the address space after it is free), here the part a smaller block left of a
+   freed one; all of it is the new block's (its pieces had been cleared). */
+START_TEST(test_huge_range_grown) {
+  char decay[32];
+  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  /* x right below w (the kernel maps top-down), w unmapped when freed (too big for the
+     cache): free address space after x, for the growth to be in place. */
+  char *w = malloc(HUGE_UNMAPPED_SIZE);
+  char *x = malloc(20 * MiB);
+  ck_assert(w && x);
+  free(w);
+  free(x);
+  char *y = malloc(5 * MiB);
+  ck_assert_ptr_eq(y, x);
+  char *z = malloc(40 * MiB); /* from [x + 8 MiB, x + 20 MiB) */
+  ck_assert_ptr_nonnull(z);
+  ck_assert_uint_ge(malloc_usable_size(z), 40 * MiB);
+  fill_sparse(z, 40 * MiB, 3);
+  fill_sparse(y, 5 * MiB, 4);
+  ck_assert_uint_eq(check_sparse(z, 40 * MiB, 3), 40 * MiB);
+  z = realloc(z, 41 * MiB);
+  ck_assert_ptr_nonnull(z);
+  ck_assert_uint_eq(check_sparse(z, 40 * MiB, 3), 40 * MiB);
+  free(z);
+  ck_assert_uint_eq(check_sparse(y, 5 * MiB, 4), 5 * MiB);
+  free(y);
+  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+}
+END_TEST
+#endif
 
 /* Large blocks resize in place when they can, and keep their contents either way. */
 START_TEST(test_realloc_large) {
@@ -1310,6 +1405,10 @@ static Suite *api_suite(void) {
   tcase_add_loop_test(tc, test_realloc_tier_chain, 0, NELEMS(realloc_chains));
   tcase_add_test(tc, test_realloc_huge_grow_shrink);
   tcase_add_test(tc, test_realloc_huge_grow_with_neighbour);
+#if !MELLOC_TEST_HARDENED
+  tcase_add_test(tc, test_huge_ranges_reused);
+  tcase_add_test(tc, test_huge_range_grown);
+#endif
   tcase_add_test(tc, test_realloc_large);
   tcase_add_test(tc, test_realloc_same_size_in_place);
   tcase_add_test(tc, test_realloc_zero_frees);
