@@ -134,6 +134,7 @@ static int is_unmapped(void *p, size_t n) {
   return 1;
 }
 
+#if !MELLOC_TEST_HARDENED
 /* How many of the pages of [p, p + n) are resident (mincore), -1 if one is unmapped. */
 static long resident_pages(void *p, size_t n) {
   unsigned char vec[256];
@@ -146,6 +147,7 @@ static long resident_pages(void *p, size_t n) {
   }
   return count;
 }
+#endif
 
 /* ---- Version ---- */
 
