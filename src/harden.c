@@ -296,6 +296,31 @@ MLC_INLINE size_t mlc_harden_open(char *p, size_t u, uint64_t h, mlc_call_t ccal
   return n;
 }
 
+/* An underflow: the 8 bytes before a small object are the trailer of the slot before it
+   in its slab (the slab's first object has none).  That word is 0 (a slot never used,
+   or freed: MLC_HFILL bytes zeroed, all of a small one's), the default allocator's free
+   key (a freed 16-byte slot: its word 1), or a trailer that is valid for that slot's
+   address (a live block, or a freed bigger one, whose trailer stays).  Anything else was
+   written by the program through a pointer before the block: at free, and before the
+   block can be handed out again, "heap underflow".  64-bit only: another thread may be
+   sealing the slot before (a store of that word), which a 32-bit target does in two
+   halves that a load here could see torn. */
+MLC_INLINE void mlc_harden_check_before(const char *p, size_t u, const char *call) {
+#if UINTPTR_MAX > 0xffffffffu
+  if (((uintptr_t)p & (MLC_GRANULE - 1)) == 0) return;
+  uint64_t t = *(const mlc_hword_t *)(p - MLC_HTRAILER);
+  if (MLC_LIKELY(t == 0)) return;
+  size_t n = (size_t)(t & MLC_HSIZE_MASK);
+  if (MLC_UNLIKELY((n > u - MLC_HOVER || t != mlc_harden_trailer(mlc_harden_bword(p - u), n)) &&
+                   !(u == 16 && t == MLC_FREE_KEY)))
+    mlc_harden_fatal(call, "heap underflow (the 8 bytes before the block overwritten)", p);
+#else
+  (void)p;
+  (void)u;
+  (void)call;
+#endif
+}
+
 /* ---- The quarantine ---- */
 
 typedef struct mlc_quarantine_s mlc_quarantine_t;
@@ -483,6 +508,7 @@ MLC_INLINE void mlc_harden_free_as(void *p, mlc_call_t ccall, const char *call) 
   size_t u = mlc_harden_block(p, ccall, &kind, &cls);
   uint64_t h = mlc_harden_bword(p);
   mlc_harden_open(p, u, h, ccall, call);
+  if (kind == MLC_HK_SMALL) mlc_harden_check_before(p, u, call);
   mlc_harden_release(p, u, kind, cls, h);
 }
 
@@ -519,6 +545,7 @@ void mlc_harden_free(void *p) {
   size_t u = mlc_class_size[cls];
   uint64_t h = mlc_harden_bword(p);
   mlc_harden_open(p, u, h, MLC_CALL_FREE, "free");
+  mlc_harden_check_before(p, u, "free");
   unsigned head = q->head, count = q->count;
   size_t bytes = q->bytes + u;
   unsigned i = (head + count) % MLC_QUARANTINE_BLOCKS;
@@ -569,6 +596,7 @@ void *mlc_harden_realloc(void *p, size_t size) {
   size_t u = mlc_harden_block(p, MLC_CALL_REALLOC, &kind, &cls);
   uint64_t h = mlc_harden_bword(p);
   size_t n = mlc_harden_open(p, u, h, MLC_CALL_REALLOC, "realloc");
+  if (kind == MLC_HK_SMALL) mlc_harden_check_before(p, u, "realloc");
   if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
     /* The old canary's bytes (the rest is as a new block's: zero or left over). */
     if (size > n) memset((char *)p + n, 0, MLC_MIN(size, n + mlc_canary_len(n, u)) - n);
@@ -599,6 +627,10 @@ void mlc_harden_slab_init(char *base, unsigned nobjs, size_t size) {
     for (unsigned i = 0; i < nobjs; i++) {
       char *p = base + (size_t)i * size;
       if (!mlc_harden_is_zero(p, MLC_HFILL)) mlc_harden_fill(p, MLC_HFILL);
+      /* The trailer place: what the granule held before is no trailer of this slot
+         (mlc_harden_check_before reads it). */
+      mlc_hword_t *t = (mlc_hword_t *)(p + size - MLC_HTRAILER);
+      if (*t) *t = 0;
     }
     return;
   }

@@ -179,6 +179,33 @@ static void misuse_write_after_free_first_word(void) {
   _exit(7);
 }
 
+/* A byte before a small block, found at its free (and at realloc): the previous slot's
+   trailer.  Not the first object of its slab (a 64 KiB granule), which has no slot
+   before it.  64-bit builds only (harden.c: mlc_harden_check_before). */
+static char *block_not_first(size_t n) {
+  char *p;
+  do
+    if (!(p = malloc(n))) _exit(4);
+  while (((uintptr_t)p & 0xffff) == 0);
+  return p;
+}
+
+static void misuse_underflow(void) {
+  char *p = block_not_first(64);
+  report(p);
+  ((char *)hide(p))[-1] ^= 1;
+  free(p);
+  _exit(7);
+}
+
+static void misuse_underflow_realloc(void) {
+  char *p = block_not_first(1000);
+  report(p);
+  for (int i = 1; i <= 4; i++) ((char *)hide(p))[-i] ^= (char)0x80;
+  p = realloc(p, 2000);
+  _exit(p ? 7 : 4);
+}
+
 static void misuse_free_interior(void) {
   char *p = malloc(64);
   if (!p) _exit(4);
@@ -216,6 +243,11 @@ static const struct misuse misuses[] = {
      "malloc(): write after free (block in quarantine)"},
     {"write-after-free-first-word", misuse_write_after_free_first_word,
      "free(): write after free (block in quarantine)"},
+#if UINTPTR_MAX > 0xffffffffu
+    {"underflow", misuse_underflow, "free(): heap underflow (the 8 bytes before the block overwritten)"},
+    {"underflow-realloc", misuse_underflow_realloc,
+     "realloc(): heap underflow (the 8 bytes before the block overwritten)"},
+#endif
     {"free-interior", misuse_free_interior, "free(): invalid pointer (not the start of a block)"},
     {"free-stack", misuse_free_stack, "free(): invalid pointer (not allocated by melloc)"},
 };
