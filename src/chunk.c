@@ -708,11 +708,15 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     return h->addr;
   }
   if (sz < old) {
-    /* The unregistered tail may hold a chunk-aligned 4 MiB that no longer belongs. */
-    if (!mlc_os_resize_in_place(h->addr, old, sz)) return NULL;
+    /* The tail's whole 4 MiB pieces leave the page map before the pages go: once they
+       are unmapped, another thread may map and register a block there. */
     uintptr_t keep_end = MLC_ALIGN_UP((uintptr_t)h->addr + sz, MLC_CHUNK);
     uintptr_t old_end = (uintptr_t)h->addr + old;
     if (old_end > keep_end) mlc_pagemap_register((void *)keep_end, old_end - keep_end, NULL);
+    if (!mlc_os_resize_in_place(h->addr, old, sz)) {
+      if (old_end > keep_end) mlc_pagemap_register((void *)keep_end, old_end - keep_end, (char *)h + 1);
+      return NULL;
+    }
     mlc_mutex_lock(&mlc_huge_lock);
     h->size = sz;
     h->span = sz;
@@ -735,12 +739,15 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
       mlc_os_unmap(dst, sz);
       return NULL;
     }
+    /* The old place leaves the page map first, as above (the pieces are the block's
+       own: no other lookup of them is right while the program reallocates it). */
+    mlc_pagemap_register(p, old, NULL);
     if (!mlc_os_move(p, old, dst, sz)) {
+      mlc_pagemap_register(p, old, (char *)h + 1);
       mlc_pagemap_register(dst, sz, NULL);
       mlc_os_unmap(dst, sz);
       return NULL;
     }
-    mlc_pagemap_register(p, old, NULL);
     p = dst;
   }
   mlc_mutex_lock(&mlc_huge_lock);

@@ -6,6 +6,7 @@
 
 #include "../check_run.h"
 #include "../rss.h"
+#include <malloc.h>
 #include <melloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -204,6 +205,57 @@ END_TEST
 /* fork() while other threads allocate: the child can allocate at once, from any class,
    and exits cleanly. */
 static volatile int stop_bg;
+/* Huge blocks (2-30 MiB) allocated, grown, shrunk and freed by 4 threads at once: the
+   free ranges are carved, merged and grown by one thread while others map, unmap and
+   look up theirs.  Each block's first, middle and last bytes are checked before it
+   changes.  (A shrink or a move that unmapped pages before clearing their page-map
+   entries let another thread's new block there lose its entries: "invalid pointer".) */
+#define HUGE_SLOTS 6
+static void *huge_worker(void *arg) {
+  const size_t mib = (size_t)1 << 20, span = sizeof(void *) > 4 ? 28 * mib : 10 * mib;
+  uint64_t s = (uintptr_t)arg * 7919 + 1;
+  char *b[HUGE_SLOTS] = {0};
+  size_t n[HUGE_SLOTS] = {0};
+  for (int it = 0; it < 1500; it++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    int k = (int)((s >> 33) % HUGE_SLOTS);
+    size_t sz = 2 * mib + 1 + (size_t)((s >> 13) % span);
+    if (b[k]) {
+      if (b[k][0] != (char)k || b[k][n[k] / 2] != (char)(k + 2) || b[k][n[k] - 1] != (char)(k + 1))
+        return (void *)"a huge block's bytes changed";
+      if ((s >> 40) & 1) {
+        free(b[k]);
+        b[k] = NULL;
+        continue;
+      }
+      char *q = realloc(b[k], sz);
+      if (!q) return (void *)"realloc of a huge block failed";
+      if (q[0] != (char)k) return (void *)"realloc lost a huge block's first byte";
+      b[k] = q;
+    } else if (!(b[k] = malloc(sz))) {
+      return (void *)"malloc of a huge block failed";
+    }
+    n[k] = sz;
+    if (malloc_usable_size(b[k]) < sz) return (void *)"usable size below the request";
+    b[k][0] = (char)k;
+    b[k][sz / 2] = (char)(k + 2);
+    b[k][sz - 1] = (char)(k + 1);
+  }
+  for (int k = 0; k < HUGE_SLOTS; k++) free(b[k]);
+  return NULL;
+}
+
+START_TEST(test_huge_threads) {
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, huge_worker, (void *)i), 0);
+  for (int i = 0; i < 4; i++) {
+    void *why;
+    ck_assert_int_eq(pthread_join(t[i], &why), 0);
+    ck_assert_msg(why == NULL, "thread %d: %s", i, why ? (const char *)why : "");
+  }
+}
+END_TEST
+
 static void *background(void *arg) {
   uint32_t seed = (uint32_t)(uintptr_t)arg;
   while (!stop_bg) {
@@ -282,6 +334,7 @@ int main(void) {
   tcase_add_test(tc, test_producer_consumer);
   mlc_tcase_add_test_unless(rss_useless, tc, test_thread_churn);
   tcase_add_test(tc, test_fork_while_allocating);
+  tcase_add_test(tc, test_huge_threads);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
