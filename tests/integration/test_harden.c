@@ -179,6 +179,7 @@ static void misuse_write_after_free_first_word(void) {
   _exit(7);
 }
 
+#if UINTPTR_MAX > 0xffffffffu
 /* A byte before a small block, found at its free (and at realloc): the previous slot's
    trailer.  Not the first object of its slab (a 64 KiB granule), which has no slot
    before it.  64-bit builds only (harden.c: mlc_harden_check_before). */
@@ -205,6 +206,7 @@ static void misuse_underflow_realloc(void) {
   p = realloc(p, 2000);
   _exit(p ? 7 : 4);
 }
+#endif
 
 static void misuse_free_interior(void) {
   char *p = malloc(64);
