@@ -337,16 +337,15 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
 /* Freed huge mappings are kept (dirty) for reuse until the collector's decay gives them
    back: faulting pages in again costs far more than keeping them a few seconds. */
 #define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
-/* The default build's cache of free ranges (mlc_huge_take_locked) holds at most this,
-   or a quarter of the bytes of live huge blocks where that is more; the oldest ranges
-   go first.  A freed block of more than half of it is unmapped at once.  bench's bigbuf (20 live buffers of 5-25 MiB, interleaved runs, medians):
-   128 MiB 4.31 s and 474 MiB of peak RSS, 96 MiB 5.02 s and 445 MiB, 32 MiB 5.83 s
-   and 392 MiB, the whole-mapping cache before 5.98 s and 408 MiB; tcmalloc 5.09 s and
-   484 MiB, glibc 5.22 s and 457 MiB, jemalloc 17.5 s and 390 MiB.  The blocks' slack
-   (up to the end of their last 4 MiB) given back at each carve cost 0.5 s for 30 MiB. */
-#ifndef MLC_HUGE_RANGES_MAX
+/* The default build's free ranges (mlc_huge_take_locked) hold at most this, or a
+   quarter of the bytes of live huge blocks where that is more; the oldest ranges go
+   first, and a freed block of more than half of it is unmapped at once.  bench's bigbuf
+   (20 live buffers of 5-25 MiB, interleaved runs, medians): 128 MiB 4.31 s and 474 MiB
+   of peak RSS, 96 MiB 5.02 s and 445 MiB, 32 MiB 5.83 s and 392 MiB, the whole-mapping
+   cache before 5.98 s and 408 MiB; tcmalloc 5.09 s and 484 MiB, glibc 5.22 s and
+   457 MiB, jemalloc 17.5 s and 390 MiB.  Giving each block's slack (to the end of its
+   last 4 MiB) back at each carve saved 30 MiB and cost 0.5 s. */
 #define MLC_HUGE_RANGES_MAX ((size_t)128 << 20)
-#endif
 
 static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_HUGE);
 static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest first */
@@ -391,6 +390,15 @@ static void mlc_huge_desc_delete_locked(mlc_huge_t *h) {
    bench's large workload.  Nothing is zeroed on reuse except for calloc: the block
    holds what its last owner left (large blocks are not filled either). */
 static size_t mlc_huge_guard(void) { return mlc_harden_guard_on ? mlc_os_page_size() : 0; }
+
+/* Caller holds mlc_huge_lock: the free h goes into the cache, newest first. */
+static void mlc_huge_cache_push_locked(mlc_huge_t *h) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
+  h->free_ns = mlc_os_now_ns();
+  h->next = mlc_huge_cache;
+  mlc_huge_cache = h;
+  mlc_huge_cached += h->span;
+}
 
 static void mlc_huge_destroy(mlc_huge_t *h) {
   size_t g = mlc_huge_guard();
@@ -508,11 +516,12 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   size_t g = mlc_huge_guard();
   if (align < MLC_CHUNK) align = MLC_CHUNK;
 
-  /* Reuse a cached mapping: the smallest that is large enough, its tail given back;
-     else the largest smaller one, grown by mremap.  Either way the pages it already
-     has stay resident and are not faulted in again. */
+  /* Reuse cached pages: in the default build, the free ranges (mlc_huge_take_locked),
+     else the largest smaller range, grown by mremap; in the hardened build, a cached
+     mapping at most twice the request, kept whole (no mremap).  Either way the pages it
+     already has stay resident and are not faulted in again. */
   mlc_mutex_lock(&mlc_huge_lock);
-  mlc_huge_t **pp, *h, **best = NULL, **below = NULL;
+  mlc_huge_t **pp, *h, **best = NULL;
   if (!mlc_harden_guard_on && (h = mlc_huge_take_locked(sz, align)) != NULL) {
     mlc_mutex_unlock(&mlc_huge_lock);
     if (MLC_LIKELY(mlc_huge_carve(h, sz))) {
@@ -528,15 +537,11 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   for (pp = &mlc_huge_cache; (h = *pp) != NULL; pp = &h->next) {
     if (((uintptr_t)h->addr & (align - 1)) != 0) continue;
     if (mlc_harden_guard_on) {
-      /* No mremap: a mapping at most twice the request, kept whole. */
       if (h->span >= sz && h->span - sz <= sz && (!best || h->span < (*best)->span)) best = pp;
-    } else if (h->size >= sz) {
-      if (!best || h->size < (*best)->size) best = pp;
-    } else if (!below || h->size > (*below)->size) {
-      below = pp;
+    } else if (align == MLC_CHUNK && (!best || h->size > (*best)->size)) {
+      best = pp; /* none holds sz, or mlc_huge_take_locked would have taken it */
     }
   }
-  if (!best && align == MLC_CHUNK) best = below;
   if (best && mlc_harden_guard_on) {
     h = *best;
     *best = h->next;
@@ -571,9 +576,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
     h->next = NULL;
     mlc_mutex_unlock(&mlc_huge_lock);
     size_t had = h->size;
-    /* Up to twice the request is kept whole: giving the tail back only to fault it in
-       again for the next, larger request costs more than the memory. */
-    void *p = (h->size >= sz && h->size - sz <= sz) ? h->addr : mlc_huge_realloc(h, sz);
+    void *p = mlc_huge_realloc(h, sz);
     /* A range carved off a block had its pieces cleared (mlc_huge_carve): all of them
        are the block's now. */
     if (p && !mlc_pagemap_register(p, h->span, (char *)h + 1)) {
@@ -655,10 +658,7 @@ void mlc_huge_free(mlc_huge_t *h) {
     size_t cap = MLC_MAX(MLC_HUGE_RANGES_MAX, mlc_huge_live / 4);
     if (h->span <= cap / 2) { /* a bigger one is unmapped at once */
       /* Over the bound, the oldest ranges go back to the kernel. */
-      h->free_ns = mlc_os_now_ns();
-      h->next = mlc_huge_cache;
-      mlc_huge_cache = h;
-      mlc_huge_cached += h->span;
+      mlc_huge_cache_push_locked(h);
       mlc_huge_t *gone = NULL;
       while (mlc_huge_cached > cap) {
         mlc_huge_t **pp = &mlc_huge_cache;
@@ -679,10 +679,7 @@ void mlc_huge_free(mlc_huge_t *h) {
     }
   } else if (h->span <= MLC_HUGE_CACHE_MAX / 4 && mlc_huge_cached + h->span <= MLC_HUGE_CACHE_MAX &&
              mlc_os_protect_none(h->addr, mlc_os_page_size())) {
-    h->free_ns = mlc_os_now_ns();
-    h->next = mlc_huge_cache;
-    mlc_huge_cache = h;
-    mlc_huge_cached += h->span;
+    mlc_huge_cache_push_locked(h);
     mlc_mutex_unlock(&mlc_huge_lock);
     return;
   }

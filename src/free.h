@@ -41,6 +41,14 @@ typedef struct mlc_block_s {
 /* mlc_block_check's work past its inline first case. */
 MLC_NOINLINE void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block_t *b);
 
+/* The class of p where p is, without a doubt, a live small object: a slot's start in
+   the page map's window without the free key; else 0, and mlc_block_check_slow finds
+   out what it is.  mlc_block_check's inline case, and the hardened free's. */
+MLC_INLINE size_t mlc_block_small_class(const void *p) {
+  size_t cls = mlc_win_class(p);
+  return MLC_LIKELY(cls != 0 && mlc_tb_is_slot(mlc_tb_base(), cls, p) && !mlc_free_key_is_set(p)) ? cls : 0;
+}
+
 /* Fills *b for p, which is not NULL, when p is the start of a live melloc block; else
    reports the misuse for call and aborts: a block already freed (small, large or
    huge, in a thread cache, a bin or an arena), a pointer inside a block or misaligned,
@@ -48,8 +56,8 @@ MLC_NOINLINE void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block
    slot's start in the page map's window without the free key.  Any thread, no lock
    held. */
 MLC_INLINE void mlc_block_check(const void *p, mlc_call_t call, mlc_block_t *b) {
-  size_t cls = mlc_win_class(p);
-  if (MLC_LIKELY(cls != 0 && mlc_tb_is_slot(mlc_tb_base(), cls, p) && !mlc_free_key_is_set(p))) {
+  size_t cls = mlc_block_small_class(p);
+  if (MLC_LIKELY(cls != 0)) {
     b->kind = MLC_BLOCK_SMALL;
     b->cls = (unsigned)cls;
     b->size = mlc_class_size[cls];

@@ -481,13 +481,9 @@ MLC_INLINE void *mlc_harden_alloc(size_t size, bool zero, const char *call) {
     return mlc_harden_alloc_slow(size, 0, zero, call);
   size_t want = size + MLC_HOVER;
   size_t cls = want <= 128 ? (want + 15) >> 4 : mlc_class_table[(want + 15) >> 4];
-  /* The cache's pop inline; an empty cache is the general path's (a tail call). */
-  mlc_tb_base_t b = mlc_tb_base();
-  void **h = mlc_tb_head(b, cls);
-  if (MLC_UNLIKELY(mlc_tb_at_lw(b, cls, h))) return mlc_harden_alloc_slow(size, 0, zero, call);
-  mlc_tb_set_head(b, cls, h + 1);
-  char *p = *h;
-  mlc_free_key_clear(p);
+  /* An empty cache is the general path's (a tail call, no registers saved here). */
+  char *p = mlc_tcache_try_pop(cls);
+  if (MLC_UNLIKELY(!p)) return mlc_harden_alloc_slow(size, 0, zero, call);
   return mlc_harden_hand_out(p, mlc_class_size[cls], true, size, zero, false, call);
 }
 
@@ -536,11 +532,9 @@ static MLC_NOINLINE void mlc_harden_free_slow(void *p) {
    room.  Everything else is a tail call to the general path (which checks again).
    278 -> 257 instructions a malloc(64)/free pair. */
 void mlc_harden_free(void *p) {
-  size_t cls = mlc_win_class(p);
+  size_t cls = mlc_block_small_class(p);
   mlc_quarantine_t *q = mlc_quarantine_mine;
-  mlc_tb_base_t b = mlc_tb_base();
-  if (MLC_UNLIKELY(cls == 0 || !q || !mlc_tb_is_slot(b, cls, p) || mlc_free_key_is_set(p) ||
-                   !mlc_harden_fill_on || !mlc_harden_quarantine_on))
+  if (MLC_UNLIKELY(cls == 0 || !q || !mlc_harden_fill_on || !mlc_harden_quarantine_on))
     return mlc_harden_free_slow(p);
   size_t u = mlc_class_size[cls];
   uint64_t h = mlc_harden_bword(p);
@@ -557,14 +551,12 @@ void mlc_harden_free(void *p) {
     char *e = q->blocks[head].p;
     size_t ecls = q->blocks[head].cls;
     bytes -= q->blocks[head].u;
-    void **eh = mlc_tb_head(b, ecls);
-    if (MLC_UNLIKELY(bytes > MLC_QUARANTINE_BYTES || ecls == 0 || mlc_tb_at_full(b, ecls, eh)))
+    if (MLC_UNLIKELY(bytes > MLC_QUARANTINE_BYTES || ecls == 0))
       return mlc_harden_free_slow(p);
     if (MLC_UNLIKELY(*(mlc_hword_t *)e != mlc_harden_tag(e)))
       mlc_harden_fatal("free", "write after free (block in quarantine)", e);
-    mlc_free_key_set(e);
-    eh[-1] = e;
-    mlc_tb_set_head(b, ecls, eh - 1);
+    /* A full cache: nothing changed yet, the general path does it all. */
+    if (MLC_UNLIKELY(!mlc_tcache_push_checked(e, ecls))) return mlc_harden_free_slow(p);
     q->head = (head + 1) % MLC_QUARANTINE_BLOCKS;
   }
   mlc_harden_fill(p, u);

@@ -184,6 +184,18 @@ MLC_INLINE void *mlc_tcache_alloc(size_t cls) {
   return p;
 }
 
+/* mlc_tcache_alloc's pop without its slow path: NULL where that would be taken (the
+   caller has a slow path of its own: the hardened library's). */
+MLC_INLINE void *mlc_tcache_try_pop(size_t cls) {
+  mlc_tb_base_t b = mlc_tb_base();
+  void **h = mlc_tb_head(b, cls);
+  if (MLC_UNLIKELY(mlc_tb_at_lw(b, cls, h))) return NULL;
+  mlc_tb_set_head(b, cls, h + 1);
+  void *p = *h;
+  mlc_free_key_clear(p);
+  return p;
+}
+
 /* Push onto the thread cache: no locks, no read-modify-write.  Two checks stay off the
    dependency chain of the push: p starts a slot of its class (a multiply), and it does
    not hold the free key (else it may be free already).  false (nothing done) when the
