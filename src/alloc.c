@@ -97,8 +97,9 @@ void *mlc_aligned_plain(size_t align, size_t size) {
   return mlc_alloc_big(size, align, false);
 }
 
-static void *mlc_alloc_aligned(size_t align, size_t size) {
-  if (mlc_config_hardened) return mlc_harden_aligned(align, size);
+/* call: the public function's name, for the hardened library's messages. */
+static void *mlc_alloc_aligned(size_t align, size_t size, const char *call) {
+  if (mlc_config_hardened) return mlc_harden_aligned(align, size, call);
   return mlc_aligned_plain(align, size);
 }
 
@@ -242,7 +243,7 @@ MLC_EXPORT void melloc_free_sized(void *p, size_t size) {
 MLC_EXPORT int melloc_posix_memalign(void **memptr, size_t align, size_t size) {
   if (!mlc_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
-  void *p = mlc_alloc_aligned(align, size);
+  void *p = mlc_alloc_aligned(align, size, "posix_memalign");
   if (!p) {
     errno = saved;
     return ENOMEM;
@@ -256,7 +257,7 @@ MLC_EXPORT void *melloc_aligned_alloc(size_t align, size_t size) {
     errno = EINVAL;
     return NULL;
   }
-  return mlc_alloc_aligned(align, size);
+  return mlc_alloc_aligned(align, size, "aligned_alloc");
 }
 
 MLC_EXPORT size_t melloc_usable_size(const void *p) {
@@ -302,7 +303,7 @@ static void *mlc_memalign(size_t align, size_t size) {
     while (a < align) a <<= 1;
     align = a;
   }
-  return mlc_alloc_aligned(align, size);
+  return mlc_alloc_aligned(align, size, "memalign");
 }
 
 /* Declared here: not every libc's headers declare all of them (C23's free_sized). */
@@ -335,7 +336,9 @@ MLC_EXPORT void free_sized(void *p, size_t size) MLC_ALIAS(melloc_free_sized);
 MLC_EXPORT void *memalign(size_t align, size_t size) { return mlc_memalign(align, size); }
 
 /* valloc and pvalloc align to the kernel's page size (4, 16 or 64 KiB), as glibc's do. */
-MLC_EXPORT void *valloc(size_t size) { return mlc_alloc_aligned(mlc_os_page_size(), size); }
+MLC_EXPORT void *valloc(size_t size) {
+  return mlc_alloc_aligned(mlc_os_page_size(), size, "valloc");
+}
 
 MLC_EXPORT void *pvalloc(size_t size) {
   size_t pg = mlc_os_page_size();
@@ -344,7 +347,7 @@ MLC_EXPORT void *pvalloc(size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return mlc_alloc_aligned(pg, rounded ? rounded : pg);
+  return mlc_alloc_aligned(pg, rounded ? rounded : pg, "pvalloc");
 }
 
 MLC_EXPORT void *reallocarray(void *p, size_t n, size_t size) {

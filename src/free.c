@@ -133,3 +133,24 @@ static void mlc_free_slow_any(void *p) {
   }
   errno = saved;
 }
+
+void mlc_free_uncached(void *p) {
+  int saved = errno;
+  mlc_block_t b;
+  mlc_block_check(p, MLC_CALL_FREE, &b);
+  switch (b.kind) {
+    case MLC_BLOCK_SMALL:
+      mlc_free_key_set(p); /* as a cache's flush leaves it: a second free sees it freed */
+      mlc_bin_free_batch(&p, 1, b.cls);
+      break;
+    case MLC_BLOCK_LARGE:
+      if (MLC_UNLIKELY(mlc_chunk_sampled_take(b.chunk, p))) mlc_prof_free_sampled(p);
+      mlc_arena_large_free(b.chunk, p);
+      break;
+    case MLC_BLOCK_HUGE:
+      mlc_prof_free_huge(p);
+      mlc_huge_free(b.huge);
+      break;
+  }
+  errno = saved;
+}

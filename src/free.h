@@ -75,6 +75,12 @@ const char *mlc_misuse_freed(mlc_call_t call);
    full or missing cache, and every pointer the fast path doubts.  Preserves errno. */
 MLC_NOINLINE void mlc_free_slow(void *p);
 
+/* free without the calling thread's cache: the checks of free, then the block goes
+   to its bin, arena or the huge cache.  The collector's, for blocks it takes from an
+   idle thread's hardened quarantine (the collector holds no cache of its own).  No
+   lock held; preserves errno. */
+void mlc_free_uncached(void *p);
+
 /* free: the class from the page map's window (0 outside it, or not a small object),
    then the cache's push and its checks; the rest in mlc_free_slow. */
 MLC_INLINE void mlc_free_inline(void *p) {

@@ -8,6 +8,8 @@
  *     whether the owner was idle since the last pass and returns part of what the cache
  *     holds to the bins: 1/8 of it on the first idle pass, then 1/4, 1/2, then all;
  *     half of what a busy cache did not touch since the last pass; nothing else.
+ *     In the hardened library it then drains idle threads' quarantines the same way
+ *     (harden.c, "The collector drains": gates closed before this pass's membarrier).
  *  2. purges, in every arena, free granules and pages that stayed free for decay_ms, and
  *     gives back cached huge mappings as old.
  *
@@ -106,6 +108,7 @@
 #include "bin.h"
 #include "chunk.h"
 #include "gc.h"
+#include "harden.h"
 #include "init.h"
 #include "os.h"
 #include "sizeclass.h"
@@ -148,13 +151,6 @@ static void mlc_gc_fence(void) {
      the pass interval as above.  The OS layer counts each refusal. */
   if (m == 1 && !mlc_os_membarrier()) __atomic_store_n(&mlc_gc_membarrier, -1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-}
-
-/* The share of a cache an idle pass returns: 1/8, 1/4, 1/2, then all. */
-static size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
-  if (idle_passes >= 4) return n;
-  unsigned shift = 4 - idle_passes; /* 1 -> 1/8, 2 -> 1/4, 3 -> 1/2 */
-  return (n + ((size_t)1 << shift) - 1) >> shift;
 }
 
 /* Collects what it may from one claimed cache.  everything: a full collection. */
@@ -212,7 +208,13 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
   }
   mlc_tcache_registry_unlock();
   mlc_store(&mlc_gc_caches_visited, visited);
+  /* The hardened library's quarantines: gates closed before the fence, idle ones
+     drained after it (harden.c). */
+  bool quarantines = mlc_config_hardened && mlc_load(&mlc_gc_membarrier) >= 0 &&
+                     mlc_harden_gc_close(everything);
   mlc_gc_fence();
+  if (quarantines)
+    returned += mlc_harden_gc_drain(everything, mlc_load(&mlc_gc_membarrier) == 1);
   uint64_t decay = everything ? 0 : mlc_load(&mlc_opt.decay_ms) * 1000000u;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
   purged += mlc_huge_purge(now, decay);
@@ -266,6 +268,9 @@ static bool mlc_gc_has_work(void) {
   mlc_tcache_registry_lock();
   bool work = mlc_tcache_registry_first() != NULL;
   mlc_tcache_registry_unlock();
+  /* Quarantines the collector can drain (not without membarrier: see harden.c). */
+  if (!work && mlc_config_hardened && mlc_load(&mlc_gc_membarrier) >= 0)
+    work = mlc_harden_gc_has_work();
   for (unsigned i = 0; i < mlc_narenas && !work; i++) work = mlc_arena_purgeable(mlc_arenas[i]);
   if (!work) {
     size_t live, cached;

@@ -33,6 +33,13 @@ size_t mlc_gc_collect_now(void);
    the bytes given back to the kernel.  Any thread; passes are serialised. */
 size_t mlc_gc_pass_at(uint64_t now, bool everything);
 
+/* The share of a cache an idle pass returns: 1/8, 1/4, 1/2, then all. */
+MLC_INLINE size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
+  if (idle_passes >= 4) return n;
+  unsigned shift = 4 - idle_passes; /* 1 -> 1/8, 2 -> 1/4, 3 -> 1/2 */
+  return (n + ((size_t)1 << shift) - 1) >> shift;
+}
+
 /* What the collector did, for statistics. */
 extern uint64_t mlc_gc_passes;
 extern uint64_t mlc_gc_objects_returned;

@@ -39,6 +39,7 @@
 #include "base.h"
 #include "chunk.h"
 #include "free.h"
+#include "gc.h"
 #include "harden.h"
 #include "os.h"
 #include "sizeclass.h"
@@ -323,12 +324,38 @@ MLC_INLINE void mlc_harden_check_before(const char *p, size_t u, const char *cal
 
 /* ---- The quarantine ---- */
 
+/*
+ * The collector drains an idle thread's quarantine as it drains its cache: 1/8 of the
+ * blocks on the first idle pass, then 1/4, 1/2, then all, each checked for a write
+ * after free and given back with mlc_free_uncached (the bins, the arena).  Idle: head
+ * and count unchanged since the last pass.  The owner's free touches its quarantine on
+ * every call, so the two agree with a gate and a flag rather than a lock (an asymmetric
+ * Dekker, as the thread caches' protocol in gc.c):
+ *  - the owner, to enter: stores busy = 1, then (a compiler barrier only) loads gate;
+ *    open (0): it works on the ring and stores busy = 0 (release) when done; closed: it
+ *    stores busy = 0 and waits on the gate's futex until the collector opens it;
+ *  - the collector closes the gates of the idle quarantines, runs the pass's
+ *    membarrier (every thread of the process executes a full barrier), then loads each
+ *    busy: 0 means the owner is out and, if it comes back, will see the gate closed;
+ *    1 means it is inside (or was, an instant ago): that quarantine waits for the next
+ *    pass.  Then it opens the gates (release) and wakes the waiters.
+ * Without membarrier nothing bounds the owner's store-load reordering: the collector
+ * leaves quarantines alone (they still empty when their threads end).  The ring's
+ * head and count are written with relaxed atomic stores, as the collector reads them
+ * without the gate to tell idle from busy.
+ */
 typedef struct mlc_quarantine_s mlc_quarantine_t;
 struct mlc_quarantine_s {
   mlc_quarantine_t *next; /* on the recycled list, once its thread ended */
-  size_t bytes;           /* Owner thread, as the rest */
+  mlc_quarantine_t *all;  /* the list of every quarantine made (never freed) */
+  size_t bytes;           /* Owner thread (or the collector, holding the gate), as the rest */
   unsigned head, count;   /* a ring: the oldest at head */
   unsigned scan;          /* mlc_harden_slow_check's next, counted from head */
+  int busy;               /* Atomic: 1 while the owner is inside */
+  int gate;               /* Atomic: enum mlc_qgate_e */
+  /* The collector's, holding mlc_gc_lock. */
+  unsigned gc_seen_head, gc_seen_count, gc_idle_passes;
+  bool gc_closed;
   struct {
     void *p;
     uint32_t u;   /* its bytes */
@@ -336,7 +363,11 @@ struct mlc_quarantine_s {
   } blocks[MLC_QUARANTINE_BLOCKS];
 };
 
+enum mlc_qgate_e { MLC_QG_OPEN = 0, MLC_QG_CLOSED = 1, MLC_QG_WAITING = 2 };
+
 static MLC_TLS mlc_quarantine_t *mlc_quarantine_mine;
+/* Atomic: every quarantine made, newest first; pushed at creation, never removed. */
+static mlc_quarantine_t *mlc_quarantine_all;
 static MLC_TLS bool mlc_quarantine_gone; /* the thread is ending: no quarantine */
 /* Atomic: quarantines of ended threads.  Taken whole with an exchange (no ABA), the
    rest pushed back. */
@@ -359,14 +390,52 @@ static MLC_NOINLINE mlc_quarantine_t *mlc_quarantine_new(void) {
       while (last->next) last = last->next;
       mlc_quarantine_recycle(q->next, last);
     }
-    memset(q, 0, offsetof(mlc_quarantine_t, blocks));
+    /* Empty (its thread's exit drained it); the collector may be looking at it, so
+       nothing of the gate's is reset. */
   } else {
-    q = mlc_base_alloc(sizeof(*q));
+    q = mlc_base_alloc(sizeof(*q)); /* zeroed */
     if (!q) return NULL;
+    mlc_quarantine_t *old = mlc_load(&mlc_quarantine_all);
+    do {
+      q->all = old;
+    } while (!__atomic_compare_exchange_n(&mlc_quarantine_all, &old, q, true, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
   }
   mlc_quarantine_mine = q;
   pthread_setspecific(mlc_quarantine_key, q);
   return q;
+}
+
+/* The owner enters its quarantine q: false when the collector holds the gate (the
+   caller waits with mlc_quarantine_wait, or goes the general way). */
+MLC_INLINE bool mlc_quarantine_enter(mlc_quarantine_t *q) {
+  __atomic_store_n(&q->busy, 1, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the collector's membarrier does the rest */
+  if (MLC_LIKELY(__atomic_load_n(&q->gate, __ATOMIC_ACQUIRE) == MLC_QG_OPEN)) return true;
+  __atomic_store_n(&q->busy, 0, __ATOMIC_RELEASE);
+  return false;
+}
+
+MLC_INLINE void mlc_quarantine_leave(mlc_quarantine_t *q) {
+  __atomic_store_n(&q->busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Until the collector opens the gate of q. */
+static MLC_NOINLINE void mlc_quarantine_wait(mlc_quarantine_t *q) {
+  for (;;) {
+    int g = __atomic_load_n(&q->gate, __ATOMIC_ACQUIRE);
+    if (g == MLC_QG_OPEN) return;
+    if (g == MLC_QG_CLOSED &&
+        !__atomic_compare_exchange_n(&q->gate, &g, MLC_QG_WAITING, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_ACQUIRE))
+      continue;
+    mlc_os_futex_wait(&q->gate, MLC_QG_WAITING);
+  }
+}
+
+/* Enters q, waiting for the collector if it holds the gate. */
+static void mlc_quarantine_enter_wait(mlc_quarantine_t *q) {
+  while (!mlc_quarantine_enter(q)) mlc_quarantine_wait(q);
 }
 
 /* The oldest block leaves: its tag is checked (a write after free while it waited) and
@@ -375,8 +444,8 @@ MLC_INLINE void mlc_quarantine_evict(mlc_quarantine_t *q) {
   void *p = q->blocks[q->head].p;
   size_t cls = q->blocks[q->head].cls;
   q->bytes -= q->blocks[q->head].u;
-  q->head = (q->head + 1) % MLC_QUARANTINE_BLOCKS;
-  q->count--;
+  mlc_store(&q->head, (q->head + 1) % MLC_QUARANTINE_BLOCKS);
+  mlc_store(&q->count, q->count - 1);
   if (MLC_UNLIKELY(*(mlc_hword_t *)p != mlc_harden_tag(p)))
     mlc_harden_fatal("free", "write after free (block in quarantine)", p);
   /* A small object was checked when the program freed it: straight into the cache. */
@@ -392,14 +461,16 @@ MLC_INLINE void mlc_quarantine_push(void *p, size_t u, size_t cls) {
     mlc_free_inline(p);
     return;
   }
+  mlc_quarantine_enter_wait(q);
   while (q->count == MLC_QUARANTINE_BLOCKS || q->bytes + u > MLC_QUARANTINE_BYTES)
     mlc_quarantine_evict(q);
   unsigned i = (q->head + q->count) % MLC_QUARANTINE_BLOCKS;
   q->blocks[i].p = p;
   q->blocks[i].u = (uint32_t)u;
   q->blocks[i].cls = (uint32_t)cls;
-  q->count++;
+  mlc_store(&q->count, q->count + 1);
   q->bytes += u;
+  mlc_quarantine_leave(q);
 }
 
 /* Blocks of the quarantine mlc_harden_slow_check looks at in one call: with a refill
@@ -408,7 +479,7 @@ MLC_INLINE void mlc_quarantine_push(void *p, size_t u, size_t cls) {
 
 void mlc_harden_slow_check(void) {
   mlc_quarantine_t *q = mlc_quarantine_mine;
-  if (!q || !q->count) return;
+  if (!q || !mlc_quarantine_enter(q)) return; /* the collector checks them now */
   for (unsigned k = 0; k < MLC_QUARANTINE_SCAN && k < q->count; k++) {
     if (q->scan >= q->count) q->scan = 0;
     unsigned i = (q->head + q->scan++) % MLC_QUARANTINE_BLOCKS;
@@ -420,6 +491,7 @@ void mlc_harden_slow_check(void) {
                (w[1] == 0 && mlc_harden_filled(p, q->blocks[i].u)));
     if (MLC_UNLIKELY(!ok)) mlc_harden_fatal("malloc", "write after free (block in quarantine)", p);
   }
+  mlc_quarantine_leave(q);
 }
 
 static void mlc_quarantine_thread_exit(void *arg) {
@@ -427,8 +499,62 @@ static void mlc_quarantine_thread_exit(void *arg) {
   /* Frees from later destructors go straight back. */
   mlc_quarantine_gone = true;
   mlc_quarantine_mine = NULL;
+  mlc_quarantine_enter_wait(q);
   while (q->count) mlc_quarantine_evict(q);
+  mlc_quarantine_leave(q);
   mlc_quarantine_recycle(q, q);
+}
+
+/* ---- The collector's side (see "The collector drains" above) ---- */
+
+bool mlc_harden_gc_close(bool everything) {
+  bool any = false;
+  for (mlc_quarantine_t *q = mlc_load_acq(&mlc_quarantine_all); q; q = q->all) {
+    unsigned head = mlc_load(&q->head), count = mlc_load(&q->count);
+    bool idle = head == q->gc_seen_head && count == q->gc_seen_count;
+    q->gc_seen_head = head;
+    q->gc_seen_count = count;
+    q->gc_idle_passes = idle ? q->gc_idle_passes + 1 : 0;
+    q->gc_closed = count != 0 && (idle || everything);
+    if (q->gc_closed) {
+      __atomic_store_n(&q->gate, MLC_QG_CLOSED, __ATOMIC_SEQ_CST);
+      any = true;
+    }
+  }
+  return any;
+}
+
+size_t mlc_harden_gc_drain(bool everything, bool fenced) {
+  size_t returned = 0;
+  for (mlc_quarantine_t *q = mlc_load_acq(&mlc_quarantine_all); q; q = q->all) {
+    if (!q->gc_closed) continue;
+    q->gc_closed = false;
+    if (fenced && __atomic_load_n(&q->busy, __ATOMIC_ACQUIRE) == 0) {
+      unsigned k = everything ? q->count : (unsigned)mlc_gc_piece(q->count, q->gc_idle_passes);
+      for (unsigned j = 0; j < k; j++) {
+        void *p = q->blocks[q->head].p;
+        q->bytes -= q->blocks[q->head].u;
+        mlc_store(&q->head, (q->head + 1) % MLC_QUARANTINE_BLOCKS);
+        mlc_store(&q->count, q->count - 1);
+        if (MLC_UNLIKELY(*(mlc_hword_t *)p != mlc_harden_tag(p)))
+          mlc_harden_fatal("free", "write after free (block in quarantine)", p);
+        mlc_free_uncached(p);
+      }
+      if (q->scan >= q->count) q->scan = 0;
+      q->gc_seen_head = q->head;
+      q->gc_seen_count = q->count;
+      returned += k;
+    }
+    if (__atomic_exchange_n(&q->gate, MLC_QG_OPEN, __ATOMIC_RELEASE) == MLC_QG_WAITING)
+      mlc_os_futex_wake(&q->gate, INT32_MAX);
+  }
+  return returned;
+}
+
+bool mlc_harden_gc_has_work(void) {
+  for (mlc_quarantine_t *q = mlc_load_acq(&mlc_quarantine_all); q; q = q->all)
+    if (mlc_load(&q->count)) return true;
+  return false;
 }
 
 /* ---- Allocation and free ---- */
@@ -519,8 +645,8 @@ void *mlc_harden_calloc(size_t n, size_t size) {
   return mlc_harden_alloc(total, true, "calloc");
 }
 
-void *mlc_harden_aligned(size_t align, size_t size) {
-  return mlc_harden_alloc_slow(size, align, false, "aligned_alloc");
+void *mlc_harden_aligned(size_t align, size_t size, const char *call) {
+  return mlc_harden_alloc_slow(size, align, false, call);
 }
 
 static MLC_NOINLINE void mlc_harden_free_slow(void *p) {
@@ -536,6 +662,7 @@ void mlc_harden_free(void *p) {
   mlc_quarantine_t *q = mlc_quarantine_mine;
   if (MLC_UNLIKELY(cls == 0 || !q || !mlc_harden_fill_on || !mlc_harden_quarantine_on))
     return mlc_harden_free_slow(p);
+  if (MLC_UNLIKELY(!mlc_quarantine_enter(q))) return mlc_harden_free_slow(p);
   size_t u = mlc_class_size[cls];
   uint64_t h = mlc_harden_bword(p);
   mlc_harden_open(p, u, h, MLC_CALL_FREE, "free");
@@ -544,20 +671,25 @@ void mlc_harden_free(void *p) {
   size_t bytes = q->bytes + u;
   unsigned i = (head + count) % MLC_QUARANTINE_BLOCKS;
   if (count < MLC_QUARANTINE_BLOCKS && bytes <= MLC_QUARANTINE_BYTES) {
-    q->count = count + 1; /* room: nothing leaves */
+    mlc_store(&q->count, count + 1); /* room: nothing leaves */
   } else {
     /* The oldest leaves for the cache (its tag checked: a write after free while it
        waited), unless that takes more than one block or a cache with no room. */
     char *e = q->blocks[head].p;
     size_t ecls = q->blocks[head].cls;
     bytes -= q->blocks[head].u;
-    if (MLC_UNLIKELY(bytes > MLC_QUARANTINE_BYTES || ecls == 0))
+    if (MLC_UNLIKELY(bytes > MLC_QUARANTINE_BYTES || ecls == 0)) {
+      mlc_quarantine_leave(q);
       return mlc_harden_free_slow(p);
+    }
     if (MLC_UNLIKELY(*(mlc_hword_t *)e != mlc_harden_tag(e)))
       mlc_harden_fatal("free", "write after free (block in quarantine)", e);
     /* A full cache: nothing changed yet, the general path does it all. */
-    if (MLC_UNLIKELY(!mlc_tcache_push_checked(e, ecls))) return mlc_harden_free_slow(p);
-    q->head = (head + 1) % MLC_QUARANTINE_BLOCKS;
+    if (MLC_UNLIKELY(!mlc_tcache_push_checked(e, ecls))) {
+      mlc_quarantine_leave(q);
+      return mlc_harden_free_slow(p);
+    }
+    mlc_store(&q->head, (head + 1) % MLC_QUARANTINE_BLOCKS);
   }
   mlc_harden_fill(p, u);
   *(mlc_hword_t *)p = mlc_harden_tag_of(h);
@@ -565,6 +697,7 @@ void mlc_harden_free(void *p) {
   q->blocks[i].u = (uint32_t)u;
   q->blocks[i].cls = (uint32_t)cls;
   q->bytes = bytes;
+  mlc_quarantine_leave(q);
 }
 
 /* Whether a block of kind and u bytes is what a request of size would get now. */

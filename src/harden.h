@@ -38,8 +38,8 @@ void *mlc_harden_calloc(size_t n, size_t size);
 void *mlc_harden_realloc(void *p, size_t size);
 void mlc_harden_free(void *p);
 size_t mlc_harden_usable_size(const void *p);
-/* align is a power of two. */
-void *mlc_harden_aligned(size_t align, size_t size);
+/* align is a power of two; call names the public function in messages. */
+void *mlc_harden_aligned(size_t align, size_t size, const char *call);
 
 /* A 64-bit random number from the calling thread's generator (seeded from the
    process's secret).  Any thread, no lock needed; bin.c calls it under a bin lock. */
@@ -52,6 +52,16 @@ uint64_t mlc_harden_random(void);
    held. */
 void mlc_harden_slow_check(void);
 
+/* The collector's pass over the quarantines, holding mlc_gc_lock (gc.c).  Before the
+   pass's membarrier: closes the gates of the quarantines whose owners freed nothing
+   since the last pass (every non-empty one if everything); true if it closed any.
+   After it: gives back a piece of each closed one whose owner was out (all of it if
+   everything; nothing if fenced is false, the membarrier having failed), opens the
+   gates, and returns the number of blocks given back. */
+bool mlc_harden_gc_close(bool everything);
+size_t mlc_harden_gc_drain(bool everything, bool fenced);
+/* Whether some quarantine holds blocks (the collector goes on while one does). */
+bool mlc_harden_gc_has_work(void);
 /* A new slab's nobjs objects of size bytes from base, some of whose pages may be dirty
    (from an earlier slab or large run): brings them to the state a freed object has
    (their first MLC_HFILL bytes zero), writing only where they are not zero already.

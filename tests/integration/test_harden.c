@@ -150,6 +150,26 @@ static void misuse_write_after_free(void) {
   _exit(7);
 }
 
+/* ... the same through memalign: its message names memalign. */
+static void misuse_write_after_free_memalign(void) {
+  char *p = memalign(64, 100);
+  if (!p) _exit(4);
+  for (int i = 0; i < PUSH; i++)
+    if (!(live_blocks[i] = memalign(64, 100))) _exit(4);
+  report(p);
+  free(p);
+  /* p leaves the quarantine, unwritten; the live blocks keep its slab in use. */
+  for (int i = 0; i < PUSH; i++)
+    if (!(push_blocks[i] = memalign(64, 100))) _exit(4);
+  for (int i = 0; i < PUSH; i++) free(push_blocks[i]);
+  ((char *)hide(p))[40] = 1;
+  for (int i = 0; i < 100000; i++) {
+    void *q = memalign(64, 100);
+    if (q == p) _exit(6);
+  }
+  _exit(7);
+}
+
 /* ... into a block still in the quarantine, in a program that frees nothing more: an
    allocation's slow path (here the first of a new size) looks at the quarantine. */
 static void misuse_write_after_free_quarantined(void) {
@@ -176,6 +196,20 @@ static void misuse_write_after_free_first_word(void) {
   free(p);
   ((long *)hide(p))[0] = 42;
   for (int i = 0; i < EVICT; i++) free(evict_blocks[i]);
+  _exit(7);
+}
+
+/* ... into a block in the quarantine of a thread that then sleeps without a call to
+   the allocator: the collector finds it when it drains the idle quarantine. */
+static void misuse_write_after_free_idle(void) {
+  if (melloc_option_set("gc_interval_ms", "5") != 0 || melloc_option_set("gc", "true") != 0)
+    _exit(4);
+  long *p = malloc(64);
+  if (!p) _exit(4);
+  report(p);
+  free(p);
+  ((long *)hide(p))[0] = 42;
+  for (int i = 0; i < 100; i++) usleep(50000); /* 5 s: 1000 passes */
   _exit(7);
 }
 
@@ -241,9 +275,12 @@ static const struct misuse misuses[] = {
     {"double-free-large", misuse_double_free_large, "free(): double free"},
     {"realloc-freed", misuse_realloc_freed, "realloc(): block already freed"},
     {"write-after-free", misuse_write_after_free, "malloc(): write after free"},
+    {"write-after-free-memalign", misuse_write_after_free_memalign, "memalign(): write after free"},
     {"write-after-free-quarantined", misuse_write_after_free_quarantined,
      "malloc(): write after free (block in quarantine)"},
     {"write-after-free-first-word", misuse_write_after_free_first_word,
+     "free(): write after free (block in quarantine)"},
+    {"write-after-free-idle", misuse_write_after_free_idle,
      "free(): write after free (block in quarantine)"},
 #if UINTPTR_MAX > 0xffffffffu
     {"underflow", misuse_underflow, "free(): heap underflow (the 8 bytes before the block overwritten)"},
@@ -437,6 +474,64 @@ START_TEST(test_thread_exit_flushes) {
 }
 END_TEST
 
+/* An idle thread's quarantine goes back with its cache: the collector drains it while
+   the thread sleeps (it frees and then blocks, without ending), and the blocks are no
+   longer counted allocated.  Before the collector runs they still are: the quarantine
+   holds them. */
+enum { IDLE_BLOCKS = 200 };
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static int idle_state; /* 1: the thread freed its blocks; 2: it may end */
+
+static size_t small_allocated(void) {
+  melloc_stats_t s;
+  s.size = sizeof(s);
+  ck_assert_int_eq(melloc_stats_get(&s), 0);
+  return s.small_allocated;
+}
+
+static void *free_then_sleep(void *arg) {
+  void **v = arg;
+  for (int i = 0; i < IDLE_BLOCKS; i++) free(v[i]);
+  pthread_mutex_lock(&idle_lock);
+  idle_state = 1;
+  pthread_cond_broadcast(&idle_cond);
+  while (idle_state != 2) pthread_cond_wait(&idle_cond, &idle_lock);
+  pthread_mutex_unlock(&idle_lock);
+  return NULL;
+}
+
+START_TEST(test_idle_quarantine_drained) {
+  ck_assert_int_eq(melloc_option_set("gc", "false"), 0); /* until the blocks are freed */
+  void *v[IDLE_BLOCKS];
+  for (int i = 0; i < IDLE_BLOCKS; i++) ck_assert_ptr_nonnull(v[i] = malloc(1000));
+  size_t before = small_allocated();
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, free_then_sleep, v), 0);
+  pthread_mutex_lock(&idle_lock);
+  while (idle_state != 1) pthread_cond_wait(&idle_cond, &idle_lock);
+  pthread_mutex_unlock(&idle_lock);
+  /* In the quarantine: still allocated for the default allocator. */
+  size_t held = small_allocated();
+  ck_assert_msg(held + 16 * 1024 > before, "small_allocated %zu -> %zu before any pass", before,
+                held);
+  ck_assert_int_eq(melloc_option_set("gc_interval_ms", "5"), 0);
+  ck_assert_int_eq(melloc_option_set("gc", "true"), 0); /* starts the collector now */
+  size_t now = held;
+  for (int i = 0; i < 400 && now + 150 * 1024 > before; i++) {
+    usleep(10000);
+    now = small_allocated();
+  }
+  ck_assert_msg(now + 150 * 1024 <= before, "small_allocated %zu -> %zu after 4 s of idleness",
+                before, now);
+  pthread_mutex_lock(&idle_lock);
+  idle_state = 2;
+  pthread_cond_broadcast(&idle_cond);
+  pthread_mutex_unlock(&idle_lock);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
 static int run_misuse(const char *name) {
   no_core();
   for (int i = 0; i < NMISUSES; i++)
@@ -464,6 +559,7 @@ static Suite *harden_suite(void) {
   tcase_add_test(tc, test_blocks_come_back_zero);
   tcase_add_test(tc, test_slots_random);
   tcase_add_test(tc, test_thread_exit_flushes);
+  tcase_add_test(tc, test_idle_quarantine_drained);
   tcase_add_test_raise_signal(tc, test_huge_guard_after, SIGSEGV);
   tcase_add_test_raise_signal(tc, test_huge_guard_before, SIGSEGV);
   tcase_add_test_raise_signal(tc, test_huge_use_after_free_faults, SIGSEGV);
