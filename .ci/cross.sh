@@ -11,7 +11,8 @@
 #      package ships static libraries only, so no multiarch installation is needed);
 #   2. builds the tree for each architecture out of tree (configure --host, --enable-debug
 #      --enable-werror) with its unit and integration test programs;
-#   3. runs every program in the Makefile's UNIT_TESTS and INTEGRATION_TESTS under
+#   3. runs every program in the Makefile's UNIT_TESTS, INTEGRATION_TESTS and
+#      HARDENED_TESTS (the hardened library's) under
 #      qemu-ARCH -p PAGESIZE, with CK_TIMEOUT_MULTIPLIER for the emulator's slowness
 #      (the shell tests of make check are not run there: they start the host's (amd64)
 #      programs, which cannot load the library of another architecture); i386 runs
@@ -275,7 +276,7 @@ for t in $targets; do
     [ "$ps" = default ] || run="$run -p $ps"
     label="under qemu-$qemu -p $ps"
   fi
-  progs=$(make -s -C "$b" -f Makefile -f "$work/print.mk" print-UNIT_TESTS print-INTEGRATION_TESTS | tr ' ' '\n' | grep . || true)
+  progs=$(make -s -C "$b" -f Makefile -f "$work/print.mk" print-UNIT_TESTS print-INTEGRATION_TESTS print-HARDENED_TESTS | tr ' ' '\n' | grep . || true)
   [ -n "$progs" ] || fail "$a: the Makefile lists no UNIT_TESTS or INTEGRATION_TESTS (no check?)"
   step "$a, page size $ps: $(wc -w <<< "$progs") test programs $label, $jobs at a time, CK_TIMEOUT_MULTIPLIER=$scale"
   t0=$(date +%s)
