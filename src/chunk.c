@@ -433,16 +433,24 @@ static mlc_huge_t *mlc_huge_take_locked(size_t sz, size_t align) {
     for (; i > 0 && (uintptr_t)arr[i - 1]->addr > (uintptr_t)h->addr; i--) arr[i] = arr[i - 1];
     arr[i] = h;
   }
+  /* The smallest that holds sz, but a range right after a live block (the tail of a
+     carved range) only where no other holds it: that block grows into it
+     (mlc_huge_grow_into_cache); four threads growing buffers by realloc took each
+     other's tails, and the blocks moved to new pages while the cache kept the old. */
   size_t best_i = 0, best_j = 0, best_total = 0;
+  bool best_tail = true;
   for (size_t i = 0; i < n; i++) {
     if (((uintptr_t)arr[i]->addr & (align - 1)) != 0) continue;
     size_t total = arr[i]->span, j = i;
     while (total < sz && j + 1 < n && (char *)arr[j]->addr + arr[j]->span == arr[j + 1]->addr)
       total += arr[++j]->span;
-    if (total >= sz && (!best_total || total < best_total)) {
+    if (total < sz) continue;
+    bool tail = mlc_huge_of_entry(mlc_pagemap_entry((char *)arr[i]->addr - 1)) != NULL;
+    if (!best_total || (best_tail && !tail) || (tail == best_tail && total < best_total)) {
       best_i = i;
       best_j = j;
       best_total = total;
+      best_tail = tail;
     }
   }
   if (!best_total) return NULL;
@@ -522,6 +530,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
      already has stay resident and are not faulted in again. */
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_t **pp, *h, **best = NULL;
+  bool best_tail = true;
   if (!mlc_harden_guard_on && (h = mlc_huge_take_locked(sz, align)) != NULL) {
     mlc_mutex_unlock(&mlc_huge_lock);
     if (MLC_LIKELY(mlc_huge_carve(h, sz))) {
@@ -538,8 +547,14 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
     if (((uintptr_t)h->addr & (align - 1)) != 0) continue;
     if (mlc_harden_guard_on) {
       if (h->span >= sz && h->span - sz <= sz && (!best || h->span < (*best)->span)) best = pp;
-    } else if (align == MLC_CHUNK && (!best || h->size > (*best)->size)) {
-      best = pp; /* none holds sz, or mlc_huge_take_locked would have taken it */
+    } else if (align == MLC_CHUNK) {
+      /* None holds sz, or mlc_huge_take_locked would have taken it: the largest, but
+         a live block's tail only where there is no other (as there). */
+      bool tail = mlc_huge_of_entry(mlc_pagemap_entry((char *)h->addr - 1)) != NULL;
+      if (!best || (best_tail && !tail) || (tail == best_tail && h->size > (*best)->size)) {
+        best = pp;
+        best_tail = tail;
+      }
     }
   }
   if (best && mlc_harden_guard_on) {
@@ -688,6 +703,71 @@ void mlc_huge_free(mlc_huge_t *h) {
   mlc_huge_destroy(h);
 }
 
+/* Takes out of the cache the free ranges that follow each other from addr on, until
+   they hold need bytes: their descriptors go to out[] (marked in_use), their total to
+   *total.  0 ranges (nothing taken) when no run from addr holds need.  Caller holds
+   mlc_huge_lock. */
+static size_t mlc_huge_take_from_locked(char *addr, size_t need, mlc_huge_t **out, size_t *total) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
+  size_t n = 0, got = 0;
+  while (got < need && n < MLC_HUGE_RUN_MAX) {
+    mlc_huge_t *r = mlc_huge_cache;
+    while (r && (char *)r->addr != addr + got) r = r->next;
+    if (!r) break;
+    out[n++] = r;
+    got += r->span;
+  }
+  if (got < need) return 0;
+  for (size_t k = 0; k < n; k++) out[k]->in_use = true;
+  for (mlc_huge_t **pp = &mlc_huge_cache; *pp;) {
+    if ((*pp)->in_use)
+      *pp = (*pp)->next;
+    else
+      pp = &(*pp)->next;
+  }
+  mlc_huge_cached -= got;
+  *total = got;
+  return n;
+}
+
+/* The default build's realloc of h (old bytes mapped, old_size its size) to sz
+   bytes, sz > old, into the free ranges right after it (a block carved from a range
+   is followed by the range's tail): their pages are mapped and need no fault, where
+   growing by mremap maps new ones while the cache keeps the old, all resident.  false
+   (nothing changed) when the ranges there do not hold it. */
+static bool mlc_huge_grow_into_cache(mlc_huge_t *h, size_t old, size_t old_size, size_t sz) {
+  mlc_huge_t *taken[MLC_HUGE_RUN_MAX];
+  size_t total = 0;
+  char *end = (char *)h->addr + old;
+  mlc_mutex_lock(&mlc_huge_lock);
+  size_t n = mlc_huge_take_from_locked(end, sz - old, taken, &total);
+  mlc_mutex_unlock(&mlc_huge_lock);
+  if (n == 0) return false;
+  bool ok = mlc_pagemap_register(end, total, (char *)h + 1);
+  mlc_mutex_lock(&mlc_huge_lock);
+  for (size_t k = 0; k < n; k++) {
+    taken[k]->in_use = false;
+    if (!ok) {
+      mlc_huge_cache_push_locked(taken[k]);
+      continue;
+    }
+    if (taken[k]->free_ns > h->free_ns) h->free_ns = taken[k]->free_ns;
+    mlc_huge_desc_delete_locked(taken[k]);
+  }
+  if (ok) {
+    h->span = old + total;
+    mlc_huge_live -= old_size; /* mlc_huge_carve counts sz */
+  }
+  mlc_mutex_unlock(&mlc_huge_lock);
+  if (!ok) return false;
+  mlc_trace("huge: %p grows from %zu to %zu into %zu cached bytes", h->addr, old_size, sz, total);
+  /* Every piece it keeps is registered: this cannot fail. */
+  bool carved = mlc_huge_carve(h, sz);
+  mlc_assert(carved);
+  (void)carved;
+  return true;
+}
+
 void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
   size_t sz = mlc_huge_round(size);
   if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
@@ -721,8 +801,10 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     mlc_mutex_unlock(&mlc_huge_lock);
     return h->addr;
   }
-  /* Grow: in place when the address space after it is free, else move the pages to a
-     new chunk-aligned reservation; the kernel moves page tables, nothing is copied. */
+  /* Grow: into the cached ranges after it; else in place when the address space after
+     it is free, else move the pages to a new chunk-aligned reservation; the kernel
+     moves page tables, nothing is copied. */
+  if (mlc_huge_grow_into_cache(h, old, old_size, sz)) return h->addr;
   void *p = h->addr;
   bool in_place = false;
   if (mlc_os_resize_in_place(p, old, sz)) {

@@ -770,6 +770,37 @@ START_TEST(test_huge_range_grown) {
   ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
 }
 END_TEST
+
+/* A block carved from a cached range is followed by the range's tail: realloc grows
+   it there, into pages already resident (no move, no fault), and an allocation takes
+   another range before such a tail. */
+START_TEST(test_huge_grows_into_cache) {
+  char decay[32];
+  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  char *x = malloc(20 * MiB), *y = malloc(14 * MiB);
+  ck_assert(x && y);
+  memset(hide(x), 4, 20 * MiB);
+  memset(hide(y), 5, 14 * MiB);
+  free(x);
+  free(y);
+  char *b = malloc(5 * MiB); /* [y, y + 8 MiB); the tail [y + 8 MiB, y + 14 MiB) cached */
+  ck_assert_ptr_eq(b, y);
+  fill_sparse(b, 5 * MiB, 6);
+  /* The tail is the smallest range that holds 5 MiB; x's is taken instead. */
+  char *c = malloc(5 * MiB);
+  ck_assert_ptr_eq(c, x);
+  char *b2 = realloc(b, 12 * MiB);
+  ck_assert_ptr_eq(b2, b);
+  ck_assert_int_eq(resident_pages(b2 + 8 * MiB, 4 * MiB), (long)(4 * MiB / PAGE));
+  ck_assert_uint_eq(check_sparse(b2, 5 * MiB, 6), 5 * MiB);
+  fill_sparse(b2, 12 * MiB, 7);
+  ck_assert_uint_eq(check_sparse(b2, 12 * MiB, 7), 12 * MiB);
+  free(c);
+  free(b2);
+  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+}
+END_TEST
 #endif
 
 /* Large blocks resize in place when they can, and keep their contents either way. */
@@ -1410,6 +1441,7 @@ static Suite *api_suite(void) {
 #if !MELLOC_TEST_HARDENED
   tcase_add_test(tc, test_huge_ranges_reused);
   tcase_add_test(tc, test_huge_range_grown);
+  tcase_add_test(tc, test_huge_grows_into_cache);
 #endif
   tcase_add_test(tc, test_realloc_large);
   tcase_add_test(tc, test_realloc_same_size_in_place);
