@@ -83,6 +83,9 @@ def variants(scale, threads, idle_mib, idle_sleep):
                      about="40 live blocks of 32 KiB..4 MiB, one write per page"))
     v.append(Variant("bigbuf", "bigbuf", "bigbuf", ["-n", n(2000), "-w", "20"],
                      about="20 buffers of 5..25 MiB, one replaced at random, each zeroed by the program"))
+    v.append(Variant("handoff-t2", "handoff", "handoff", ["-t", "2", "-n", n(20000), "-w", "1000", "-x", "4"],
+                     about="rptest's shape: 1000 blocks of 8..16000 bytes (linear falloff) per thread, half "
+                           "replaced each round, 1 in 4 freed by the next thread"))
     v.append(Variant("grow-t4", "grow", "grow", ["-t", "4", "-m", "16", "-r", n(100)],
                      about="4 threads grow a buffer by realloc, 1/64 at a time, to 16 MiB; free; repeat"))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
@@ -410,7 +413,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-w", "--workloads", default="all",
                    help="comma list of variants or groups (fastpath, mixed, prodcons, larson, cache-thrash, "
-                        "cache-scratch, large, bigbuf, grow, frag, idle) or name prefixes; default all")
+                        "cache-scratch, large, bigbuf, handoff, grow, frag, idle) or name prefixes; default all")
     p.add_argument("-a", "--allocators", default=",".join(benchlib.ALL_ALLOCATORS),
                    help="comma list from melloc,glibc,jemalloc,tcmalloc,mimalloc or paths to a .so "
                         "(default: all five)")
