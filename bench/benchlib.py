@@ -20,7 +20,8 @@ SRC_DIR = os.path.join(BENCH_DIR, "src")
 DEFAULT_BIN_DIR = os.path.join(BENCH_DIR, "bin")
 DEFAULT_MELLOC = os.path.normpath(os.path.join(BENCH_DIR, "..", ".libs", "libmelloc.so"))
 
-PROGRAMS = ["runone", "fastpath", "mixed", "prodcons", "larson", "cache", "large", "bigbuf", "frag", "idle"]
+PROGRAMS = ["runone", "fastpath", "mixed", "prodcons", "larson", "cache", "large", "bigbuf", "grow", "handoff",
+            "frag", "idle", "bursts"]
 CFLAGS = ["-O2", "-g", "-pthread"]
 
 # name -> (soname looked up with ldconfig, Debian package)
