@@ -99,7 +99,12 @@ static void mlc_tcache_thread_exit(void *arg);
 bool mlc_tcache_boot(void) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
     mlc_tcache_cap[c] = mlc_class_size[c] <= mlc_opt.tcache_max ? mlc_class_cap[c] : 0;
-  for (unsigned c = MLC_NCLASSES; c < MLC_TCLASSES; c++) mlc_tcache_cap[c] = MLC_LCACHE_CAP;
+  /* Large classes: MLC_LCACHE_CAP blocks, or up to MLC_LCACHE_CLASS_BYTES of the
+     smaller ones (a cache starts at MLC_TCACHE_CAP0 and grows when frees overflow it). */
+  for (unsigned c = MLC_NCLASSES; c < MLC_TCLASSES; c++) {
+    size_t bytes = (size_t)(c - MLC_NCLASSES + MLC_LCLASS_MIN_PAGES) << MLC_PAGE_SHIFT;
+    mlc_tcache_cap[c] = (uint16_t)MLC_MAX((size_t)MLC_LCACHE_CAP, MLC_LCACHE_CLASS_BYTES / bytes);
+  }
   return pthread_key_create(&mlc_tcache_key, mlc_tcache_thread_exit) == 0;
 }
 
@@ -601,8 +606,10 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
   mlc_free_key_set(p);
   void **head = mlc_tcache_restack(tc, c);
+  /* Full (cap blocks): a bigger stack while it may grow, else half of it goes. */
+  if (head <= mlc_load(&tc->b->full[c]) && mlc_tcache_grow(tc, c)) head = mlc_load(&tc->b->head[c]);
   if (head <= mlc_load(&tc->b->full[c])) {
-    unsigned k = tc->cap[c] / 2u; /* the stack is full: cap blocks */
+    unsigned k = tc->cap[c] / 2u;
     mlc_tcache_return(head, k, c);
     head += k;
     mlc_store_rel(&tc->b->head[c], head);

@@ -42,9 +42,11 @@ typedef struct mlc_huge_s mlc_huge_t;
 #define MLC_CHUNK_WORDS (MLC_PAGES_PER_CHUNK / 64)
 /* Thread caches also keep a few freed large blocks of up to this many pages, on stacks
    of their own: the cache classes MLC_NCLASSES.. are large blocks of
-   MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES pages, MLC_LCACHE_CAP of each at most. */
+   MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES pages, of each at most MLC_LCACHE_CAP, or
+   as many as MLC_LCACHE_CLASS_BYTES hold where that is more (the smaller classes). */
 #define MLC_LCACHE_MAX_PAGES 16
 #define MLC_LCACHE_CAP 8
+#define MLC_LCACHE_CLASS_BYTES ((size_t)256 << 10)
 #define MLC_LCLASS_MIN_PAGES 3 /* the smallest large block, MLC_SMALL_MAX + 1 bytes */
 #define MLC_TCLASSES (MLC_NCLASSES + MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES + 1)
 _Static_assert((MLC_SMALL_MAX + 1 + 4095) / 4096 == MLC_LCLASS_MIN_PAGES,
