@@ -87,13 +87,13 @@ void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block_t *b) {
 /* Everything free's slow path does but the profiler's push. */
 static MLC_NOINLINE void mlc_free_slow_any(void *p);
 
-void mlc_free_slow(void *p) {
-  /* While the heap profiler runs every small push comes here (tcache.c, "Sampling"):
-     done without a stack frame, the rest in a function of its own. */
-  if (MLC_UNLIKELY(mlc_prof_active())) {
-    size_t cls = mlc_win_class(p);
-    if (cls && mlc_tcache_prof_push(p, cls)) return;
-  }
+void mlc_free_slow(void *p) { mlc_free_slow_any(p); }
+
+void mlc_free_full(void *p, size_t cls) {
+  /* While the heap profiler runs every small push comes here (tcache.c, "Sampling"),
+     its checks done: the push without a stack frame, the rest in a function of its
+     own. */
+  if (MLC_UNLIKELY(mlc_prof_active()) && mlc_tcache_prof_push(p, cls)) return;
   mlc_free_slow_any(p);
 }
 

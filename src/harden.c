@@ -264,10 +264,18 @@ MLC_INLINE uint64_t mlc_canary_mask(size_t len) {
 #endif
 }
 
-/* A whole word even where the canary is shorter: the trailer, stored after it
-   (mlc_harden_seal), takes back the bytes past the canary (u >= n + MLC_HOVER, so the
-   word ends inside the block). */
-MLC_INLINE void mlc_canary_fill(char *p, size_t n, uint64_t c) { *(mlc_huword_t *)(p + n) = c; }
+/* One word (u >= n + MLC_HOVER: it ends inside the block), the canary's bytes only:
+   where the canary is shorter than 8 bytes the rest of the word is the trailer's place,
+   which keeps what it holds until mlc_harden_seal stores the trailer.  Another thread
+   freeing the next slot reads that place at any moment (mlc_harden_check_before): it
+   must see the old trailer or the new one, never canary bytes in it.  (Storing the
+   whole canary word there first was a false "heap underflow" in bench's larson-t4,
+   once in a few runs.) */
+MLC_INLINE void mlc_canary_fill(char *p, size_t n, size_t u, uint64_t c) {
+  mlc_huword_t *w = (mlc_huword_t *)(p + n);
+  uint64_t m = mlc_canary_mask(mlc_canary_len(n, u));
+  *w = (*w & ~m) | (c & m);
+}
 
 MLC_INLINE bool mlc_canary_ok(const char *p, size_t n, size_t u, uint64_t c) {
   return ((*(const mlc_huword_t *)(p + n) ^ c) & mlc_canary_mask(mlc_canary_len(n, u))) == 0;
@@ -275,7 +283,7 @@ MLC_INLINE bool mlc_canary_ok(const char *p, size_t n, size_t u, uint64_t c) {
 
 /* The canary and the trailer of a block of n bytes in u. */
 MLC_INLINE void mlc_harden_seal(char *p, size_t n, size_t u, uint64_t h) {
-  if (mlc_harden_canary_on) mlc_canary_fill(p, n, mlc_harden_canary_word(h));
+  if (mlc_harden_canary_on) mlc_canary_fill(p, n, u, mlc_harden_canary_word(h));
   *(mlc_hword_t *)(p + u - MLC_HTRAILER) = mlc_harden_trailer(h, n); /* after the canary */
 }
 

@@ -198,20 +198,22 @@ MLC_INLINE void *mlc_tcache_try_pop(size_t cls) {
 
 /* Push onto the thread cache: no locks, no read-modify-write.  Two checks stay off the
    dependency chain of the push: p starts a slot of its class (a multiply), and it does
-   not hold the free key (else it may be free already).  false (nothing done) when the
-   push cannot be done here: cache full, no cache yet, cls 0 (NULL, large, huge,
-   foreign, or a slab outside the page map's window), or a check failed; the caller
-   then takes free's slow path (free.c), which finds out what p is. */
-MLC_INLINE bool mlc_tcache_push(void *p, size_t cls) {
+   not hold the free key (else it may be free already).  MLC_PUSH_NO (nothing done)
+   when a check fails: cls 0 (NULL, large, huge, foreign, or a slab outside the page
+   map's window), not a slot's start, the free key; the caller then takes free's slow
+   path (free.c), which finds out what p is.  MLC_PUSH_FULL (nothing done) when p passed
+   them but the stack has no room: full, parked, no cache yet, or the heap profiler's
+   bound (tcache.c, "Sampling"). */
+enum { MLC_PUSH_DONE, MLC_PUSH_FULL, MLC_PUSH_NO };
+MLC_INLINE int mlc_tcache_push(void *p, size_t cls) {
   mlc_tb_base_t b = mlc_tb_base();
   void **h = mlc_tb_head(b, cls);
-  if (MLC_UNLIKELY(mlc_tb_at_full(b, cls, h) || !mlc_tb_is_slot(b, cls, p) ||
-                   mlc_free_key_is_set(p)))
-    return false;
+  if (MLC_UNLIKELY(!mlc_tb_is_slot(b, cls, p) || mlc_free_key_is_set(p))) return MLC_PUSH_NO;
+  if (MLC_UNLIKELY(mlc_tb_at_full(b, cls, h))) return MLC_PUSH_FULL;
   mlc_free_key_set(p);
   h[-1] = p;
   mlc_tb_set_head(b, cls, h - 1);
-  return true;
+  return MLC_PUSH_DONE;
 }
 
 /* mlc_tcache_push for an object known to start a live slot of class cls with its free
@@ -279,18 +281,16 @@ MLC_INLINE bool mlc_tcache_large_push(void *p, size_t np) {
   return true;
 }
 
-/* While the heap profiler runs, free's slow path pushes the small object p of class
-   cls (checked here as the fast push checks it) and counts the push; false (nothing
-   done) where the fast push would fail, or the push would let the pop fast path pass
-   the next sampled pop (tcache.c, "Sampling").  Owner thread, no lock. */
+/* While the heap profiler runs, the push of the small object p of class cls, which
+   passed the fast push's checks (MLC_PUSH_FULL), counted; false (nothing done) where
+   the stack has no room, or the push would let the pop fast path pass the next
+   sampled pop (tcache.c, "Sampling").  Owner thread, no lock. */
 MLC_INLINE bool mlc_tcache_prof_push(void *p, size_t cls) {
   if (mlc_tsd.state != MLC_TSD_CACHED) return false;
   mlc_tcache_t *tc = mlc_tsd.tc;
   mlc_tb_base_t b = mlc_tb_base();
   void **h = mlc_tb_head(b, cls);
-  if (!mlc_tb_is_slot(b, cls, p) || mlc_free_key_is_set(p) || h <= tc->start[cls] ||
-      tc->prof_room[cls] == 0)
-    return false;
+  if (h <= tc->start[cls] || tc->prof_room[cls] == 0) return false;
   mlc_free_key_set(p);
   h[-1] = p;
   mlc_tb_set_head(b, cls, h - 1);
