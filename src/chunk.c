@@ -608,7 +608,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   for (pp = &mlc_huge_cache; (h = *pp) != NULL; pp = &h->next) {
     if (((uintptr_t)h->addr & (align - 1)) != 0) continue;
     if (mlc_harden_guard_on) {
-      if (h->span >= sz && h->span - sz <= sz && (!best || h->span < (*best)->span)) best = pp;
+      if (h->span >= sz && h->span - sz <= 7 * sz && (!best || h->span < (*best)->span)) best = pp;
     } else if (align == MLC_CHUNK) {
       /* None holds sz, or mlc_huge_take_locked would have taken it: the largest, but
          a live block's tail only where there is no other (as there). */
@@ -830,11 +830,64 @@ static bool mlc_huge_grow_into_cache(mlc_huge_t *h, size_t old, size_t old_size,
   return true;
 }
 
+/* The hardened build's growth of h to sz bytes (sz > h->size): its mapping is
+   [guard][size bytes accessible][span - size bytes PROT_NONE][guard].  Within the span
+   the pages past the old size become accessible (one mprotect; the kernel's zero pages
+   until written); past it, the block's pages move (mremap: page tables, no copy) to a
+   new reservation of sz rounded up to a chunk, and the mapping grows to all of it, the
+   part past sz made PROT_NONE, so that the next steps of a program growing a buffer
+   little by little stay within it.  The span is one mapping split by protection, which
+   mprotect merges back, where the reservation's own pages after a moved block would not
+   merge with it (the kernel keeps a moved mapping's offset), and mremap refuses a range
+   of several mappings (EFAULT): every other move failed that way.  Copying, as the
+   hardened build did, made bench's grow-t4 170 times slower than glibc.  NULL (nothing
+   changed) when the kernel refuses; the caller copies then. */
+static void *mlc_huge_grow_guarded(mlc_huge_t *h, size_t sz) {
+  char *p = h->addr;
+  size_t old_size = h->size, span = h->span, g = mlc_huge_guard();
+  if (sz <= span) {
+    if (!mlc_os_protect_rw(p + old_size, sz - old_size)) return NULL;
+  } else {
+    size_t ns = MLC_ALIGN_UP(sz, MLC_CHUNK);
+    if (ns < sz || ns + MLC_CHUNK + g < ns) return NULL;
+    char *base = mlc_os_reserve(ns + MLC_CHUNK + g, MLC_CHUNK);
+    if (!base) return NULL;
+    char *dst = base + MLC_CHUNK;
+    mlc_os_unmap(base, MLC_CHUNK - g); /* the lower guard stays */
+    if (!mlc_pagemap_register(dst, ns, (char *)h + 1)) {
+      mlc_os_unmap(dst - g, ns + g);
+      return NULL;
+    }
+    /* As the default build's move: the old place leaves the page map first. */
+    mlc_pagemap_register(p, span, NULL);
+    if (!mlc_os_move(p, old_size, dst, ns)) {
+      mlc_pagemap_register(p, span, (char *)h + 1);
+      mlc_pagemap_register(dst, ns, NULL);
+      mlc_os_unmap(dst - g, ns + g);
+      return NULL;
+    }
+    /* The old guards and the PROT_NONE rest of the old span go; so does access past sz
+       (when the kernel refuses, the block is all of the span). */
+    mlc_os_unmap(p - g, g);
+    mlc_os_unmap(p + old_size, span - old_size + g);
+    if (ns > sz && !mlc_os_protect_none(dst + sz, ns - sz)) sz = ns;
+    p = dst;
+    span = ns;
+  }
+  mlc_mutex_lock(&mlc_huge_lock);
+  h->addr = p;
+  h->size = sz;
+  h->span = span;
+  mlc_huge_live += sz - old_size;
+  mlc_mutex_unlock(&mlc_huge_lock);
+  return p;
+}
+
 void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
   size_t sz = mlc_huge_round(size);
   if (sz < size || sz > (size_t)PTRDIFF_MAX) return NULL;
   if (sz == h->size) return h->addr;
-  if (mlc_harden_guard_on) return NULL;
+  if (mlc_harden_guard_on) return sz > h->size ? mlc_huge_grow_guarded(h, sz) : NULL;
   /* old: the bytes mapped from addr, which may run past the block's size to the end of
      its last chunk (mlc_huge_carve). */
   size_t old = h->span, old_size = h->size;

@@ -36,6 +36,7 @@
 #include "internal.h"
 
 #include "alloc.h"
+#include "arena.h"
 #include "base.h"
 #include "chunk.h"
 #include "free.h"
@@ -735,6 +736,33 @@ void *mlc_harden_realloc(void *p, size_t size) {
     if (size > n) memset((char *)p + n, 0, MLC_MIN(size, n + mlc_canary_len(n, u)) - n);
     mlc_harden_seal(p, size, u, h);
     return p;
+  }
+  if (kind != MLC_HK_SMALL && size <= (size_t)PTRDIFF_MAX - MLC_HOVER) {
+    /* A page run grows or shrinks in place when the pages after it allow, as in the
+       default build; a huge block grows where it is, or its pages move (chunk.c): no
+       copy.  The old canary and trailer, now inside the block, are zeroed, as the pages
+       grown into are. */
+    size_t want = size + MLC_HOVER, nu = 0;
+    mlc_block_t b;
+    mlc_block_check(p, MLC_CALL_REALLOC, &b);
+    char *q = NULL;
+    if (kind == MLC_HK_LARGE && want > MLC_SMALL_MAX && want <= MLC_LARGE_MAX) {
+      if (mlc_arena_large_resize(b.chunk, p, want)) {
+        q = p;
+        nu = MLC_ALIGN_UP(want, MLC_PAGE);
+      }
+    } else if (kind == MLC_HK_HUGE && want > MLC_LARGE_MAX && size > n) {
+      q = mlc_huge_realloc(b.huge, want);
+      nu = b.huge->size; /* the owner's thread: no lock */
+    }
+    if (q) {
+      if (size > n) {
+        memset(q + n, 0, mlc_canary_len(n, u));
+        *(mlc_hword_t *)(q + u - MLC_HTRAILER) = 0;
+      }
+      mlc_harden_seal(q, size, nu, mlc_harden_bword(q));
+      return q;
+    }
   }
   void *q = mlc_harden_alloc(size, false, "realloc");
   if (!q) return NULL;

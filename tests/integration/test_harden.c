@@ -85,6 +85,21 @@ static void misuse_overflow_large(void) {
   free(p);
 }
 
+/* A block grown by realloc in place (a page run) or by moving its pages (huge) has its
+   canary at its new size. */
+static void misuse_overflow_grown(size_t from, size_t to) {
+  char *p = malloc(from);
+  if (!p) _exit(4);
+  for (size_t n = from + 4096; n < to; n += 4096)
+    if (!(p = realloc(p, n))) _exit(4);
+  if (!(p = realloc(p, to))) _exit(4);
+  report(p);
+  ((char *)hide(p))[to] ^= 1;
+  free(p);
+}
+static void misuse_overflow_grown_large(void) { misuse_overflow_grown(20000, 200000); }
+static void misuse_overflow_grown_huge(void) { misuse_overflow_grown(3 * MiB, 5 * MiB); }
+
 static void misuse_overflow_usable_size(void) {
   char *p = malloc(300);
   if (!p) _exit(4);
@@ -268,6 +283,8 @@ static const struct misuse misuses[] = {
     {"overwrite-trailer", misuse_overwrite_trailer, "free(): heap overflow (canary overwritten)"},
     {"overflow-realloc", misuse_overflow_realloc, "realloc(): heap overflow (canary overwritten)"},
     {"overflow-large", misuse_overflow_large, "free(): heap overflow (canary overwritten)"},
+    {"overflow-grown-large", misuse_overflow_grown_large, "free(): heap overflow (canary overwritten)"},
+    {"overflow-grown-huge", misuse_overflow_grown_huge, "free(): heap overflow (canary overwritten)"},
     {"overflow-usable-size", misuse_overflow_usable_size,
      "malloc_usable_size(): heap overflow (canary overwritten)"},
     {"double-free-small", misuse_double_free_small, "free(): double free"},
@@ -449,6 +466,57 @@ START_TEST(test_huge_reuse_larger_writable) {
 }
 END_TEST
 
+/* A huge block grown by realloc in small steps keeps its bytes and mostly stays where it
+   is: its pages grow in place or move (mremap), 4 MiB at a time; the hardened library
+   copied it on every step (bench's grow-t4: 170 times glibc's time). */
+static char *grow_huge(size_t from, size_t to, size_t step, int *moves) {
+  char *p = malloc(from);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 0x5a, from);
+  *moves = 0;
+  size_t n = from;
+  for (; n + step <= to; n += step) {
+    char *q = realloc(p, n + step);
+    ck_assert_ptr_nonnull(q);
+    if (q != p) ++*moves;
+    p = q;
+    /* The old bytes (a few: checking every one each step takes seconds), the new ones
+       writable. */
+    ck_assert_int_eq(p[0], 0x5a);
+    ck_assert_int_eq(p[n / 2], 0x5a);
+    ck_assert_int_eq(p[n - 1], 0x5a);
+    memset(p + n, 0x5a, step);
+  }
+  ck_assert_uint_eq(malloc_usable_size(p), n);
+  size_t bad = n;
+  for (size_t i = 0; i < n && bad == n; i++)
+    if ((unsigned char)p[i] != 0x5a) bad = i;
+  ck_assert_msg(bad == n, "byte %zu of %zu lost by realloc", bad, n);
+  return p;
+}
+
+START_TEST(test_huge_realloc_grows) {
+  int moves;
+  char *p = grow_huge(3 * MiB, 12 * MiB, 64 << 10, &moves);
+  /* 144 steps; the block moves when it outgrows 4, 8 (and 12) MiB: at most 4 times with
+     the first step. */
+  ck_assert_msg(moves <= 4, "the block moved %d times in 144 steps", moves);
+  free(p);
+}
+END_TEST
+
+/* ... and the page after it still faults. */
+START_TEST(test_huge_realloc_guard_after) {
+  int moves;
+  size_t n = 6 * MiB + (64 << 10);
+  char *p = grow_huge(3 * MiB, n, 64 << 10, &moves);
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t end = (n + 9 + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+  p[end - 1] = 1; /* the canary's page */
+  ((volatile char *)hide(p))[end] = 1; /* SIGSEGV */
+}
+END_TEST
+
 /* A thread's quarantine is flushed when it ends: its blocks are allocated again
    (by address) once enough other threads have come and gone. */
 static void *free_in_thread(void *arg) {
@@ -565,6 +633,8 @@ static Suite *harden_suite(void) {
   tcase_add_test_raise_signal(tc, test_huge_use_after_free_faults, SIGSEGV);
   tcase_add_test_raise_signal(tc, test_huge_reuse_smaller_guard, SIGSEGV);
   tcase_add_test(tc, test_huge_reuse_larger_writable);
+  tcase_add_test(tc, test_huge_realloc_grows);
+  tcase_add_test_raise_signal(tc, test_huge_realloc_guard_after, SIGSEGV);
   suite_add_tcase(s, tc);
   return s;
 }
