@@ -71,6 +71,10 @@ def variants(scale, threads, idle_mib, idle_sleep):
     for t in multi:
         v.append(Variant("larson-t%d" % t, "larson", "larson", ["-t", str(t), "-n", n(15e6), "-w", "1000", "-r", "1000"],
                          about="server simulation: threads swap bags of blocks, 8..1000 bytes"))
+    v.append(Variant("larson-churn-t2", "larson", "larson",
+                     ["-t", "2", "-n", n(15e6), "-w", "1000", "-r", "1000", "-g", "500"],
+                     about="larson with thread churn: each thread hands its bag to a successor and exits, "
+                           "500 threads per chain"))
     for t in multi:
         v.append(Variant("cache-thrash-t%d" % t, "cache-thrash", "cache",
                          ["-m", "thrash", "-t", str(t), "-n", n(2000), "-r", "100000", "-s", "8"],
