@@ -332,6 +332,24 @@ static int lifetime(const char *mode) {
     if (!threads_become(1, 10000)) return 9;
     return 0;
   }
+  if (!strcmp(mode, "quiet")) {
+    /* Interval 100 ms, decay 60 s.  While a thread keeps calling the allocator (a
+       malloc/free pair every millisecond), the pages the work freed stay for the decay;
+       once no thread has called it for an interval, they go back without waiting for
+       it (a quiet process, gc.c). */
+    size_t base = rss_kb();
+    churn();
+    size_t peak = base + TOTAL / 1024;
+    if (!threads_become(2, 2000)) return 10;
+    long busy_ms = 1500 * mlc_check_time_scale();
+    for (long t = 0; t < busy_ms; t++) {
+      free(malloc(64));
+      sleep_ms(1);
+    }
+    if (rss_kb() < base + (peak - base) / 2) return 11; /* went back while busy */
+    if (wait_rss_below(target_kb(base, peak), 2000) > target_kb(base, peak)) return 12;
+    return 0;
+  }
   return 100;
 }
 
@@ -341,6 +359,7 @@ START_TEST(test_lifetime) {
       {"eager", "gc_interval_ms:10000"},
       {"interval", "gc_interval_ms:200"},
       {"leaves", "gc_interval_ms:100,decay_ms:300"},
+      {"quiet", "gc_interval_ms:100,decay_ms:60000"},
   };
   int st = run_lifetime(modes[_i][0], modes[_i][1]);
   ck_assert_msg(st == 0, "lifetime %s: failed at step %d", modes[_i][0], st);
@@ -370,7 +389,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_fork);
   tcase_add_test(tc, test_fork_thread_on_collector_stack);
   mlc_tcase_add_test_unless(noexec, tc, test_lazy_start);
-  mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 4);
+  mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 5);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
