@@ -274,7 +274,12 @@ MLC_INLINE uint64_t mlc_canary_mask(size_t len) {
    once in a few runs.) */
 MLC_INLINE void mlc_canary_fill(char *p, size_t n, size_t u, uint64_t c) {
   mlc_huword_t *w = (mlc_huword_t *)(p + n);
-  uint64_t m = mlc_canary_mask(mlc_canary_len(n, u));
+  size_t len = mlc_canary_len(n, u);
+  if (MLC_LIKELY(len >= MLC_HCANARY_MAX)) { /* the whole word is the canary's */
+    *w = c;
+    return;
+  }
+  uint64_t m = mlc_canary_mask(len);
   *w = (*w & ~m) | (c & m);
 }
 
