@@ -612,7 +612,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   for (pp = &mlc_huge_cache; (h = *pp) != NULL; pp = &h->next) {
     if (((uintptr_t)h->addr & (align - 1)) != 0) continue;
     if (mlc_harden_guard_on) {
-      if (h->span >= sz && h->span - sz <= 7 * sz && (!best || h->span < (*best)->span)) best = pp;
+      if (h->span >= sz && h->span / 8 <= sz && (!best || h->span < (*best)->span)) best = pp;
     } else if (align == MLC_CHUNK) {
       /* None holds sz, or mlc_huge_take_locked would have taken it: the largest, but
          a live block's tail only where there is no other (as there). */
