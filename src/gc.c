@@ -229,10 +229,11 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
      need, and the memory a burst of work left behind goes back within two intervals of
      its end (bench's bursts: the mean RSS of 3 s quiet spells 111 -> 91 MiB).  What was
      freed less than an interval ago (a huge block or a page run of a thread that does
-     nothing else, the pieces this pass took from caches) waits for the next pass. */
+     nothing else, the pieces this pass took from caches) waits for the next pass.
+     gc_quiet:false keeps decay_ms in every pass. */
   uint64_t decay = everything ? 0 : mlc_load(&mlc_opt.decay_ms) * 1000000u;
   uint64_t interval = mlc_load(&mlc_opt.gc_interval_ms) * 1000000u;
-  if (!busy && decay > interval) decay = interval;
+  if (!busy && decay > interval && mlc_load(&mlc_opt.gc_quiet)) decay = interval;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
   purged += mlc_huge_purge(now, decay);
   /* One writer (this lock's holder), readers without it: relaxed stores, no RMW. */

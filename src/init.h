@@ -16,6 +16,7 @@ typedef struct mlc_options_s {
   bool gc;                 /* wall-clock collector on */
   uint64_t gc_interval_ms; /* time between collector passes */
   uint64_t decay_ms;       /* free memory older than this goes back to the kernel */
+  bool gc_quiet;           /* a quiet process: one interval in place of decay_ms (gc.c) */
   bool stats_print;        /* print statistics at exit */
   bool stats_json;         /* ... as JSON */
   bool trace;              /* debug builds: trace (mlc_trace_on follows it) */

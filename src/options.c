@@ -75,6 +75,7 @@ static const mlc_opt_desc_t mlc_opt_table[] = {
     {"gc", MLC_OPT_BOOL, 0, 1, true, true, MLC_OPT_FIELD(gc), mlc_opt_gc_set, NULL, NULL, NULL},
     {"gc_interval_ms", MLC_OPT_U64, 1, MLC_OPT_HOUR_MS, 1000, true, MLC_OPT_FIELD(gc_interval_ms), mlc_opt_gc_interval_set, NULL, NULL, NULL},
     {"decay_ms", MLC_OPT_U64, 0, MLC_OPT_HOUR_MS, 3000, true, MLC_OPT_FIELD(decay_ms), NULL, NULL, NULL, NULL},
+    {"gc_quiet", MLC_OPT_BOOL, 0, 1, true, true, MLC_OPT_FIELD(gc_quiet), NULL, NULL, NULL, NULL},
     {"stats_print", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(stats_print), mlc_opt_stats_print_set, NULL, NULL, NULL},
     {"stats_format", MLC_OPT_WORD, 0, 1, 0, true, MLC_OPT_FIELD(stats_json), NULL, NULL, mlc_opt_formats, NULL},
     {"trace", MLC_OPT_BOOL, 0, 1, false, true, MLC_OPT_FIELD(trace), mlc_opt_trace_set, mlc_opt_trace_now, NULL, NULL},

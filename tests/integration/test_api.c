@@ -695,12 +695,17 @@ END_TEST
    and no page faulted in again (bench's bigbuf): a smaller block starts where it did,
    the next one past the first one's last 4 MiB; a block grows in place into the rest
    of its last 4 MiB; freed neighbours serve together a block none of them holds alone.
-   decay_ms is raised for the test: the collector must not hand the pages back between
-   the calls (the suite is also run with decay_ms:0). */
+   decay_ms is raised for the test, and gc_quiet off (a thread that allocates nothing
+   but huge blocks does not use its cache, so the process looks quiet): the collector
+   must not hand the pages back between the calls (the suite is also run with
+   gc_interval_ms:1,decay_ms:0). */
 START_TEST(test_huge_ranges_reused) {
   char decay[32];
+  char quiet[8];
   ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
   ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0); /* nothing but huge blocks: quiet */
   char *a = malloc(20 * MiB);
   ck_assert_ptr_nonnull(a);
   memset(hide(a), 4, 20 * MiB); /* every page resident (hide: not a dead store) */
@@ -736,6 +741,7 @@ START_TEST(test_huge_ranges_reused) {
   ck_assert_uint_eq(check_sparse(d, 18 * MiB, 9), 18 * MiB);
   free(d);
   ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
 }
 END_TEST
 
@@ -744,8 +750,11 @@ END_TEST
    freed one; all of it is the new block's (its pieces had been cleared). */
 START_TEST(test_huge_range_grown) {
   char decay[32];
+  char quiet[8];
   ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
   ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0); /* nothing but huge blocks: quiet */
   /* x right below w (the kernel maps top-down), w unmapped when freed (too big for the
      cache): free address space after x, for the growth to be in place. */
   char *w = malloc(HUGE_UNMAPPED_SIZE);
@@ -768,6 +777,7 @@ START_TEST(test_huge_range_grown) {
   ck_assert_uint_eq(check_sparse(y, 5 * MiB, 4), 5 * MiB);
   free(y);
   ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
 }
 END_TEST
 
@@ -776,8 +786,11 @@ END_TEST
    another range before such a tail. */
 START_TEST(test_huge_grows_into_cache) {
   char decay[32];
+  char quiet[8];
   ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
+  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
   ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0); /* nothing but huge blocks: quiet */
   char *x = malloc(20 * MiB), *y = malloc(14 * MiB);
   ck_assert(x && y);
   memset(hide(x), 4, 20 * MiB);
@@ -799,6 +812,7 @@ START_TEST(test_huge_grows_into_cache) {
   free(c);
   free(b2);
   ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
 }
 END_TEST
 #endif

@@ -237,7 +237,8 @@ END_TEST
 
 static const char *const keys[] = {"narenas",        "tcache",   "tcache_max",
                                    "gc",             "gc_interval_ms", "decay_ms",
-                                   "stats_print",    "stats_format",   "trace"};
+                                   "gc_quiet",       "stats_print",    "stats_format",
+                                   "trace"};
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static bool is_number(const char *s) {
@@ -260,7 +261,7 @@ START_TEST(test_option_get_all) {
   /* The defaults (README, melloc(7)) under MELLOC_CONF=gc:false. */
   static const char *const want[][2] = {
       {"tcache", "true"},   {"tcache_max", "8192"},   {"gc", "false"},
-      {"gc_interval_ms", "1000"}, {"decay_ms", "3000"}, {"stats_print", "false"},
+      {"gc_interval_ms", "1000"}, {"decay_ms", "3000"}, {"gc_quiet", "true"}, {"stats_print", "false"},
       {"stats_format", "text"}};
   for (unsigned k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
     ck_assert_int_eq(melloc_option_get(want[k][0], v, sizeof(v)), 0);
