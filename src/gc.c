@@ -12,7 +12,7 @@
  *     (harden.c, "The collector drains": gates closed before this pass's membarrier).
  *  2. purges, in every arena, free granules and pages that stayed free for decay_ms, and
  *     gives back cached huge mappings as old; for one interval only when no thread used
- *     its cache since the last pass (a quiet process, "A quiet process" below).
+ *     its cache since the last pass (a quiet process: see mlc_gc_pass_at).
  *
  * The protocol with the owners.  A cache has two kinds of fields (types.h says who
  * writes each one):
