@@ -834,6 +834,18 @@ static bool mlc_huge_grow_into_cache(mlc_huge_t *h, size_t old, size_t old_size,
   return true;
 }
 
+/* h, resized by realloc, is now at p, sz bytes of span mapped: recorded, with the live
+   bytes.  Returns p. */
+static void *mlc_huge_resized(mlc_huge_t *h, void *p, size_t sz, size_t span) {
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_huge_live += sz - h->size;
+  h->addr = p;
+  h->size = sz;
+  h->span = span;
+  mlc_mutex_unlock(&mlc_huge_lock);
+  return p;
+}
+
 /* The hardened build's growth of h to sz bytes (sz > h->size): its mapping is
    [guard][size bytes accessible][span - size bytes PROT_NONE][guard].  Within the span
    the pages past the old size become accessible (one mprotect; the kernel's zero pages
@@ -878,13 +890,7 @@ static void *mlc_huge_grow_guarded(mlc_huge_t *h, size_t sz) {
     p = dst;
     span = ns;
   }
-  mlc_mutex_lock(&mlc_huge_lock);
-  h->addr = p;
-  h->size = sz;
-  h->span = span;
-  mlc_huge_live += sz - old_size;
-  mlc_mutex_unlock(&mlc_huge_lock);
-  return p;
+  return mlc_huge_resized(h, p, sz, span);
 }
 
 void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
@@ -948,13 +954,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     }
     p = dst;
   }
-  mlc_mutex_lock(&mlc_huge_lock);
-  h->addr = p;
-  h->size = sz;
-  h->span = sz;
-  mlc_huge_live += sz - old_size;
-  mlc_mutex_unlock(&mlc_huge_lock);
-  return p;
+  return mlc_huge_resized(h, p, sz, sz);
 }
 
 size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {

@@ -156,12 +156,16 @@ static MLC_NORETURN MLC_COLD MLC_NOINLINE void mlc_harden_fatal(const char *call
 
 /* The bytes the default allocator gave the block at p, its kind and (small) class; aborts naming call
    when p is not the start of a live block it holds (free.c's one check). */
+MLC_INLINE size_t mlc_harden_block_of(const void *p, mlc_call_t call, unsigned *kind, size_t *cls,
+                                      mlc_block_t *b) {
+  mlc_block_check(p, call, b);
+  *kind = b->kind == MLC_BLOCK_SMALL ? MLC_HK_SMALL : b->kind == MLC_BLOCK_LARGE ? MLC_HK_LARGE : MLC_HK_HUGE;
+  *cls = b->kind == MLC_BLOCK_SMALL ? b->cls : 0;
+  return b->size;
+}
 MLC_INLINE size_t mlc_harden_block(const void *p, mlc_call_t call, unsigned *kind, size_t *cls) {
   mlc_block_t b;
-  mlc_block_check(p, call, &b);
-  *kind = b.kind == MLC_BLOCK_SMALL ? MLC_HK_SMALL : b.kind == MLC_BLOCK_LARGE ? MLC_HK_LARGE : MLC_HK_HUGE;
-  *cls = b.kind == MLC_BLOCK_SMALL ? b.cls : 0;
-  return b.size;
+  return mlc_harden_block_of(p, call, kind, cls, &b);
 }
 
 /* 16 bytes of a block, which small objects are aligned to. */
@@ -732,7 +736,8 @@ void *mlc_harden_realloc(void *p, size_t size) {
   mlc_harden_boot();
   unsigned kind;
   size_t cls;
-  size_t u = mlc_harden_block(p, MLC_CALL_REALLOC, &kind, &cls);
+  mlc_block_t b; /* where realloc resizes it in place */
+  size_t u = mlc_harden_block_of(p, MLC_CALL_REALLOC, &kind, &cls, &b);
   uint64_t h = mlc_harden_bword(p);
   size_t n = mlc_harden_open(p, u, h, MLC_CALL_REALLOC, "realloc");
   if (kind == MLC_HK_SMALL) mlc_harden_check_before(p, u, "realloc");
@@ -748,8 +753,6 @@ void *mlc_harden_realloc(void *p, size_t size) {
        copy.  The old canary and trailer, now inside the block, are zeroed, as the pages
        grown into are. */
     size_t want = size + MLC_HOVER, nu = 0;
-    mlc_block_t b;
-    mlc_block_check(p, MLC_CALL_REALLOC, &b);
     char *q = NULL;
     if (kind == MLC_HK_LARGE && want > MLC_SMALL_MAX && want <= MLC_LARGE_MAX) {
       if (mlc_arena_large_resize(b.chunk, p, want)) {

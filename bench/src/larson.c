@@ -61,36 +61,50 @@ static pthread_mutex_t chains_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t chains_cv = PTHREAD_COND_INITIALIZER;
 static int chains_left;
 
-static void *worker(void *arg);
+/* Replacements from to to (of the thread's share) in the bag mine: a random slot's
+   block freed, a new one put there, and the bag swapped with a parked one every
+   round_len.  Returns the bag the thread holds at the end. */
+static struct bag *replace(struct bag *mine, long long from, long long to, uint64_t *seed,
+                           uint64_t *sum) {
+  for (long long i = from; i < to; i++) {
+    size_t k = rng_next(seed) % mine->n;
+    unsigned char *old = mine->slot[k];
+    *sum += old[0];
+    free(old);
+    size_t sz = rng_range(seed, MIN_SIZE, MAX_SIZE);
+    void *p = malloc(sz);
+    if (!p) die("malloc");
+    touch(p, sz, (uint64_t)i);
+    mine->slot[k] = p;
+    if ((i + 1) % round_len == 0) mine = atomic_exchange(&parked[rng_next(seed) % threads], mine);
+  }
+  return mine;
+}
+
+static void *link_worker(void *arg);
+
+/* The next thread of chain c, detached (nobody joins a link). */
+static void start_link(struct chain *c) {
+  pthread_attr_t a;
+  pthread_t t;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &a, link_worker, c)) die("pthread_create");
+  pthread_attr_destroy(&a);
+}
 
 static void *link_worker(void *arg) {
   struct chain *c = arg;
   uint64_t seed = c->seed, sum = c->sum;
   struct bag *mine = c->mine ? c->mine : bag_new(&seed); /* the first of the chain makes it */
-  long long i = c->done, end = (per_thread < i + per_gen ? per_thread : i + per_gen);
-  for (; i < end; i++) {
-    size_t k = rng_next(&seed) % mine->n;
-    unsigned char *old = mine->slot[k];
-    sum += old[0];
-    free(old);
-    size_t sz = rng_range(&seed, MIN_SIZE, MAX_SIZE);
-    void *p = malloc(sz);
-    if (!p) die("malloc");
-    touch(p, sz, (uint64_t)i);
-    mine->slot[k] = p;
-    if ((i + 1) % round_len == 0) mine = atomic_exchange(&parked[rng_next(&seed) % threads], mine);
-  }
+  long long end = per_thread < c->done + per_gen ? per_thread : c->done + per_gen;
+  mine = replace(mine, c->done, end, &seed, &sum);
   c->mine = mine;
   c->seed = seed;
   c->sum = sum;
-  c->done = i;
-  if (i < per_thread) {
-    pthread_attr_t a;
-    pthread_t t;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, link_worker, c)) die("pthread_create");
-    pthread_attr_destroy(&a);
+  c->done = end;
+  if (end < per_thread) {
+    start_link(c);
     return NULL;
   }
   bag_delete(mine);
@@ -104,18 +118,7 @@ static void *link_worker(void *arg) {
 static void *worker(void *arg) {
   uint64_t seed = 0xabcdefull + (uintptr_t)arg * 0x51ed27ull, sum = 0;
   struct bag *mine = bag_new(&seed);
-  for (long long i = 0; i < per_thread; i++) {
-    size_t k = rng_next(&seed) % mine->n;
-    unsigned char *old = mine->slot[k];
-    sum += old[0];
-    free(old);
-    size_t sz = rng_range(&seed, MIN_SIZE, MAX_SIZE);
-    void *p = malloc(sz);
-    if (!p) die("malloc");
-    touch(p, sz, (uint64_t)i);
-    mine->slot[k] = p;
-    if ((i + 1) % round_len == 0) mine = atomic_exchange(&parked[rng_next(&seed) % threads], mine);
-  }
+  mine = replace(mine, 0, per_thread, &seed, &sum);
   bag_delete(mine);
   sink += sum;
   return NULL;
@@ -146,12 +149,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < threads; t++) {
       uint64_t s = 0xabcdefull + (uint64_t)t * 0x51ed27ull; /* as worker's */
       c[t] = (struct chain){.seed = s};
-      pthread_attr_t a;
-      pthread_t tid;
-      pthread_attr_init(&a);
-      pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-      if (pthread_create(&tid, &a, link_worker, &c[t])) die("pthread_create");
-      pthread_attr_destroy(&a);
+      start_link(&c[t]);
     }
     pthread_mutex_lock(&chains_lock);
     while (chains_left > 0) pthread_cond_wait(&chains_cv, &chains_lock);
