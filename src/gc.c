@@ -13,6 +13,8 @@
  *  2. purges, in every arena, free granules and pages that stayed free for decay_ms, and
  *     gives back cached huge mappings as old; for one interval only when no thread used
  *     its cache since the last pass (a quiet process: see mlc_gc_pass_at).
+ * After a pass that found a cache in use, a probe a quarter interval later purges what
+ * was freed before that pass if no cache was used since (mlc_gc_probe_at).
  *
  * The protocol with the owners.  A cache has two kinds of fields (types.h says who
  * writes each one):
@@ -154,12 +156,21 @@ static void mlc_gc_fence(void) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
+/* Whether tc's owner used it since the last pass that claimed it: a head moved, or a
+   slow path ran (that pass left every lw at head, so the first pop after it is a slow
+   path, even where pops and pushes leave head where it was).  Reads only.  Caller holds
+   mlc_gc_lock. */
+static bool mlc_gc_cache_moved(mlc_tcache_t *tc) {
+  if (mlc_load(&tc->slow_events) != tc->gc_seen_events) return true;
+  for (unsigned c = 1; c < MLC_TCLASSES; c++)
+    if (mlc_load_acq(&tc->b->head[c]) != tc->gc_seen_head[c]) return true;
+  return false;
+}
+
 /* Collects what it may from one claimed cache.  everything: a full collection.  *busy
    is set when the owner used it since the last pass. */
 static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything, bool *busy) {
-  bool idle = mlc_load(&tc->slow_events) == tc->gc_seen_events;
-  for (unsigned c = 1; c < MLC_TCLASSES; c++)
-    if (mlc_load_acq(&tc->b->head[c]) != tc->gc_seen_head[c]) idle = false;
+  bool idle = !mlc_gc_cache_moved(tc);
   if (!idle) *busy = true;
   tc->gc_idle_passes = idle ? tc->gc_idle_passes + 1 : 0;
   size_t returned = 0;
@@ -196,6 +207,20 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything, bool *busy) {
   return returned;
 }
 
+/* What the last pass saw, for the probe below.  Written under mlc_gc_lock, read by the
+   collector's loop without it. */
+static bool mlc_gc_last_busy;     /* Atomic: a thread used its cache before it */
+static uint64_t mlc_gc_last_pass; /* Atomic: when it ran, ns */
+static unsigned long mlc_gc_seen_exits; /* Protected by mlc_gc_lock: threads gone by then */
+
+/* Purges, in every arena and the huge cache, what stayed free for decay ns.  Caller
+   holds mlc_gc_lock. */
+static size_t mlc_gc_purge_all(uint64_t now, uint64_t decay) {
+  size_t purged = 0;
+  for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
+  return purged + mlc_huge_purge(now, decay);
+}
+
 size_t mlc_gc_pass_at(uint64_t now, bool everything) {
   size_t returned = 0, purged = 0;
   mlc_mutex_lock(&mlc_gc_lock);
@@ -213,6 +238,10 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
     returned += mlc_gc_cache(tc, everything, &busy);
     mlc_gc_release(tc);
   }
+  /* A thread that exited since gave its cache back: that was work too. */
+  unsigned long exits = mlc_tcache_registry_exits();
+  if (exits != mlc_gc_seen_exits) busy = true;
+  mlc_gc_seen_exits = exits;
   mlc_tcache_registry_unlock();
   mlc_store(&mlc_gc_caches_visited, visited);
   /* The hardened library's quarantines: gates closed before the fence, idle ones
@@ -226,16 +255,17 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
      not even visited).  It waits (for a request, a timer, input), and pages freed an
      interval ago or more go back now rather than after decay_ms: decay spares a running
      program page faults on memory it reuses in a moment, which a waiting one does not
-     need, and the memory a burst of work left behind goes back within two intervals of
-     its end (bench's bursts: the mean RSS of 3 s quiet spells 111 -> 91 MiB).  What was
+     need (bench's bursts: the mean RSS of 3 s quiet spells 111 -> 91 MiB; with the probe
+     a quarter interval after a busy pass, mlc_gc_probe_at, 25 MiB).  What was
      freed less than an interval ago (a huge block or a page run of a thread that does
      nothing else, the pieces this pass took from caches) waits for the next pass.
      gc_quiet:false keeps decay_ms in every pass. */
   uint64_t decay = everything ? 0 : mlc_load(&mlc_opt.decay_ms) * 1000000u;
   uint64_t interval = mlc_load(&mlc_opt.gc_interval_ms) * 1000000u;
   if (!busy && decay > interval && mlc_load(&mlc_opt.gc_quiet)) decay = interval;
-  for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
-  purged += mlc_huge_purge(now, decay);
+  purged = mlc_gc_purge_all(now, decay);
+  mlc_store(&mlc_gc_last_busy, busy);
+  mlc_store(&mlc_gc_last_pass, now);
   /* One writer (this lock's holder), readers without it: relaxed stores, no RMW. */
   mlc_store(&mlc_gc_passes, mlc_load(&mlc_gc_passes) + 1);
   mlc_store(&mlc_gc_objects_returned, mlc_load(&mlc_gc_objects_returned) + returned);
@@ -243,6 +273,34 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
   mlc_mutex_unlock(&mlc_gc_lock);
   if (returned || purged)
     mlc_trace("gc: pass returned %zu cached objects, purged %zu bytes", returned, purged);
+  return purged;
+}
+
+/* A quarter interval after a pass that found the process busy: when no thread used its
+   cache since that pass (and none is in a slow path), the work had ended before it, and
+   what was freed before it goes back now -- the quiet rule of mlc_gc_pass_at a quarter
+   interval after the pass rather than one interval (bench's bursts: the memory of a
+   burst goes back 0.25-1.25 s after its end instead of 1-2 s, and all of it: the probe
+   makes a full collection, caches emptied and every free page purged).  A cache is only
+   read here, never claimed; a thread that calls the allocator in that quarter interval
+   keeps decay_ms.  Returns the bytes purged. */
+static size_t mlc_gc_probe_at(uint64_t now) {
+  size_t purged = 0;
+  bool quiet = false;
+  mlc_mutex_lock(&mlc_gc_lock);
+  uint64_t pass = mlc_load(&mlc_gc_last_pass);
+  uint64_t decay = mlc_load(&mlc_opt.decay_ms) * 1000000u;
+  if (mlc_load(&mlc_gc_last_busy) && now > pass && decay > now - pass) {
+    bool used = false;
+    mlc_tcache_registry_lock();
+    for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc && !used; tc = tc->next)
+      used = __atomic_load_n(&tc->state, __ATOMIC_ACQUIRE) != MLC_TC_FREE || mlc_gc_cache_moved(tc);
+    mlc_tcache_registry_unlock();
+    quiet = !used;
+  }
+  mlc_mutex_unlock(&mlc_gc_lock);
+  if (quiet) purged = mlc_gc_pass_at(now, true);
+  if (purged) mlc_trace("gc: quiet probe purged %zu bytes", purged);
   return purged;
 }
 
@@ -324,18 +382,33 @@ static void *mlc_gc_main(void *arg) {
   mlc_gc_self = true;
   __atomic_store_n(&mlc_gc_tid, mlc_os_gettid(), __ATOMIC_RELEASE);
   mlc_os_thread_name("melloc-gc");
+  /* A collector starts when work appears (a new process, or allocations after it
+     retired): its first pass comes a quarter interval after, so that the probe after
+     it finds a burst of work that ended meanwhile (mlc_gc_probe_at). */
+  bool first = true;
   for (;;) {
     uint64_t ms = mlc_load(&mlc_opt.gc_interval_ms);
+    uint64_t ns = first ? ms * 250000u : ms * 1000000u;
+    first = false;
     uint64_t start = mlc_os_now_ns();
     int w = __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE);
     /* Sleep for the interval, unless woken (the interval changed, the last cache went
-       away, or unshare() waits for this thread to go). */
+       away, or unshare() waits for this thread to go); after a busy pass, look for a
+       quiet process a quarter of the way (mlc_gc_probe_at). */
+    uint64_t probe = mlc_load(&mlc_gc_last_busy) && mlc_load(&mlc_opt.gc_quiet) && ns == ms * 1000000u
+                         ? ms * 250000u
+                         : 0;
     for (;;) {
       uint64_t elapsed = mlc_os_now_ns() - start;
-      if (elapsed >= ms * 1000000u || __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE) != w ||
+      if (elapsed >= ns || __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE) != w ||
           mlc_gc_stop_wanted())
         break;
-      mlc_os_futex_wait_ns(&mlc_gc_wakeword, w, ms * 1000000u - elapsed);
+      if (probe && elapsed >= probe) {
+        mlc_gc_probe_at(mlc_os_now_ns());
+        probe = 0;
+        continue;
+      }
+      mlc_os_futex_wait_ns(&mlc_gc_wakeword, w, (probe ? probe : ns) - elapsed);
     }
     if (mlc_gc_stop_wanted()) {
       if (mlc_gc_retire(false)) break;

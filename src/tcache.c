@@ -49,6 +49,7 @@ static mlc_mutex_t mlc_tcache_registry = MLC_MUTEX_INITIALIZER(MLC_RANK_TCACHE);
    costs in proportion to the caches that may have something to return. */
 static mlc_tcache_t *mlc_tcache_live;     /* Protected by mlc_tcache_registry */
 static mlc_tcache_t *mlc_tcache_parked;   /* Protected by mlc_tcache_registry */
+static unsigned long mlc_tcache_exits;    /* Protected by mlc_tcache_registry */
 static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
 /* Largest capacity per class: mlc_class_cap, or 0 above tcache_max.  Constant after
    boot.  A cache starts with MLC_TCACHE_CAP0 slots per class and doubles a class's
@@ -660,6 +661,7 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_list_tcache_remove(mlc_tcache_list_of(tc), tc);
   tc->next = mlc_tcache_recycled;
   mlc_tcache_recycled = tc;
+  mlc_tcache_exits++;
   mlc_tcache_owner_exit(tc);
   bool last = mlc_tcache_none_locked();
   mlc_tcache_registry_unlock();
@@ -719,6 +721,11 @@ void mlc_tcache_registry_unlock(void) { mlc_mutex_unlock(&mlc_tcache_registry); 
 mlc_tcache_t *mlc_tcache_registry_first(void) {
   mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
   return mlc_tcache_live;
+}
+
+unsigned long mlc_tcache_registry_exits(void) {
+  mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
+  return mlc_tcache_exits;
 }
 
 bool mlc_tcache_registry_empty(void) {

@@ -312,6 +312,9 @@ size_t mlc_tcache_cached_large_bytes(void);
 void mlc_tcache_registry_lock(void);
 void mlc_tcache_registry_unlock(void);
 mlc_tcache_t *mlc_tcache_registry_first(void);
+/* Threads whose cache went back to the bins at their exit, so far.  Caller holds the
+   registry lock. */
+unsigned long mlc_tcache_registry_exits(void);
 /* True when no thread has a cache, parked or not.  Takes the registry lock. */
 bool mlc_tcache_registry_empty(void);
 
