@@ -743,7 +743,12 @@ void *mlc_harden_realloc(void *p, size_t size) {
   if (kind == MLC_HK_SMALL) mlc_harden_check_before(p, u, "realloc");
   if (size <= (size_t)PTRDIFF_MAX - MLC_HOVER && mlc_harden_fits(kind, u, size)) {
     /* The old canary's bytes (the rest is as a new block's: zero or left over). */
-    if (size > n) memset((char *)p + n, 0, MLC_MIN(size, n + mlc_canary_len(n, u)) - n);
+    if (size > n) {
+      /* One 8-byte store where it stays clear of the trailer (the bytes past the new
+         size get the new canary below), else only the canary's bytes. */
+      if (n + 8 <= u - MLC_HTRAILER) *(mlc_huword_t *)((char *)p + n) = 0;
+      else memset((char *)p + n, 0, MLC_MIN(size, n + mlc_canary_len(n, u)) - n);
+    }
     mlc_harden_seal(p, size, u, h);
     return p;
   }

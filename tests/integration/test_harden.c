@@ -342,6 +342,10 @@ START_TEST(test_usable_is_request) {
     for (size_t i = 0; i < n && bad == n; i++)
       if ((unsigned char)q[i] != 0xee) bad = i;
     ck_assert_msg(bad == n, "size %zu: byte %zu lost by realloc", n, bad);
+    /* Grown where it was: the byte at n was the canary's first (never zero), and the
+       program must not see it (the secret it is derived from would leak). */
+    if (q == p) ck_assert_msg(q[n] == 0, "size %zu: canary byte %#x left in the grown block", n,
+                              (unsigned)(unsigned char)q[n]);
     memset(q, 0xdd, n + 1);
     q = realloc(q, n / 2 + 1);
     ck_assert_uint_eq(malloc_usable_size(q), n / 2 + 1);
