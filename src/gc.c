@@ -281,9 +281,10 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
    what was freed before it goes back now -- the quiet rule of mlc_gc_pass_at a quarter
    interval after the pass rather than one interval (bench's bursts: the memory of a
    burst goes back 0.25-1.25 s after its end instead of 1-2 s, and all of it: the probe
-   makes a full collection, caches emptied and every free page purged).  A cache is only
-   read here, never claimed; a thread that calls the allocator in that quarter interval
-   keeps decay_ms.  Returns the bytes purged. */
+   makes a full collection, caches emptied and every free page purged).  Each cache is
+   claimed for the look, as a pass claims it, and one held by its owner counts as used;
+   a thread that calls the allocator in that quarter interval keeps decay_ms.  Returns
+   the bytes purged. */
 static size_t mlc_gc_probe_at(uint64_t now) {
   size_t purged = 0;
   bool quiet = false;
@@ -293,8 +294,16 @@ static size_t mlc_gc_probe_at(uint64_t now) {
   if (mlc_load(&mlc_gc_last_busy) && now > pass && decay > now - pass) {
     bool used = false;
     mlc_tcache_registry_lock();
-    for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc && !used; tc = tc->next)
-      used = __atomic_load_n(&tc->state, __ATOMIC_ACQUIRE) != MLC_TC_FREE || mlc_gc_cache_moved(tc);
+    for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc && !used; tc = tc->next) {
+      /* Claimed as a pass claims it: its owner may be leaving (its thread's exit resets
+         the stacks this reads). */
+      if (!mlc_gc_claim(tc)) {
+        used = true;
+        break;
+      }
+      used = mlc_gc_cache_moved(tc);
+      mlc_gc_release(tc);
+    }
     mlc_tcache_registry_unlock();
     quiet = !used;
   }
