@@ -178,6 +178,17 @@ static void mlc_uw_set(mlc_uw_row_t *row, uint64_t reg, uint64_t ra_reg, uint8_t
   }
 }
 
+/* A register's rule back to the CIE's (DW_CFA_restore). */
+static void mlc_uw_restore(const mlc_uw_cfi_t *c, mlc_uw_row_t *row, uint64_t reg) {
+  if (reg == MLC_DW_RBP) {
+    row->rbp_how = c->init.rbp_how;
+    row->rbp_off = c->init.rbp_off;
+  } else if (reg == c->ra_reg) {
+    row->ra_how = c->init.ra_how;
+    row->ra_off = c->init.ra_off;
+  }
+}
+
 /* Runs CFI instructions [r->p, r->end) on row while the location (from loc) is at most
    target.  false where an instruction cannot be followed. */
 static bool mlc_uw_run(mlc_uw_cfi_t *c, mlc_uw_row_t *row, mlc_uw_rd_t *r, uint64_t loc, uint64_t target) {
@@ -194,13 +205,7 @@ static bool mlc_uw_run(mlc_uw_cfi_t *c, mlc_uw_row_t *row, mlc_uw_rd_t *r, uint6
         mlc_uw_set(row, low, c->ra_reg, MLC_RULE_OFFSET, (int64_t)off * c->data_align);
         continue;
       case 3: /* DW_CFA_restore */
-        if (low == MLC_DW_RBP) {
-          row->rbp_how = c->init.rbp_how;
-          row->rbp_off = c->init.rbp_off;
-        } else if (low == c->ra_reg) {
-          row->ra_how = c->init.ra_how;
-          row->ra_off = c->init.ra_off;
-        }
+        mlc_uw_restore(c, row, low);
         continue;
     }
     switch (op) {
@@ -213,16 +218,7 @@ static bool mlc_uw_run(mlc_uw_cfi_t *c, mlc_uw_row_t *row, mlc_uw_rd_t *r, uint6
         off = mlc_uw_uleb(r);
         mlc_uw_set(row, reg, c->ra_reg, MLC_RULE_OFFSET, (int64_t)off * c->data_align);
         break;
-      case 0x06: /* restore_extended */
-        reg = mlc_uw_uleb(r);
-        if (reg == MLC_DW_RBP) {
-          row->rbp_how = c->init.rbp_how;
-          row->rbp_off = c->init.rbp_off;
-        } else if (reg == c->ra_reg) {
-          row->ra_how = c->init.ra_how;
-          row->ra_off = c->init.ra_off;
-        }
-        break;
+      case 0x06: mlc_uw_restore(c, row, mlc_uw_uleb(r)); break; /* restore_extended */
       case 0x07: mlc_uw_set(row, mlc_uw_uleb(r), c->ra_reg, MLC_RULE_UNDEF, 0); break; /* undefined */
       case 0x08: mlc_uw_set(row, mlc_uw_uleb(r), c->ra_reg, MLC_RULE_SAME, 0); break;  /* same_value */
       case 0x09:                                                                        /* register */
