@@ -398,15 +398,13 @@ static void *mlc_gc_main(void *arg) {
   for (;;) {
     uint64_t ms = mlc_load(&mlc_opt.gc_interval_ms);
     uint64_t ns = first ? ms * 250000u : ms * 1000000u;
+    /* After a busy pass, look for a quiet process a quarter of the way (mlc_gc_probe_at). */
+    uint64_t probe = !first && mlc_load(&mlc_gc_last_busy) && mlc_load(&mlc_opt.gc_quiet) ? ms * 250000u : 0;
     first = false;
     uint64_t start = mlc_os_now_ns();
     int w = __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE);
     /* Sleep for the interval, unless woken (the interval changed, the last cache went
-       away, or unshare() waits for this thread to go); after a busy pass, look for a
-       quiet process a quarter of the way (mlc_gc_probe_at). */
-    uint64_t probe = mlc_load(&mlc_gc_last_busy) && mlc_load(&mlc_opt.gc_quiet) && ns == ms * 1000000u
-                         ? ms * 250000u
-                         : 0;
+       away, or unshare() waits for this thread to go), probing on the way. */
     for (;;) {
       uint64_t elapsed = mlc_os_now_ns() - start;
       if (elapsed >= ns || __atomic_load_n(&mlc_gc_wakeword, __ATOMIC_ACQUIRE) != w ||
