@@ -62,12 +62,19 @@ static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
 }
 
 /* malloc above MLC_SMALL_MAX: a block from the thread cache's large stacks without a
-   stack frame, else mlc_alloc_big.  (Sizes near SIZE_MAX round to 0 pages here.) */
+   stack frame, else mlc_alloc_big.  While the heap profiler runs, a large allocation
+   is counted before it pops (tcache.c, "Sampling"): here when it is not the next
+   sample, else in mlc_alloc_big.  (Sizes near SIZE_MAX round to 0 pages here.) */
 static MLC_NOINLINE void *mlc_malloc_big(size_t size) {
   size_t np = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
   if (np - MLC_LCLASS_MIN_PAGES <= MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES) {
-    void *p = mlc_tcache_large_pop(np);
-    if (p) return p;
+    if (MLC_LIKELY(!mlc_prof_active())) {
+      void *p = mlc_tcache_large_pop(np);
+      if (p) return p;
+    } else if (mlc_prof_big_unsampled(np << MLC_PAGE_SHIFT)) {
+      void *p = mlc_tcache_large_pop(np);
+      return p ? p : mlc_alloc_big_plain(size, 0, false);
+    }
   }
   return mlc_alloc_big(size, 0, false);
 }

@@ -89,11 +89,12 @@ static MLC_NOINLINE void mlc_free_slow_any(void *p);
 
 void mlc_free_slow(void *p) { mlc_free_slow_any(p); }
 
-void mlc_free_full(void *p, size_t cls) {
+void mlc_free_full(void *p, size_t cls, void **h) {
   /* While the heap profiler runs every small push comes here (tcache.c, "Sampling"),
      its checks done: the push without a stack frame, the rest in a function of its
-     own. */
-  if (MLC_UNLIKELY(mlc_prof_active()) && mlc_tcache_prof_push(p, cls)) return;
+     own.  The profiler's mark on full is its first test: without profiling, a push
+     that found the stack full pays one compare more. */
+  if (mlc_tcache_prof_push(p, cls, h)) return;
   mlc_free_slow_any(p);
 }
 

@@ -82,18 +82,19 @@ MLC_NOINLINE void mlc_free_slow(void *p);
 void mlc_free_uncached(void *p);
 
 /* free's path when the push found no room for the small object p of class cls, which
-   passed its checks: the heap profiler's counted push while it runs (tcache.c,
+   passed its checks, at head h: the heap profiler's counted push while it runs (tcache.c,
    "Sampling"), else mlc_free_slow.  Preserves errno. */
-MLC_NOINLINE void mlc_free_full(void *p, size_t cls);
+MLC_NOINLINE void mlc_free_full(void *p, size_t cls, void **h);
 
 /* free: the class from the page map's window (0 outside it, or not a small object),
    then the cache's push and its checks; the rest in mlc_free_full and mlc_free_slow. */
 MLC_INLINE void mlc_free_inline(void *p) {
   size_t cls = mlc_win_class(p);
-  int r = mlc_tcache_push(p, cls);
+  void **h;
+  int r = mlc_tcache_push(p, cls, &h);
   if (MLC_UNLIKELY(r != MLC_PUSH_DONE)) {
     if (r == MLC_PUSH_FULL)
-      mlc_free_full(p, cls);
+      mlc_free_full(p, cls, h);
     else
       mlc_free_slow(p);
   }

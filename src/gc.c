@@ -340,12 +340,13 @@ static int mlc_gc_paused; /* Atomic: unshare()/setns() calls in progress */
 static MLC_TLS bool mlc_gc_self;
 static long mlc_gc_tid; /* Atomic: its kernel thread id, written by the thread; 0 once
                            mlc_gc_pause has seen it gone */
-static uint64_t mlc_gc_epoch; /* Atomic: when the process started (or forked), ns */
+static uint64_t mlc_gc_epoch; /* Atomic: when the process started (or forked), ns,
+                              coarse: the clock it is compared with */
 
 /* The process maps this much before it has lived an interval: the collector starts. */
 #define MLC_GC_EAGER_BYTES ((size_t)8 << 20)
 
-void mlc_gc_boot(void) { __atomic_store_n(&mlc_gc_epoch, mlc_os_now_ns(), __ATOMIC_RELAXED); }
+void mlc_gc_boot(void) { __atomic_store_n(&mlc_gc_epoch, mlc_os_coarse_now_ns(), __ATOMIC_RELAXED); }
 
 /* Anything a pass could still give back: a cache that is not parked (its owner is
    active, or it holds objects), dirty pages or spare chunks, cached huge mappings. */
@@ -465,7 +466,7 @@ static void mlc_gc_start_if(bool now) {
   /* Short-lived processes never see the thread: it starts once the process has lived
      one interval, or has mapped enough that what it frees is worth a thread. */
   if (!now && mlc_chunk_mapped_total() <= MLC_GC_EAGER_BYTES &&
-      mlc_os_now_ns() - __atomic_load_n(&mlc_gc_epoch, __ATOMIC_RELAXED) <
+      mlc_os_coarse_now_ns() - __atomic_load_n(&mlc_gc_epoch, __ATOMIC_RELAXED) <
           mlc_load(&mlc_opt.gc_interval_ms) * 1000000u)
     return;
   int s = MLC_GC_IDLE;

@@ -252,6 +252,20 @@ uint64_t mlc_os_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t mlc_os_coarse_now_ns(void) {
+  struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+  int saved = errno; /* a kernel without it (before 2.6.32) says EINVAL */
+  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) {
+    errno = saved;
+    return mlc_os_now_ns();
+  }
+#else
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 unsigned mlc_os_ncpus(void) {
   cpu_set_t set;
   int saved = errno;

@@ -57,6 +57,10 @@ bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size);
 bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size);
 
 uint64_t mlc_os_now_ns(void);
+/* CLOCK_MONOTONIC to the kernel's tick (a few ms), in nanoseconds: a read of the vDSO's
+   data without the time counter (~4x cheaper here), for checks that ask whether an
+   interval has passed on paths that run often.  The same clock as mlc_os_now_ns. */
+uint64_t mlc_os_coarse_now_ns(void);
 /* The wall clock (CLOCK_REALTIME), in nanoseconds since 1970. */
 uint64_t mlc_os_realtime_ns(void);
 /* CPUs this process may run on (sched_getaffinity), at least 1. */

@@ -98,54 +98,7 @@ static uint64_t mlc_prof_purged_at_dump;   /* Protected by the lock */
    melloc is linked into the executable (then its frames stay: a static link). */
 static uintptr_t mlc_prof_self_lo, mlc_prof_self_hi; /* Constant after start */
 
-/* Per thread: the countdown and whether the thread is inside the profiler. */
-typedef struct mlc_prof_tsd_s {
-  int64_t left;  /* bytes until the next sample */
-  uint64_t rng;  /* 0 until the thread's first count */
-  bool busy;
-} mlc_prof_tsd_t;
-static MLC_TLS mlc_prof_tsd_t mlc_prof_tsd;
-
-/* ---- Arithmetic without libm ---- */
-
-/* 1 - exp(-x) for x >= 0, to a few ulps where it matters (sizes far below the mean). */
-static double mlc_prof_one_minus_exp_neg(double x) {
-  if (x > 40) return 1.0;
-  if (x < 0.5) {
-    double term = x, sum = x; /* -expm1(-x) = x - x^2/2! + x^3/3! - ... */
-    for (int k = 2; k < 30; k++) {
-      term *= -x / k;
-      sum += term;
-    }
-    return sum;
-  }
-  /* exp(-x) = exp(-x / 2^n)^(2^n) with x / 2^n < 0.5 */
-  int n = 0;
-  double y = x;
-  while (y >= 0.5) {
-    y /= 2;
-    n++;
-  }
-  double e = 1.0 - mlc_prof_one_minus_exp_neg(y);
-  while (n--) e *= e;
-  return 1.0 - e;
-}
-
-/* ln(u) for 0 < u <= 1. */
-static double mlc_prof_log(double u) {
-  int e = 0;
-  while (u < 0.5) {
-    u *= 2;
-    e--;
-  }
-  /* u in [0.5, 1]: ln u = 2 atanh((u - 1) / (u + 1)) */
-  double z = (u - 1) / (u + 1), z2 = z * z, term = z, sum = 0;
-  for (int k = 1; k < 60; k += 2) {
-    sum += term / k;
-    term *= z2;
-  }
-  return 2 * sum + e * 0.69314718055994530942;
-}
+MLC_TLS mlc_prof_tsd_t mlc_prof_tsd;
 
 static uint64_t mlc_prof_next_rand(mlc_prof_tsd_t *t) {
   /* xorshift64* */
@@ -160,7 +113,7 @@ static uint64_t mlc_prof_next_rand(mlc_prof_tsd_t *t) {
 /* An exponential draw around the mean, at least 1. */
 static int64_t mlc_prof_draw(mlc_prof_tsd_t *t) {
   double u = ((double)(mlc_prof_next_rand(t) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-  double v = -mlc_prof_log(u) * mlc_prof_mean;
+  double v = -mlc_log_unit(u) * mlc_prof_mean;
   if (v > 9e18) v = 9e18;
   return v < 1 ? 1 : (int64_t)v;
 }
@@ -322,7 +275,7 @@ static size_t mlc_prof_rec_bucket(const void *p) {
 /* Records the sample p of size bytes, taken at stack f[0..n).  false when no memory
    for it (then it is an ordinary block).  No lock held. */
 static bool mlc_prof_record(const void *p, size_t size, const uintptr_t *f, unsigned n) {
-  double prob = mlc_prof_one_minus_exp_neg((double)size / mlc_prof_mean);
+  double prob = mlc_one_minus_exp_neg((double)size / mlc_prof_mean);
   double objs = 1.0 / prob, bytes = (double)size / prob;
   mlc_mutex_lock(&mlc_prof_lock);
   mlc_prof_site_t *s = mlc_prof_site_locked(f, n);

@@ -24,6 +24,28 @@ extern bool mlc_prof_on MLC_HIDDEN;
 
 MLC_INLINE bool mlc_prof_active(void) { return mlc_load(&mlc_prof_on); }
 
+/* Per thread: the countdown of sizes above MLC_SMALL_MAX (and of small allocations
+   made without a cache), and whether the thread is inside the profiler. */
+typedef struct mlc_prof_tsd_s {
+  int64_t left; /* bytes until the next sample */
+  uint64_t rng; /* 0 until the thread's first count */
+  bool busy;
+} mlc_prof_tsd_t;
+extern MLC_TLS mlc_prof_tsd_t mlc_prof_tsd MLC_HIDDEN;
+
+/* While profiling runs, malloc's large block of usable bytes (whole pages) that is not
+   the next sample: counted, true, and the caller pops it from the thread cache without
+   the profiler; false when it may be (the caller goes to mlc_prof_alloc_big, which
+   counts and decides; also a thread that has not counted yet). */
+MLC_INLINE bool mlc_prof_big_unsampled(size_t usable) {
+  mlc_prof_tsd_t *t = &mlc_prof_tsd;
+  if (MLC_LIKELY(t->left > (int64_t)usable)) {
+    t->left -= (int64_t)usable;
+    return true;
+  }
+  return false;
+}
+
 /* From an allocation's slow path, before it takes anything: counts usable bytes
    (a small class's size) down; when a sample falls in them, returns a block of at
    least usable bytes, aligned to usable's largest power-of-two factor up to a granule,

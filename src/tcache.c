@@ -128,46 +128,50 @@ mlc_arena_t *mlc_tsd_arena(void) {
  * lw at most prof_left above head, so that the fast path stops before the sampled pop
  * and the slow path makes it.  Pushes between pops would let a pop/push pair run on
  * the fast paths for ever past that bound (each push moves head down, away from lw),
- * so every push of a small class goes to free's slow path (full is raised to the top
- * of the region), where mlc_tcache_prof_push does the fast push's work and counts it:
- * pops since the last count = (head - prof_ref) + prof_pushes.  A push that would
- * leave lw more than the pops left above head (prof_room: pops move head and the pops
- * left together, each push takes one) takes the regular slow path instead, which
- * lowers lw.  lw is left halfway (prof_left / 2 above head) so that a run of
- * pushes and pops needs that only once in a while.  Large classes keep lw at the
- * bottom of their stacks: every large pop goes to mlc_alloc_big, which counts it.
+ * so every push of a small class goes to free's slow path (full is MLC_TB_FULL_PROF,
+ * above every head), where mlc_tcache_prof_push does the fast push's work and counts
+ * it: pops since the last count = (head - prof_ref) + the pushes since (prof_room0 -
+ * prof_room).  A push that would leave lw more than the pops left above head
+ * (prof_room: pops move head and the pops left together, each push takes one), or
+ * that finds the stack full, takes the regular slow path instead, which lowers lw or
+ * makes room.  A parked cache's full is not the mark, so its next push unparks it in
+ * the slow path as without profiling.  lw is left halfway (prof_left / 2 above head) so that a run of
+ * pushes and pops needs that only once in a while.  Large classes are not bounded:
+ * while the profiler runs, malloc's pop of a large block is skipped (alloc.c,
+ * mlc_malloc_big) and every large allocation is counted in bytes by
+ * mlc_prof_alloc_big before it pops (session 11 kept lw at the bottom of large
+ * stacks instead: each large pop then took this file's slow path, ~300 instructions,
+ * and handoff-t2 ran 1.32x slower with profiling on).
  */
 
 /* Counts class c's pops since prof_ref into prof_left, from head h.  Owner, holding
    state; before anything but a pop or a push moves head. */
 static void mlc_tcache_prof_settle(mlc_tcache_t *tc, unsigned c, void **h) {
   if (tc->prof_ref[c]) {
-    int64_t pops = (int64_t)(h - tc->prof_ref[c]) + tc->prof_pushes[c];
+    int64_t pops = (int64_t)(h - tc->prof_ref[c]) + (tc->prof_room0[c] - tc->prof_room[c]);
     tc->prof_left[c] = pops >= (int64_t)tc->prof_left[c] ? 0 : tc->prof_left[c] - (uint32_t)pops;
   }
   tc->prof_ref[c] = h;
-  tc->prof_pushes[c] = 0;
+  tc->prof_room0[c] = tc->prof_room[c];
 }
 
 /* The low-water mark a slow path that holds the state leaves for class c, whose head
    is h: the empty end (every object may be popped again); while the heap profiler
    runs, at most prof_left / 2 above h for a small class, whose pops are counted from
    h on (the caller counted those before with mlc_tcache_prof_settle, if head moved
-   since by anything but a pop), and the bottom of the stack for a large one. */
+   since by anything but a pop). */
 static void **mlc_tcache_lw_for(mlc_tcache_t *tc, unsigned c, void **h, void **empty) {
-  if (MLC_LIKELY(!mlc_prof_active())) return empty;
-  if (c >= MLC_NCLASSES) return tc->start[c];
+  if (MLC_LIKELY(!mlc_prof_active()) || c >= MLC_NCLASSES) return empty;
   tc->prof_ref[c] = h;
-  tc->prof_pushes[c] = 0;
   size_t allow = MLC_MIN(tc->prof_left[c] / 2, (size_t)(empty > h ? empty - h : 0));
-  tc->prof_room[c] = tc->prof_left[c] - (uint32_t)allow;
+  tc->prof_room[c] = tc->prof_room0[c] = tc->prof_left[c] - (uint32_t)allow;
   return h + allow;
 }
 
-/* full for class c: the start of its region; while the profiler runs, its top for a
+/* full for class c: the start of its region; while the profiler runs, its mark for a
    small class, so that every push goes to free's slow path. */
 static void **mlc_tcache_full_for(mlc_tcache_t *tc, unsigned c) {
-  if (MLC_UNLIKELY(mlc_prof_active()) && c < MLC_NCLASSES) return tc->start[c] + tc->cap[c];
+  if (MLC_UNLIKELY(mlc_prof_active()) && c < MLC_NCLASSES) return MLC_TB_FULL_PROF;
   return tc->start[c];
 }
 
@@ -329,8 +333,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   tc->refilled = 0;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     tc->prof_ref[c] = NULL;
-    tc->prof_pushes[c] = 0;
-    tc->prof_room[c] = 0;
+    tc->prof_room[c] = tc->prof_room0[c] = 0;
     tc->prof_left[c] = mlc_prof_active() ? mlc_prof_draw_objs(mlc_class_size[c]) : 0;
   }
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {

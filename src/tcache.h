@@ -141,6 +141,29 @@ MLC_INLINE bool mlc_tb_at_full(mlc_tb_base_t b, size_t cls, void **h) {
                    : "r"(h), "r"(mlc_tb_row(b, cls)), "i"(MLC_TB_FULL_OFF));
   return r;
 }
+/* Whether the thread has a cache of its own (mlc_tsd.state CACHED), and that cache
+   (mlc_tsd.tc): through the same base, without a second GOT load. */
+MLC_INLINE bool mlc_tb_cached(mlc_tb_base_t b) {
+  bool r;
+  __asm__ volatile("cmpl %3, %%fs:%c1(%2)"
+                   : "=@cce"(r)
+                   : "i"(offsetof(mlc_tsd_t, state)), "r"(b), "i"(MLC_TSD_CACHED));
+  return r;
+}
+MLC_INLINE mlc_tcache_t *mlc_tb_tc(mlc_tb_base_t b) {
+  mlc_tcache_t *tc;
+  __asm__ volatile("movq %%fs:%c1(%2), %0" : "=r"(tc) : "i"(offsetof(mlc_tsd_t, tc)), "r"(b));
+  return tc;
+}
+/* Whether class cls's full is the heap profiler's mark (every push to free's slow
+   path: tcache.c, "Sampling"). */
+MLC_INLINE bool mlc_tb_full_is_prof(mlc_tb_base_t b, size_t cls) {
+  bool r;
+  __asm__ volatile("cmpq $-1, %%fs:%c2(%1)"
+                   : "=@cce"(r)
+                   : "r"(mlc_tb_row(b, cls)), "i"(MLC_TB_FULL_OFF));
+  return r;
+}
 MLC_INLINE bool mlc_tb_is_slot(mlc_tb_base_t b, size_t cls, const void *p) {
   uint64_t off = (uint64_t)((uintptr_t)p & (MLC_GRANULE - 1));
   bool r;
@@ -161,6 +184,17 @@ MLC_INLINE bool mlc_tb_at_lw(mlc_tb_base_t b, size_t cls, void **h) {
 }
 MLC_INLINE bool mlc_tb_at_full(mlc_tb_base_t b, size_t cls, void **h) {
   return h <= mlc_load(&b[cls + 2 * MLC_TCLASSES]);
+}
+MLC_INLINE bool mlc_tb_full_is_prof(mlc_tb_base_t b, size_t cls) {
+  return mlc_load(&b[cls + 2 * MLC_TCLASSES]) == MLC_TB_FULL_PROF;
+}
+MLC_INLINE bool mlc_tb_cached(mlc_tb_base_t b) {
+  (void)b;
+  return mlc_tsd.state == MLC_TSD_CACHED;
+}
+MLC_INLINE mlc_tcache_t *mlc_tb_tc(mlc_tb_base_t b) {
+  (void)b;
+  return mlc_tsd.tc;
 }
 MLC_INLINE bool mlc_tb_is_slot(mlc_tb_base_t b, size_t cls, const void *p) {
   uint64_t m = ((const uint64_t *)(b + 3 * MLC_TCLASSES))[cls];
@@ -203,12 +237,13 @@ MLC_INLINE void *mlc_tcache_try_pop(size_t cls) {
    map's window), not a slot's start, the free key; the caller then takes free's slow
    path (free.c), which finds out what p is.  MLC_PUSH_FULL (nothing done) when p passed
    them but the stack has no room: full, parked, no cache yet, or the heap profiler's
-   bound (tcache.c, "Sampling"). */
+   bound (tcache.c, "Sampling"); *head is then the head it saw. */
 enum { MLC_PUSH_DONE, MLC_PUSH_FULL, MLC_PUSH_NO };
-MLC_INLINE int mlc_tcache_push(void *p, size_t cls) {
+MLC_INLINE int mlc_tcache_push(void *p, size_t cls, void ***head) {
   mlc_tb_base_t b = mlc_tb_base();
   void **h = mlc_tb_head(b, cls);
   if (MLC_UNLIKELY(!mlc_tb_is_slot(b, cls, p) || mlc_free_key_is_set(p))) return MLC_PUSH_NO;
+  *head = h;
   if (MLC_UNLIKELY(mlc_tb_at_full(b, cls, h))) return MLC_PUSH_FULL;
   mlc_free_key_set(p);
   h[-1] = p;
@@ -281,21 +316,24 @@ MLC_INLINE bool mlc_tcache_large_push(void *p, size_t np) {
   return true;
 }
 
-/* While the heap profiler runs, the push of the small object p of class cls, which
-   passed the fast push's checks (MLC_PUSH_FULL), counted; false (nothing done) where
-   the stack has no room, or the push would let the pop fast path pass the next
-   sampled pop (tcache.c, "Sampling").  Owner thread, no lock. */
-MLC_INLINE bool mlc_tcache_prof_push(void *p, size_t cls) {
-  if (mlc_tsd.state != MLC_TSD_CACHED) return false;
-  mlc_tcache_t *tc = mlc_tsd.tc;
+/* The push of the small object p of class cls while the heap profiler runs, which
+   passed the fast push's checks (MLC_PUSH_FULL) with head h, counted; false (nothing
+   done) where the stack is not the thread's own live one (parked, no cache, exiting:
+   full is not the profiler's mark), or is full, or the push would let the pop fast
+   path pass the next sampled pop (tcache.c, "Sampling").  Owner thread, no lock. */
+MLC_INLINE bool mlc_tcache_prof_push(void *p, size_t cls, void **h) {
   mlc_tb_base_t b = mlc_tb_base();
-  void **h = mlc_tb_head(b, cls);
-  if (h <= tc->start[cls] || tc->prof_room[cls] == 0) return false;
+  if (!mlc_tb_full_is_prof(b, cls)) return false;
+  /* The mark is laid out before the cache is the thread's (pthread_setspecific may
+     free meanwhile) and stays while it exits. */
+  if (!mlc_tb_cached(b)) return false;
+  mlc_tcache_t *tc = mlc_tb_tc(b);
+  uint32_t *room = &tc->prof_room[cls];
+  if (h <= tc->start[cls] || *room == 0) return false;
   mlc_free_key_set(p);
   h[-1] = p;
   mlc_tb_set_head(b, cls, h - 1);
-  tc->prof_room[cls]--;
-  tc->prof_pushes[cls]++;
+  --*room;
   return true;
 }
 

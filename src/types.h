@@ -146,6 +146,10 @@ struct mlc_arena_s {
  * multiplication.  Cache classes 1..MLC_NCLASSES-1 are the size classes; the ones after
  * them hold freed large blocks by page count (MLC_LCACHE_MAX_PAGES above).
  */
+/* full while the heap profiler runs: above every head, so that each push of a small
+   class goes to free's slow path, which counts it (tcache.c, "Sampling"). */
+#define MLC_TB_FULL_PROF ((void **)UINTPTR_MAX)
+
 typedef struct mlc_tbins_s {
   /* Written by the owner only, always with release stores (its fast paths without
      state); the collector reads it with acquire loads (gc.c: memory orders). */
@@ -155,8 +159,9 @@ typedef struct mlc_tbins_s {
      the next one).  Relaxed atomic: the pop fast path reads it without state. */
   void **lw[MLC_TCLASSES];
   /* Whoever holds state: the owner sets it to the start of the class's region when it
-     lays the stacks out or unparks, a pass raises it to head when it parks the cache.
-     Relaxed atomic: the push fast path reads it without state. */
+     lays the stacks out or unparks (to MLC_TB_FULL_PROF for a small class while the heap
+     profiler runs), a pass raises it to head when it parks the cache.  Relaxed atomic:
+     the push fast path reads it without state. */
   void **full[MLC_TCLASSES];
   /* mlc_class_divmagic, constant: free's slot test reads it next to head and full
      (a thread-local copy costs no address computation of its own). */
@@ -189,14 +194,15 @@ struct mlc_tcache_s {
   size_t stack_slots;          /* its size, a power of two */
   /* Owner thread, while the heap profiler runs (tcache.c, "Sampling"): per small class,
      the pops left before the one that is sampled, counted from prof_ref (the head when
-     they were last counted) and prof_pushes (pushes since, all made on free's slow
-     path while profiling runs). */
+     they were last counted) and the pushes made since (all on free's slow path while
+     profiling runs): prof_room0 - prof_room. */
   uint32_t prof_left[MLC_NCLASSES];
-  uint32_t prof_pushes[MLC_NCLASSES];
   void **prof_ref[MLC_NCLASSES];
   /* Pushes free's slow path may still make before lw would let the pop fast path
-     reach the sampled pop: prof_left less (lw - head), which pops leave as it is. */
+     reach the sampled pop: prof_left less (lw - head), which pops leave as it is.
+     prof_room0: its value when prof_ref was set. */
   uint32_t prof_room[MLC_NCLASSES];
+  uint32_t prof_room0[MLC_NCLASSES];
 };
 
 #endif /* MLC_TYPES_H */

@@ -157,3 +157,49 @@ void mlc_trace_printf(const char *fmt, ...) {
   buf[n++] = '\n';
   mlc_os_write_stderr(buf, n);
 }
+
+/* ---- Arithmetic ---- */
+
+double mlc_log_unit(double u) {
+  /* u = m 2^e, m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(z), z = (m - 1) / (m + 1), |z| <
+     0.172: the series z + z^3/3 + z^5/5 + ... reaches 1e-16 by its 11th term. */
+  union {
+    double d;
+    uint64_t i;
+  } v = {u};
+  /* u is normal (2^-53 <= u): its exponent, then m in [1/2, 1) */
+  int e = (int)((v.i >> 52) & 0x7ff) - 1022;
+  v.i = (v.i & ~((uint64_t)0x7ff << 52)) | ((uint64_t)1022 << 52);
+  double m = v.d;
+  if (m < 0.70710678118654752440) {
+    m *= 2;
+    e--;
+  }
+  static const double inv_odd[] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11,
+                                   1.0 / 9,  1.0 / 7,  1.0 / 5,  1.0 / 3,  1.0};
+  double z = (m - 1) / (m + 1), z2 = z * z, s = 0;
+  for (unsigned k = 0; k < sizeof(inv_odd) / sizeof(inv_odd[0]); k++) s = s * z2 + inv_odd[k];
+  return 2 * z * s + e * 0.69314718055994530942;
+}
+
+double mlc_one_minus_exp_neg(double x) {
+  if (!(x > 0)) return 0;
+  if (x > 40) return 1;
+  /* x = y 2^n with y < 1/2; -expm1(-y) = y (1 - y/2 (1 - y/3 (1 - ...))), to its 14th
+     term (y^14 / 14! < 1e-15 y); then exp(-x) = exp(-y)^(2^n), n <= 7. */
+  int n = 0;
+  double y = x;
+  while (y >= 0.5) {
+    y *= 0.5;
+    n++;
+  }
+  static const double inv[] = {1.0 / 14, 1.0 / 13, 1.0 / 12, 1.0 / 11, 1.0 / 10, 1.0 / 9, 1.0 / 8,
+                               1.0 / 7,  1.0 / 6,  1.0 / 5,  1.0 / 4,  1.0 / 3,  1.0 / 2};
+  double s = 1;
+  for (unsigned k = 0; k < sizeof(inv) / sizeof(inv[0]); k++) s = 1 - y * inv[k] * s;
+  double r = y * s; /* 1 - exp(-y) */
+  if (n == 0) return r;
+  double e = 1 - r;
+  while (n--) e *= e;
+  return 1 - e;
+}

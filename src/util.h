@@ -19,4 +19,11 @@ size_t mlc_snprintf(char *buf, size_t size, const char *fmt, ...)
 /* getenv() without allocating, usable before libc's own initialisation is complete. */
 const char *mlc_getenv(const char *name);
 
+/* Arithmetic without libm, for the heap profiler's sampling: no division in a loop
+   (a sample costs ~400 ns when each term divides; prof.c draws once a sample and
+   weighs each record).  ln(u) for 0 < u <= 1, and 1 - exp(-x) for x >= 0, both to
+   within 1e-12 relatively (tests/unit/test_util.c holds them to libm's). */
+double mlc_log_unit(double u);
+double mlc_one_minus_exp_neg(double x);
+
 #endif /* MLC_UTIL_H */

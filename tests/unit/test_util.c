@@ -5,6 +5,7 @@
 #include "unit.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -42,11 +43,56 @@ START_TEST(test_truncation) {
 }
 END_TEST
 
+/* The profiler's arithmetic (util.h) against libm: relative error under 1e-12 over the
+   ranges prof.c uses (uniform draws down to 2^-53; size / mean from a byte over a
+   terabyte to far above 40), and exact ends. */
+static double rel_err(double got, double want) { return fabs(got - want) / fabs(want); }
+
+START_TEST(test_log_unit) {
+  ck_assert(mlc_log_unit(1.0) == 0.0);
+  ck_assert(rel_err(mlc_log_unit(0x1p-53), -53 * log(2.0)) < 1e-14);
+  ck_assert(rel_err(mlc_log_unit(0.5), log(0.5)) < 1e-15);
+  double worst = 0;
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double u = ((double)(x >> 11) + 1.0) * 0x1p-53;
+    if (i % 4 == 0) u = ldexp(u, -(i % 50)) + 0x1p-53; /* many near 0 */
+    if (u > 1) u = 1;
+    if (u == 1) continue;
+    double e = rel_err(mlc_log_unit(u), log(u));
+    if (e > worst) worst = e;
+  }
+  ck_assert_msg(worst < 1e-12, "ln: worst relative error %g", worst);
+}
+END_TEST
+
+START_TEST(test_one_minus_exp_neg) {
+  ck_assert(mlc_one_minus_exp_neg(0) == 0);
+  ck_assert(mlc_one_minus_exp_neg(41) == 1);
+  ck_assert(mlc_one_minus_exp_neg(1e9) == 1);
+  double worst = 0;
+  /* 1 byte / 1 TiB (the smallest ratio the options allow) up to 64: both sides of 1/2
+     (the series alone) and of each halving. */
+  for (double x = 0x1p-40; x < 64; x *= 1.0009765625) {
+    double e = rel_err(mlc_one_minus_exp_neg(x), -expm1(-x));
+    if (e > worst) worst = e;
+  }
+  ck_assert_msg(worst < 1e-12, "1 - exp(-x): worst relative error %g", worst);
+  /* 64 bytes at the default mean of 512 KiB: the weight 1 / p of a sample. */
+  ck_assert(rel_err(1 / mlc_one_minus_exp_neg(64.0 / 524288), 1 / -expm1(-64.0 / 524288)) < 1e-14);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("util");
   TCase *tc = tcase_create("format");
   tcase_add_test(tc, test_length_modifiers);
   tcase_add_test(tc, test_truncation);
   suite_add_tcase(s, tc);
+  TCase *tm = tcase_create("arithmetic");
+  tcase_add_test(tm, test_log_unit);
+  tcase_add_test(tm, test_one_minus_exp_neg);
+  suite_add_tcase(s, tm);
   return mlc_unit_run(s);
 }
