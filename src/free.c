@@ -84,19 +84,9 @@ void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block_t *b) {
   b->size = np << MLC_PAGE_SHIFT;
 }
 
-/* Everything free's slow path does but the profiler's push. */
 static MLC_NOINLINE void mlc_free_slow_any(void *p);
 
 void mlc_free_slow(void *p) { mlc_free_slow_any(p); }
-
-void mlc_free_full(void *p, size_t cls, void **h) {
-  /* While the heap profiler runs every small push comes here (tcache.c, "Sampling"),
-     its checks done: the push without a stack frame, the rest in a function of its
-     own.  The profiler's mark on full is its first test: without profiling, a push
-     that found the stack full pays one compare more. */
-  if (mlc_tcache_prof_push(p, cls, h)) return;
-  mlc_free_slow_any(p);
-}
 
 static void mlc_free_slow_any(void *p) {
   if (!p) return;
