@@ -508,7 +508,7 @@ static mlc_huge_t *mlc_huge_take_locked(size_t sz, size_t align) {
     while (total < sz && j + 1 < n && (char *)arr[j]->addr + arr[j]->span == arr[j + 1]->addr)
       total += arr[++j]->span;
     if (total < sz) continue;
-    bool tail = mlc_huge_of_entry(mlc_pagemap_entry((char *)arr[i]->addr - 1)) != NULL;
+    bool tail = arr[i]->tail && mlc_huge_of_entry(mlc_pagemap_entry((char *)arr[i]->addr - 1)) != NULL;
     if (!best_total || (best_tail && !tail) || (tail == best_tail && total < best_total)) {
       best_i = i;
       best_j = j;
@@ -565,6 +565,7 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
     t->span = t->size = r->span - keep;
     t->free_ns = r->free_ns;
     t->in_use = false;
+    t->tail = true;
     mlc_pagemap_register(t->addr, t->span, NULL);
   }
   mlc_mutex_lock(&mlc_huge_lock);
@@ -733,6 +734,7 @@ void mlc_huge_free(mlc_huge_t *h) {
     mlc_fatal("double free", h->addr);
   }
   h->in_use = false;
+  h->tail = false;
   mlc_huge_live -= h->size;
   if (!mlc_harden_guard_on) {
     h->size = h->span; /* the whole range is free */

@@ -118,6 +118,7 @@ struct mlc_huge_s {
   mlc_huge_t *next;     /* free-descriptor list or the cache of unused mappings */
   uint64_t free_ns;     /* when it went into the cache */
   bool in_use;
+  bool tail;            /* a cached range carved off the block before it (chunk.c) */
 };
 
 struct mlc_arena_s {
