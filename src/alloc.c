@@ -55,6 +55,15 @@ void *mlc_alloc_big_plain(size_t size, size_t align, bool zero) {
   return NULL;
 }
 
+void *mlc_alloc_grow_plain(size_t size) {
+  size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
+  void *q = mlc_arena_large_alloc_room(mlc_tsd_arena(), size, (MLC_LARGE_MAX >> MLC_PAGE_SHIFT) - n);
+  if (!q) return NULL;
+  mlc_free_key_clear(q); /* a run's first word may hold it from an earlier life */
+  mlc_gc_maybe_start();
+  return q;
+}
+
 /* Every allocation above MLC_SMALL_MAX: counted by the heap profiler when it runs. */
 static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
   if (MLC_UNLIKELY(mlc_prof_active())) return mlc_prof_alloc_big(size, align, zero);
@@ -150,6 +159,22 @@ MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
   return p;
 }
 
+/* realloc's block p of old bytes grows to size (a large block's size) and cannot in
+   place: it moves to the start of a free run with room after it for every large size
+   (MLC_LARGE_MAX), so that the steps that follow grow in place until it is huge.  A
+   buffer grown by a little at a time used to move to a run of exactly its size, and
+   again whenever its neighbours blocked it: bench's grow, 4 threads to 2 MiB, copied
+   1.3 GB per thread in 800 rounds (57% of its time); with room for its double, 0.4 GB;
+   with room to MLC_LARGE_MAX, 15 MB.  The room is free pages, resident only where an
+   earlier block left them dirty.  NULL when the arena has no memory. */
+static void *mlc_realloc_grow_move(void *p, size_t size, size_t old) {
+  void *q = MLC_UNLIKELY(mlc_prof_active()) ? mlc_prof_alloc_grow(size) : mlc_alloc_grow_plain(size);
+  if (!q) return NULL;
+  memcpy(q, p, old);
+  mlc_free_inline(p);
+  return q;
+}
+
 /* realloc of a large run that is a sample of the heap profiler (b): what an unsampled
    block would do, so that the profile counts what the program does.  A sampled small
    block (a run of its own) stays where it is within its class and moves otherwise; a
@@ -163,12 +188,17 @@ static MLC_NOINLINE void *mlc_realloc_sampled(void *p, size_t size, const mlc_bl
     mlc_prof_resized(p, p, size);
     return p;
   }
+  if (size > b->size && size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX) {
+    void *q = mlc_realloc_grow_move(p, size, b->size);
+    if (q) return q;
+  }
   void *q = mlc_malloc_inline(size);
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(b->size, size));
   mlc_free_inline(p);
   return q;
 }
+
 
 /* Everything realloc does; melloc_realloc below first tries the cases that need no
    new block without a stack frame. */
@@ -206,6 +236,10 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && mlc_arena_large_resize(b.chunk, p, size))
         return p;
       break;
+  }
+  if (size > old && size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && b.kind != MLC_BLOCK_HUGE) {
+    void *q = mlc_realloc_grow_move(p, size, old);
+    if (q) return q;
   }
   void *q = mlc_malloc_inline(size);
   if (!q) return NULL;

@@ -20,5 +20,9 @@ void *mlc_zalloc_big_plain(size_t size);
    functions do above MLC_SMALL_MAX, without the heap profiler's count.  NULL with
    errno ENOMEM.  Any thread, no lock held. */
 void *mlc_alloc_big_plain(size_t size, size_t align, bool zero);
+/* A large block of size bytes (above MLC_SMALL_MAX, at most MLC_LARGE_MAX) with room
+   for it to grow in place to MLC_LARGE_MAX (arena.h: mlc_arena_large_alloc_room), for
+   realloc; not zeroed, its free key clear.  NULL when memory is short. */
+void *mlc_alloc_grow_plain(size_t size);
 
 #endif /* MLC_ALLOC_H */

@@ -148,18 +148,35 @@ void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab) {
 
 /* ---- Large runs ---- */
 
-void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero) {
-  size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
-  size_t align_pages = align > MLC_PAGE ? align >> MLC_PAGE_SHIFT : 1;
+/* Whether the free run at page i of chunk c starts right after one of the arena's
+   growing blocks (the live run at a remembered address ends at i).  Caller holds the
+   lock. */
+static bool mlc_arena_after_growing_locked(const mlc_arena_t *arena, const mlc_chunk_t *c, size_t i) {
+  for (unsigned k = 0; k < MLC_ARENA_GROWING; k++) {
+    const char *g = arena->growing[k];
+    if ((uintptr_t)g - (uintptr_t)c >= MLC_CHUNK) continue;
+    size_t j = (size_t)(g - (const char *)c) >> MLC_PAGE_SHIFT;
+    if (c->npages[j] != 0 && j + c->npages[j] == i) return true;
+  }
+  return false;
+}
+
+/* A run of n pages in a free run of at least n + room (best fit for that), aligned to
+   align_pages: at its start, but at its end where the free run follows a growing block.
+   A new chunk when no chunk has such a run, and fresh is set, else NULL.  *dirty:
+   whether some of its pages may be resident. */
+static void *mlc_arena_run_alloc(mlc_arena_t *arena, size_t n, size_t room, size_t align_pages,
+                                 bool fresh, bool *dirty) {
+  size_t want = n + room;
   mlc_mutex_lock(&arena->lock);
   mlc_chunk_t *c = NULL;
-  size_t i = 0, w;
+  size_t i = 0, w, waste = 0;
   /* Best fit over the arena's chunks without looking at every run: find the smallest
-     bucket b >= n's that some chunk has a run in, and look only inside the chunks whose
-     smallest such bucket is b.  Their runs of b all hold n pages unless b is n's own
-     bucket and n is not its shortest length (or alignment gets in the way): then go on
+     bucket b >= want's that some chunk has a run in, and look only inside the chunks whose
+     smallest such bucket is b.  Their runs of b all hold want pages unless b is want's own
+     bucket and want is not its shortest length (or alignment gets in the way): then go on
      from the next bucket. */
-  for (unsigned from = mlc_chunk_run_bucket(n); !c && from < 64;) {
+  for (unsigned from = mlc_chunk_run_bucket(want); !c && from < 64;) {
     unsigned b = 64;
     mlc_chunk_t *first = NULL; /* the first chunk with b; none before it has b */
     for (mlc_chunk_t *k = arena->chunks; k && b > from; k = k->next) {
@@ -176,33 +193,73 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
     for (mlc_chunk_t *k = first; k && best_waste > 0; k = k->next) {
       uint64_t m = k->run_mask >> from;
       if (!m || from + (unsigned)__builtin_ctzll(m) != b) continue;
-      size_t j = mlc_chunk_run_find(k, n, align_pages, &w);
+      size_t j = mlc_chunk_run_find(k, want, align_pages, &w);
       if (j != 0 && w < best_waste) {
         c = k;
         i = j;
-        best_waste = w;
+        best_waste = waste = w;
         if (b < 32) break;
       }
     }
     from = b + 1;
   }
   if (!c) {
-    c = mlc_arena_chunk_get_locked(arena);
+    c = fresh ? mlc_arena_chunk_get_locked(arena) : NULL;
     if (!c) {
       mlc_mutex_unlock(&arena->lock);
       return NULL;
     }
-    i = mlc_chunk_run_find(c, n, align_pages, &w);
+    i = mlc_chunk_run_find(c, want, align_pages, &w);
     mlc_assert(i != 0);
+    waste = w;
   }
-  bool dirty = mlc_chunk_take(c, i, n);
+  /* Where the free run starts right after a growing block: at the run's end (with room:
+     room pages before it), so that the block keeps its room.  A block that grows by
+     realloc and the allocations the program makes between its steps, or other blocks
+     growing by turns, then do not block each other.  With room, it is remembered as
+     growing. */
+  if (waste && align_pages == 1 && mlc_arena_after_growing_locked(arena, c, i)) i += waste;
+  if (room) arena->growing[arena->growing_next++ % MLC_ARENA_GROWING] = (char *)c + (i << MLC_PAGE_SHIFT);
+  *dirty = mlc_chunk_take(c, i, n);
   mlc_chunk_run_set(c, i, n);
   arena->nlarge_alloc++;
   arena->large_allocated += n << MLC_PAGE_SHIFT;
   mlc_mutex_unlock(&arena->lock);
-  char *p = (char *)c + (i << MLC_PAGE_SHIFT);
-  if (zero && dirty) memset(p, 0, n << MLC_PAGE_SHIFT);
+  return (char *)c + (i << MLC_PAGE_SHIFT);
+}
+
+void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero) {
+  size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
+  bool dirty;
+  void *p = mlc_arena_run_alloc(arena, n, 0, align > MLC_PAGE ? align >> MLC_PAGE_SHIFT : 1, true, &dirty);
+  if (p && zero && dirty) memset(p, 0, n << MLC_PAGE_SHIFT);
   return p;
+}
+
+/* Chunks an arena may map for growing blocks' room (mlc_arena_large_alloc_room): past
+   them, a new chunk gives a block only as much room as it has pages. */
+#if UINTPTR_MAX > 0xffffffffu
+#define MLC_ROOM_FRESH_BYTES ((size_t)64 << 20)
+#else
+#define MLC_ROOM_FRESH_BYTES ((size_t)16 << 20)
+#endif
+
+void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
+  size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
+  if (n >= MLC_CHUNK_FREE_PAGES) room = 0;
+  else if (room > MLC_CHUNK_FREE_PAGES - n) room = MLC_CHUNK_FREE_PAGES - n;
+  bool dirty;
+  void *p = mlc_arena_run_alloc(arena, n, room, 1, false, &dirty);
+  if (p) return p;
+  /* No chunk has a free run that long: a new chunk, whose untouched pages cost nothing
+     -- but blocks growing side by side would each take one (1000 buffers grown by
+     turns to 256 KiB: 4 GiB of address space for 0.3 GiB resident).  In an arena that
+     maps more than MLC_ROOM_FRESH_BYTES, the room is as many pages as the block has,
+     so that such blocks take at most about twice their pages of address space. */
+  mlc_mutex_lock(&arena->lock);
+  bool small = arena->mapped < MLC_ROOM_FRESH_BYTES;
+  mlc_mutex_unlock(&arena->lock);
+  return mlc_arena_run_alloc(arena, n, small ? room : MLC_MIN(room, n), 1, true, &dirty);
 }
 
 /* The first page index of the live run at p, or aborts.  Caller holds arena->lock. */

@@ -412,19 +412,27 @@ void *mlc_prof_sample_now(size_t usable) {
   return p;
 }
 
-void *mlc_prof_alloc_big(size_t size, size_t align, bool zero) {
+/* mlc_prof_alloc_big and mlc_prof_alloc_grow: the block from alloc_big_plain(size,
+   align, zero), or with grow from mlc_alloc_grow_plain(size). */
+static void *mlc_prof_alloc_from(size_t size, size_t align, bool zero, bool grow) {
   mlc_prof_tsd_t *t = &mlc_prof_tsd;
   size_t usable = MLC_ALIGN_UP(size, MLC_PAGE);
   if (t->busy || usable < size || !mlc_prof_running() || !mlc_prof_tick(t, usable))
-    return mlc_alloc_big_plain(size, align, zero);
+    return grow ? mlc_alloc_grow_plain(size) : mlc_alloc_big_plain(size, align, zero);
   t->busy = true;
   uintptr_t f[MLC_PROF_MAX_DEPTH];
   unsigned n = mlc_prof_backtrace(f, mlc_prof_depth);
-  void *p = mlc_alloc_big_plain(size, align, zero);
+  void *p = grow ? mlc_alloc_grow_plain(size) : mlc_alloc_big_plain(size, align, zero);
   if (p && mlc_prof_record(p, usable, f, n)) mlc_prof_mark(p);
   t->busy = false;
   return p;
 }
+
+void *mlc_prof_alloc_big(size_t size, size_t align, bool zero) {
+  return mlc_prof_alloc_from(size, align, zero, false);
+}
+
+void *mlc_prof_alloc_grow(size_t size) { return mlc_prof_alloc_from(size, 0, false, true); }
 
 /* ---- Start ---- */
 

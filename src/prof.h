@@ -63,6 +63,8 @@ uint32_t mlc_prof_draw_objs(size_t size);
 /* Every allocation above MLC_SMALL_MAX while profiling runs: counts it, and records
    it when sampled.  Arguments and result as mlc_alloc_big_plain's (alloc.h). */
 MLC_NOINLINE void *mlc_prof_alloc_big(size_t size, size_t align, bool zero);
+/* The same for realloc's growing block (alloc.h: mlc_alloc_grow_plain). */
+MLC_NOINLINE void *mlc_prof_alloc_grow(size_t size);
 /* The free of the live run p of chunk c, whose sampled mark the caller has just
    taken (mlc_chunk_sampled_take): forgets its sample.  No lock held. */
 void mlc_prof_free_sampled(const void *p);

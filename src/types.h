@@ -121,6 +121,8 @@ struct mlc_huge_s {
   bool tail;            /* a cached range carved off the block before it (chunk.c) */
 };
 
+#define MLC_ARENA_GROWING 4
+
 struct mlc_arena_s {
   mlc_mutex_t lock;
   unsigned ind;               /* Constant */
@@ -131,6 +133,10 @@ struct mlc_arena_s {
   uint64_t nlarge_alloc;      /* Protected by lock */
   uint64_t nlarge_free;       /* Protected by lock */
   size_t large_allocated;     /* Protected by lock: bytes in live large runs */
+  /* Protected by lock: the last blocks realloc moved to grow (arena.c, "room"), a ring;
+     a stale one is harmless. */
+  char *growing[MLC_ARENA_GROWING];
+  unsigned growing_next;
   mlc_bin_t bins[MLC_NCLASSES];
 };
 

@@ -85,6 +85,28 @@ START_TEST(test_large_resize_in_place) {
 }
 END_TEST
 
+/* realloc's growing block (mlc_arena_large_alloc_room): at the start of a free run with
+   its room after it; an allocation that best fits the run right after it takes that
+   run's end, and the block grows in place into its room.  (Placed by best fit alone,
+   the next allocation took the page after it and the block moved at its next step.) */
+START_TEST(test_large_room) {
+  bool freed;
+  mlc_arena_t *a = new_arena();
+  char *g = mlc_arena_large_alloc_room(a, 3 * MLC_PAGE, 200);
+  ck_assert_ptr_nonnull(g);
+  mlc_chunk_t *c = mlc_pagemap_entry(g);
+  size_t gi = (size_t)(g - (char *)c) >> MLC_PAGE_SHIFT;
+  ck_assert(mlc_chunk_pages_free(c, gi + 3, 200));
+  char *q = mlc_arena_large_alloc(a, MLC_PAGE, 0, false);
+  ck_assert_ptr_nonnull(q);
+  ck_assert(q < g || q >= g + 203 * MLC_PAGE);
+  ck_assert(mlc_arena_large_resize(c, g, 203 * MLC_PAGE));
+  ck_assert_uint_eq(mlc_arena_large_check(c, g, &freed), 203);
+  mlc_arena_large_free(mlc_pagemap_entry(q), q);
+  mlc_arena_large_free(c, g);
+}
+END_TEST
+
 /* Freed pages stay resident until the decay delay has passed; then a purge gives them
    back and they read as zero (and calloc knows it need not clear them). */
 START_TEST(test_purge_after_decay) {
@@ -286,6 +308,7 @@ int main(void) {
   tcase_add_test(tc, test_large_alignment_and_reuse);
   tcase_add_test(tc, test_large_best_fit);
   tcase_add_test(tc, test_large_resize_in_place);
+  tcase_add_test(tc, test_large_room);
   tcase_add_test(tc, test_purge_after_decay);
   tcase_add_test(tc, test_purge_whole_kernel_pages);
   tcase_add_test(tc, test_spare_chunk);
