@@ -728,6 +728,26 @@ START_TEST(test_realloc_huge_grow_with_neighbour) {
 END_TEST
 
 #if !MELLOC_TEST_HARDENED /* there, a cached mapping is reused whole, never split */
+/* The huge-cache tests keep what they free: decay_ms raised, and gc_quiet off (a thread
+   that allocates nothing but huge blocks does not use its cache, so the process looks
+   quiet); the settings are put back at the end. */
+struct huge_keep {
+  char decay[32];
+  char quiet[8];
+};
+
+static void huge_keep_begin(struct huge_keep *k) {
+  ck_assert_int_eq(melloc_option_get("decay_ms", k->decay, sizeof(k->decay)), 0);
+  ck_assert_int_eq(melloc_option_get("gc_quiet", k->quiet, sizeof(k->quiet)), 0);
+  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0);
+}
+
+static void huge_keep_end(const struct huge_keep *k) {
+  ck_assert_int_eq(melloc_option_set("decay_ms", k->decay), 0);
+  ck_assert_int_eq(melloc_option_set("gc_quiet", k->quiet), 0);
+}
+
 /* A freed huge block's pages serve the huge blocks that come next, with no new mapping
    and no page faulted in again (bench's bigbuf): a smaller block starts where it did,
    the next one past the first one's last 4 MiB; a block grows in place into the rest
@@ -737,12 +757,8 @@ END_TEST
    must not hand the pages back between the calls (the suite is also run with
    gc_interval_ms:1,decay_ms:0). */
 START_TEST(test_huge_ranges_reused) {
-  char decay[32];
-  char quiet[8];
-  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
-  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
-  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0); /* nothing but huge blocks: quiet */
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
   char *a = malloc(20 * MiB);
   ck_assert_ptr_nonnull(a);
   memset(hide(a), 4, 20 * MiB); /* every page resident (hide: not a dead store) */
@@ -777,8 +793,7 @@ START_TEST(test_huge_ranges_reused) {
   fill_sparse(d, 18 * MiB, 9);
   ck_assert_uint_eq(check_sparse(d, 18 * MiB, 9), 18 * MiB);
   free(d);
-  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
+  huge_keep_end(&keep);
 }
 END_TEST
 
@@ -786,12 +801,8 @@ END_TEST
    where the address space after it is free), here the part a smaller block left of a
    freed one; all of it is the new block's (its pieces had been cleared). */
 START_TEST(test_huge_range_grown) {
-  char decay[32];
-  char quiet[8];
-  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
-  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
-  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0); /* nothing but huge blocks: quiet */
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
   /* x right below w (the kernel maps top-down), w unmapped when freed (too big for the
      cache): free address space after x, for the growth to be in place. */
   char *w = malloc(HUGE_UNMAPPED_SIZE);
@@ -813,8 +824,7 @@ START_TEST(test_huge_range_grown) {
   free(z);
   ck_assert_uint_eq(check_sparse(y, 5 * MiB, 4), 5 * MiB);
   free(y);
-  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
+  huge_keep_end(&keep);
 }
 END_TEST
 
@@ -822,12 +832,8 @@ END_TEST
    it there, into pages already resident (no move, no fault), and an allocation takes
    another range before such a tail. */
 START_TEST(test_huge_grows_into_cache) {
-  char decay[32];
-  char quiet[8];
-  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
-  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
-  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0); /* nothing but huge blocks: quiet */
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
   char *x = malloc(20 * MiB), *y = malloc(14 * MiB);
   ck_assert(x && y);
   memset(hide(x), 4, 20 * MiB);
@@ -848,8 +854,7 @@ START_TEST(test_huge_grows_into_cache) {
   ck_assert_uint_eq(check_sparse(b2, 12 * MiB, 7), 12 * MiB);
   free(c);
   free(b2);
-  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
+  huge_keep_end(&keep);
 }
 END_TEST
 
@@ -859,12 +864,8 @@ END_TEST
    for a tail: then the smaller real tail lost to it (bench's grow, 4 threads to 16 MiB,
    took each other's tails and moved: 108-174 MiB of peak RSS, 81-87 after). */
 START_TEST(test_huge_whole_range_not_tail) {
-  char decay[32];
-  char quiet[8];
-  ck_assert_int_eq(melloc_option_get("decay_ms", decay, sizeof(decay)), 0);
-  ck_assert_int_eq(melloc_option_get("gc_quiet", quiet, sizeof(quiet)), 0);
-  ck_assert_int_eq(melloc_option_set("decay_ms", "3600000"), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", "false"), 0);
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
   char *x = malloc(20 * MiB), *a = malloc(14 * MiB), *b = malloc(14 * MiB);
   ck_assert(x && a && b);
   memset(hide(x), 1, 20 * MiB);
@@ -884,8 +885,7 @@ START_TEST(test_huge_whole_range_not_tail) {
   free(t2);
   free(c);
   free(live);
-  ck_assert_int_eq(melloc_option_set("decay_ms", decay), 0);
-  ck_assert_int_eq(melloc_option_set("gc_quiet", quiet), 0);
+  huge_keep_end(&keep);
 }
 END_TEST
 #endif
