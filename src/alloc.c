@@ -64,6 +64,10 @@ void *mlc_alloc_grow_plain(size_t size) {
   return q;
 }
 
+void *mlc_alloc_grow(size_t size) {
+  return MLC_UNLIKELY(mlc_prof_active()) ? mlc_prof_alloc_grow(size) : mlc_alloc_grow_plain(size);
+}
+
 /* Every allocation above MLC_SMALL_MAX: counted by the heap profiler when it runs. */
 static MLC_NOINLINE void *mlc_alloc_big(size_t size, size_t align, bool zero) {
   if (MLC_UNLIKELY(mlc_prof_active())) return mlc_prof_alloc_big(size, align, zero);
@@ -168,7 +172,7 @@ MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
    with room to MLC_LARGE_MAX, 15 MB.  The room is free pages, resident only where an
    earlier block left them dirty.  NULL when the arena has no memory. */
 static void *mlc_realloc_grow_move(void *p, size_t size, size_t old) {
-  void *q = MLC_UNLIKELY(mlc_prof_active()) ? mlc_prof_alloc_grow(size) : mlc_alloc_grow_plain(size);
+  void *q = mlc_alloc_grow(size);
   if (!q) return NULL;
   memcpy(q, p, old);
   mlc_free_inline(p);

@@ -24,5 +24,7 @@ void *mlc_alloc_big_plain(size_t size, size_t align, bool zero);
    for it to grow in place to MLC_LARGE_MAX (arena.h: mlc_arena_large_alloc_room), for
    realloc; not zeroed, its free key clear.  NULL when memory is short. */
 void *mlc_alloc_grow_plain(size_t size);
+/* The same, counted (and perhaps sampled) by the heap profiler while it runs. */
+void *mlc_alloc_grow(size_t size);
 
 #endif /* MLC_ALLOC_H */

@@ -726,6 +726,18 @@ static bool mlc_harden_fits(unsigned kind, size_t u, size_t size) {
   return want > MLC_LARGE_MAX && MLC_ALIGN_UP(want, mlc_os_map_unit()) == u;
 }
 
+/* realloc's block growing out of its pages to size (a large block's): as in the default
+   build (alloc.c, mlc_realloc_grow_move), a run with room to grow in place at the next
+   steps.  NULL when memory is short. */
+static MLC_NOINLINE void *mlc_harden_alloc_grow(size_t size) {
+  char *g = mlc_alloc_grow(size + MLC_HOVER);
+  if (!g) return NULL;
+  unsigned kind;
+  size_t cls;
+  size_t u = mlc_harden_block(g, MLC_CALL_USABLE_SIZE, &kind, &cls); /* a new block */
+  return mlc_harden_hand_out(g, u, false, size, false, false, "realloc");
+}
+
 void *mlc_harden_realloc(void *p, size_t size) {
   if (!p) return mlc_harden_alloc(size, false, "realloc");
   if (size == 0) {
@@ -777,7 +789,10 @@ void *mlc_harden_realloc(void *p, size_t size) {
       return q;
     }
   }
-  void *q = mlc_harden_alloc(size, false, "realloc");
+  void *q = NULL;
+  if (size > MLC_SMALL_MAX - MLC_HOVER && size <= MLC_LARGE_MAX - MLC_HOVER && size > n)
+    q = mlc_harden_alloc_grow(size);
+  if (!q) q = mlc_harden_alloc(size, false, "realloc");
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(n, size));
   mlc_harden_release(p, u, kind, cls, h);

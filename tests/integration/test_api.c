@@ -615,10 +615,7 @@ END_TEST
    between the steps: it moves only a few times on its way to MLC_LARGE_MAX, and keeps
    its contents.  A block that moved went to a run of exactly its size, the next
    allocation took the pages right after it, and it moved again at nearly every step
-   (29 times here; the contents were copied 1.3 GB per 2 MiB in bench's grow).  Not in
-   the hardened library, whose realloc (harden.c) still moves such a block to a run of
-   its size. */
-#if !MELLOC_TEST_HARDENED
+   (29 times here; the contents were copied 1.3 GB per 2 MiB in bench's grow). */
 START_TEST(test_realloc_growth_moves_rarely) {
   enum { NKEEP = 400 };
   char *keep[NKEEP];
@@ -645,7 +642,6 @@ START_TEST(test_realloc_growth_moves_rarely) {
   for (size_t i = 0; i < nkeep; i++) free(keep[i]);
 }
 END_TEST
-#endif
 
 /* Each step moves the block to another tier; the contents common to both sizes survive.
    _i picks the chain. */
@@ -1522,9 +1518,7 @@ static Suite *api_suite(void) {
   tc = tcase_create("realloc");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_realloc_small_steps);
-#if !MELLOC_TEST_HARDENED
   tcase_add_test(tc, test_realloc_growth_moves_rarely);
-#endif
   tcase_add_loop_test(tc, test_realloc_tier_chain, 0, NELEMS(realloc_chains));
   tcase_add_test(tc, test_realloc_huge_grow_shrink);
   tcase_add_test(tc, test_realloc_huge_grow_with_neighbour);
