@@ -163,21 +163,22 @@ MLC_EXPORT void *melloc_calloc(size_t n, size_t size) {
   return p;
 }
 
-/* realloc's block p of old bytes grows to size (a large block's size) and cannot in
-   place: it moves to the start of a free run with room after it for every large size
-   (MLC_LARGE_MAX), so that the steps that follow grow in place until it is huge.  A
-   buffer grown by a little at a time used to move to a run of exactly its size, and
-   again whenever its neighbours blocked it: bench's grow, 4 threads to 2 MiB, copied
-   1.3 GB per thread in 800 rounds (57% of its time); with room for its double, 0.4 GB;
-   with room to MLC_LARGE_MAX, 15 MB.  The room is free pages, resident only where an
-   earlier block left them dirty.  NULL when the arena has no memory. */
-static void *mlc_realloc_grow_move(void *p, size_t size, size_t old) {
-  void *q = mlc_alloc_grow(size);
-  if (!q) return NULL;
-  memcpy(q, p, old);
-  mlc_free_inline(p);
-  return q;
+/* realloc's new block of size bytes (above MLC_SMALL_MAX) for a block of old bytes: when
+   it grows out of a small block or a large run (grow) and stays large, a run with room
+   after it to MLC_LARGE_MAX (mlc_alloc_grow), so that the steps that follow grow in
+   place until it is huge; else malloc's.  A buffer grown by a little at a time used to
+   move to a run of exactly its size, and again whenever its neighbours blocked it:
+   bench's grow, 4 threads to 2 MiB, copied 1.3 GB per thread in 800 rounds (57% of its
+   time); with room for its double, 0.4 GB; with room to MLC_LARGE_MAX, 15 MB.  The room
+   is free pages, resident only where an earlier block left them dirty. */
+static MLC_NOINLINE void *mlc_realloc_new_big(size_t size, size_t old, bool grow) {
+  if (grow && size > old && size <= MLC_LARGE_MAX) {
+    void *q = mlc_alloc_grow(size);
+    if (q) return q;
+  }
+  return mlc_malloc_inline(size);
 }
+
 
 /* realloc of a large run that is a sample of the heap profiler (b): what an unsampled
    block would do, so that the profile counts what the program does.  A sampled small
@@ -192,11 +193,7 @@ static MLC_NOINLINE void *mlc_realloc_sampled(void *p, size_t size, const mlc_bl
     mlc_prof_resized(p, p, size);
     return p;
   }
-  if (size > b->size && size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX) {
-    void *q = mlc_realloc_grow_move(p, size, b->size);
-    if (q) return q;
-  }
-  void *q = mlc_malloc_inline(size);
+  void *q = size <= MLC_SMALL_MAX ? mlc_malloc_inline(size) : mlc_realloc_new_big(size, b->size, true);
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(b->size, size));
   mlc_free_inline(p);
@@ -241,11 +238,11 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
         return p;
       break;
   }
-  if (size > old && size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && b.kind != MLC_BLOCK_HUGE) {
-    void *q = mlc_realloc_grow_move(p, size, old);
-    if (q) return q;
-  }
-  void *q = mlc_malloc_inline(size);
+  /* Above MLC_SMALL_MAX a block that grows out of its pages moves to a run with room
+     (mlc_realloc_new_big); the test folds into malloc's own, so that small moves pay
+     nothing for it. */
+  void *q = MLC_LIKELY(size <= MLC_SMALL_MAX) ? mlc_malloc_inline(size)
+                                              : mlc_realloc_new_big(size, old, b.kind != MLC_BLOCK_HUGE);
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(old, size));
   mlc_free_inline(p);

@@ -727,7 +727,7 @@ static bool mlc_harden_fits(unsigned kind, size_t u, size_t size) {
 }
 
 /* realloc's block growing out of its pages to size (a large block's): as in the default
-   build (alloc.c, mlc_realloc_grow_move), a run with room to grow in place at the next
+   build (alloc.c, mlc_realloc_new_big), a run with room to grow in place at the next
    steps.  NULL when memory is short. */
 static MLC_NOINLINE void *mlc_harden_alloc_grow(size_t size) {
   char *g = mlc_alloc_grow(size + MLC_HOVER);
