@@ -237,12 +237,9 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
 }
 
 /* Chunks an arena may map for growing blocks' room (mlc_arena_large_alloc_room): past
-   them, a new chunk gives a block only as much room as it has pages. */
-#if UINTPTR_MAX > 0xffffffffu
+   them, a new chunk gives a block only as much room as it has pages.  The same on
+   32-bit targets: 64 MiB of a 3 GiB address space. */
 #define MLC_ROOM_FRESH_BYTES ((size_t)64 << 20)
-#else
-#define MLC_ROOM_FRESH_BYTES ((size_t)16 << 20)
-#endif
 
 void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
   size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
