@@ -179,7 +179,6 @@ static MLC_NOINLINE void *mlc_realloc_new_big(size_t size, size_t old, bool grow
   return mlc_malloc_inline(size);
 }
 
-
 /* realloc of a large run that is a sample of the heap profiler (b): what an unsampled
    block would do, so that the profile counts what the program does.  A sampled small
    block (a run of its own) stays where it is within its class and moves otherwise; a
@@ -199,7 +198,6 @@ static MLC_NOINLINE void *mlc_realloc_sampled(void *p, size_t size, const mlc_bl
   mlc_free_inline(p);
   return q;
 }
-
 
 /* Everything realloc does; melloc_realloc below first tries the cases that need no
    new block without a stack frame. */

@@ -84,11 +84,7 @@ void mlc_block_check_slow(const void *p, mlc_call_t call, mlc_block_t *b) {
   b->size = np << MLC_PAGE_SHIFT;
 }
 
-static MLC_NOINLINE void mlc_free_slow_any(void *p);
-
-void mlc_free_slow(void *p) { mlc_free_slow_any(p); }
-
-static void mlc_free_slow_any(void *p) {
+void mlc_free_slow(void *p) {
   if (!p) return;
   /* A large block the thread cache keeps, checked on the way: the start of a live run
      (its length, read without the lock), and not in a cache already (no free key). */

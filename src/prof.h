@@ -3,9 +3,10 @@
  * The heap profiler (MELLOC_CONF prof:true).  Sampling is decided on slow paths only:
  * while profiling is on, the thread caches count each small class's pops down to the
  * next sample and bound the pop fast path by it (tcache.c, "Sampling"), and sizes
- * above MLC_SMALL_MAX count down on their own slow path (a per-thread exponential draw
- * around prof_sample_bytes, here).  With profiling off nothing here runs: the fast
- * paths are the same instructions.  A sampled allocation gets a run of pages of its own (a large
+ * above MLC_SMALL_MAX count down on their own path (a per-thread exponential draw
+ * around prof_sample_bytes: mlc_prof_big_unsampled inline in malloc's large pop, the
+ * draw and the sample here).  With profiling off nothing here runs: the fast paths are
+ * the same instructions.  A sampled allocation gets a run of pages of its own (a large
  * block, or a huge mapping), marked in its chunk header, so that its free is
  * recognised on the large-block free path, which unsampled small frees never take.
  * Nothing here allocates through malloc: tables come from base.c, dump buffers from

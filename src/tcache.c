@@ -135,13 +135,13 @@ mlc_arena_t *mlc_tsd_arena(void) {
  * (prof_room: pops move head and the pops left together, each push takes one), or
  * that finds the stack full, takes the regular slow path instead, which lowers lw or
  * makes room.  A parked cache's full is not the mark, so its next push unparks it in
- * the slow path as without profiling.  lw is left halfway (prof_left / 2 above head) so that a run of
- * pushes and pops needs that only once in a while.  Large classes are not bounded:
- * while the profiler runs, malloc's pop of a large block is skipped (alloc.c,
- * mlc_malloc_big) and every large allocation is counted in bytes by
- * mlc_prof_alloc_big before it pops (session 11 kept lw at the bottom of large
- * stacks instead: each large pop then took this file's slow path, ~300 instructions,
- * and handoff-t2 ran 1.32x slower with profiling on).
+ * the slow path as without profiling.  lw is left halfway (prof_left / 2 above head)
+ * so that a run of pushes and pops needs that only once in a while.  Large classes
+ * are not bounded: malloc counts a large block's bytes before it pops one (alloc.c,
+ * mlc_malloc_big, with mlc_prof_big_unsampled), and goes to mlc_prof_alloc_big where
+ * the sample may fall in them (session 11 kept lw at the bottom of large stacks
+ * instead: each large pop then took this file's slow path, ~300 instructions, and
+ * handoff-t2 ran 1.32x slower with profiling on).
  */
 
 /* Counts class c's pops since prof_ref into prof_left, from head h.  Owner, holding
