@@ -15,8 +15,9 @@
 # sanitizer build) and never linked against melloc; it is LD_PRELOADed.
 # Benchmarks are not part of `make check`: timing never decides a test.
 
-BENCH_PROGS = runone fastpath mixed prodcons larson cache large bigbuf grow handoff frag idle bursts
+BENCH_PROGS = runone fastpath mixed prodcons larson cache large bigbuf grow handoff frag idle bursts barnes
 BENCH_CC_OPTS = -O2 -g -pthread
+BENCH_LIBS = -lm
 BENCH_PY = python3
 BENCH_LIB = $(abs_top_builddir)/.libs/libmelloc.so
 BENCH_ARGS =
@@ -28,7 +29,7 @@ EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
 	bench/src/common.h bench/src/runone.c bench/src/fastpath.c \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/bigbuf.c bench/src/grow.c bench/src/handoff.c bench/src/frag.c \
-	bench/src/idle.c bench/src/bursts.c \
+	bench/src/idle.c bench/src/bursts.c bench/src/barnes.c \
 	bench/misuse/README.md bench/misuse/misuse.c bench/misuse/run.py \
 	bench/misuse/run.sh bench/misuse/results-baseline.md bench/misuse/results-issue15.md \
 	bench/misuse/results-baseline.json
@@ -42,7 +43,7 @@ bench-programs:
 	  if test ! -f $$out || test $$src -nt $$out || \
 	     test $(srcdir)/bench/src/common.h -nt $$out; then \
 	    echo "  CC       $$out"; \
-	    $(CC) $(BENCH_CC_OPTS) -o $$out $$src || exit 1; \
+	    $(CC) $(BENCH_CC_OPTS) -o $$out $$src $(BENCH_LIBS) || exit 1; \
 	  fi; \
 	done
 

@@ -21,8 +21,9 @@ DEFAULT_BIN_DIR = os.path.join(BENCH_DIR, "bin")
 DEFAULT_MELLOC = os.path.normpath(os.path.join(BENCH_DIR, "..", ".libs", "libmelloc.so"))
 
 PROGRAMS = ["runone", "fastpath", "mixed", "prodcons", "larson", "cache", "large", "bigbuf", "grow", "handoff",
-            "frag", "idle", "bursts"]
+            "frag", "idle", "bursts", "barnes"]
 CFLAGS = ["-O2", "-g", "-pthread"]
+LIBS = ["-lm"]  # barnes uses sqrt, pow, sin, cos
 
 # name -> (soname looked up with ldconfig, Debian package)
 SYSTEM_ALLOCATORS = {
@@ -163,7 +164,7 @@ def build(bin_dir, programs=PROGRAMS):
         out = os.path.join(bin_dir, prog)
         if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(src), os.path.getmtime(common)):
             continue
-        cmd = [cc] + CFLAGS + ["-o", out, src]
+        cmd = [cc] + CFLAGS + ["-o", out, src] + LIBS
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             note(" ".join(cmd) + "\n" + r.stderr)
