@@ -224,6 +224,18 @@ bool mlc_os_resize_in_place(void *addr, size_t old_size, size_t new_size) {
                                                          : mremap(addr, old_size, new_size, 0);
     ok = r == addr;
     if (r == MAP_FAILED && mlc_os_refusal(errno)) mlc_os_count(&mlc_os_counted.remap_refused);
+#ifdef MAP_FIXED_NOREPLACE
+    if (r == MAP_FAILED && errno == EFAULT) {
+      /* The range is several kernel mappings (a huge block made of moved pages,
+         chunk.c's gather), which mremap does not resize: new pages right after it, if
+         nobody has that place.  A kernel before 4.17 takes the address as a hint. */
+      char *want = (char *)addr + old_size;
+      void *q = mmap(want, new_size - old_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      ok = q == want;
+      if (!ok && q != MAP_FAILED) munmap(q, new_size - old_size);
+    }
+#endif
   }
   errno = saved;
   return ok;
@@ -236,6 +248,14 @@ bool mlc_os_move(void *addr, size_t old_size, void *fixed, size_t new_size) {
                 ? MAP_FAILED
                 : mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed);
   if (r == MAP_FAILED && mlc_os_refusal(errno)) mlc_os_count(&mlc_os_counted.remap_refused);
+  if (r == MAP_FAILED && errno == EFAULT && new_size > old_size) {
+    /* Several kernel mappings (see mlc_os_resize_in_place): Linux 6.17 and later move
+       them unresized; the rest of the reservation gets pages of its own first. */
+    char *rest = (char *)fixed + old_size;
+    if (mmap(rest, new_size - old_size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == rest)
+      r = mremap(addr, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed);
+  }
   errno = saved;
   return r == fixed;
 }

@@ -108,6 +108,54 @@ START_TEST(test_remap_membarrier_refused) {
 }
 END_TEST
 
+/* A range of several kernel mappings (chunk.c's gather moves cached pages into a huge
+   block) grows: mremap does not resize such a range (EFAULT), so the new pages are
+   mapped right after it, or, where the address space after it is taken, it moves
+   unresized (Linux 6.17 and later; an older kernel refuses, and realloc copies) into a
+   reservation whose rest gets pages of its own.  The bytes stay either way. */
+static void check_pieces(const char *a, size_t n, size_t grown) {
+  for (size_t i = 0; i < n; i += 512)
+    ck_assert_int_eq(a[i], i >= n / 4 && i < 3 * n / 4 ? 2 : 1);
+  for (size_t i = n; i < grown; i += 512) ck_assert_int_eq(a[i], 0);
+}
+
+START_TEST(test_grow_several_mappings) {
+  size_t pg = mlc_os_page_size(), n = 64 * pg;
+  char *a = mlc_os_map(4 * n, pg);
+  ck_assert_ptr_nonnull(a);
+  mlc_os_unmap(a + n, 3 * n); /* free address space after a */
+  char *b = mlc_os_map(n / 2, pg);
+  ck_assert_ptr_nonnull(b);
+  memset(a, 1, n);
+  memset(b, 2, n / 2);
+  ck_assert(mlc_os_move(b, n / 2, a + n / 4, n / 2)); /* a: three mappings now */
+  ck_assert_int_eq(mremap(a, n, 2 * n, 0) == MAP_FAILED ? errno : 0, EFAULT);
+  errno = 4321;
+  ck_assert(mlc_os_resize_in_place(a, n, 2 * n));
+  ck_assert_int_eq(errno, 4321);
+  check_pieces(a, n, 2 * n);
+  memset(a + n, 1, n); /* the new pages are writable */
+  /* Take the place after it, so that the next growth must move. */
+  char *next = mmap(a + 2 * n, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  ck_assert_ptr_eq(next, a + 2 * n);
+  ck_assert(!mlc_os_resize_in_place(a, 2 * n, 3 * n));
+  char *r = mlc_os_reserve(4 * n, pg);
+  ck_assert_ptr_nonnull(r);
+  if (mlc_os_move(a, 2 * n, r, 4 * n)) {
+    check_pieces(r, n, n); /* [n, 2n) was written with 1 */
+    for (size_t i = n; i < 2 * n; i += 512) ck_assert_int_eq(r[i], 1);
+    for (size_t i = 2 * n; i < 4 * n; i += 512) ck_assert_int_eq(r[i], 0);
+    memset(r + 2 * n, 5, 2 * n);
+  } else {
+    /* A kernel before 6.17: nothing moved. */
+    check_pieces(a, n, n);
+    mlc_os_unmap(a, 2 * n);
+  }
+  mlc_os_unmap(r, 4 * n);
+  mlc_os_unmap(next, pg);
+}
+END_TEST
+
 START_TEST(test_ncpus_matches_affinity) {
   cpu_set_t set;
   ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
@@ -336,6 +384,7 @@ int main(void) {
   tcase_add_test(tc, test_seccomp_refuses);
   tcase_add_test(tc, test_seccomp_refuses_fallback_too);
   tcase_add_test(tc, test_ncpus_matches_affinity);
+  tcase_add_test(tc, test_grow_several_mappings);
   tcase_add_test(tc, test_fault_injection);
   tcase_add_test(tc, test_fault_midway);
   suite_add_tcase(s, tc);
