@@ -463,9 +463,77 @@ static void mlc_huge_cache_push_locked(mlc_huge_t *h) {
   mlc_huge_cached += h->span;
 }
 
+/* ---- Borders between kernel mappings inside huge ranges ----
+   The default build moves cached pages into new blocks (mlc_huge_gather), and a block
+   or range may then be several kernel mappings.  Each is one of the process's
+   (vm.max_map_count, 65530 by default, counts them all), mremap does not resize a range
+   of several, and only Linux 6.17 and later move one.  So melloc records every border it
+   makes, by address, and makes no more than MLC_HUGE_BORDERS_MAX: at most that many
+   mappings more than the blocks would have had.  A border leaves the record when its
+   address stops being inside a mapping of melloc's (its range unmapped or moved), and
+   may stay where the kernel merged two mappings (a count too high is safe).  Protected
+   by mlc_huge_lock; the pages between a border's removal and its re-entry (a move) are
+   the mover's alone. */
+#define MLC_HUGE_BORDERS_MAX 1024
+/* Kept free for the growth paths, which make a border whether or not there is room. */
+#define MLC_HUGE_BORDERS_SPARE 64
+/* Borders one move carries (a range with more stays where it is). */
+#define MLC_HUGE_MOVE_BORDERS 16
+static uintptr_t mlc_huge_border[MLC_HUGE_BORDERS_MAX]; /* ascending */
+static size_t mlc_huge_nborders;
+static bool mlc_huge_moves_several = true; /* false once the kernel refused such a move */
+
+/* Index of the first border >= a. */
+static size_t mlc_huge_border_at(uintptr_t a) {
+  size_t lo = 0, hi = mlc_huge_nborders;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (mlc_huge_border[mid] < a)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Borders strictly inside (lo, hi). */
+static size_t mlc_huge_borders_in(uintptr_t lo, uintptr_t hi) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
+  return hi > lo + 1 ? mlc_huge_border_at(hi) - mlc_huge_border_at(lo + 1) : 0;
+}
+
+static void mlc_huge_border_add(uintptr_t a) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
+  size_t i = mlc_huge_border_at(a);
+  if ((i < mlc_huge_nborders && mlc_huge_border[i] == a) || mlc_huge_nborders == MLC_HUGE_BORDERS_MAX) return;
+  memmove(&mlc_huge_border[i + 1], &mlc_huge_border[i], (mlc_huge_nborders - i) * sizeof(uintptr_t));
+  mlc_huge_border[i] = a;
+  mlc_huge_nborders++;
+}
+
+/* Removes the borders in [lo, hi] and returns how many; the first max of those strictly
+   inside (lo, hi) are copied to out[] when out is not NULL. */
+static size_t mlc_huge_borders_take(uintptr_t lo, uintptr_t hi, uintptr_t *out, size_t max) {
+  mlc_assert(mlc_mutex_owned(&mlc_huge_lock));
+  size_t i = mlc_huge_border_at(lo), j = i, n = 0;
+  while (j < mlc_huge_nborders && mlc_huge_border[j] <= hi) {
+    if (out && mlc_huge_border[j] > lo && mlc_huge_border[j] < hi && n < max) out[n++] = mlc_huge_border[j];
+    j++;
+  }
+  memmove(&mlc_huge_border[i], &mlc_huge_border[j], (mlc_huge_nborders - j) * sizeof(uintptr_t));
+  mlc_huge_nborders -= j - i;
+  return n;
+}
+
 static void mlc_huge_destroy(mlc_huge_t *h) {
   size_t g = mlc_huge_guard();
-  mlc_pagemap_register(h->addr, h->span, NULL);
+  mlc_mutex_lock(&mlc_huge_lock);
+  mlc_huge_borders_take((uintptr_t)h->addr, (uintptr_t)h->addr + h->span, NULL, 0);
+  mlc_mutex_unlock(&mlc_huge_lock);
+  /* A range that starts inside a piece (what a gather left when the kernel refused to
+     move it) leaves that piece to the block before it. */
+  char *clear = (char *)MLC_ALIGN_UP((uintptr_t)h->addr, MLC_CHUNK);
+  if (clear < (char *)h->addr + h->span) mlc_pagemap_register(clear, (size_t)((char *)h->addr + h->span - clear), NULL);
   mlc_os_unmap((char *)h->addr - g, h->span + 2 * g);
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_desc_delete_locked(h);
@@ -537,10 +605,14 @@ static mlc_huge_t *mlc_huge_take_locked(size_t sz, size_t align) {
   return r;
 }
 
+/* Cached pages are worth an mremap from this many bytes on; less is faulted in. */
+#define MLC_HUGE_GATHER_MIN ((size_t)1 << 20)
+
 /* The range r (taken from the cache, in_use) becomes a block of sz bytes: the part past
    the chunk holding its end goes back into the cache; its pieces are registered as
    r's.  false when the page map cannot take them (r is then still whole, for the
-   caller to destroy). */
+   caller to destroy).  (Giving the rest of that chunk to the cache as well, for
+   mlc_huge_gather, left bench's bigbuf with more faults and more resident memory.) */
 static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
   size_t keep = MLC_ALIGN_UP(sz, MLC_CHUNK);
   mlc_huge_t *t = NULL;
@@ -582,88 +654,106 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
   return true;
 }
 
-/* Cached pages are worth an mremap from this many bytes on; less is faulted in.  Each
-   move leaves the block one kernel mapping more, so this also bounds how many a
-   process can have: one per MiB of huge blocks and cache at most. */
-#define MLC_HUGE_GATHER_MIN ((size_t)1 << 20)
 
 /* The default build's answer to a block that no free range holds whole: fills
-   [dst, dst + len), pages of a live block that nothing has written, with the pages of
-   cached ranges, moved (mremap: the kernel moves page tables, nothing is copied or
-   faulted), from dst up.  A range goes whole where it fits, else the part of it past
-   the chunk boundary that leaves it the least more than the block needs, so that what
-   stays is a range as before (chunk-aligned start); ranges right after a live block
-   (its growth room) go last.  Without this a 20 MiB block next to a cached 12 MiB and
-   a cached 10 MiB faulted 20 MiB of new pages while the cache kept 22 resident:
-   bench's bigbuf (20 live buffers of 5-25 MiB replaced at random) peaked at 1.35x its
-   live bytes and faulted 1.5 GiB in 2000 replacements.  Returns the bytes filled.
-   Stops at the first move the kernel refuses (several mappings before Linux 6.17, a
-   sandbox without mremap): the rest keeps the fresh pages. */
+   [dst, dst + len), pages of a new block that nothing has written, with the
+   pages of cached ranges, moved (mremap: the kernel moves page tables, nothing is
+   copied or faulted), from dst up.  Ranges go whole, the largest first, until one
+   holds the rest: the smallest that does gives its end, and keeps its start (a range
+   always starts chunk-aligned, as blocks do; where it ends does not matter) and at
+   least MLC_HUGE_GATHER_MIN, as every piece moved has.  Ranges right after a live block
+   (its growth room) go last.  Without this a 20 MiB block next to a cached 12 MiB and a
+   cached 10 MiB faulted 20 MiB of new pages while the cache kept 22 resident: bench's
+   bigbuf (20 live buffers of 5-25 MiB replaced at random) peaked at 1.31x its live bytes
+   and faulted 1.5 GiB in 2000 replacements.  Returns the bytes filled.  Stops where the
+   borders would pass their bound (see above), or at a move the kernel refuses. */
 static size_t mlc_huge_gather(char *dst, size_t len) {
   size_t done = 0;
+  uintptr_t carried[MLC_HUGE_MOVE_BORDERS];
   while (len - done >= MLC_HUGE_GATHER_MIN) {
-    size_t need = len - done, best_len = 0;
+    size_t need = len - done, best_take = 0;
     mlc_huge_t **best = NULL;
-    bool best_tail = true;
+    bool best_tail = true, best_holds = false;
     mlc_mutex_lock(&mlc_huge_lock);
+    /* Two borders at dst (where the piece starts and ends) and the ones it carries. */
+    if (mlc_huge_nborders + 2 > MLC_HUGE_BORDERS_MAX - MLC_HUGE_BORDERS_SPARE) {
+      mlc_mutex_unlock(&mlc_huge_lock);
+      break;
+    }
+    size_t room = MLC_HUGE_BORDERS_MAX - MLC_HUGE_BORDERS_SPARE - mlc_huge_nborders - 2;
     for (mlc_huge_t **pp = &mlc_huge_cache, *h; (h = *pp) != NULL; pp = &h->next) {
-      size_t l = h->span;
-      if (l > need) {
-        size_t keep = MLC_ALIGN_UP(l - need, MLC_CHUNK);
-        l = keep < l ? l - keep : 0;
-      }
-      if (l < MLC_HUGE_GATHER_MIN) continue;
+      size_t take = h->span;
+      if (take > need) take = h->span - need >= MLC_HUGE_GATHER_MIN ? need : h->span - MLC_HUGE_GATHER_MIN;
+      if (take < MLC_HUGE_GATHER_MIN) continue;
+      uintptr_t src = (uintptr_t)h->addr + h->span - take;
+      size_t inner = mlc_huge_borders_in(src, src + take);
+      if (inner > MLC_HUGE_MOVE_BORDERS || inner > room || (inner && !mlc_huge_moves_several)) continue;
       bool tail = h->tail && mlc_huge_of_entry(mlc_pagemap_entry((char *)h->addr - 1)) != NULL;
-      if (!best || (best_tail && !tail) || (tail == best_tail && l > best_len)) {
-        best = pp;
-        best_len = l;
-        best_tail = tail;
-      }
+      bool holds = take == need;
+      if (best && (tail != best_tail ? tail : holds != best_holds ? !holds
+                                                : holds ? h->span >= (*best)->span
+                                                        : take <= best_take))
+        continue;
+      best = pp;
+      best_take = take;
+      best_tail = tail;
+      best_holds = holds;
     }
     if (!best) {
       mlc_mutex_unlock(&mlc_huge_lock);
       break;
     }
     mlc_huge_t *h = *best;
-    bool whole = best_len == h->span;
-    char *src = (char *)h->addr + h->span - best_len;
-    mlc_huge_cached -= best_len;
+    size_t take = best_take;
+    bool whole = take == h->span;
+    char *src = (char *)h->addr + h->span - take;
+    mlc_huge_cached -= take;
     if (whole) {
       *best = h->next; /* out of the cache: nobody else takes it */
       h->in_use = true;
     } else {
-      h->span -= best_len; /* its part past src is this call's alone */
+      h->span -= take; /* its part from src on is this call's alone */
       h->size = h->span;
     }
+    /* Its borders leave the record with it (those at its ends are no longer inside a
+       mapping); they come back at their new place. */
+    size_t ncarried = mlc_huge_borders_take((uintptr_t)src, (uintptr_t)src + take, carried, MLC_HUGE_MOVE_BORDERS);
     mlc_mutex_unlock(&mlc_huge_lock);
-    /* src is where a range starts or a chunk boundary: the page map's pieces from
-       there are the moved pages' alone, and leave it before the pages go. */
-    mlc_pagemap_register(src, best_len, NULL);
-    bool moved = mlc_os_move(src, best_len, dst + done, best_len);
+    /* The page map's pieces that lie wholly in the moved part leave it before the pages
+       go; one that src cuts stays as it is (the range's, or the block's before it). */
+    char *clear = (char *)MLC_ALIGN_UP((uintptr_t)src, MLC_CHUNK);
+    if (clear < src + take) mlc_pagemap_register(clear, (size_t)(src + take - clear), NULL);
+    bool moved = mlc_os_move(src, take, dst + done, take);
     mlc_mutex_lock(&mlc_huge_lock);
-    if (moved && whole) {
-      mlc_huge_desc_delete_locked(h);
-    } else if (!moved) {
-      /* Back into the cache, a range of its own (its pieces now cleared, as a tail's). */
+    if (moved) {
+      for (size_t k = 0; k < ncarried; k++) mlc_huge_border_add(carried[k] - (uintptr_t)src + (uintptr_t)dst + done);
+      if (done) mlc_huge_border_add((uintptr_t)dst + done);
+      if (done + take < len) mlc_huge_border_add((uintptr_t)dst + done + take);
+      if (whole) mlc_huge_desc_delete_locked(h);
+    } else {
+      for (size_t k = 0; k < ncarried; k++) mlc_huge_border_add(carried[k]);
+      if (ncarried) mlc_huge_moves_several = false;
+      /* Back into the cache as a range of its own (its pieces cleared, as a tail's):
+         it no longer starts a chunk, so only another gather takes it. */
       mlc_huge_t *r = whole ? h : mlc_huge_desc_new_locked();
       if (r) {
         uint64_t freed = h->free_ns;
         r->addr = src;
-        r->span = r->size = best_len;
+        r->span = r->size = take;
         r->in_use = false;
         r->tail = false;
-        r->next = mlc_huge_cache;
         r->free_ns = freed;
+        r->next = mlc_huge_cache;
         mlc_huge_cache = r;
-        mlc_huge_cached += best_len;
+        mlc_huge_cached += take;
       }
       mlc_mutex_unlock(&mlc_huge_lock);
-      if (!r) mlc_os_unmap(src, best_len);
+      if (!r) mlc_os_unmap(src, take);
       break;
     }
     mlc_mutex_unlock(&mlc_huge_lock);
-    mlc_trace("huge: gathered %zu cached bytes from %p into %p", best_len, src, dst + done);
-    done += best_len;
+    mlc_trace("huge: gathered %zu cached bytes from %p into %p", take, src, dst + done);
+    done += take;
   }
   return done;
 }
@@ -969,6 +1059,9 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     uintptr_t keep_end = MLC_ALIGN_UP((uintptr_t)h->addr + sz, MLC_CHUNK);
     uintptr_t old_end = (uintptr_t)h->addr + old;
     if (old_end > keep_end) mlc_pagemap_register((void *)keep_end, old_end - keep_end, NULL);
+    mlc_mutex_lock(&mlc_huge_lock); /* so do the borders there */
+    mlc_huge_borders_take((uintptr_t)h->addr + sz, old_end, NULL, 0);
+    mlc_mutex_unlock(&mlc_huge_lock);
     if (!mlc_os_resize_in_place(h->addr, old, sz)) {
       if (old_end > keep_end) mlc_pagemap_register((void *)keep_end, old_end - keep_end, (char *)h + 1);
       return NULL;
@@ -986,11 +1079,22 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
   if (mlc_huge_grow_into_cache(h, old, old_size, sz)) return h->addr;
   void *p = h->addr;
   bool in_place = false;
+  uintptr_t carried[MLC_HUGE_MOVE_BORDERS];
+  mlc_mutex_lock(&mlc_huge_lock);
+  size_t inner = mlc_huge_borders_in((uintptr_t)p, (uintptr_t)p + old);
+  mlc_mutex_unlock(&mlc_huge_lock);
   if (mlc_os_resize_in_place(p, old, sz)) {
     in_place = mlc_pagemap_register((char *)p + old, sz - old, (char *)h + 1);
     if (!in_place) mlc_os_resize_in_place(p, sz, old);
   }
+  if (in_place && inner) {
+    /* Several mappings grow by one more after them (mlc_os_resize_in_place). */
+    mlc_mutex_lock(&mlc_huge_lock);
+    mlc_huge_border_add((uintptr_t)p + old);
+    mlc_mutex_unlock(&mlc_huge_lock);
+  }
   if (!in_place) {
+    if (inner > MLC_HUGE_MOVE_BORDERS) return NULL; /* the caller copies */
     void *dst = mlc_os_reserve(sz, MLC_CHUNK);
     if (!dst) return NULL;
     if (!mlc_pagemap_register(dst, sz, (char *)h + 1)) {
@@ -1000,7 +1104,16 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     /* The old place leaves the page map first, as above (the pieces are the block's
        own: no other lookup of them is right while the program reallocates it). */
     mlc_pagemap_register(p, old, NULL);
-    if (!mlc_os_move(p, old, dst, sz)) {
+    mlc_mutex_lock(&mlc_huge_lock); /* so do its borders, back at the new place */
+    size_t n = mlc_huge_borders_take((uintptr_t)p, (uintptr_t)p + old, carried, MLC_HUGE_MOVE_BORDERS);
+    mlc_mutex_unlock(&mlc_huge_lock);
+    bool moved = mlc_os_move(p, old, dst, sz);
+    uintptr_t to = moved ? (uintptr_t)dst : (uintptr_t)p;
+    mlc_mutex_lock(&mlc_huge_lock);
+    for (size_t k = 0; k < n; k++) mlc_huge_border_add(carried[k] - (uintptr_t)p + to);
+    if (moved && n) mlc_huge_border_add(to + old); /* the rest of dst is a mapping of its own */
+    mlc_mutex_unlock(&mlc_huge_lock);
+    if (!moved) {
       mlc_pagemap_register(p, old, (char *)h + 1);
       mlc_pagemap_register(dst, sz, NULL);
       mlc_os_unmap(dst, sz);

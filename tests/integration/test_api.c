@@ -14,6 +14,7 @@
 #include "../rss.h"
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <melloc.h>
 #include <pthread.h>
@@ -865,6 +866,70 @@ START_TEST(test_huge_gathered) {
 }
 END_TEST
 
+/* The process's kernel mappings (lines of /proc/self/maps), read without allocating. */
+static size_t count_maps(void) {
+  char buf[4096];
+  size_t lines = 0;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  ck_assert_int_ge(fd, 0);
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0)
+    for (ssize_t i = 0; i < n; i++) lines += buf[i] == '\n';
+  close(fd);
+  return lines;
+}
+
+/* Big buffers replaced at random, as bench's bigbuf (smaller): each keeps its bytes
+   while the others come and go through the cache, made of several freed ones' pages,
+   grown and shrunk by realloc; and the process's mappings stay within what the gather
+   may add (at most 1024: chunk.c's borders). */
+START_TEST(test_huge_churn) {
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
+  enum { N = 12 };
+  char *w[N] = {0};
+  size_t sz[N] = {0};
+  unsigned seed[N] = {0};
+  uint64_t r = 0x5eed;
+  size_t maps0 = count_maps();
+  for (unsigned i = 0; i < 600; i++) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    unsigned k = i < N ? i : (unsigned)(r >> 33) % N;
+    if (w[k]) {
+      ck_assert_uint_eq(check_sparse(w[k], sz[k], seed[k]), sz[k]);
+      free(w[k]);
+    }
+    size_t n = 2 * MiB + (size_t)(r >> 20) % (10 * MiB);
+    char *p = (i % 7 == 0) ? calloc(1, n) : malloc(n);
+    ck_assert_ptr_nonnull(p);
+    if (i % 7 == 0) {
+      for (size_t off = 0; off < n; off += PAGE / 2) ck_assert_int_eq(p[off], 0);
+      ck_assert_int_eq(p[n - 1], 0);
+    }
+    if (i % 5 == 0) {
+      /* Grown (in place, by a mapping after it, or moved) or shrunk, bytes kept. */
+      fill_sparse(p, n, 1);
+      size_t m = (i % 10 == 0) ? n + n / 3 : n - n / 3, kept = n < m ? n : m;
+      char *q = realloc(p, m);
+      ck_assert_ptr_nonnull(q);
+      ck_assert_uint_eq(check_sparse(q, kept, 1), kept);
+      p = q;
+      n = m;
+    }
+    w[k] = p;
+    sz[k] = n;
+    seed[k] = i + 2;
+    fill_sparse(p, n, seed[k]);
+  }
+  ck_assert_uint_lt(count_maps(), maps0 + 1024 + 64 + 2 * N);
+  for (unsigned k = 0; k < N; k++) {
+    ck_assert_uint_eq(check_sparse(w[k], sz[k], seed[k]), sz[k]);
+    free(w[k]);
+  }
+  huge_keep_end(&keep);
+}
+END_TEST
+
 /* A block carved from a cached range is followed by the range's tail: realloc grows
    it there, into pages already resident (no move, no fault), and an allocation takes
    another range before such a tail. */
@@ -1568,6 +1633,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, test_huge_range_grown);
   tcase_add_test(tc, test_huge_grows_into_cache);
   tcase_add_test(tc, test_huge_gathered);
+  tcase_add_test(tc, test_huge_churn);
   tcase_add_test(tc, test_huge_whole_range_not_tail);
 #endif
   tcase_add_test(tc, test_realloc_large);
