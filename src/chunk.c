@@ -401,13 +401,18 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
 #define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
 /* The default build's free ranges (mlc_huge_take_locked) hold at most this, or a
    quarter of the bytes of live huge blocks where that is more; the oldest ranges go
-   first, and a freed block of more than half of it is unmapped at once.  bench's bigbuf
-   (20 live buffers of 5-25 MiB, interleaved runs, medians): 128 MiB 4.31 s and 474 MiB
-   of peak RSS, 96 MiB 5.02 s and 445 MiB, 32 MiB 5.83 s and 392 MiB, the whole-mapping
+   first, and a freed block of more than MLC_HUGE_RANGE_MAX, or half of the bound where
+   that is more, is unmapped at once.  bench's bigbuf (20 live buffers of 5-25 MiB,
+   interleaved runs, medians), before mlc_huge_gather: 128 MiB 4.31 s and 474 MiB of
+   peak RSS, 96 MiB 5.02 s and 445 MiB, 32 MiB 5.83 s and 392 MiB, the whole-mapping
    cache before 5.98 s and 408 MiB; tcmalloc 5.09 s and 484 MiB, glibc 5.22 s and
    457 MiB, jemalloc 17.5 s and 390 MiB.  Giving each block's slack (to the end of its
-   last 4 MiB) back at each carve saved 30 MiB and cost 0.5 s. */
-#define MLC_HUGE_RANGES_MAX ((size_t)128 << 20)
+   last 4 MiB) back at each carve saved 30 MiB and cost 0.5 s.  With the gather, which
+   makes every cached page usable (5 runs, another day): 128 MiB 2.84 s and 453 MiB,
+   96 MiB 2.93 s and 427 MiB, 80 MiB 2.95 s and 416 MiB, 64 MiB 3.05 s and 418 MiB;
+   tcmalloc 2.96 s and 484 MiB, glibc 3.00 s and 457 MiB. */
+#define MLC_HUGE_RANGES_MAX ((size_t)80 << 20)
+#define MLC_HUGE_RANGE_MAX ((size_t)64 << 20)
 
 static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_HUGE);
 static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest first */
@@ -881,7 +886,7 @@ void mlc_huge_free(mlc_huge_t *h) {
   if (!mlc_harden_guard_on) {
     h->size = h->span; /* the whole range is free */
     size_t cap = MLC_MAX(MLC_HUGE_RANGES_MAX, mlc_huge_live / 4);
-    if (h->span <= cap / 2) { /* a bigger one is unmapped at once */
+    if (h->span <= MLC_MAX(MLC_HUGE_RANGE_MAX, cap / 2)) { /* a bigger one is unmapped at once */
       /* Over the bound, the oldest ranges go back to the kernel. */
       mlc_huge_cache_push_locked(h);
       mlc_huge_t *gone = NULL;
