@@ -530,15 +530,26 @@ static size_t mlc_huge_borders_take(uintptr_t lo, uintptr_t hi, uintptr_t *out, 
   return n;
 }
 
+/* Puts back n borders taken from a range at from (mlc_huge_borders_take) at the same
+   offsets from to, where its pages are now (or are still, to == from). */
+static void mlc_huge_borders_put(const uintptr_t *b, size_t n, uintptr_t from, uintptr_t to) {
+  for (size_t k = 0; k < n; k++) mlc_huge_border_add(b[k] - from + to);
+}
+
+/* Clears the page map's pieces that lie wholly in [a, a + len), before its pages go: a
+   range that starts inside a piece (the end of one a gather moved, or what it left when
+   the kernel refused) leaves that piece to the range or block before it. */
+static void mlc_huge_unregister(char *a, size_t len) {
+  char *clear = (char *)MLC_ALIGN_UP((uintptr_t)a, MLC_CHUNK);
+  if (clear < a + len) mlc_pagemap_register(clear, (size_t)(a + len - clear), NULL);
+}
+
 static void mlc_huge_destroy(mlc_huge_t *h) {
   size_t g = mlc_huge_guard();
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_borders_take((uintptr_t)h->addr, (uintptr_t)h->addr + h->span, NULL, 0);
   mlc_mutex_unlock(&mlc_huge_lock);
-  /* A range that starts inside a piece (what a gather left when the kernel refused to
-     move it) leaves that piece to the block before it. */
-  char *clear = (char *)MLC_ALIGN_UP((uintptr_t)h->addr, MLC_CHUNK);
-  if (clear < (char *)h->addr + h->span) mlc_pagemap_register(clear, (size_t)((char *)h->addr + h->span - clear), NULL);
+  mlc_huge_unregister(h->addr, h->span);
   mlc_os_unmap((char *)h->addr - g, h->span + 2 * g);
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_desc_delete_locked(h);
@@ -610,9 +621,6 @@ static mlc_huge_t *mlc_huge_take_locked(size_t sz, size_t align) {
   return r;
 }
 
-/* Cached pages are worth an mremap from this many bytes on; less is faulted in. */
-#define MLC_HUGE_GATHER_MIN ((size_t)1 << 20)
-
 /* The range r (taken from the cache, in_use) becomes a block of sz bytes: the part past
    the chunk holding its end goes back into the cache; its pieces are registered as
    r's.  false when the page map cannot take them (r is then still whole, for the
@@ -659,6 +667,18 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
   return true;
 }
 
+/* Cached pages are worth an mremap from this many bytes on; less is faulted in. */
+#define MLC_HUGE_GATHER_MIN ((size_t)1 << 20)
+
+/* Whether a cached range is a better donor for mlc_huge_gather than the best so far:
+   one that is not a live block's growth room (tail) first; then one that holds the rest
+   (holds), the smallest such; else the one that gives the most (take). */
+static bool mlc_huge_donor_better(bool tail, bool holds, size_t span, size_t take, bool best_tail,
+                                  bool best_holds, size_t best_span, size_t best_take) {
+  if (tail != best_tail) return !tail;
+  if (holds != best_holds) return holds;
+  return holds ? span < best_span : take > best_take;
+}
 
 /* The default build's answer to a block that no free range holds whole: fills
    [dst, dst + len), pages of a new block that nothing has written, with the
@@ -695,9 +715,7 @@ static size_t mlc_huge_gather(char *dst, size_t len) {
       if (inner > MLC_HUGE_MOVE_BORDERS || inner > room || (inner && !mlc_huge_moves_several)) continue;
       bool tail = h->tail && mlc_huge_of_entry(mlc_pagemap_entry((char *)h->addr - 1)) != NULL;
       bool holds = take == need;
-      if (best && (tail != best_tail ? tail : holds != best_holds ? !holds
-                                                : holds ? h->span >= (*best)->span
-                                                        : take <= best_take))
+      if (best && !mlc_huge_donor_better(tail, holds, h->span, take, best_tail, best_holds, (*best)->span, best_take))
         continue;
       best = pp;
       best_take = take;
@@ -724,19 +742,16 @@ static size_t mlc_huge_gather(char *dst, size_t len) {
        mapping); they come back at their new place. */
     size_t ncarried = mlc_huge_borders_take((uintptr_t)src, (uintptr_t)src + take, carried, MLC_HUGE_MOVE_BORDERS);
     mlc_mutex_unlock(&mlc_huge_lock);
-    /* The page map's pieces that lie wholly in the moved part leave it before the pages
-       go; one that src cuts stays as it is (the range's, or the block's before it). */
-    char *clear = (char *)MLC_ALIGN_UP((uintptr_t)src, MLC_CHUNK);
-    if (clear < src + take) mlc_pagemap_register(clear, (size_t)(src + take - clear), NULL);
+    mlc_huge_unregister(src, take);
     bool moved = mlc_os_move(src, take, dst + done, take);
     mlc_mutex_lock(&mlc_huge_lock);
     if (moved) {
-      for (size_t k = 0; k < ncarried; k++) mlc_huge_border_add(carried[k] - (uintptr_t)src + (uintptr_t)dst + done);
+      mlc_huge_borders_put(carried, ncarried, (uintptr_t)src, (uintptr_t)dst + done);
       if (done) mlc_huge_border_add((uintptr_t)dst + done);
       if (done + take < len) mlc_huge_border_add((uintptr_t)dst + done + take);
       if (whole) mlc_huge_desc_delete_locked(h);
     } else {
-      for (size_t k = 0; k < ncarried; k++) mlc_huge_border_add(carried[k]);
+      mlc_huge_borders_put(carried, ncarried, (uintptr_t)src, (uintptr_t)src);
       if (ncarried) mlc_huge_moves_several = false;
       /* Back into the cache as a range of its own (its pieces cleared, as a tail's):
          it no longer starts a chunk, so only another gather takes it. */
@@ -1115,7 +1130,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     bool moved = mlc_os_move(p, old, dst, sz);
     uintptr_t to = moved ? (uintptr_t)dst : (uintptr_t)p;
     mlc_mutex_lock(&mlc_huge_lock);
-    for (size_t k = 0; k < n; k++) mlc_huge_border_add(carried[k] - (uintptr_t)p + to);
+    mlc_huge_borders_put(carried, n, (uintptr_t)p, to);
     if (moved && n) mlc_huge_border_add(to + old); /* the rest of dst is a mapping of its own */
     mlc_mutex_unlock(&mlc_huge_lock);
     if (!moved) {
