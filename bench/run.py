@@ -95,6 +95,15 @@ def variants(scale, threads, idle_mib, idle_sleep):
     v.append(Variant("barnes", "barnes", "barnes", ["-n", "20000", "-s", n(2)],
                      about="Barnes-Hut n-body, 20000 bodies: an octree of 112-byte cells rebuilt by malloc "
                            "every step; mostly compute, so the nodes' placement is what differs"))
+    for w, sz in ((2, 64), (2, 0)):
+        v.append(Variant("xbatch-%sw%d" % ("" if sz else "mixed-", w), "xbatch", "xbatch",
+                         ["-w", str(w), "-n", n(4000), "-s", str(sz)],
+                         about="xmalloc-test's shape: %d producers malloc batches of 4096 %s blocks, "
+                               "%d consumers free them; up to 100 batches queued"
+                               % (w, "%d-byte" % sz if sz else "8..2048-byte", w)))
+    v.append(Variant("gthread-t2", "gthread", "gthread", ["-t", "2", "-n", n(20e6)],
+                     about="glibc's bench-malloc-thread shape: 1024 slots per thread, a random one replaced "
+                           "by a block of 4..32768 bytes (inverse square), every byte written"))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
                      about="phases with a changing size mix; peak RSS / peak live bytes"))
     for mode in ("main", "thread"):
