@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Arenas: the page-level state.  An arena owns its chunks: it hands out slab granules
- * to its bins and runs of pages to large allocations, keeps wholly free chunks as spares
- * and purges what stayed free past the decay delay.  Its lock ranks after the bins'
+ * to its bins and runs of pages to large allocations, gives wholly free chunks to the
+ * spares every arena shares and purges what stayed free past the decay delay.  Its lock ranks after the bins'
  * (mutex.h).
  */
 #ifndef MLC_ARENA_H
@@ -40,8 +40,10 @@ MLC_INLINE char *mlc_slab_base(const mlc_slab_t *slab) {
    pages may be resident (else they all read as zero).  Caller holds bin->lock.  NULL
    when the kernel refuses memory. */
 mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty);
-/* The slab is empty: its granule goes back to the arena.  Caller holds bin->lock. */
-void mlc_arena_slab_free(mlc_arena_t *arena, mlc_slab_t *slab);
+/* The slab is empty: its granule goes back to its chunk's arena (which may not be its
+   bin's: a bin may take a resident free granule of another arena's chunk).  Caller
+   holds bin->lock. */
+void mlc_arena_slab_free(mlc_slab_t *slab);
 
 /* A run of pages for size bytes aligned to align (a power of two up to MLC_CHUNK / 4),
    zeroed when zero is set.  No lock held.  NULL when the kernel refuses memory. */
@@ -66,8 +68,13 @@ bool mlc_arena_large_resize(mlc_chunk_t *chunk, void *p, size_t size);
 bool mlc_arena_validate(mlc_arena_t *arena);
 
 /* Gives back to the kernel what stayed free for decay_ns (everything when 0): free
-   granules and pages are purged, spare chunks unmapped.  Returns the bytes. */
+   granules and pages are purged (the shared spares: mlc_arena_spares_purge).  Returns
+   the bytes. */
 size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns);
+/* Unmaps the shared spare chunks that waited decay_ns (all when 0).  Returns the bytes. */
+size_t mlc_arena_spares_purge(uint64_t now, uint64_t decay_ns);
+/* Bytes of the shared spare chunks.  Takes their lock. */
+size_t mlc_arena_spares_mapped(void);
 /* True when a later mlc_arena_purge may give something back: spare chunks, or dirty free
    pages in a chunk where pages became free since its last purge (dirty pages a purge
    could not give back do not count: the collector retires rather than retry them).

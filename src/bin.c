@@ -149,7 +149,7 @@ static inline void mlc_bin_free_one_locked(mlc_bin_t *bin, mlc_slab_t *s, void *
     }
     mlc_list_slab_remove(&bin->nonfull, s);
     bin->nslabs--;
-    mlc_arena_slab_free(bin->arena, s);
+    mlc_arena_slab_free(s);
   }
 }
 

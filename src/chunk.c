@@ -119,7 +119,7 @@ mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena) {
      huge pages would make one small object cost 2 MiB of RSS and every purge split a
      huge page. */
   mlc_os_nohuge(chunk, MLC_CHUNK);
-  chunk->arena = arena;
+  mlc_store(&chunk->arena, arena);
   mlc_chunk_count_mapped(MLC_CHUNK);
   return chunk;
 }

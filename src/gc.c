@@ -218,7 +218,7 @@ static unsigned long mlc_gc_seen_exits; /* Protected by mlc_gc_lock: threads gon
 static size_t mlc_gc_purge_all(uint64_t now, uint64_t decay) {
   size_t purged = 0;
   for (unsigned i = 0; i < mlc_narenas; i++) purged += mlc_arena_purge(mlc_arenas[i], now, decay);
-  return purged + mlc_huge_purge(now, decay);
+  return purged + mlc_arena_spares_purge(now, decay) + mlc_huge_purge(now, decay);
 }
 
 size_t mlc_gc_pass_at(uint64_t now, bool everything) {

@@ -25,6 +25,7 @@ enum mlc_lock_rank_e {
                         and large blocks to arenas while holding it */
   MLC_RANK_BIN,      /* bin.c: a bin; a refill takes its arena's lock for a new slab */
   MLC_RANK_ARENA,    /* arena.c: an arena; a new or unmapped chunk updates the page map */
+  MLC_RANK_SPARE,    /* arena.c: the wholly free chunks every arena shares */
   MLC_RANK_HUGE,     /* chunk.c: the huge mappings; new descriptors come from base */
   MLC_RANK_PAGEMAP,  /* chunk.c: the page map; new leaves come from base */
   MLC_RANK_BASE,     /* base.c: the metadata allocator, taken last */

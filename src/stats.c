@@ -54,6 +54,7 @@ void mlc_stats_gather(melloc_stats_t *st) {
     st->large_allocated += large;
     st->mapped += mapped;
   }
+  st->mapped += mlc_arena_spares_mapped();
   size_t lcached = mlc_tcache_cached_large_bytes();
   st->large_allocated = st->large_allocated > lcached ? st->large_allocated - lcached : 0;
   st->cached += lcached;

@@ -78,8 +78,12 @@ struct mlc_slab_s {
  * which the arena calls holding arena->lock.
  */
 struct mlc_chunk_s {
-  mlc_arena_t *arena;      /* Constant */
-  mlc_chunk_t *next;       /* Protected by arena->lock: the arena's chunks, or its spares */
+  /* Atomic (relaxed): the arena that owns it; a wholly free chunk passes from one arena
+     to another through the shared spares (arena.c), and a chunk with live blocks never
+     does, so a free reads the arena its block came from. */
+  mlc_arena_t *arena;
+  mlc_chunk_t *next;       /* Protected by arena->lock: the arena's chunks; or by the spare
+                              lock: the shared spares (arena.c) */
   mlc_chunk_t *prev;
   uint64_t free_ns;        /* Protected by arena->lock: when memory in it last became free */
   uint32_t nfree;          /* Protected by arena->lock: free pages */
@@ -132,8 +136,6 @@ struct mlc_arena_s {
   mlc_mutex_t lock;
   unsigned ind;               /* Constant */
   mlc_chunk_t *chunks;        /* Protected by lock: every chunk in use */
-  mlc_chunk_t *spare;         /* Protected by lock: wholly free chunks, kept for reuse */
-  size_t nspare;              /* Protected by lock */
   size_t mapped;              /* Protected by lock: bytes of chunks held */
   uint64_t nlarge_alloc;      /* Protected by lock */
   uint64_t nlarge_free;       /* Protected by lock */

@@ -174,20 +174,75 @@ START_TEST(test_purge_whole_kernel_pages) {
 }
 END_TEST
 
-/* A wholly free chunk becomes a spare; purging with no delay unmaps it. */
+/* A wholly free chunk becomes a spare that every arena shares: the next arena that
+   needs a chunk takes it, whichever arena freed it.  Purging with no delay unmaps it. */
 START_TEST(test_spare_chunk) {
-  mlc_arena_t *a = new_arena();
+  mlc_arena_t *a = new_arena(), *b = mlc_arena_new(202);
+  ck_assert_ptr_nonnull(b);
+  size_t before = mlc_arena_spares_mapped();
   char *p = mlc_arena_large_alloc(a, 100 * MLC_PAGE, 0, false);
   ck_assert_uint_eq(a->mapped, MLC_CHUNK);
   mlc_arena_large_free(mlc_pagemap_entry(p), p);
-  ck_assert_uint_eq(a->nspare, 1);
-  char *q = mlc_arena_large_alloc(a, 100 * MLC_PAGE, 0, false);
-  ck_assert_uint_eq(a->nspare, 0);
-  ck_assert_uint_eq(a->mapped, MLC_CHUNK);
-  mlc_arena_large_free(mlc_pagemap_entry(q), q);
-  ck_assert_uint_eq(mlc_arena_purge(a, mlc_os_now_ns(), 0), MLC_CHUNK);
   ck_assert_uint_eq(a->mapped, 0);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), before + MLC_CHUNK);
+  char *q = mlc_arena_large_alloc(b, 100 * MLC_PAGE, 0, false);
+  ck_assert_ptr_eq(q, p); /* the same chunk, now b's */
+  ck_assert_ptr_eq(((mlc_chunk_t *)mlc_pagemap_entry(q))->arena, b);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), before);
+  ck_assert_uint_eq(b->mapped, MLC_CHUNK);
+  mlc_arena_large_free(mlc_pagemap_entry(q), q);
+  ck_assert_uint_eq(b->mapped, 0);
+  ck_assert(mlc_arena_purgeable(a)); /* any arena's pass sees the spare */
+  ck_assert_uint_ge(mlc_arena_spares_purge(mlc_os_now_ns(), 0), MLC_CHUNK);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), 0);
   ck_assert_ptr_null(mlc_pagemap_entry(q));
+}
+END_TEST
+
+/* An arena with no resident free granule of its own takes one of another arena's chunk
+   before it touches fresh pages; the granule stays that chunk's: freed, it goes back
+   to the chunk's arena, which purges it. */
+START_TEST(test_slab_borrows_resident_granule) {
+  mlc_boot();
+  /* Two arenas of their own in the registry (each test runs in a child process). */
+  mlc_arena_t *a = mlc_arena_new(0), *b = mlc_arena_new(1);
+  ck_assert(a && b);
+  mlc_arenas[0] = a;
+  mlc_arenas[1] = b;
+  mlc_narenas = 2;
+  static void *objs[MLC_SLAB_MAX_OBJS];
+  unsigned n = mlc_class_nobjs[1];
+  void *keep, *x, *y;
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[1], objs, n), n);
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&a->bins[1], &keep, 1), 1); /* a second slab */
+  uintptr_t granule = (uintptr_t)objs[0] & ~(uintptr_t)(MLC_GRANULE - 1);
+  memset(objs[0], 0x5a, 64); /* resident */
+  mlc_bin_free_batch(objs, n, 1); /* the first slab empties: a free, dirty granule */
+  ck_assert_uint_eq(b->mapped, 0);
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&b->bins[2], &x, 1), 1);
+  ck_assert_uint_eq((uintptr_t)x & ~(uintptr_t)(MLC_GRANULE - 1), granule);
+  ck_assert_uint_eq(b->mapped, 0); /* no chunk of its own */
+  ck_assert_ptr_eq(((mlc_chunk_t *)mlc_pagemap_entry(x))->arena, a);
+  ck_assert_uint_eq(mlc_pagemap_class(x), 2);
+  /* No resident granule left anywhere: b's next slab is in a chunk of its own. */
+  unsigned m = mlc_class_nobjs[2];
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&b->bins[2], objs, m), m);
+  ck_assert_uint_eq(b->mapped, MLC_CHUNK);
+  ck_assert_uint_eq(mlc_bin_alloc_batch(&b->bins[2], &y, 1), 1);
+  ck_assert_ptr_eq(((mlc_chunk_t *)mlc_pagemap_entry(y))->arena, b);
+  /* The borrowed slab empties (b's bin has others): back to a's chunk. */
+  mlc_bin_free_batch(&x, 1, 2);
+  mlc_bin_free_batch(objs, m - 1, 2);
+  ck_assert_uint_eq(mlc_pagemap_class((void *)granule), 0);
+  ck_assert(mlc_arena_validate(a));
+  ck_assert(mlc_arena_validate(b));
+  ck_assert(mlc_arena_purgeable(a));
+  ck_assert_uint_ge(mlc_arena_purge(a, mlc_os_now_ns(), 0), MLC_GRANULE);
+  mlc_bin_free_batch(&objs[m - 1], 1, 2);
+  mlc_bin_free_batch(&y, 1, 2);
+  mlc_bin_free_batch(&keep, 1, 1);
+  ck_assert(mlc_arena_validate(a));
+  ck_assert(mlc_arena_validate(b));
 }
 END_TEST
 
@@ -312,6 +367,7 @@ int main(void) {
   tcase_add_test(tc, test_purge_after_decay);
   tcase_add_test(tc, test_purge_whole_kernel_pages);
   tcase_add_test(tc, test_spare_chunk);
+  tcase_add_test(tc, test_slab_borrows_resident_granule);
   tcase_add_test(tc, test_granule_reuse_across_classes);
   tcase_add_test(tc, test_slabs_and_runs_share_chunks);
   tcase_add_test(tc, test_chunk_state_random);
