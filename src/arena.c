@@ -93,7 +93,10 @@ static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
    spares, or is unmapped when there are enough. */
 static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   mlc_assert(mlc_mutex_owned(&arena->lock));
-  if (c->nfree != MLC_CHUNK_FREE_PAGES) return;
+  if (c->nfree != MLC_CHUNK_FREE_PAGES) {
+    if (c->free_granules & c->dirty_granules) mlc_store(&arena->granule_hint, true);
+    return;
+  }
   mlc_list_chunk_remove(&arena->chunks, c);
   arena->mapped -= MLC_CHUNK;
   mlc_mutex_lock(&mlc_spare_lock);
@@ -118,6 +121,7 @@ static mlc_chunk_t *mlc_arena_dirty_chunk_locked(mlc_arena_t *a, mlc_chunk_t **a
     if (c->free_granules & c->dirty_granules) return c;
     if (any && !*any && c->free_granules) *any = c;
   }
+  mlc_store(&a->granule_hint, false);
   return NULL;
 }
 
@@ -142,6 +146,10 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty
     /* One arena lock at a time (the caller's bin lock ranks below them all). */
     for (unsigned k = 1; k <= MLC_BORROW_ARENAS && k < mlc_narenas && !c; k++) {
       owner = mlc_arenas[(arena->ind + k) % mlc_narenas];
+      /* Not an arena whose last search found nothing and that has freed no pages
+         since: with many arenas of many chunks, walking each one's list for every new
+         slab would cost more than the page faults it saves. */
+      if (!mlc_load(&owner->granule_hint)) continue;
       mlc_mutex_lock(&owner->lock);
       c = mlc_arena_dirty_chunk_locked(owner, NULL);
       if (!c) mlc_mutex_unlock(&owner->lock);

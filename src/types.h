@@ -137,6 +137,10 @@ struct mlc_arena_s {
   unsigned ind;               /* Constant */
   mlc_chunk_t *chunks;        /* Protected by lock: every chunk in use */
   size_t mapped;              /* Protected by lock: bytes of chunks held */
+  /* Atomic (relaxed; written under lock): some chunk may have a resident free granule.
+     Set when pages are freed, cleared by a search that finds none; another arena looks
+     in this one's chunks only while it is set (arena.c, mlc_arena_slab_alloc). */
+  bool granule_hint;
   uint64_t nlarge_alloc;      /* Protected by lock */
   uint64_t nlarge_free;       /* Protected by lock */
   size_t large_allocated;     /* Protected by lock: bytes in live large runs */
