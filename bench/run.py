@@ -104,6 +104,9 @@ def variants(scale, threads, idle_mib, idle_sleep):
     v.append(Variant("gthread-t2", "gthread", "gthread", ["-t", "2", "-n", n(20e6)],
                      about="glibc's bench-malloc-thread shape: 1024 slots per thread, a random one replaced "
                            "by a block of 4..32768 bytes (inverse square), every byte written"))
+    v.append(Variant("tstress-t2", "tstress", "tstress", ["-t", "2", "-n", n(10), "-r", "10"],
+                     about="mimalloc's stress test's shape: short-lived and retained blocks of 8 B..1 MiB, "
+                           "a quarter swapped through 1000 shared slots; threads recreated 10 times"))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
                      about="phases with a changing size mix; peak RSS / peak live bytes"))
     for mode in ("main", "thread"):
