@@ -199,6 +199,32 @@ START_TEST(test_spare_chunk) {
 }
 END_TEST
 
+/* Chunks freed together wait as spares past the fixed bound (8 per arena) while they
+   and the chunks in use stay under the recent peak of chunks in use; the collector's
+   purge keeps them until the decay delay, then unmaps them. */
+START_TEST(test_spares_follow_peak) {
+  mlc_arena_t *a = new_arena();
+  size_t k = 8 * (size_t)mlc_narenas + 4, before = mlc_arena_spares_mapped();
+  char **runs = calloc(k, sizeof(char *));
+  ck_assert_ptr_nonnull(runs);
+  for (size_t i = 0; i < k; i++) {
+    runs[i] = mlc_arena_large_alloc(a, (size_t)MLC_CHUNK_FREE_PAGES * MLC_PAGE, 0, false);
+    ck_assert_ptr_nonnull(runs[i]);
+  }
+  ck_assert_uint_eq(a->mapped, k * MLC_CHUNK);
+  for (size_t i = 0; i < k; i++) mlc_arena_large_free(mlc_pagemap_entry(runs[i]), runs[i]);
+  ck_assert_uint_eq(a->mapped, 0);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), before + k * MLC_CHUNK);
+  uint64_t now = mlc_os_now_ns();
+  ck_assert_uint_eq(mlc_arena_spares_purge(now, (uint64_t)3600 * 1000000000u), 0);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), before + k * MLC_CHUNK);
+  ck_assert_uint_ge(mlc_arena_spares_purge(now, 0), k * MLC_CHUNK);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), 0);
+  for (size_t i = 0; i < k; i++) ck_assert_ptr_null(mlc_pagemap_entry(runs[i]));
+  free(runs);
+}
+END_TEST
+
 /* An arena with no resident free granule of its own takes one of another arena's chunk
    before it touches fresh pages; the granule stays that chunk's: freed, it goes back
    to the chunk's arena, which purges it. */
@@ -368,6 +394,7 @@ int main(void) {
   tcase_add_test(tc, test_purge_whole_kernel_pages);
   tcase_add_test(tc, test_spare_chunk);
   tcase_add_test(tc, test_slab_borrows_resident_granule);
+  tcase_add_test(tc, test_spares_follow_peak);
   tcase_add_test(tc, test_granule_reuse_across_classes);
   tcase_add_test(tc, test_slabs_and_runs_share_chunks);
   tcase_add_test(tc, test_chunk_state_random);
