@@ -35,9 +35,9 @@ static size_t mlc_nspares;      /* Protected by mlc_spare_lock */
    was freed in the last decay delay or so (reset by the collector's purge).  Spares are
    also kept while they and the chunks in use stay under that peak: chunks freed
    together (threads that end, a phase that ends) wait for the next phase, which would
-   fault them in again (bench's tstress-t2, with the same rule for huge blocks in
-   chunk.c: page faults 300-330k -> 150-180k, 0.72 -> 0.63 s; glibc 157k, 0.60 s), and
-   the peak RSS does not grow. */
+   fault them in again (bench's tstress-t2: 0.69 -> 0.64 s, 5 interleaved runs; glibc
+   0.56-0.60 s), and the peak RSS does not grow.  The same rule for the huge cache
+   (chunk.c) took it to 0.62 s but bigbuf's peak RSS from 415 to 429 MiB: not kept. */
 static size_t mlc_chunks_used, mlc_chunks_peak;
 static uint64_t mlc_chunks_peak_ns; /* Protected by mlc_spare_lock: when the peak was reset */
 

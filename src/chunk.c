@@ -400,8 +400,7 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
    back: faulting pages in again costs far more than keeping them a few seconds. */
 #define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
 /* The default build's free ranges (mlc_huge_take_locked) hold at most this, or a
-   quarter of the bytes of live huge blocks, or what keeps live and cached bytes under
-   their recent peak (mlc_huge_free), where that is more; the oldest ranges go
+   quarter of the bytes of live huge blocks where that is more; the oldest ranges go
    first, and a freed block of more than MLC_HUGE_RANGE_MAX, or half of the bound where
    that is more, is unmapped at once.  bench's bigbuf (20 live buffers of 5-25 MiB,
    interleaved runs, medians), before mlc_huge_gather: 128 MiB 4.31 s and 474 MiB of
@@ -420,11 +419,6 @@ static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest fir
 static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
 static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
 static size_t mlc_huge_live;           /* Protected by mlc_huge_lock */
-/* Protected by mlc_huge_lock: the most live huge bytes a free has seen in the last
-   decay delay or so (reset by the collector's purge; mlc_huge_free's bound), and when
-   it was reset. */
-static size_t mlc_huge_peak;
-static uint64_t mlc_huge_peak_ns;
 
 /* Whole kernel pages: the mapping has them anyway, and mremap and munmap see them. */
 static size_t mlc_huge_round(size_t size) {
@@ -903,18 +897,10 @@ void mlc_huge_free(mlc_huge_t *h) {
   }
   h->in_use = false;
   h->tail = false;
-  if (mlc_huge_live > mlc_huge_peak) mlc_huge_peak = mlc_huge_live;
   mlc_huge_live -= h->size;
   if (!mlc_harden_guard_on) {
     h->size = h->span; /* the whole range is free */
-    /* Or what keeps live and cached bytes under their recent peak: blocks freed
-       together (threads that end, a phase that ends) wait for the next phase's
-       allocations, which would fault them in again.  bench's tstress-t2 (each round's
-       threads free their 2-10 MiB blocks at exit), with the same rule for the arenas'
-       spare chunks (arena.c): page faults 300-330k -> 150-180k, 0.72 -> 0.63 s (glibc
-       157k, 0.60 s), peak RSS +2%.  It adds nothing to the peak: live + cached stays
-       under the peak of live bytes or within the fixed bound above the live ones. */
-    size_t cap = MLC_MAX(MLC_MAX(MLC_HUGE_RANGES_MAX, mlc_huge_live / 4), mlc_huge_peak - mlc_huge_live);
+    size_t cap = MLC_MAX(MLC_HUGE_RANGES_MAX, mlc_huge_live / 4);
     if (h->span <= MLC_MAX(MLC_HUGE_RANGE_MAX, cap / 2)) { /* a bigger one is unmapped at once */
       /* Over the bound, the oldest ranges go back to the kernel. */
       mlc_huge_cache_push_locked(h);
@@ -1160,12 +1146,6 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
 
 size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
-  mlc_mutex_lock(&mlc_huge_lock);
-  if (now - mlc_huge_peak_ns >= decay_ns) {
-    mlc_huge_peak = mlc_huge_live;
-    mlc_huge_peak_ns = now;
-  }
-  mlc_mutex_unlock(&mlc_huge_lock);
   for (;;) {
     mlc_mutex_lock(&mlc_huge_lock);
     mlc_huge_t **pp = &mlc_huge_cache, *h;

@@ -866,41 +866,6 @@ START_TEST(test_huge_gathered) {
 }
 END_TEST
 
-/* Huge blocks freed together (a phase's or a thread's end) stay cached past the fixed
-   bound (80 MiB) while live and cached bytes stay under their recent peak: the next
-   phase's blocks of the same sizes get their pages, resident before they are touched,
-   and the process grows no bigger (bench's tstress: the old bound unmapped 40 of these
-   120 MiB and faulted them in again). */
-START_TEST(test_huge_freed_together_kept) {
-  struct huge_keep keep;
-  huge_keep_begin(&keep);
-  enum { N = 12 };
-  char *p[N];
-  for (int i = 0; i < N; i++) {
-    p[i] = malloc(10 * MiB);
-    ck_assert_ptr_nonnull(p[i]);
-    memset(hide(p[i]), 0x5c, 10 * MiB);
-  }
-  for (int i = 0; i < N; i++) free(p[i]);
-  size_t rss0 = mlc_test_rss_kb();
-  long resident = 0;
-  for (int i = 0; i < N; i++) {
-    p[i] = malloc(10 * MiB);
-    ck_assert_ptr_nonnull(p[i]);
-    resident += resident_pages(p[i], 10 * MiB);
-  }
-  ck_assert_int_eq(resident, (long)(N * 10 * MiB / PAGE));
-  size_t rss1 = mlc_test_rss_kb();
-  if (rss0 && rss1) ck_assert_uint_lt(rss1, rss0 + 2 * 1024);
-  for (int i = 0; i < N; i++) {
-    fill_sparse(p[i], 10 * MiB, (unsigned)i);
-    ck_assert_uint_eq(check_sparse(p[i], 10 * MiB, (unsigned)i), 10 * MiB);
-    free(p[i]);
-  }
-  huge_keep_end(&keep);
-}
-END_TEST
-
 /* The process's kernel mappings (lines of /proc/self/maps), read without allocating. */
 static size_t count_maps(void) {
   char buf[4096];
@@ -1668,7 +1633,6 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, test_huge_range_grown);
   tcase_add_test(tc, test_huge_grows_into_cache);
   tcase_add_test(tc, test_huge_gathered);
-  tcase_add_test(tc, test_huge_freed_together_kept);
   tcase_add_test(tc, test_huge_churn);
   tcase_add_test(tc, test_huge_whole_range_not_tail);
 #endif
