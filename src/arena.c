@@ -158,15 +158,18 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty
   mlc_mutex_lock(&arena->lock);
   mlc_arena_t *owner = arena;
   mlc_chunk_t *any = NULL, *c = mlc_arena_dirty_chunk_locked(arena, &any);
-  if (!c && mlc_narenas > 1) {
+  /* Only arenas whose last search found something or that have freed pages since: with
+     many arenas of many chunks, walking each one's list for every new slab would cost
+     more than the page faults it saves.  With none, this arena's lock is kept. */
+  unsigned hinted = 0;
+  for (unsigned k = 1; !c && k <= MLC_BORROW_ARENAS && k < mlc_narenas; k++)
+    if (mlc_load(&mlc_arenas[(arena->ind + k) % mlc_narenas]->granule_hint)) hinted |= 1u << k;
+  if (hinted) {
     mlc_mutex_unlock(&arena->lock);
     /* One arena lock at a time (the caller's bin lock ranks below them all). */
-    for (unsigned k = 1; k <= MLC_BORROW_ARENAS && k < mlc_narenas && !c; k++) {
+    for (unsigned k = 1; k <= MLC_BORROW_ARENAS && !c; k++) {
+      if (!(hinted & (1u << k))) continue;
       owner = mlc_arenas[(arena->ind + k) % mlc_narenas];
-      /* Not an arena whose last search found nothing and that has freed no pages
-         since: with many arenas of many chunks, walking each one's list for every new
-         slab would cost more than the page faults it saves. */
-      if (!mlc_load(&owner->granule_hint)) continue;
       mlc_mutex_lock(&owner->lock);
       c = mlc_arena_dirty_chunk_locked(owner, NULL);
       if (!c) mlc_mutex_unlock(&owner->lock);

@@ -2,8 +2,8 @@
 /*
  * Arenas: the page-level state.  An arena owns its chunks: it hands out slab granules
  * to its bins and runs of pages to large allocations, gives wholly free chunks to the
- * spares every arena shares and purges what stayed free past the decay delay.  Its lock ranks after the bins'
- * (mutex.h).
+ * spares every arena shares and purges what stayed free past the decay delay.  Its lock
+ * ranks after the bins' (mutex.h).
  */
 #ifndef MLC_ARENA_H
 #define MLC_ARENA_H
