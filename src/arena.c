@@ -418,7 +418,7 @@ size_t mlc_arena_purge(mlc_arena_t *arena, uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
   mlc_mutex_lock(&arena->lock);
   for (mlc_chunk_t *c = arena->chunks; c; c = c->next) {
-    if (!c->dirty_granules || !c->purge_pending || (decay_ns && now - c->free_ns < decay_ns))
+    if (!c->dirty_granules || !c->purge_pending || !mlc_aged(now, c->free_ns, decay_ns))
       continue;
     purged += mlc_chunk_purge(c);
   }
@@ -438,7 +438,7 @@ size_t mlc_arena_spares_purge(uint64_t now, uint64_t decay_ns) {
   }
   for (mlc_chunk_t *c = mlc_spares; c; c = next) {
     next = c->next;
-    if (decay_ns && now - c->free_ns < decay_ns) continue;
+    if (!mlc_aged(now, c->free_ns, decay_ns)) continue;
     mlc_list_chunk_remove(&mlc_spares, c);
     mlc_nspares--;
     purged += MLC_CHUNK;

@@ -1150,7 +1150,7 @@ size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {
     mlc_mutex_lock(&mlc_huge_lock);
     mlc_huge_t **pp = &mlc_huge_cache, *h;
     for (; (h = *pp) != NULL; pp = &h->next)
-      if (decay_ns == 0 || now - h->free_ns >= decay_ns) break;
+      if (mlc_aged(now, h->free_ns, decay_ns)) break;
     if (h) {
       *pp = h->next;
       mlc_huge_cached -= h->span;

@@ -132,4 +132,12 @@ void mlc_trace_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2))
     if (mlc_config_debug && mlc_trace_on) mlc_trace_printf(__VA_ARGS__); \
   } while (0)
 
+/* Whether what happened at then (ns) is decay ns old at now, or decay is 0.  A then
+   after now is not old: a purge reads the clock once and the threads it runs beside
+   free things after that (now - then wrapped around, and pages freed a moment before
+   read as ages old: decay_ms:60000 purged 40 MiB freed during the pass). */
+MLC_INLINE bool mlc_aged(uint64_t now, uint64_t then, uint64_t decay) {
+  return decay == 0 || (now >= then && now - then >= decay);
+}
+
 #endif /* MLC_INTERNAL_H */
