@@ -283,15 +283,17 @@ size_t mlc_gc_pass_at(uint64_t now, bool everything) {
    burst goes back 0.25-1.25 s after its end instead of 1-2 s, and all of it: the probe
    makes a full collection, caches emptied and every free page purged).  Each cache is
    claimed for the look, as a pass claims it, and one held by its owner counts as used;
-   a thread that calls the allocator in that quarter interval keeps decay_ms.  Returns
-   the bytes purged. */
-static size_t mlc_gc_probe_at(uint64_t now) {
+   a thread that calls the allocator in that quarter interval keeps decay_ms, and so
+   does a process with gc_quiet:false, set before or while the collector waits for
+   the probe.  Returns the bytes purged. */
+size_t mlc_gc_probe_at(uint64_t now) {
   size_t purged = 0;
   bool quiet = false;
   mlc_mutex_lock(&mlc_gc_lock);
   uint64_t pass = mlc_load(&mlc_gc_last_pass);
   uint64_t decay = mlc_load(&mlc_opt.decay_ms) * 1000000u;
-  if (mlc_load(&mlc_gc_last_busy) && now > pass && decay > now - pass) {
+  if (mlc_load(&mlc_opt.gc_quiet) && mlc_load(&mlc_gc_last_busy) && now > pass &&
+      decay > now - pass) {
     bool used = false;
     mlc_tcache_registry_lock();
     for (mlc_tcache_t *tc = mlc_tcache_registry_first(); tc && !used; tc = tc->next) {

@@ -33,6 +33,11 @@ size_t mlc_gc_collect_now(void);
    the bytes given back to the kernel.  Any thread; passes are serialised. */
 size_t mlc_gc_pass_at(uint64_t now, bool everything);
 
+/* The collector's look for a quiet process a quarter interval after a busy pass, as if
+   the clock read now: a full collection when no cache was used since that pass and
+   gc_quiet is on.  Returns the bytes given back to the kernel. */
+size_t mlc_gc_probe_at(uint64_t now);
+
 /* The share of a cache an idle pass returns: 1/8, 1/4, 1/2, then all. */
 MLC_INLINE size_t mlc_gc_piece(size_t n, unsigned idle_passes) {
   if (idle_passes >= 4) return n;

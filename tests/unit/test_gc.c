@@ -371,6 +371,36 @@ START_TEST(test_decay_clock) {
 }
 END_TEST
 
+/* The probe a quarter interval after a busy pass: with no cache used since, a full
+   collection (what was freed before the pass goes back, decay_ms or not); with
+   gc_quiet:false, set after the pass (as melloc_option_set may while the collector
+   waits for its probe), nothing -- decay_ms holds in every pass. */
+START_TEST(test_probe_follows_gc_quiet) {
+  mlc_boot();
+  size_t kp = MLC_MAX(mlc_os_page_size(), MLC_PAGE);
+  size_t want = 400000 / MLC_PAGE * MLC_PAGE - 2 * (kp - MLC_PAGE);
+  void *keep = malloc(200000);
+  for (int round = 0; round < 2; round++) {
+    char *p = malloc(400000);
+    memset(p, 1, 400000);
+    free(malloc(48)); /* this thread's cache moves: the pass below is a busy one */
+    free(p);
+    uint64_t now = mlc_os_now_ns();
+    /* No check between the pass and the probe: its asserts allocate (a used cache). */
+    size_t passed = mlc_gc_pass_at(now, false);
+    int set = mlc_option_set("gc_quiet", round ? "true" : "false");
+    size_t probed = mlc_gc_probe_at(now + 1000);
+    ck_assert_uint_eq(passed, 0); /* busy: decay_ms holds */
+    ck_assert_int_eq(set, 0);
+    if (round)
+      ck_assert_uint_ge(probed, want);
+    else
+      ck_assert_uint_eq(probed, 0);
+  }
+  free(keep);
+}
+END_TEST
+
 /* A thread that exits while passes run in a loop on another thread. */
 static void *short_lived(void *arg) {
   (void)arg;
@@ -429,6 +459,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_owner_after_collection);
   tcase_add_test(tc, test_idle_caches_parked);
   tcase_add_test(tc, test_decay_clock);
+  tcase_add_test(tc, test_probe_follows_gc_quiet);
   tcase_add_test(tc, test_exit_during_passes);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
