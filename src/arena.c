@@ -32,14 +32,16 @@ static mlc_mutex_t mlc_spare_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_SPARE);
 static mlc_chunk_t *mlc_spares; /* Protected by mlc_spare_lock */
 static size_t mlc_nspares;      /* Protected by mlc_spare_lock */
 /* Protected by mlc_spare_lock: chunks the arenas hold, and the most they held when one
-   was freed in the last decay delay or so (reset by the collector's purge).  Spares are
-   also kept while they and the chunks in use stay under that peak: chunks freed
-   together (threads that end, a phase that ends) wait for the next phase, which would
-   fault them in again (bench's tstress-t2: 0.69 -> 0.64 s, 5 interleaved runs; glibc
-   0.56-0.60 s), and the peak RSS does not grow.  The same rule for the huge cache
-   (chunk.c) took it to 0.62 s but bigbuf's peak RSS from 415 to 429 MiB: not kept. */
-static size_t mlc_chunks_used, mlc_chunks_peak;
-static uint64_t mlc_chunks_peak_ns; /* Protected by mlc_spare_lock: when the peak was reset */
+   was freed since the collector's purge began a new window (once per decay delay).
+   Spares are also kept while they and the chunks in use stay under the peak of this
+   window and the one before: chunks freed together (threads that end, a phase that
+   ends) wait for the next phase, which would fault them in again, and the peak RSS
+   does not grow.  Two windows, because one that turns in the middle of a phase would
+   forget it: the first pass, a quarter interval in, set the peak to what was in use
+   then, and tstress-t2's rounds unmapped 16 chunks each (with the huge cache's rule
+   in chunk.c, 5 interleaved runs: 0.55 -> 0.52 s, page faults 178k -> 151k). */
+static size_t mlc_chunks_used, mlc_chunks_peak, mlc_chunks_peak_last;
+static uint64_t mlc_chunks_peak_ns; /* Protected by mlc_spare_lock: when the window began */
 
 mlc_arena_t *mlc_arena_new(unsigned ind) {
   mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
@@ -117,7 +119,8 @@ static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   mlc_mutex_lock(&mlc_spare_lock);
   if (mlc_chunks_used > mlc_chunks_peak) mlc_chunks_peak = mlc_chunks_used;
   mlc_chunks_used--;
-  bool keep = mlc_nspares < MLC_MAX((size_t)MLC_SPARE_PER_ARENA * mlc_narenas, mlc_chunks_peak - mlc_chunks_used);
+  size_t peak = MLC_MAX(mlc_chunks_peak, mlc_chunks_peak_last);
+  bool keep = mlc_nspares < MLC_MAX((size_t)MLC_SPARE_PER_ARENA * mlc_narenas, peak - mlc_chunks_used);
   if (keep) {
     mlc_list_chunk_push(&mlc_spares, c);
     mlc_nspares++;
@@ -430,9 +433,10 @@ size_t mlc_arena_spares_purge(uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
   mlc_chunk_t *next;
   mlc_mutex_lock(&mlc_spare_lock);
-  /* The peak is of the last decay delay or so: the bound follows a program whose use
-     shrank for good. */
-  if (now - mlc_chunks_peak_ns >= decay_ns) {
+  /* A new window for the peak once per decay delay: the bound follows a program whose
+     use shrank for good, one or two delays later. */
+  if (mlc_aged(now, mlc_chunks_peak_ns, decay_ns)) {
+    mlc_chunks_peak_last = mlc_chunks_peak;
     mlc_chunks_peak = mlc_chunks_used;
     mlc_chunks_peak_ns = now;
   }

@@ -866,6 +866,51 @@ START_TEST(test_huge_gathered) {
 }
 END_TEST
 
+/* Huge blocks freed as a phase ends (live huge bytes fall under half their recent
+   peak) stay cached past the fixed bound (80 MiB) while live and cached bytes stay
+   under that peak, and serve the next phase with resident pages; while live bytes
+   stay above half the peak (a program that replaces its buffers), the fixed bound
+   holds and the oldest range is unmapped (bench's tstress: the next round faulted in
+   again what its threads freed at exit; bigbuf: its peak RSS must not grow). */
+START_TEST(test_huge_phase_end_kept) {
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
+  enum { N = 24, FIRST = 11 };
+  char *p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = malloc(8 * MiB);
+    ck_assert_ptr_nonnull(p[i]);
+    memset(hide(p[i]), 0x5c, 8 * MiB);
+  }
+  /* 88 MiB freed, 104 of 192 still live: over the fixed bound, the oldest goes. */
+  for (int i = 0; i < FIRST; i++) free(p[i]);
+  ck_assert_int_eq(resident_pages(p[0], 8 * MiB), -1); /* unmapped */
+  for (int i = 1; i < FIRST; i++) ck_assert_int_eq(resident_pages(p[i], 8 * MiB), (long)(8 * MiB / PAGE));
+  /* The phase ends.  The next free leaves 96 MiB live, half the peak: the bound holds
+     and p[1] goes; from the one after on, every block stays cached (176 MiB in the
+     end, under the 192 of the peak). */
+  for (int i = FIRST; i < N; i++) free(p[i]);
+  ck_assert_int_eq(resident_pages(p[1], 8 * MiB), -1);
+  for (int i = 2; i < N; i++) ck_assert_int_eq(resident_pages(p[i], 8 * MiB), (long)(8 * MiB / PAGE));
+  size_t rss0 = mlc_test_rss_kb();
+  long resident = 0;
+  for (int i = 2; i < N; i++) {
+    p[i] = malloc(8 * MiB);
+    ck_assert_ptr_nonnull(p[i]);
+    resident += resident_pages(p[i], 8 * MiB);
+  }
+  ck_assert_int_eq(resident, (long)((N - 2) * 8 * MiB / PAGE));
+  size_t rss1 = mlc_test_rss_kb();
+  if (rss0 && rss1) ck_assert_uint_lt(rss1, rss0 + 2 * 1024);
+  for (int i = 2; i < N; i++) {
+    fill_sparse(p[i], 8 * MiB, (unsigned)i);
+    ck_assert_uint_eq(check_sparse(p[i], 8 * MiB, (unsigned)i), 8 * MiB);
+    free(p[i]);
+  }
+  huge_keep_end(&keep);
+}
+END_TEST
+
 /* The process's kernel mappings (lines of /proc/self/maps), read without allocating. */
 static size_t count_maps(void) {
   char buf[4096];
@@ -1633,6 +1678,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, test_huge_range_grown);
   tcase_add_test(tc, test_huge_grows_into_cache);
   tcase_add_test(tc, test_huge_gathered);
+  tcase_add_test(tc, test_huge_phase_end_kept);
   tcase_add_test(tc, test_huge_churn);
   tcase_add_test(tc, test_huge_whole_range_not_tail);
 #endif

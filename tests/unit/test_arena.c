@@ -225,6 +225,31 @@ START_TEST(test_spares_follow_peak) {
 }
 END_TEST
 
+/* The collector's purge begins a new window for the peak once per decay delay; one
+   that begins in the middle of a phase's frees forgets nothing of the phase: the
+   chunks freed after it still wait, up to the peak before it. */
+START_TEST(test_spares_peak_survives_window) {
+  mlc_arena_t *a = new_arena();
+  size_t k = 8 * (size_t)mlc_narenas + 4, before = mlc_arena_spares_mapped();
+  char **runs = calloc(k, sizeof(char *));
+  ck_assert_ptr_nonnull(runs);
+  for (size_t i = 0; i < k; i++) {
+    runs[i] = mlc_arena_large_alloc(a, (size_t)MLC_CHUNK_FREE_PAGES * MLC_PAGE, 0, false);
+    ck_assert_ptr_nonnull(runs[i]);
+  }
+  for (size_t i = 0; i < 4; i++) mlc_arena_large_free(mlc_pagemap_entry(runs[i]), runs[i]);
+  /* A window turns (the last began at start-up, more than a second ago); what waits
+     is younger than the delay and stays. */
+  uint64_t second = 1000000000u, now = mlc_os_now_ns();
+  ck_assert_uint_ge(now, second);
+  ck_assert_uint_eq(mlc_arena_spares_purge(now, second), 0);
+  for (size_t i = 4; i < k; i++) mlc_arena_large_free(mlc_pagemap_entry(runs[i]), runs[i]);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), before + k * MLC_CHUNK);
+  ck_assert_uint_ge(mlc_arena_spares_purge(mlc_os_now_ns(), 0), k * MLC_CHUNK);
+  free(runs);
+}
+END_TEST
+
 /* An arena with no resident free granule of its own takes one of another arena's chunk
    before it touches fresh pages; the granule stays that chunk's: freed, it goes back
    to the chunk's arena, which purges it. */
@@ -395,6 +420,7 @@ int main(void) {
   tcase_add_test(tc, test_spare_chunk);
   tcase_add_test(tc, test_slab_borrows_resident_granule);
   tcase_add_test(tc, test_spares_follow_peak);
+  tcase_add_test(tc, test_spares_peak_survives_window);
   tcase_add_test(tc, test_granule_reuse_across_classes);
   tcase_add_test(tc, test_slabs_and_runs_share_chunks);
   tcase_add_test(tc, test_chunk_state_random);
