@@ -107,6 +107,9 @@ def variants(scale, threads, idle_mib, idle_sleep):
     v.append(Variant("tstress-t2", "tstress", "tstress", ["-t", "2", "-n", n(10), "-r", "10"],
                      about="mimalloc's stress test's shape: short-lived and retained blocks of 8 B..1 MiB, "
                            "a quarter swapped through 1000 shared slots; threads recreated 10 times"))
+    v.append(Variant("bignum", "bignum", "bignum", ["-n", n(2e6)],
+                     about="cfrac's shape: a bignum library that mallocs every result and frees its "
+                           "operands, 10..24-byte blocks, last in first out, one thread"))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
                      about="phases with a changing size mix; peak RSS / peak live bytes"))
     for mode in ("main", "thread"):
