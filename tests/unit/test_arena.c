@@ -199,18 +199,24 @@ START_TEST(test_spare_chunk) {
 }
 END_TEST
 
-/* Chunks freed together wait as spares past the fixed bound (8 per arena) while they
-   and the chunks in use stay under the recent peak of chunks in use; the collector's
-   purge keeps them until the decay delay, then unmaps them. */
-START_TEST(test_spares_follow_peak) {
-  mlc_arena_t *a = new_arena();
-  size_t k = 8 * (size_t)mlc_narenas + 4, before = mlc_arena_spares_mapped();
+/* k runs of a, each a whole chunk's free pages, in a calloc'd array. */
+static char **whole_chunk_runs(mlc_arena_t *a, size_t k) {
   char **runs = calloc(k, sizeof(char *));
   ck_assert_ptr_nonnull(runs);
   for (size_t i = 0; i < k; i++) {
     runs[i] = mlc_arena_large_alloc(a, (size_t)MLC_CHUNK_FREE_PAGES * MLC_PAGE, 0, false);
     ck_assert_ptr_nonnull(runs[i]);
   }
+  return runs;
+}
+
+/* Chunks freed together wait as spares past the fixed bound (8 per arena) while they
+   and the chunks in use stay under the recent peak of chunks in use; the collector's
+   purge keeps them until the decay delay, then unmaps them. */
+START_TEST(test_spares_follow_peak) {
+  mlc_arena_t *a = new_arena();
+  size_t k = 8 * (size_t)mlc_narenas + 4, before = mlc_arena_spares_mapped();
+  char **runs = whole_chunk_runs(a, k);
   ck_assert_uint_eq(a->mapped, k * MLC_CHUNK);
   for (size_t i = 0; i < k; i++) mlc_arena_large_free(mlc_pagemap_entry(runs[i]), runs[i]);
   ck_assert_uint_eq(a->mapped, 0);
@@ -231,15 +237,10 @@ END_TEST
 START_TEST(test_spares_peak_survives_window) {
   mlc_arena_t *a = new_arena();
   size_t k = 8 * (size_t)mlc_narenas + 4, before = mlc_arena_spares_mapped();
-  char **runs = calloc(k, sizeof(char *));
-  ck_assert_ptr_nonnull(runs);
-  for (size_t i = 0; i < k; i++) {
-    runs[i] = mlc_arena_large_alloc(a, (size_t)MLC_CHUNK_FREE_PAGES * MLC_PAGE, 0, false);
-    ck_assert_ptr_nonnull(runs[i]);
-  }
+  char **runs = whole_chunk_runs(a, k);
   for (size_t i = 0; i < 4; i++) mlc_arena_large_free(mlc_pagemap_entry(runs[i]), runs[i]);
-  /* A window turns (the last began at start-up, more than a second ago); what waits
-     is younger than the delay and stays. */
+  /* A window turns (the first began at 0 on the clock, more than a second ago); what
+     waits is younger than the delay and stays. */
   uint64_t second = 1000000000u, now = mlc_os_now_ns();
   ck_assert_uint_ge(now, second);
   ck_assert_uint_eq(mlc_arena_spares_purge(now, second), 0);
