@@ -110,6 +110,9 @@ def variants(scale, threads, idle_mib, idle_sleep):
     v.append(Variant("bignum", "bignum", "bignum", ["-n", n(2e6)],
                      about="cfrac's shape: a bignum library that mallocs every result and frees its "
                            "operands, 10..24-byte blocks, last in first out, one thread"))
+    v.append(Variant("setfam", "setfam", "setfam", ["-n", n(300000)],
+                     about="espresso's shape: families of 2-8-word cubes grown by realloc, "
+                           "a temporary set malloc'd and freed per cube operation, one thread"))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
                      about="phases with a changing size mix; peak RSS / peak live bytes"))
     for mode in ("main", "thread"):
