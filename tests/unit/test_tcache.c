@@ -251,6 +251,56 @@ START_TEST(test_remote_free) {
 }
 END_TEST
 
+/* A thread that only frees gets a cache but no arena: the round-robin is for threads
+   that allocate (each is given an arena on its first allocation), so a consumer does
+   not leave two producers in one arena.  Its first refill chooses one (what it freed
+   serves its allocations of those classes without one). */
+struct free_only {
+  void **objs;
+  bool cached, arena_before, arena_after;
+  unsigned ind;
+};
+
+static void *frees_then_allocates(void *arg) {
+  struct free_only *f = arg;
+  for (int i = 0; i < 100; i++) free(f->objs[i]);
+  f->cached = mlc_tsd.tc != NULL;
+  f->arena_before = mlc_tsd.arena != NULL || (mlc_tsd.tc && mlc_tsd.tc->arena);
+  void *p = malloc(1000); /* a class its cache does not hold: a refill */
+  f->arena_after = mlc_tsd.arena != NULL && mlc_tsd.tc && mlc_tsd.tc->arena == mlc_tsd.arena;
+  f->ind = f->arena_after ? mlc_tsd.arena->ind : 0;
+  free(p);
+  return NULL;
+}
+
+static void *allocates(void *arg) {
+  free(malloc(48));
+  *(unsigned *)arg = mlc_tsd.arena->ind;
+  return NULL;
+}
+
+START_TEST(test_free_only_thread_takes_no_arena) {
+  void *objs[100];
+  for (int i = 0; i < 100; i++) objs[i] = malloc(48);
+  unsigned a = 0, b = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, allocates, &a);
+  pthread_join(t, NULL);
+  struct free_only f = {objs, false, true, false, 0};
+  pthread_create(&t, NULL, frees_then_allocates, &f);
+  pthread_join(t, NULL);
+  ck_assert(f.cached);        /* 100 frees made it a cache */
+  ck_assert(!f.arena_before); /* ... and no arena */
+  ck_assert(f.arena_after);   /* its first allocation chose one */
+  /* The round-robin went on from the allocating thread before it: the free-only thread
+     took its turn only when it allocated (with one arena this says nothing more). */
+  ck_assert_uint_eq(f.ind, (a + 1) % mlc_narenas);
+  pthread_create(&t, NULL, allocates, &b);
+  pthread_join(t, NULL);
+  ck_assert_uint_eq(b, (a + 2) % mlc_narenas);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("tcache");
   TCase *tc = tcase_create("cache");
@@ -263,6 +313,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_large_cache_grows, 0, 2);
   tcase_add_test(tc, test_thread_exit_flushes);
   tcase_add_test(tc, test_remote_free);
+  tcase_add_test(tc, test_free_only_thread_takes_no_arena);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }
