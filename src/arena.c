@@ -32,16 +32,15 @@ static mlc_mutex_t mlc_spare_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_SPARE);
 static mlc_chunk_t *mlc_spares; /* Protected by mlc_spare_lock */
 static size_t mlc_nspares;      /* Protected by mlc_spare_lock */
 /* Protected by mlc_spare_lock: chunks the arenas hold, and the most they held when one
-   was freed since the collector's purge began a new window (once per decay delay).
-   Spares are also kept while they and the chunks in use stay under the peak of this
-   window and the one before: chunks freed together (threads that end, a phase that
-   ends) wait for the next phase, which would fault them in again, and the peak RSS
-   does not grow.  Two windows, because one that turns in the middle of a phase would
-   forget it: the first pass, a quarter interval in, set the peak to what was in use
-   then, and tstress-t2's rounds unmapped 16 chunks each (with the huge cache's rule
-   in chunk.c, 5 interleaved runs: 0.55 -> 0.52 s, page faults 178k -> 151k). */
-static size_t mlc_chunks_used, mlc_chunks_peak, mlc_chunks_peak_last;
-static uint64_t mlc_chunks_peak_ns; /* Protected by mlc_spare_lock: when the window began */
+   was freed in the last one or two decay delays (mlc_peak_t).  Spares are also kept
+   while they and the chunks in use stay under that peak: chunks freed together
+   (threads that end, a phase that ends) wait for the next phase, which would fault
+   them in again, and the peak RSS does not grow.  With one window the collector's
+   first pass, a quarter interval in, set the peak to what was in use then, and
+   tstress-t2's rounds unmapped 16 chunks each (with the huge cache's rule in chunk.c,
+   5 interleaved runs: 0.55 -> 0.52 s, page faults 178k -> 151k). */
+static size_t mlc_chunks_used;
+static mlc_peak_t mlc_chunks_peak;
 
 mlc_arena_t *mlc_arena_new(unsigned ind) {
   mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
@@ -117,10 +116,10 @@ static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   mlc_list_chunk_remove(&arena->chunks, c);
   arena->mapped -= MLC_CHUNK;
   mlc_mutex_lock(&mlc_spare_lock);
-  if (mlc_chunks_used > mlc_chunks_peak) mlc_chunks_peak = mlc_chunks_used;
+  mlc_peak_see(&mlc_chunks_peak, mlc_chunks_used);
   mlc_chunks_used--;
-  size_t peak = MLC_MAX(mlc_chunks_peak, mlc_chunks_peak_last);
-  bool keep = mlc_nspares < MLC_MAX((size_t)MLC_SPARE_PER_ARENA * mlc_narenas, peak - mlc_chunks_used);
+  size_t room = mlc_peak_get(&mlc_chunks_peak) - mlc_chunks_used;
+  bool keep = mlc_nspares < MLC_MAX((size_t)MLC_SPARE_PER_ARENA * mlc_narenas, room);
   if (keep) {
     mlc_list_chunk_push(&mlc_spares, c);
     mlc_nspares++;
@@ -433,13 +432,8 @@ size_t mlc_arena_spares_purge(uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
   mlc_chunk_t *next;
   mlc_mutex_lock(&mlc_spare_lock);
-  /* A new window for the peak once per decay delay: the bound follows a program whose
-     use shrank for good, one or two delays later. */
-  if (mlc_aged(now, mlc_chunks_peak_ns, decay_ns)) {
-    mlc_chunks_peak_last = mlc_chunks_peak;
-    mlc_chunks_peak = mlc_chunks_used;
-    mlc_chunks_peak_ns = now;
-  }
+  /* The bound follows a program whose use shrank for good, one or two delays later. */
+  mlc_peak_turn(&mlc_chunks_peak, now, decay_ns, mlc_chunks_used);
   for (mlc_chunk_t *c = mlc_spares; c; c = next) {
     next = c->next;
     if (!mlc_aged(now, c->free_ns, decay_ns)) continue;

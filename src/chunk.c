@@ -421,12 +421,9 @@ static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest fir
 static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
 static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
 static size_t mlc_huge_live;           /* Protected by mlc_huge_lock */
-/* Protected by mlc_huge_lock: the most live huge bytes a free has seen since the
-   collector's purge began a new window (once per decay delay), the most of the window
-   before, and when this one began (mlc_huge_free's bound: the peak of the last one to
-   two decay delays, whenever in a phase the window turns). */
-static size_t mlc_huge_peak, mlc_huge_peak_last;
-static uint64_t mlc_huge_peak_ns;
+/* Protected by mlc_huge_lock: the most live huge bytes frees have seen in the last one
+   or two decay delays (mlc_huge_free's bound; a new window from mlc_huge_purge). */
+static mlc_peak_t mlc_huge_peak;
 
 /* Whole kernel pages: the mapping has them anyway, and mremap and munmap see them. */
 static size_t mlc_huge_round(size_t size) {
@@ -905,7 +902,7 @@ void mlc_huge_free(mlc_huge_t *h) {
   }
   h->in_use = false;
   h->tail = false;
-  if (mlc_huge_live > mlc_huge_peak) mlc_huge_peak = mlc_huge_live;
+  mlc_peak_see(&mlc_huge_peak, mlc_huge_live);
   mlc_huge_live -= h->size;
   if (!mlc_harden_guard_on) {
     h->size = h->span; /* the whole range is free */
@@ -919,7 +916,7 @@ void mlc_huge_free(mlc_huge_t *h) {
        program that replaces its buffers one by one (bigbuf: live bytes wander by a
        third around their mean) keeps the fixed bound; the peak rule there kept more
        ranges beside the live blocks and cost 4% of its peak RSS (434 -> 452 MiB). */
-    size_t peak = MLC_MAX(mlc_huge_peak, mlc_huge_peak_last);
+    size_t peak = mlc_peak_get(&mlc_huge_peak);
     size_t cap = MLC_MAX(MLC_HUGE_RANGES_MAX, mlc_huge_live / 4);
     if (mlc_huge_live < peak / 2) cap = MLC_MAX(cap, peak - mlc_huge_live);
     if (h->span <= MLC_MAX(MLC_HUGE_RANGE_MAX, cap / 2)) { /* a bigger one is unmapped at once */
@@ -1168,11 +1165,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
 size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {
   size_t purged = 0;
   mlc_mutex_lock(&mlc_huge_lock);
-  if (mlc_aged(now, mlc_huge_peak_ns, decay_ns)) { /* a new window (see mlc_huge_peak) */
-    mlc_huge_peak_last = mlc_huge_peak;
-    mlc_huge_peak = mlc_huge_live;
-    mlc_huge_peak_ns = now;
-  }
+  mlc_peak_turn(&mlc_huge_peak, now, decay_ns, mlc_huge_live);
   mlc_mutex_unlock(&mlc_huge_lock);
   for (;;) {
     mlc_mutex_lock(&mlc_huge_lock);

@@ -140,4 +140,28 @@ MLC_INLINE bool mlc_aged(uint64_t now, uint64_t then, uint64_t decay) {
   return decay == 0 || (now >= then && now - then >= decay);
 }
 
+/* The most a count reached in the last one or two decay delays: the most of this
+   window and of the one before, a new window at most once per delay (mlc_peak_turn,
+   from the collector's purge).  Two windows, because one that turns in the middle of
+   a phase would forget it.  The bounds of the spare chunks (arena.c) and of the huge
+   cache (chunk.c); the caller's lock protects it. */
+typedef struct {
+  size_t cur, last; /* the most in this window and in the one before */
+  uint64_t since;   /* when this window began, ns */
+} mlc_peak_t;
+
+MLC_INLINE void mlc_peak_see(mlc_peak_t *p, size_t v) {
+  if (v > p->cur) p->cur = v;
+}
+
+MLC_INLINE size_t mlc_peak_get(const mlc_peak_t *p) { return MLC_MAX(p->cur, p->last); }
+
+/* A new window, starting from v, once the current one is decay ns old. */
+MLC_INLINE void mlc_peak_turn(mlc_peak_t *p, uint64_t now, uint64_t decay, size_t v) {
+  if (!mlc_aged(now, p->since, decay)) return;
+  p->last = p->cur;
+  p->cur = v;
+  p->since = now;
+}
+
 #endif /* MLC_INTERNAL_H */

@@ -358,9 +358,6 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   tc->stack = NULL; /* nothing to carry over */
   mlc_tcache_layout(tc, st);
   tc->stack = st;
-  /* The thread's arena if it has one; else it is chosen at the first refill, so that a
-     thread that only frees (a consumer) takes no turn of the round-robin. */
-  tc->arena = mlc_tsd.arena;
   tc->state = MLC_TC_FREE;
   tc->slow_events = 0;
   tc->gc_seen_events = 0;
@@ -373,7 +370,7 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   pthread_setspecific(mlc_tcache_key, tc);
   mlc_tsd.tc = tc;
   mlc_tsd.state = MLC_TSD_CACHED;
-  mlc_trace("tcache: created for thread, arena %d", tc->arena ? (int)tc->arena->ind : -1);
+  mlc_trace("tcache: created for thread");
   return tc;
 }
 
@@ -512,8 +509,9 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     empty = tc->start[cls] + tc->cap[cls];
     mlc_store(&tc->empty[cls], empty);
     mlc_store(&tc->b->lw[cls], empty); /* the profiler's bound is set after the pop */
-    if (MLC_UNLIKELY(!tc->arena)) tc->arena = mlc_tsd_arena();
-    unsigned got = mlc_bin_alloc_batch(&tc->arena->bins[cls], empty - n, n);
+    /* The thread's arena, chosen here at its first refill if it has none: a thread that
+       only frees (a consumer) takes no turn of the round-robin. */
+    unsigned got = mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
     mlc_store_rel(&tc->b->head[cls], head);

@@ -195,7 +195,6 @@ struct mlc_tcache_s {
   uint16_t fill[MLC_TCLASSES]; /* Owner thread: objects per refill, grows with use */
   uint16_t cap[MLC_TCLASSES];  /* Owner thread: slots per class now, grows with use */
   uint64_t refilled;           /* Owner thread: bit c set once class c needed a refill */
-  mlc_arena_t *arena;          /* Owner only: its refills' arena, NULL until the first */
   int state;                   /* Atomic: enum mlc_tcache_state_e, who holds the
                                   slow-path fields (protocol at the top of gc.c) */
   /* Written holding both the registry lock and state: set by a pass that parks the cache

@@ -265,9 +265,9 @@ static void *frees_then_allocates(void *arg) {
   struct free_only *f = arg;
   for (int i = 0; i < 100; i++) free(f->objs[i]);
   f->cached = mlc_tsd.tc != NULL;
-  f->arena_before = mlc_tsd.arena != NULL || (mlc_tsd.tc && mlc_tsd.tc->arena);
+  f->arena_before = mlc_tsd.arena != NULL;
   void *p = malloc(1000); /* a class its cache does not hold: a refill */
-  f->arena_after = mlc_tsd.arena != NULL && mlc_tsd.tc && mlc_tsd.tc->arena == mlc_tsd.arena;
+  f->arena_after = mlc_tsd.arena != NULL;
   f->ind = f->arena_after ? mlc_tsd.arena->ind : 0;
   free(p);
   return NULL;
