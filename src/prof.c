@@ -163,7 +163,7 @@ MLC_INLINE unsigned mlc_prof_backtrace_libgcc(uintptr_t *out, unsigned max) {
 #endif
 
 /* The calling thread's stack, innermost first, without melloc's frames: up to max
-   return addresses.  Never allocates (libgcc's unwinder, linked directly and primed at
+   return addresses.  Never allocates (libgcc's unwinder, linked in and primed at
    start, reads .eh_frame through _dl_find_object or dl_iterate_phdr; on amd64 the rules
    it would compute are kept per return address, stackwalk.c, and libgcc walks only the
    stacks they do not cover).  Inlined, as mlc_prof_backtrace: libgcc walked melloc's

@@ -309,5 +309,40 @@ else
     status=1
   fi
 fi
+
+# The libraries it makes every process load: its NEEDED entries are libc (and the
+# dynamic linker) and what configure linked (MELLOC_LINK_LIBS: -lX is libX.so.*), and
+# libgcc_s.so.1 only where the compiler could not link libgcc's unwinder in
+# (MELLOC_STATIC_LIBGCC empty: each process would pay ~76 KiB for it).
+n=$((n + 1))
+if [ -z "${MELLOC_LINK_LIBS+set}" ]; then
+  echo "ok $n - the libraries $lib loads # SKIP MELLOC_LINK_LIBS is not set (make check sets it)"
+else
+  allowed='libc.so.* ld-linux*.so.* ld64.so.* ld.so.*'
+  for l in $MELLOC_LINK_LIBS; do
+    case $l in -l*) allowed="$allowed lib${l#-l}.so.*" ;; esac
+  done
+  [ -n "${MELLOC_STATIC_LIBGCC:-}" ] || allowed="$allowed libgcc_s.so.*"
+  needed=$("$readelf" -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' | tr '\n' ' ' | sed 's/ $//')
+  bad=
+  for d in $needed; do
+    ok=
+    for a in $allowed; do
+      # shellcheck disable=SC2254
+      case $d in $a) ok=1 ;; esac
+    done
+    [ -n "$ok" ] || bad="$bad $d"
+  done
+  if [ -z "$needed" ]; then
+    echo "not ok $n - $lib names no library it needs (readelf -d failed?)"
+    status=1
+  elif [ -n "$bad" ]; then
+    echo "not ok $n - $lib loads only libc and what configure linked ($MELLOC_LINK_LIBS)"
+    echo "#   it also needs:$bad"
+    status=1
+  else
+    echo "ok $n - $lib needs $needed"
+  fi
+fi
 echo "1..$n"
 exit "$status"
