@@ -160,6 +160,19 @@ START_TEST(test_ncpus_matches_affinity) {
   cpu_set_t set;
   ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
   ck_assert_uint_eq(mlc_os_ncpus(), (unsigned)CPU_COUNT(&set));
+  /* Counted from the mask the kernel gives (the system call, not glibc's wrapper):
+     a thread allowed one CPU, then all of them again. */
+  int last = -1;
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &set)) last = c;
+  ck_assert_int_ge(last, 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(last, &one);
+  ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+  ck_assert_uint_eq(mlc_os_ncpus(), 1);
+  ck_assert_int_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+  ck_assert_uint_eq(mlc_os_ncpus(), (unsigned)CPU_COUNT(&set));
 }
 END_TEST
 
