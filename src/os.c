@@ -292,7 +292,7 @@ uint64_t mlc_os_coarse_now_ns(void) {
    RSS (8 runs of a program with 64 blocks: 1624 -> 1560 KiB).  The kernel writes the
    mask's first bytes (its CPU count, rounded to a long) and returns how many. */
 unsigned mlc_os_ncpus(void) {
-  unsigned long set[1024 / (8 * sizeof(unsigned long))];
+  unsigned long set[sizeof(cpu_set_t) / sizeof(unsigned long)]; /* glibc's size: 1024 CPUs */
   int saved = errno;
   memset(set, 0, sizeof(set));
   long got = syscall(SYS_sched_getaffinity, 0, sizeof(set), set);
