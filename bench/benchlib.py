@@ -17,11 +17,12 @@ import sys
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 SRC_DIR = os.path.join(BENCH_DIR, "src")
+SCRIPTS_DIR = os.path.join(BENCH_DIR, "scripts")
 DEFAULT_BIN_DIR = os.path.join(BENCH_DIR, "bin")
 DEFAULT_MELLOC = os.path.normpath(os.path.join(BENCH_DIR, "..", ".libs", "libmelloc.so"))
 
 PROGRAMS = ["runone", "fastpath", "mixed", "prodcons", "larson", "cache", "large", "bigbuf", "grow", "handoff",
-            "frag", "idle", "bursts", "barnes", "xbatch", "gthread", "tstress", "bignum", "setfam"]
+            "frag", "idle", "bursts", "barnes", "xbatch", "gthread", "tstress", "bignum", "setfam", "pareto"]
 CFLAGS = ["-O2", "-g", "-pthread"]
 LIBS = ["-lm"]  # barnes uses sqrt, pow, sin, cos
 

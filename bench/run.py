@@ -40,11 +40,54 @@ class Variant:
     """One workload at one setting: a program and its arguments.
     kind: "time"  the time is the result (peak RSS is reported too)
           "frag"  peak RSS against the live bytes the program reports
-          "idle"  RSS left after the program has freed everything and waited"""
+          "idle"  RSS left after the program has freed everything and waited
+    system: prog is a program of the system (looked up in PATH), not one of
+    bench/src; a variant whose program is not installed is not run, and the
+    results say so.  "{bin}" in args is the --bin-dir."""
 
-    def __init__(self, name, group, prog, args, kind="time", about=""):
+    def __init__(self, name, group, prog, args, kind="time", about="", system=False):
         self.name, self.group, self.prog, self.args = name, group, prog, args
-        self.kind, self.about = kind, about
+        self.kind, self.about, self.system = kind, about, system
+
+    def argv(self, bin_dir):
+        prog = shutil.which(self.prog) if self.system else os.path.join(bin_dir, self.prog)
+        return [prog] + [a.replace("{bin}", bin_dir) for a in self.args]
+
+
+# The n-queens problem for z3, as linear integer arithmetic: queen i in column q_i,
+# the columns distinct, no two on a diagonal.  Its search is the same under every
+# allocator (z3 -st: 1566 conflicts at n = 28), so what differs is the allocator.
+QUEENS_N = 28
+
+
+def write_queens(path, n=QUEENS_N):
+    lines = ["(set-logic QF_LIA)"]
+    lines += ["(declare-const q%d Int)" % i for i in range(n)]
+    lines += ["(assert (and (>= q%d 0) (< q%d %d)))" % (i, i, n) for i in range(n)]
+    lines.append("(assert (distinct %s))" % " ".join("q%d" % i for i in range(n)))
+    for i in range(n):
+        for j in range(i + 1, n):
+            lines.append("(assert (not (= (- q%d q%d) %d)))" % (i, j, j - i))
+            lines.append("(assert (not (= (- q%d q%d) %d)))" % (j, i, j - i))
+    lines.append("(check-sat)")
+    text = "\n".join(lines) + "\n"
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def program_version(prog):
+    """The first line of `prog --version`, or "?"."""
+    try:
+        r = subprocess.run([prog, "--version"], capture_output=True, text=True, timeout=30)
+        return (r.stdout.strip().splitlines() or ["?"])[0]
+    except (OSError, subprocess.SubprocessError):
+        return "?"
 
 
 def variants(scale, threads, idle_mib, idle_sleep):
@@ -113,6 +156,16 @@ def variants(scale, threads, idle_mib, idle_sleep):
     v.append(Variant("setfam", "setfam", "setfam", ["-n", n(300000)],
                      about="espresso's shape: families of 2-8-word cubes grown by realloc, "
                            "a temporary set malloc'd and freed per cube operation, one thread"))
+    v.append(Variant("pareto-t1", "pareto", "pareto", ["-t", "1", "-n", n(10e6)],
+                     about="alloc-test's shape: 2^18 slots, hot ones picked far more often (80/20 six "
+                           "times over), 5 B..1 KiB blocks, every byte written and read back"))
+    v.append(Variant("pareto-t2", "pareto", "pareto", ["-t", "2", "-n", n(10e6)],
+                     about="the same in 2 threads, 2^17 slots each, nothing shared"))
+    v.append(Variant("ruby-stress", "ruby", "ruby",
+                     [os.path.join(benchlib.SCRIPTS_DIR, "stress.rb"), n(100000)], system=True,
+                     about="Ruby: a table of arrays of strings rebuilt at random (bench/scripts/stress.rb)"))
+    v.append(Variant("z3-queens", "z3", "z3", ["{bin}/queens-%d.smt2" % QUEENS_N], system=True,
+                     about="z3 solving %d-queens as linear integer arithmetic" % QUEENS_N))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
                      about="phases with a changing size mix; peak RSS / peak live bytes"))
     for mode in ("main", "thread"):
@@ -156,8 +209,7 @@ def run_one(bin_dir, variant, lib, timeout):
     wait4() and reports wall time, CPU time and ru_maxrss (see runone.c for why
     Python cannot measure the peak RSS itself).  Returns a dict with those,
     the key=value numbers the workload printed, and a status."""
-    argv = [os.path.join(bin_dir, "runone"), "%g" % timeout, lib or "-",
-            os.path.join(bin_dir, variant.prog)] + variant.args
+    argv = [os.path.join(bin_dir, "runone"), "%g" % timeout, lib or "-"] + variant.argv(bin_dir)
     env = benchlib.child_env(None)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as rep:
         actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -303,6 +355,9 @@ def report(summary, vs, allocs, baseline, machine, args, rows):
             labels.append(a)
     out.append("runs per workload: %d (idle: %d), scale %g; allocators: %s" % (
         args.runs, args.idle_runs, args.scale, ", ".join(labels)))
+    if machine.get("programs"):
+        out.append("system programs: %s" % ", ".join(
+            "%s (%s)" % (p, ver) for p, ver in sorted(machine["programs"].items())))
     timed_rows = [r for r in rows if "foreign_cpu_s" in r and r["wall_s"] > 0]
     if timed_rows:
         capacity = sum(r["wall_s"] for r in timed_rows) * (machine["cpus_usable"] or 1)
@@ -438,7 +493,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-w", "--workloads", default="all",
                    help="comma list of variants or groups (fastpath, mixed, prodcons, larson, cache-thrash, "
-                        "cache-scratch, large, bigbuf, handoff, grow, frag, idle) or name prefixes; default all")
+                        "cache-scratch, large, bigbuf, handoff, grow, barnes, xbatch, gthread, tstress, "
+                        "bignum, setfam, pareto, ruby, z3, frag, idle) or name prefixes; default all")
     p.add_argument("-a", "--allocators", default=",".join(benchlib.ALL_ALLOCATORS),
                    help="comma list from melloc,glibc,jemalloc,tcmalloc,mimalloc or paths to a .so "
                         "(default: all five)")
@@ -491,6 +547,10 @@ def main(argv=None):
         for v in vs:
             print("%-20s %-45s %s" % (v.name, v.prog + " " + " ".join(v.args), v.about))
         return 0
+    missing = [v for v in vs if v.system and not shutil.which(v.prog)]
+    for v in missing:
+        benchlib.note("%s not run: %s is not installed" % (v.name, v.prog))
+    vs = [v for v in vs if v not in missing]
 
     allocs = benchlib.find_allocators([x.strip() for x in args.allocators.split(",") if x.strip()],
                                       melloc=args.melloc, install=not args.no_install)
@@ -504,8 +564,11 @@ def main(argv=None):
         benchlib.note("melloc is not being run: ratios are against %s" % baseline)
 
     benchlib.build(args.bin_dir)
+    if any(v.prog == "z3" for v in vs):
+        write_queens(os.path.join(args.bin_dir, "queens-%d.smt2" % QUEENS_N))
     os.makedirs(args.out, exist_ok=True)
     machine = benchlib.machine_info(allocs)
+    machine["programs"] = {v.prog: program_version(v.prog) for v in vs if v.system}
 
     jobs = []
     for rnd in range(args.runs):
@@ -541,6 +604,9 @@ def main(argv=None):
     done = [v for v in vs if any(r["workload"] == v.name for r in rows)]
     summary = summarize(rows, done, names, baseline, args.stat)
     text = report(summary, done, names, baseline, machine, args, rows)
+    if missing:
+        text += "\nNot run (program not installed): %s\n" % ", ".join(
+            "%s (%s)" % (v.name, v.prog) for v in missing)
     print(text)
     with open(os.path.join(args.out, "results.txt"), "w") as f:
         f.write(text + "\n")
