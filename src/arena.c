@@ -46,6 +46,8 @@ mlc_arena_t *mlc_arena_new(unsigned ind) {
   mlc_arena_t *a = mlc_base_alloc(sizeof(mlc_arena_t));
   if (!a) return NULL;
   a->ind = ind;
+  a->refs = a->refs_inline;
+  a->refs_cap = MLC_ARENA_REFS_INLINE;
   mlc_mutex_init(&a->lock, MLC_RANK_ARENA);
   for (unsigned c = 0; c < MLC_NCLASSES; c++) mlc_bin_init(&a->bins[c], a, c);
   return a;
@@ -75,10 +77,55 @@ mlc_arena_t *mlc_arena_choose(void) {
 /* An arena's chunks (protected by arena->lock) and the shared spares (by mlc_spare_lock). */
 MLC_LIST_DEFINE(chunk, mlc_chunk_t)
 
+/* ---- The refs: an arena's chunks and their run masks, packed ---- */
+
+/* Room for one more ref: the refs move to a mapping twice as large when full, and each
+   chunk's run_mask_copy follows.  false when the mapping fails.  Caller holds the lock. */
+static bool mlc_arena_refs_reserve_locked(mlc_arena_t *arena) {
+  mlc_assert(mlc_mutex_owned(&arena->lock));
+  if (arena->nrefs < arena->refs_cap) return true;
+  size_t cap = arena->refs_cap * 2;
+  mlc_chunk_ref_t *r = mlc_os_map(MLC_ALIGN_UP(cap * sizeof(*r), MLC_PAGE), MLC_PAGE);
+  if (!r) return false;
+  for (size_t i = 0; i < arena->nrefs; i++) {
+    r[i] = arena->refs[i];
+    r[i].chunk->run_mask_copy = &r[i].run_mask;
+  }
+  if (arena->refs != arena->refs_inline)
+    mlc_os_unmap(arena->refs, MLC_ALIGN_UP(arena->refs_cap * sizeof(*r), MLC_PAGE));
+  arena->refs = r;
+  arena->refs_cap = cap;
+  return true;
+}
+
+/* c joins the refs, newest last (mlc_arena_refs_reserve_locked made room). */
+static void mlc_arena_ref_add_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
+  mlc_assert(mlc_mutex_owned(&arena->lock) && arena->nrefs < arena->refs_cap);
+  mlc_chunk_ref_t *r = &arena->refs[arena->nrefs++];
+  r->chunk = c;
+  r->run_mask = c->run_mask;
+  c->run_mask_copy = &r->run_mask;
+}
+
+/* c leaves the refs; the ones after it move down, in order. */
+static void mlc_arena_ref_remove_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
+  mlc_assert(mlc_mutex_owned(&arena->lock));
+  size_t i = (size_t)((mlc_chunk_ref_t *)((char *)c->run_mask_copy - offsetof(mlc_chunk_ref_t, run_mask)) -
+                      arena->refs);
+  mlc_assert(i < arena->nrefs && arena->refs[i].chunk == c);
+  for (size_t k = i + 1; k < arena->nrefs; k++) {
+    arena->refs[k - 1] = arena->refs[k];
+    arena->refs[k - 1].chunk->run_mask_copy = &arena->refs[k - 1].run_mask;
+  }
+  arena->nrefs--;
+  c->run_mask_copy = NULL;
+}
+
 /* A chunk with every page free: a shared spare (its state stays exact while it waits)
    or a new one. */
 static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
   mlc_assert(mlc_mutex_owned(&arena->lock));
+  if (!mlc_arena_refs_reserve_locked(arena)) return NULL;
   mlc_mutex_lock(&mlc_spare_lock);
   mlc_chunk_t *c = mlc_spares;
   if (c) {
@@ -102,6 +149,7 @@ static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
   }
   arena->mapped += MLC_CHUNK;
   mlc_list_chunk_push(&arena->chunks, c);
+  mlc_arena_ref_add_locked(arena, c);
   return c;
 }
 
@@ -114,6 +162,7 @@ static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
     return;
   }
   mlc_list_chunk_remove(&arena->chunks, c);
+  mlc_arena_ref_remove_locked(arena, c);
   arena->mapped -= MLC_CHUNK;
   mlc_mutex_lock(&mlc_spare_lock);
   mlc_peak_see(&mlc_chunks_peak, mlc_chunks_used);
@@ -258,12 +307,16 @@ static void *mlc_arena_run_alloc(mlc_arena_t *arena, size_t n, size_t room, size
      bucket b >= want's that some chunk has a run in, and look only inside the chunks whose
      smallest such bucket is b.  Their runs of b all hold want pages unless b is want's own
      bucket and want is not its shortest length (or alignment gets in the way): then go on
-     from the next bucket. */
+     from the next bucket.  The chunks are looked at newest first, in the refs, where
+     their run masks lie packed: walking the chunk list read each chunk's header, a
+     cache miss each, for every large block (bench's frag, 70 chunks: 15% of its time
+     in this search). */
+  const mlc_chunk_ref_t *refs = arena->refs;
   for (unsigned from = mlc_chunk_run_bucket(want); !c && from < 64;) {
     unsigned b = 64;
-    mlc_chunk_t *first = NULL; /* the first chunk with b; none before it has b */
-    for (mlc_chunk_t *k = arena->chunks; k && b > from; k = k->next) {
-      uint64_t m = k->run_mask >> from;
+    size_t first = 0; /* refs[first - 1] is the newest chunk with b; none newer has b */
+    for (size_t k = arena->nrefs; k > 0 && b > from; k--) {
+      uint64_t m = refs[k - 1].run_mask >> from;
       if (m && from + (unsigned)__builtin_ctzll(m) < b) {
         b = from + (unsigned)__builtin_ctzll(m);
         first = k;
@@ -273,12 +326,12 @@ static void *mlc_arena_run_alloc(mlc_arena_t *arena, size_t n, size_t room, size
     /* Runs of one of the first 32 buckets all have the same length: the first chunk
        with a fit is as good as any. */
     size_t best_waste = SIZE_MAX;
-    for (mlc_chunk_t *k = first; k && best_waste > 0; k = k->next) {
-      uint64_t m = k->run_mask >> from;
+    for (size_t k = first; k > 0 && best_waste > 0; k--) {
+      uint64_t m = refs[k - 1].run_mask >> from;
       if (!m || from + (unsigned)__builtin_ctzll(m) != b) continue;
-      size_t j = mlc_chunk_run_find(k, want, align_pages, &w);
+      size_t j = mlc_chunk_run_find(refs[k - 1].chunk, want, align_pages, &w);
       if (j != 0 && w < best_waste) {
-        c = k;
+        c = refs[k - 1].chunk;
         i = j;
         best_waste = waste = w;
         if (b < 32) break;
@@ -409,7 +462,13 @@ bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
 bool mlc_arena_validate(mlc_arena_t *arena) {
   bool ok = true;
   mlc_mutex_lock(&arena->lock);
-  for (mlc_chunk_t *c = arena->chunks; c && ok; c = c->next) ok = mlc_chunk_validate(c);
+  size_t n = 0;
+  for (mlc_chunk_t *c = arena->chunks; c && ok; c = c->next, n++) {
+    /* The refs hold the list's chunks in reverse order, each with its run mask. */
+    ok = mlc_chunk_validate(c) && n < arena->nrefs && arena->refs[arena->nrefs - 1 - n].chunk == c &&
+         c->run_mask_copy == &arena->refs[arena->nrefs - 1 - n].run_mask && *c->run_mask_copy == c->run_mask;
+  }
+  if (ok && n != arena->nrefs) ok = false;
   mlc_mutex_unlock(&arena->lock);
   return ok;
 }

@@ -236,14 +236,20 @@ _Static_assert(MLC_PAGES_PER_CHUNK <= 1024, "run lengths fit in buckets 0..51");
 static void mlc_run_add(mlc_chunk_t *c, size_t len) {
   if (!len) return;
   unsigned b = mlc_chunk_run_bucket(len);
-  if (c->run_count[b]++ == 0) c->run_mask |= (uint64_t)1 << b;
+  if (c->run_count[b]++ == 0) {
+    c->run_mask |= (uint64_t)1 << b;
+    if (c->run_mask_copy) *c->run_mask_copy = c->run_mask;
+  }
 }
 
 static void mlc_run_del(mlc_chunk_t *c, size_t len) {
   if (!len) return;
   unsigned b = mlc_chunk_run_bucket(len);
   mlc_assert(c->run_count[b] > 0);
-  if (--c->run_count[b] == 0) c->run_mask &= ~((uint64_t)1 << b);
+  if (--c->run_count[b] == 0) {
+    c->run_mask &= ~((uint64_t)1 << b);
+    if (c->run_mask_copy) *c->run_mask_copy = c->run_mask;
+  }
 }
 
 /* Pages [i, i + n) are free: they become a slab or a run.  Returns whether any of them

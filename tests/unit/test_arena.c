@@ -359,6 +359,46 @@ END_TEST
 /* The summaries kept for speed (free runs by length, free and dirty granules, free
    pages) match a recount after every step of a random mix of runs, aligned runs,
    resizes, slabs and purges. */
+/* The refs (the arena's chunks with copies of their run masks, packed) follow the chunk
+   list through growth past the arena's inline room and removals from the middle; a large
+   block goes to the newest chunk that fits, as when the search walked the list. */
+START_TEST(test_refs_follow_chunks) {
+  mlc_arena_t *a = new_arena();
+  enum { N = 3 * MLC_ARENA_REFS_INLINE };
+  char *p[N];
+  for (int k = 0; k < N; k++) {
+    p[k] = mlc_arena_large_alloc(a, MLC_LARGE_MAX, 0, false); /* one per chunk */
+    ck_assert_ptr_nonnull(p[k]);
+    ck_assert(k == 0 || mlc_pagemap_entry(p[k]) != mlc_pagemap_entry(p[k - 1]));
+    ck_assert_uint_eq(a->nrefs, (size_t)k + 1);
+    ck_assert(mlc_arena_validate(a));
+  }
+  ck_assert_ptr_ne(a->refs, a->refs_inline);
+  /* Chunks in the middle and at both ends leave the arena, wholly free. */
+  static const int gone[] = {0, 5, 17, 30, N - 1};
+  for (size_t g = 0; g < sizeof(gone) / sizeof(gone[0]); g++) {
+    mlc_arena_large_free(mlc_pagemap_entry(p[gone[g]]), p[gone[g]]);
+    p[gone[g]] = NULL;
+    ck_assert(mlc_arena_validate(a));
+  }
+  ck_assert_uint_eq(a->nrefs, N - 5);
+  /* Every chunk left has the same free run after its block: the newest one takes it. */
+  size_t rest = (MLC_CHUNK_FREE_PAGES - (MLC_LARGE_MAX >> MLC_PAGE_SHIFT)) << MLC_PAGE_SHIFT;
+  char *q = mlc_arena_large_alloc(a, rest, 0, false);
+  ck_assert_ptr_eq(q, p[N - 2] + MLC_LARGE_MAX);
+  ck_assert(mlc_arena_validate(a));
+  /* With its copy of the run mask up to date, the next one goes to the chunk before. */
+  char *r = mlc_arena_large_alloc(a, rest, 0, false);
+  ck_assert_ptr_eq(r, p[N - 3] + MLC_LARGE_MAX);
+  mlc_arena_large_free(mlc_pagemap_entry(q), q);
+  mlc_arena_large_free(mlc_pagemap_entry(r), r);
+  for (int k = 0; k < N; k++)
+    if (p[k]) mlc_arena_large_free(mlc_pagemap_entry(p[k]), p[k]);
+  ck_assert_uint_eq(a->nrefs, 0);
+  ck_assert(mlc_arena_validate(a));
+}
+END_TEST
+
 START_TEST(test_chunk_state_random) {
   mlc_arena_t *a = new_arena();
   enum { N = 64 };
@@ -424,6 +464,7 @@ int main(void) {
   tcase_add_test(tc, test_spares_peak_survives_window);
   tcase_add_test(tc, test_granule_reuse_across_classes);
   tcase_add_test(tc, test_slabs_and_runs_share_chunks);
+  tcase_add_test(tc, test_refs_follow_chunks);
   tcase_add_test(tc, test_chunk_state_random);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
