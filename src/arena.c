@@ -80,7 +80,7 @@ MLC_LIST_DEFINE(chunk, mlc_chunk_t)
 /* ---- The refs: an arena's chunks and their run masks, packed ---- */
 
 /* Room for one more ref: the refs move to a mapping twice as large when full, and each
-   chunk's run_mask_copy follows.  false when the mapping fails.  Caller holds the lock. */
+   chunk's ref follows.  false when the mapping fails.  Caller holds the lock. */
 static bool mlc_arena_refs_reserve_locked(mlc_arena_t *arena) {
   mlc_assert(mlc_mutex_owned(&arena->lock));
   if (arena->nrefs < arena->refs_cap) return true;
@@ -89,7 +89,7 @@ static bool mlc_arena_refs_reserve_locked(mlc_arena_t *arena) {
   if (!r) return false;
   for (size_t i = 0; i < arena->nrefs; i++) {
     r[i] = arena->refs[i];
-    r[i].chunk->run_mask_copy = &r[i].run_mask;
+    r[i].chunk->ref = &r[i];
   }
   if (arena->refs != arena->refs_inline)
     mlc_os_unmap(arena->refs, MLC_ALIGN_UP(arena->refs_cap * sizeof(*r), MLC_PAGE));
@@ -104,21 +104,22 @@ static void mlc_arena_ref_add_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   mlc_chunk_ref_t *r = &arena->refs[arena->nrefs++];
   r->chunk = c;
   r->run_mask = c->run_mask;
-  c->run_mask_copy = &r->run_mask;
+  r->free_granules = c->free_granules;
+  r->dirty_granules = c->dirty_granules;
+  c->ref = r;
 }
 
 /* c leaves the refs; the ones after it move down, in order. */
 static void mlc_arena_ref_remove_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   mlc_assert(mlc_mutex_owned(&arena->lock));
-  size_t i = (size_t)((mlc_chunk_ref_t *)((char *)c->run_mask_copy - offsetof(mlc_chunk_ref_t, run_mask)) -
-                      arena->refs);
+  size_t i = (size_t)(c->ref - arena->refs);
   mlc_assert(i < arena->nrefs && arena->refs[i].chunk == c);
   for (size_t k = i + 1; k < arena->nrefs; k++) {
     arena->refs[k - 1] = arena->refs[k];
-    arena->refs[k - 1].chunk->run_mask_copy = &arena->refs[k - 1].run_mask;
+    arena->refs[k - 1].chunk->ref = &arena->refs[k - 1];
   }
   arena->nrefs--;
-  c->run_mask_copy = NULL;
+  c->ref = NULL;
 }
 
 /* A chunk with every page free: a shared spare (its state stays exact while it waits)
@@ -185,9 +186,11 @@ static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
    *any (when given): the first chunk with a free granule.  Caller holds a->lock. */
 static mlc_chunk_t *mlc_arena_dirty_chunk_locked(mlc_arena_t *a, mlc_chunk_t **any) {
   mlc_assert(mlc_mutex_owned(&a->lock));
-  for (mlc_chunk_t *c = a->chunks; c; c = c->next) {
-    if (c->free_granules & c->dirty_granules) return c;
-    if (any && !*any && c->free_granules) *any = c;
+  /* Newest first, in the refs (see mlc_arena_run_alloc). */
+  for (size_t k = a->nrefs; k > 0; k--) {
+    const mlc_chunk_ref_t *r = &a->refs[k - 1];
+    if (r->free_granules & r->dirty_granules) return r->chunk;
+    if (any && !*any && r->free_granules) *any = r->chunk;
   }
   mlc_store(&a->granule_hint, false);
   return NULL;
@@ -464,9 +467,10 @@ bool mlc_arena_validate(mlc_arena_t *arena) {
   mlc_mutex_lock(&arena->lock);
   size_t n = 0;
   for (mlc_chunk_t *c = arena->chunks; c && ok; c = c->next, n++) {
-    /* The refs hold the list's chunks in reverse order, each with its run mask. */
-    ok = mlc_chunk_validate(c) && n < arena->nrefs && arena->refs[arena->nrefs - 1 - n].chunk == c &&
-         c->run_mask_copy == &arena->refs[arena->nrefs - 1 - n].run_mask && *c->run_mask_copy == c->run_mask;
+    /* The refs hold the list's chunks in reverse order, each with its masks. */
+    const mlc_chunk_ref_t *r = &arena->refs[n < arena->nrefs ? arena->nrefs - 1 - n : 0];
+    ok = mlc_chunk_validate(c) && n < arena->nrefs && r->chunk == c && c->ref == r && r->run_mask == c->run_mask &&
+         r->free_granules == c->free_granules && r->dirty_granules == c->dirty_granules;
   }
   if (ok && n != arena->nrefs) ok = false;
   mlc_mutex_unlock(&arena->lock);

@@ -225,6 +225,10 @@ static void mlc_chunk_sync(mlc_chunk_t *c, size_t i, size_t n) {
     c->free_granules = used ? c->free_granules & ~bit : c->free_granules | bit;
     c->dirty_granules = dirty ? c->dirty_granules | bit : c->dirty_granules & ~bit;
   }
+  if (c->ref) {
+    c->ref->free_granules = c->free_granules;
+    c->ref->dirty_granules = c->dirty_granules;
+  }
 }
 
 /* Free runs are counted by length in buckets (mlc_chunk_run_bucket): a chunk's run_mask
@@ -238,7 +242,7 @@ static void mlc_run_add(mlc_chunk_t *c, size_t len) {
   unsigned b = mlc_chunk_run_bucket(len);
   if (c->run_count[b]++ == 0) {
     c->run_mask |= (uint64_t)1 << b;
-    if (c->run_mask_copy) *c->run_mask_copy = c->run_mask;
+    if (c->ref) c->ref->run_mask = c->run_mask;
   }
 }
 
@@ -248,7 +252,7 @@ static void mlc_run_del(mlc_chunk_t *c, size_t len) {
   mlc_assert(c->run_count[b] > 0);
   if (--c->run_count[b] == 0) {
     c->run_mask &= ~((uint64_t)1 << b);
-    if (c->run_mask_copy) *c->run_mask_copy = c->run_mask;
+    if (c->ref) c->ref->run_mask = c->run_mask;
   }
 }
 

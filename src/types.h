@@ -88,9 +88,10 @@ struct mlc_chunk_s {
   uint64_t free_ns;        /* Protected by arena->lock: when memory in it last became free */
   uint32_t nfree;          /* Protected by arena->lock: free pages */
   uint64_t run_mask;       /* Protected by arena->lock: bit b set when run_count[b] > 0 */
-  /* Protected by arena->lock: where the arena keeps a copy of run_mask (its refs, below),
-     written with it; NULL while the chunk is a spare. */
-  uint64_t *run_mask_copy;
+  /* Protected by arena->lock: where the arena keeps copies of run_mask, free_granules
+     and dirty_granules (its refs, below), written with them; NULL while the chunk is a
+     spare. */
+  struct mlc_chunk_ref_s *ref;
   uint16_t run_count[64];  /* Protected by arena->lock: free runs by length bucket (arena.c) */
   uint64_t free_granules;  /* Protected by arena->lock: granules whose pages are all free */
   uint64_t dirty_granules; /* Protected by arena->lock: granules with a dirty free page */
@@ -135,10 +136,13 @@ struct mlc_huge_s {
 
 #define MLC_ARENA_GROWING 4
 
-/* An arena's chunk and a copy of its run_mask, side by side with the others' (below). */
+/* An arena's chunk and copies of the masks the arena's searches read, side by side
+   with the other chunks' (below). */
 typedef struct mlc_chunk_ref_s {
   mlc_chunk_t *chunk;
   uint64_t run_mask;
+  uint64_t free_granules;
+  uint64_t dirty_granules;
 } mlc_chunk_ref_t;
 
 /* Chunks an arena's refs hold in the arena itself; more take a mapping of their own. */
@@ -148,9 +152,10 @@ struct mlc_arena_s {
   mlc_mutex_t lock;
   unsigned ind;               /* Constant */
   mlc_chunk_t *chunks;        /* Protected by lock: every chunk in use */
-  /* Protected by lock: the same chunks, oldest first, each with a copy of its run_mask,
-     packed, so that a large run's best fit (arena.c) finds its chunk without reading
-     every chunk's header: refs_inline, or a mapping of refs_cap entries. */
+  /* Protected by lock: the same chunks, oldest first, each with copies of its run and
+     granule masks, packed, so that a large run's best fit and a slab's granule (arena.c)
+     find their chunk without reading every chunk's header: refs_inline, or a mapping of
+     refs_cap entries. */
   mlc_chunk_ref_t *refs;
   size_t nrefs;
   size_t refs_cap;
