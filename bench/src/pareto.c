@@ -20,10 +20,9 @@ static long long iters;
 static unsigned nslots;
 
 /* The seven slot ranges, hottest first: range k is picked with probability
-   C(6,k) 0.8^(6-k) 0.2^k (the terms of (0.8 + 0.2)^6, so they sum to 1) and
-   holds that share of range 6-k's probability in slots: range 0 is 0.0064% of
-   the slots and takes 26% of the picks, range 6 is 26% of the slots and takes
-   0.0064%. */
+   pick_share[k] = C(6,k) 0.8^(6-k) 0.2^k (the terms of (0.8 + 0.2)^6, so they sum
+   to 1) and holds pick_share[6 - k] of the slots: range 0 is 0.0064% of the slots
+   and takes 26% of the picks, range 6 is 26% of the slots and takes 0.0064%. */
 static const double pick_share[7] = {0.262144, 0.393216, 0.245760, 0.081920, 0.015360, 0.001536, 0.000064};
 
 struct picker {
