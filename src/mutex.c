@@ -12,25 +12,16 @@
 
 #include <stdlib.h>
 
-/* The futex calls may set errno (EAGAIN, EINTR); free() must preserve it. */
+/* The futex calls keep errno themselves (os.h): free() must preserve it. */
 void mlc_mutex_lock_slow(mlc_mutex_t *m) {
-  int saved = errno;
   for (int spin = 0; spin < 100; spin++) {
-    if (__atomic_load_n(&m->word, __ATOMIC_RELAXED) == 0 && mlc_mutex_try_acquire(m)) {
-      errno = saved;
-      return;
-    }
+    if (__atomic_load_n(&m->word, __ATOMIC_RELAXED) == 0 && mlc_mutex_try_acquire(m)) return;
     mlc_spin_pause();
   }
   while (__atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE) != 0) mlc_os_futex_wait(&m->word, 2);
-  errno = saved;
 }
 
-void mlc_mutex_wake(mlc_mutex_t *m) {
-  int saved = errno;
-  mlc_os_futex_wake(&m->word, 1);
-  errno = saved;
-}
+void mlc_mutex_wake(mlc_mutex_t *m) { mlc_os_futex_wake(&m->word, 1); }
 
 /* ---- The witness (debug builds) ---- */
 

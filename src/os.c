@@ -303,8 +303,13 @@ unsigned mlc_os_ncpus(void) {
   return n > 0 ? (unsigned)n : 1;
 }
 
+/* errno is kept here and in the wake: application threads wait and wake on every path
+   (a contended lock, a cache the collector holds, the hardened quarantine's gate), and
+   a wait whose word has already changed answers EAGAIN at once. */
 void mlc_os_futex_wait(int *word, int expected) {
+  int saved = errno;
   syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+  errno = saved;
 }
 
 /* The timeout goes to the kernel in the kernel's own layout, never as libc's struct
@@ -339,7 +344,9 @@ void mlc_os_futex_wait_ns(int *word, int expected, uint64_t ns) {
 }
 
 void mlc_os_futex_wake(int *word, int n) {
+  int saved = errno;
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+  errno = saved;
 }
 
 void mlc_os_write_fd(int fd, const char *buf, size_t len) {

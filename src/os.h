@@ -65,7 +65,9 @@ uint64_t mlc_os_coarse_now_ns(void);
 uint64_t mlc_os_realtime_ns(void);
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 unsigned mlc_os_ncpus(void);
+/* Waits while *word == expected (or until woken, or interrupted).  Keeps errno. */
 void mlc_os_futex_wait(int *word, int expected);
+/* Wakes up to n waiters on word.  Keeps errno. */
 void mlc_os_futex_wake(int *word, int n);
 /* Waits while *word == expected, at most ns nanoseconds (less when woken or
    interrupted).  Keeps errno. */

@@ -52,6 +52,30 @@ START_TEST(test_wait_keeps_errno) {
 }
 END_TEST
 
+/* The untimed wait and the wake keep errno too: application threads call both (a
+   contended lock, the hardened quarantine's gate), and a wait on a word that already
+   changed answers EAGAIN at once; a wake of a misaligned word answers EINVAL. */
+START_TEST(test_wait_wake_keep_errno) {
+  int word = 2;
+  errno = ENOTDIR;
+  mlc_os_futex_wait(&word, 1);
+  ck_assert_int_eq(errno, ENOTDIR);
+  errno = 0;
+  ck_assert_int_eq(syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0), -1);
+  ck_assert_int_eq(errno, EAGAIN); /* what the call above kept from the program */
+  static int pair[2];
+  int *odd = (int *)((uintptr_t)pair + 1);
+  errno = 0;
+  ck_assert_int_eq(syscall(SYS_futex, odd, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0), -1);
+  ck_assert_int_eq(errno, EINVAL);
+  errno = ENOTDIR;
+  mlc_os_futex_wake(odd, 1);
+  ck_assert_int_eq(errno, ENOTDIR);
+  mlc_os_futex_wake(&word, 1);
+  ck_assert_int_eq(errno, ENOTDIR);
+}
+END_TEST
+
 /* A wake ends a long wait on the same word. */
 static int wake_word = 1;
 static void *waker(void *arg) {
@@ -119,6 +143,7 @@ int main(void) {
   tcase_add_test(tc, test_wait_ms);
   tcase_add_test(tc, test_wait_seconds);
   tcase_add_test(tc, test_wait_keeps_errno);
+  tcase_add_test(tc, test_wait_wake_keep_errno);
   tcase_add_test(tc, test_wake_ends_wait);
 #ifdef SYS_futex_time64
   tcase_add_test(tc, test_wait_without_time64);
