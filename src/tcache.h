@@ -38,6 +38,7 @@ typedef struct mlc_tsd_s {
   mlc_arena_t *arena; /* assigned on the first allocation */
   int state;
   unsigned direct_frees; /* frees before the cache exists (see mlc_tcache_get) */
+  unsigned grow_credit;  /* realloc's early moves to a huge mapping (alloc.c) */
 } mlc_tsd_t;
 
 extern MLC_TLS mlc_tsd_t mlc_tsd;

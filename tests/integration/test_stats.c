@@ -169,19 +169,79 @@ START_TEST(test_huge_bytes) {
 }
 END_TEST
 
-/* ---- The extensible struct ---- */
-
-struct padded {
-  melloc_stats_t st;
-  unsigned char after[64];
-};
-
 static bool all_bytes(const void *p, size_t n, unsigned char v) {
   const unsigned char *b = p;
   for (size_t i = 0; i < n; i++)
     if (b[i] != v) return false;
   return true;
 }
+
+/* Grows *p from *have bytes to at least to by realloc, 1/64 of its size (plus 16) at a
+   time, as a program appends to a buffer, writing v into each new byte; no check
+   macro (they allocate). */
+static void *grow_by_steps(void *p, size_t *have, size_t to, unsigned char v) {
+  size_t sz = *have;
+  while (sz < to) {
+    size_t ns = sz + sz / 64 + 16;
+    p = realloc(p, ns);
+    if (!p) abort();
+    memset((char *)p + sz, v, ns - sz);
+    sz = ns;
+  }
+  *have = sz;
+  return p;
+}
+
+/* A thread whose block grown by realloc went past 2 MiB moves its next two grown
+   blocks to a huge mapping when they pass 256 KiB (alloc.c, mlc_grow_early), copying
+   256 KiB rather than 2 MiB when they too pass 2 MiB; before that, and once those two
+   are spent, a grown block stays in its run to 2 MiB.  Each keeps its bytes. */
+START_TEST(test_grow_moves_early) {
+  size_t s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+  melloc_stats_t a = snap();
+  char *p1 = grow_by_steps(NULL, &s1, 1 * MiB, 1);
+  melloc_stats_t b = snap();
+  size_t s1b = s1;
+  p1 = grow_by_steps(p1, &s1, 3 * MiB, 1);
+  melloc_stats_t c = snap();
+  free(p1);
+  char *p2 = grow_by_steps(NULL, &s2, 1 * MiB, 2);
+  char *p3 = grow_by_steps(NULL, &s3, 1 * MiB, 3);
+  melloc_stats_t d = snap();
+  size_t s2d = s2;
+  char *p4 = grow_by_steps(NULL, &s4, 1 * MiB, 4);
+  melloc_stats_t e = snap();
+  p2 = grow_by_steps(p2, &s2, 3 * MiB, 2);
+  melloc_stats_t f = snap();
+  ck_assert_uint_eq(b.huge_allocated, a.huge_allocated); /* in its run */
+  ck_assert_uint_eq(b.large_allocated - a.large_allocated, PAGE_UP(s1b));
+  ck_assert_uint_eq(c.huge_allocated - a.huge_allocated, kpages(s1));
+  ck_assert_uint_eq(c.large_allocated, a.large_allocated);
+  ck_assert_uint_eq(d.huge_allocated - a.huge_allocated, kpages(s2d) + kpages(s3)); /* early */
+  ck_assert_uint_eq(d.large_allocated, a.large_allocated);
+  ck_assert_uint_eq(e.huge_allocated, d.huge_allocated); /* no credit left */
+  ck_assert_uint_eq(e.large_allocated - d.large_allocated, PAGE_UP(s4));
+  ck_assert_uint_eq(f.huge_allocated - a.huge_allocated, kpages(s2) + kpages(s3));
+  ck_assert_uint_eq(melloc_usable_size(p3), kpages(s3));
+  ck_assert_uint_eq(melloc_usable_size(p4), PAGE_UP(s4));
+  ck_assert(all_bytes(p2, s2, 2));
+  ck_assert(all_bytes(p3, s3, 3));
+  ck_assert(all_bytes(p4, s4, 4));
+  free(p2);
+  free(p3);
+  free(p4);
+  melloc_stats_t g = snap();
+  ck_assert_uint_eq(g.huge_allocated, a.huge_allocated);
+  ck_assert_uint_eq(g.large_allocated, a.large_allocated);
+}
+END_TEST
+
+/* ---- The extensible struct ---- */
+
+struct padded {
+  melloc_stats_t st;
+  unsigned char after[64];
+};
 
 /* A caller that knows fewer fields gets only those: the rest of its buffer is untouched. */
 START_TEST(test_stats_smaller_size) {
@@ -659,6 +719,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_class_sizes);
   tcase_add_test(tc, test_large_bytes);
   tcase_add_test(tc, test_huge_bytes);
+  tcase_add_test(tc, test_grow_moves_early);
   suite_add_tcase(s, tc);
   tc = tcase_create("struct");
   tcase_add_test(tc, test_stats_smaller_size);
