@@ -135,6 +135,8 @@ def variants(scale, threads, idle_mib, idle_sleep):
                            "replaced each round, 1 in 4 freed by the next thread"))
     v.append(Variant("grow-t4", "grow", "grow", ["-t", "4", "-m", "16", "-r", n(100)],
                      about="4 threads grow a buffer by realloc, 1/64 at a time, to 16 MiB; free; repeat"))
+    v.append(Variant("grow-turns-t4", "grow", "grow", ["-t", "4", "-b", "4", "-m", "4", "-r", n(10)],
+                     about="4 threads each grow 4 buffers by turns, 1/64 at a time, to 4 MiB; free; repeat"))
     v.append(Variant("barnes", "barnes", "barnes", ["-n", "20000", "-s", n(2)],
                      about="Barnes-Hut n-body, 20000 bodies: an octree of 112-byte cells rebuilt by malloc "
                            "every step; mostly compute, so the nodes' placement is what differs"))
