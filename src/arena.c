@@ -424,6 +424,25 @@ void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_mutex_unlock(&arena->lock);
 }
 
+void mlc_arena_large_free_purged(mlc_chunk_t *c, void *p) {
+  mlc_arena_t *arena = mlc_load(&c->arena);
+  mlc_mutex_lock(&arena->lock);
+  size_t i = mlc_large_run_locked(c, p, "invalid pointer (not the start of a block)");
+  size_t n = c->npages[i];
+  mlc_mutex_unlock(&arena->lock);
+  size_t up = mlc_os_purge_unit() >> MLC_PAGE_SHIFT; /* 0: purge nothing */
+  size_t a = up ? MLC_ALIGN_UP(i, up) : i, b = up ? MLC_ALIGN_DOWN(i + n, up) : i;
+  bool purged = a < b && mlc_os_purge((char *)c + (a << MLC_PAGE_SHIFT), (b - a) << MLC_PAGE_SHIFT);
+  mlc_mutex_lock(&arena->lock);
+  mlc_chunk_run_set(c, i, 0);
+  mlc_chunk_give(c, i, n);
+  if (purged) mlc_chunk_clean(c, a, b - a);
+  arena->nlarge_free++;
+  arena->large_allocated -= n << MLC_PAGE_SHIFT;
+  mlc_arena_chunk_check_locked(arena, c);
+  mlc_mutex_unlock(&arena->lock);
+}
+
 size_t mlc_arena_large_check(mlc_chunk_t *c, const void *p, bool *freed) {
   uintptr_t off = (uintptr_t)p - (uintptr_t)c;
   size_t i = off >> MLC_PAGE_SHIFT;

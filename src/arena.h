@@ -57,6 +57,10 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
 void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room);
 /* p is in a chunk and not in a slab: frees its run, or reports heap misuse and aborts. */
 void mlc_arena_large_free(mlc_chunk_t *chunk, void *p);
+/* The same, for a run whose pages nobody is likely to want soon: they go back to the
+   kernel first (the whole kernel pages it holds; outside the lock, since the run is
+   still the caller's), and join the free pages clean. */
+void mlc_arena_large_free_purged(mlc_chunk_t *chunk, void *p);
 /* The pages of the live run that starts at p, or 0 (p is no such start), read under
    the arena lock; *freed tells whether p is the start of a free page (a run freed). */
 size_t mlc_arena_large_check(mlc_chunk_t *chunk, const void *p, bool *freed);

@@ -288,6 +288,12 @@ void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n) {
   mlc_chunk_sync(c, i, n);
 }
 
+void mlc_chunk_clean(mlc_chunk_t *c, size_t i, size_t n) {
+  mlc_assert(mlc_chunk_pages_free(c, i, n));
+  mlc_bits_set(c->dirty, i, n, false);
+  mlc_chunk_sync(c, i, n);
+}
+
 /* The best fit in c for n free pages starting at a multiple of align_pages: the start
    of the smallest free run that holds them (*waste: its pages left over), or 0.  Best
    fit, not first fit: blocks up to 2 MiB in 4 MiB chunks fragment them quickly, and

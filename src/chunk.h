@@ -175,6 +175,9 @@ bool mlc_chunk_take(mlc_chunk_t *c, size_t i, size_t n);
 /* Pages [i, i + n) of a slab or a run become free (and dirty), joining the free runs on
    either side; the chunk's free_ns becomes now and its purge_pending true. */
 void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n);
+/* Free pages [i, i + n), which the caller has given back to the kernel, read as zero:
+   no longer dirty. */
+void mlc_chunk_clean(mlc_chunk_t *c, size_t i, size_t n);
 /* Records n as the length of the run that starts at page i (0: no run starts there). */
 MLC_INLINE void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n) {
   mlc_store(&c->npages[i], (uint16_t)n);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -233,6 +234,29 @@ START_TEST(test_grow_moves_early) {
   melloc_stats_t g = snap();
   ck_assert_uint_eq(g.huge_allocated, a.huge_allocated);
   ck_assert_uint_eq(g.large_allocated, a.large_allocated);
+}
+END_TEST
+
+/* The run a block grew out of past 2 MiB goes back to the kernel at once (alloc.c):
+   with the collector off here, its pages read as not resident right after the move. */
+START_TEST(test_grow_out_of_run_purged) {
+  size_t s = 0;
+  char *p = grow_by_steps(NULL, &s, 2 * MiB - 64 * KiB, 5);
+  char *run = p;
+  size_t len = PAGE_UP(s);
+  char *q = realloc(p, 2 * MiB + 1);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_ptr_ne(q, run); /* a huge block: a mapping of its own */
+  ck_assert(all_bytes(q, s, 5));
+  size_t kp = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)run + kp - 1) / kp * kp, b = ((uintptr_t)run + len) / kp * kp;
+  ck_assert_uint_gt(b, a);
+  unsigned char vec[2 * MiB / 4096];
+  ck_assert_int_eq(mincore((void *)a, b - a, vec), 0);
+  size_t resident = 0;
+  for (size_t i = 0; i < (b - a) / kp; i++) resident += vec[i] & 1;
+  ck_assert_uint_eq(resident, 0);
+  free(q);
 }
 END_TEST
 
@@ -720,6 +744,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_large_bytes);
   tcase_add_test(tc, test_huge_bytes);
   tcase_add_test(tc, test_grow_moves_early);
+  tcase_add_test(tc, test_grow_out_of_run_purged);
   suite_add_tcase(s, tc);
   tc = tcase_create("struct");
   tcase_add_test(tc, test_stats_smaller_size);
