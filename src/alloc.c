@@ -251,8 +251,10 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
       if (size <= old && mlc_size_class(size) == b.cls) return p;
       break;
     case MLC_BLOCK_HUGE:
-      /* A block that moved early (mlc_grow_early) grows in its mapping too. */
-      if (size > MLC_LARGE_MAX || (size > old && size >= MLC_GROW_EARLY)) {
+      /* A block that moved early (mlc_grow_early) stays in its mapping from
+         MLC_GROW_EARLY on, whichever way it goes: its size is rounded to the kernel's
+         pages (16 or 64 KiB on some), so the program's next step may fit in it. */
+      if (size > MLC_LARGE_MAX || (old <= MLC_LARGE_MAX && size >= MLC_GROW_EARLY)) {
         void *q = mlc_huge_realloc(b.huge, size);
         if (q) {
           if (old <= MLC_LARGE_MAX && size > MLC_LARGE_MAX) mlc_grow_crossed();

@@ -196,7 +196,8 @@ static void *grow_by_steps(void *p, size_t *have, size_t to, unsigned char v) {
 /* A thread whose block grown by realloc went past 2 MiB moves its next two grown
    blocks to a huge mapping when they pass 256 KiB (alloc.c, mlc_grow_early), copying
    256 KiB rather than 2 MiB when they too pass 2 MiB; before that, and once those two
-   are spent, a grown block stays in its run to 2 MiB.  Each keeps its bytes. */
+   are spent, a grown block stays in its run to 2 MiB.  Each keeps its bytes; one that
+   moved early stays in its mapping when it shrinks too. */
 START_TEST(test_grow_moves_early) {
   size_t s1 = 0, s2 = 0, s3 = 0, s4 = 0;
   melloc_stats_t a = snap();
@@ -212,6 +213,8 @@ START_TEST(test_grow_moves_early) {
   size_t s2d = s2;
   char *p4 = grow_by_steps(NULL, &s4, 1 * MiB, 4);
   melloc_stats_t e = snap();
+  char *p3s = realloc(p3, s3 - 100 * KiB); /* shrinks in its mapping */
+  melloc_stats_t e2 = snap();
   p2 = grow_by_steps(p2, &s2, 3 * MiB, 2);
   melloc_stats_t f = snap();
   ck_assert_uint_eq(b.huge_allocated, a.huge_allocated); /* in its run */
@@ -222,6 +225,9 @@ START_TEST(test_grow_moves_early) {
   ck_assert_uint_eq(d.large_allocated, a.large_allocated);
   ck_assert_uint_eq(e.huge_allocated, d.huge_allocated); /* no credit left */
   ck_assert_uint_eq(e.large_allocated - d.large_allocated, PAGE_UP(s4));
+  ck_assert_ptr_eq(p3s, p3);
+  ck_assert_uint_eq(e2.huge_allocated - a.huge_allocated, kpages(s2d) + kpages(s3 - 100 * KiB));
+  s3 -= 100 * KiB;
   ck_assert_uint_eq(f.huge_allocated - a.huge_allocated, kpages(s2) + kpages(s3));
   ck_assert_uint_eq(melloc_usable_size(p3), kpages(s3));
   ck_assert_uint_eq(melloc_usable_size(p4), PAGE_UP(s4));
