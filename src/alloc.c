@@ -230,6 +230,23 @@ static MLC_NOINLINE void *mlc_realloc_sampled(void *p, size_t size, const mlc_bl
   return q;
 }
 
+/* realloc of the large run b at p past MLC_LARGE_MAX: a huge block, and credit for
+   early moves (mlc_grow_crossed).  The run's pages go back to the kernel at once when
+   it is big: the thread grows its next blocks the same way, past them (mlc_grow_early),
+   so they would stay resident and unused until the collector's decay (bench's grow-t4
+   kept each thread's first 2 MiB run, 8 MiB of its 71 MiB peak; glibc's was 65). */
+static MLC_NOINLINE void *mlc_realloc_past_large(void *p, size_t size, const mlc_block_t *b) {
+  mlc_grow_crossed();
+  void *q = mlc_malloc_inline(size);
+  if (!q) return NULL;
+  memcpy(q, p, b->size);
+  if (b->size >= MLC_GROW_EARLY)
+    mlc_arena_large_free_purged(b->chunk, p);
+  else
+    mlc_free_inline(p);
+  return q;
+}
+
 /* Everything realloc does; melloc_realloc below first tries the cases that need no
    new block without a stack frame. */
 static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
@@ -270,7 +287,7 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
       if (size > MLC_SMALL_MAX && size <= MLC_LARGE_MAX && !mlc_grow_early(size, old) &&
           mlc_arena_large_resize(b.chunk, p, size))
         return p;
-      if (size > MLC_LARGE_MAX) mlc_grow_crossed();
+      if (size > MLC_LARGE_MAX) return mlc_realloc_past_large(p, size, &b);
       break;
   }
   /* Above MLC_SMALL_MAX a block that grows out of its pages moves to a run with room
@@ -280,14 +297,7 @@ static MLC_NOINLINE void *mlc_realloc_slow(void *p, size_t size) {
                                               : mlc_realloc_new_big(size, old, b.kind != MLC_BLOCK_HUGE);
   if (!q) return NULL;
   memcpy(q, p, MLC_MIN(old, size));
-  /* A run the block grew out of past MLC_LARGE_MAX: its pages go back to the kernel at
-     once.  The thread grows its next blocks the same way, past them (mlc_grow_early),
-     so they would stay resident and unused until the collector's decay: bench's
-     grow-t4 kept each thread's first 2 MiB run, 8 MiB of its 71 MiB peak (glibc 65). */
-  if (b.kind == MLC_BLOCK_LARGE && size > MLC_LARGE_MAX && old >= MLC_GROW_EARLY)
-    mlc_arena_large_free_purged(b.chunk, p);
-  else
-    mlc_free_inline(p);
+  mlc_free_inline(p);
   return q;
 }
 
