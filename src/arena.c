@@ -411,16 +411,23 @@ static size_t mlc_large_run_locked(mlc_chunk_t *c, const void *p, const char *wh
   return i;
 }
 
+/* The run of n pages at page i of c becomes free pages; those of [clean, clean_end),
+   which the caller gave back to the kernel, clean.  Caller holds the lock. */
+static void mlc_arena_run_free_locked(mlc_arena_t *arena, mlc_chunk_t *c, size_t i, size_t n,
+                                      size_t clean, size_t clean_end) {
+  mlc_chunk_run_set(c, i, 0);
+  mlc_chunk_give(c, i, n);
+  if (clean < clean_end) mlc_chunk_clean(c, clean, clean_end - clean);
+  arena->nlarge_free++;
+  arena->large_allocated -= n << MLC_PAGE_SHIFT;
+  mlc_arena_chunk_check_locked(arena, c);
+}
+
 void mlc_arena_large_free(mlc_chunk_t *c, void *p) {
   mlc_arena_t *arena = mlc_load(&c->arena);
   mlc_mutex_lock(&arena->lock);
   size_t i = mlc_large_run_locked(c, p, "invalid pointer (not the start of a block)");
-  size_t n = c->npages[i];
-  mlc_chunk_run_set(c, i, 0);
-  mlc_chunk_give(c, i, n);
-  arena->nlarge_free++;
-  arena->large_allocated -= n << MLC_PAGE_SHIFT;
-  mlc_arena_chunk_check_locked(arena, c);
+  mlc_arena_run_free_locked(arena, c, i, c->npages[i], 0, 0);
   mlc_mutex_unlock(&arena->lock);
 }
 
@@ -434,12 +441,7 @@ void mlc_arena_large_free_purged(mlc_chunk_t *c, void *p) {
   size_t a = up ? MLC_ALIGN_UP(i, up) : i, b = up ? MLC_ALIGN_DOWN(i + n, up) : i;
   bool purged = a < b && mlc_os_purge((char *)c + (a << MLC_PAGE_SHIFT), (b - a) << MLC_PAGE_SHIFT);
   mlc_mutex_lock(&arena->lock);
-  mlc_chunk_run_set(c, i, 0);
-  mlc_chunk_give(c, i, n);
-  if (purged) mlc_chunk_clean(c, a, b - a);
-  arena->nlarge_free++;
-  arena->large_allocated -= n << MLC_PAGE_SHIFT;
-  mlc_arena_chunk_check_locked(arena, c);
+  mlc_arena_run_free_locked(arena, c, i, n, a, purged ? b : a);
   mlc_mutex_unlock(&arena->lock);
 }
 
