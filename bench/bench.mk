@@ -25,7 +25,7 @@ BENCH_CHECK_ARGS =
 BENCH_MISUSE_ARGS =
 
 EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
-	bench/run.py bench/icount.py bench/benchlib.py bench/fastest.py \
+	bench/run.py bench/icount.py bench/benchlib.py bench/fastest.py bench/scaling.py bench/ceiling.py \
 	bench/src/common.h bench/src/runone.c bench/src/fastpath.c \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/bigbuf.c bench/src/grow.c bench/src/handoff.c bench/src/frag.c \

@@ -111,7 +111,7 @@ def variants(scale, threads, idle_mib, idle_sleep):
         v.append(Variant("prodcons-%dpair" % p, "prodcons", "prodcons", ["-p", str(p), "-n", n(2e6)],
                          about="malloc on one thread, free on another, through an SPSC ring"))
     multi = [t for t in threads if t > 1]
-    for t in multi:
+    for t in threads:
         v.append(Variant("larson-t%d" % t, "larson", "larson", ["-t", str(t), "-n", n(15e6), "-w", "1000", "-r", "1000"],
                          about="server simulation: threads swap bags of blocks, 8..1000 bytes"))
     v.append(Variant("larson-churn-t2", "larson", "larson",
@@ -502,7 +502,7 @@ def parse_args(argv):
                         "(default: all five)")
     p.add_argument("-r", "--runs", type=int, default=None, help="runs per workload and allocator (default 5)")
     p.add_argument("-t", "--threads", default="1,2,4,8",
-                   help="thread counts for mixed; larson and cache-* use those above 1 (default 1,2,4,8)")
+                   help="thread counts for mixed and larson; cache-* use those above 1 (default 1,2,4,8)")
     p.add_argument("--scale", type=float, default=None, help="multiply every iteration count (default 1)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 1 run, scale 0.1, idle 64 MiB and 1 s (under a minute)")
