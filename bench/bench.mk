@@ -30,7 +30,7 @@ EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/bigbuf.c bench/src/grow.c bench/src/handoff.c bench/src/frag.c \
 	bench/src/idle.c bench/src/bursts.c bench/src/barnes.c bench/src/xbatch.c bench/src/gthread.c bench/src/tstress.c bench/src/bignum.c bench/src/setfam.c bench/src/pareto.c \
-	bench/scripts/stress.rb \
+	bench/scripts/stress.rb bench/scripts/scaling.sh \
 	bench/misuse/README.md bench/misuse/misuse.c bench/misuse/run.py \
 	bench/misuse/run.sh bench/misuse/results-baseline.md bench/misuse/results-issue15.md \
 	bench/misuse/results-baseline.json
