@@ -35,7 +35,7 @@ import run as runpy_  # noqa: E402  (bench/run.py: its variants and its runone r
 
 def spawn(bin_dir, v, lib, timeout):
     """Start one process under runone; returns (pid, report file)."""
-    argv = [os.path.join(bin_dir, "runone"), "%g" % timeout, lib or "-"] + v.argv(bin_dir)
+    argv = runpy_.runone_argv(bin_dir, v, lib, timeout)
     rep = tempfile.TemporaryFile()
     actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -45,13 +45,7 @@ def spawn(bin_dir, v, lib, timeout):
 
 def report(rep):
     rep.seek(0)
-    res = {}
-    for tok in rep.read().decode(errors="replace").split():
-        k, _, val = tok.partition("=")
-        if k == "status":
-            res["status"] = val.replace(":", " ")
-        elif k in ("wall_s", "user_s", "sys_s"):
-            res[k] = float(val)
+    res = runpy_.parse_report(rep.read().decode(errors="replace"), {})
     rep.close()
     return res
 

@@ -206,12 +206,30 @@ def busy_seconds():
     return (total - idle) / float(os.sysconf("SC_CLK_TCK"))
 
 
+def runone_argv(bin_dir, variant, lib, timeout):
+    """The command that runs variant under lib (None: glibc) through bin/runone."""
+    return [os.path.join(bin_dir, "runone"), "%g" % timeout, lib or "-"] + variant.argv(bin_dir)
+
+
+def parse_report(report, res):
+    """runone's report (status, times, ru_maxrss as key=value on its fd 3) into res."""
+    for tok in report.split():
+        k, _, val = tok.partition("=")
+        if k == "status":
+            res["status"] = val.replace(":", " ")
+        elif k in ("wall_s", "user_s", "sys_s"):
+            res[k] = float(val)
+        elif k == "maxrss_kb":
+            res[k] = int(val)
+    return res
+
+
 def run_one(bin_dir, variant, lib, timeout):
     """Run one process under bin/runone, which forks it, waits for it with
     wait4() and reports wall time, CPU time and ru_maxrss (see runone.c for why
     Python cannot measure the peak RSS itself).  Returns a dict with those,
     the key=value numbers the workload printed, and a status."""
-    argv = [os.path.join(bin_dir, "runone"), "%g" % timeout, lib or "-"] + variant.argv(bin_dir)
+    argv = runone_argv(bin_dir, variant, lib, timeout)
     env = benchlib.child_env(None)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as rep:
         actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -228,15 +246,7 @@ def run_one(bin_dir, variant, lib, timeout):
         stderr = err.read().decode(errors="replace")
         report = rep.read().decode(errors="replace")
 
-    res = {"status": "runone failed (%s)" % stderr.strip()[-200:], "wall_s": 0.0}
-    for tok in report.split():
-        k, _, val = tok.partition("=")
-        if k == "status":
-            res["status"] = val.replace(":", " ")
-        elif k in ("wall_s", "user_s", "sys_s"):
-            res[k] = float(val)
-        elif k == "maxrss_kb":
-            res[k] = int(val)
+    res = parse_report(report, {"status": "runone failed (%s)" % stderr.strip()[-200:], "wall_s": 0.0})
     for tok in stdout.split():
         k, sep, val = tok.partition("=")
         if sep and k in EXTRA_KEYS:
