@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Size classes and the arithmetic on them.  The layout (16-byte steps to 128, then four
- * classes per doubling to 8 KiB) keeps internal fragmentation under 20% and makes every
+ * classes per doubling to 16 KiB) keeps internal fragmentation under 20% and makes every
  * class a multiple of 16, so every small object is 16-byte aligned, and power-of-two
  * classes are aligned to their size (slabs are aligned to 64 KiB).
  */
@@ -21,7 +21,7 @@ void mlc_sizeclass_boot(void) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     uint32_t s = mlc_class_size[c];
     mlc_class_nobjs[c] = (uint16_t)MLC_MIN(MLC_GRANULE / s, MLC_SLAB_MAX_OBJS);
-    /* ceil(2^32 / s): exact for offsets below 2^16 because s < 2^14. */
+    /* ceil(2^32 / s): exact for offsets below 2^16 because s <= 2^14. */
     mlc_class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + s - 1) / s);
   }
 }

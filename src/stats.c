@@ -23,6 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+_Static_assert(MLC_NCLASSES - 1 <= MELLOC_STATS_NCLASSES + MELLOC_STATS_NCLASSES_MORE,
+               "melloc_stats_t has room for every size class");
+
+/* Size class i + 1 of st: classes, then classes_more. */
+static melloc_class_stats_t *mlc_stats_class(melloc_stats_t *st, unsigned i) {
+  return i < MELLOC_STATS_NCLASSES ? &st->classes[i] : &st->classes_more[i - MELLOC_STATS_NCLASSES];
+}
+
 void mlc_stats_gather(melloc_stats_t *st) {
   size_t size = st->size;
   memset(st, 0, sizeof(*st));
@@ -33,7 +41,7 @@ void mlc_stats_gather(melloc_stats_t *st) {
   uint64_t cached[MLC_NCLASSES];
   mlc_tcache_cached_objects(cached);
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    melloc_class_stats_t *cs = &st->classes[c - 1];
+    melloc_class_stats_t *cs = mlc_stats_class(st, c - 1);
     cs->size = mlc_class_size[c];
     for (unsigned i = 0; i < mlc_narenas; i++) {
       uint64_t m, f;
@@ -99,7 +107,7 @@ static void mlc_out(mlc_out_t *o, const char *fmt, ...) {
   o->write(o->opaque, buf);
 }
 
-static void mlc_stats_text(mlc_out_t *o, const melloc_stats_t *st) {
+static void mlc_stats_text(mlc_out_t *o, melloc_stats_t *st) {
   mlc_out(o, "___ melloc %s%s statistics ___\n", PACKAGE_VERSION,
           mlc_config_hardened ? " hardened" : "");
   mlc_out(o, "arenas:              %u\n", st->narenas);
@@ -119,15 +127,15 @@ static void mlc_stats_text(mlc_out_t *o, const melloc_stats_t *st) {
     mlc_out(o, "heap profile:        %llu live samples, standing for %llu bytes\n",
             (unsigned long long)st->prof_samples, (unsigned long long)st->prof_bytes);
   mlc_out(o, "%8s %14s %14s %12s %8s\n", "size", "nmalloc", "nfree", "live", "slabs");
-  for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
-    const melloc_class_stats_t *c = &st->classes[i];
+  for (unsigned i = 0; i < MLC_NCLASSES - 1; i++) {
+    const melloc_class_stats_t *c = mlc_stats_class(st, i);
     if (!c->nmalloc) continue;
     mlc_out(o, "%8zu %14llu %14llu %12llu %8llu\n", c->size, (unsigned long long)c->nmalloc,
             (unsigned long long)c->nfree, (unsigned long long)c->live, (unsigned long long)c->slabs);
   }
 }
 
-static void mlc_stats_json(mlc_out_t *o, const melloc_stats_t *st) {
+static void mlc_stats_json(mlc_out_t *o, melloc_stats_t *st) {
   mlc_out(o, "{\"version\": \"%s\", \"stats_version\": %u, \"narenas\": %u, ", PACKAGE_VERSION,
           st->version, st->narenas);
   mlc_out(o, "\"mapped\": %zu, \"resident\": %zu, \"allocated\": %zu, ", st->mapped, st->resident,
@@ -144,8 +152,8 @@ static void mlc_stats_json(mlc_out_t *o, const melloc_stats_t *st) {
           (unsigned long long)st->remaps_refused);
   mlc_out(o, "\"prof\": {\"samples\": %llu, \"bytes\": %llu}, \"classes\": [",
           (unsigned long long)st->prof_samples, (unsigned long long)st->prof_bytes);
-  for (unsigned i = 0; i < MELLOC_STATS_NCLASSES; i++) {
-    const melloc_class_stats_t *c = &st->classes[i];
+  for (unsigned i = 0; i < MLC_NCLASSES - 1; i++) {
+    const melloc_class_stats_t *c = mlc_stats_class(st, i);
     mlc_out(o, "%s{\"size\": %zu, \"nmalloc\": %llu, \"nfree\": %llu, \"live\": %llu, \"slabs\": %llu}",
             i ? ", " : "", c->size, (unsigned long long)c->nmalloc, (unsigned long long)c->nfree,
             (unsigned long long)c->live, (unsigned long long)c->slabs);

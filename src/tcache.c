@@ -101,12 +101,10 @@ bool mlc_tcache_boot(void) {
   for (unsigned c = 1; c < MLC_NCLASSES; c++)
     mlc_tcache_cap[c] = mlc_class_size[c] <= mlc_opt.tcache_max ? mlc_class_cap[c] : 0;
   /* Large classes: MLC_LCACHE_CAP blocks, or up to MLC_LCACHE_CLASS_BYTES of the
-     smaller ones, twice that to MLC_LCACHE_BAND_PAGES (a cache starts at
-     MLC_TCACHE_CAP0 and grows when frees overflow it). */
+     smaller ones (a cache starts at MLC_TCACHE_CAP0 and grows when frees overflow it). */
   for (unsigned c = MLC_NCLASSES; c < MLC_TCLASSES; c++) {
     size_t pages = c - MLC_NCLASSES + MLC_LCLASS_MIN_PAGES, bytes = pages << MLC_PAGE_SHIFT;
-    size_t room = pages <= MLC_LCACHE_BAND_PAGES ? 2 * MLC_LCACHE_CLASS_BYTES : MLC_LCACHE_CLASS_BYTES;
-    mlc_tcache_cap[c] = (uint16_t)MLC_MAX((size_t)MLC_LCACHE_CAP, room / bytes);
+    mlc_tcache_cap[c] = (uint16_t)MLC_MAX((size_t)MLC_LCACHE_CAP, MLC_LCACHE_CLASS_BYTES / bytes);
   }
   return pthread_key_create(&mlc_tcache_key, mlc_tcache_thread_exit) == 0;
 }

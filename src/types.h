@@ -43,16 +43,16 @@ typedef struct mlc_huge_s mlc_huge_t;
 /* Thread caches also keep a few freed large blocks of up to this many pages, on stacks
    of their own: the cache classes MLC_NCLASSES.. are large blocks of
    MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES pages, of each at most MLC_LCACHE_CAP, or
-   as many as MLC_LCACHE_CLASS_BYTES hold where that is more (the smaller classes). */
-#define MLC_LCACHE_MAX_PAGES 16
+   as many as MLC_LCACHE_CLASS_BYTES hold where that is more (the smaller classes).
+   Every cache class has three words in initial-exec TLS (mlc_tbins_t), which a library
+   loaded with dlopen takes from glibc's small static reserve (Python's ctypes failed
+   with 80 bytes more): 12 pages (48 KiB; jemalloc's tcache_max is 32 KiB) keeps the
+   TLS under what it was before the small classes went from 8 to 16 KiB (1464 bytes in
+   the release build, 1480 before). */
+#define MLC_LCACHE_MAX_PAGES 12
 #define MLC_LCACHE_CAP 8
 #define MLC_LCACHE_CLASS_BYTES ((size_t)256 << 10)
-/* ... and twice that for blocks of up to this many pages (8-16 KiB: the size band that
-   other allocators serve from small classes; bench's handoff-t2, where a quarter of the
-   blocks are there and a quarter of those freed by another thread: 11% fewer
-   instructions, 10% less time, 1 MiB more of peak RSS). */
-#define MLC_LCACHE_BAND_PAGES 4
-#define MLC_LCLASS_MIN_PAGES 3 /* the smallest large block, MLC_SMALL_MAX + 1 bytes */
+#define MLC_LCLASS_MIN_PAGES 5 /* the smallest large block, MLC_SMALL_MAX + 1 bytes */
 #define MLC_TCLASSES (MLC_NCLASSES + MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES + 1)
 _Static_assert((MLC_SMALL_MAX + 1 + 4095) / 4096 == MLC_LCLASS_MIN_PAGES,
                "large blocks start at MLC_LCLASS_MIN_PAGES pages");

@@ -40,7 +40,7 @@ void free_aligned_sized(void *ptr, size_t alignment, size_t size);
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define PAGE ((size_t)4096)
-#define SMALL_MAX ((size_t)8192)
+#define SMALL_MAX ((size_t)16384)
 #define LARGE_MAX ((size_t)2 << 20)
 /* Freed huge blocks above this size are unmapped at once rather than cached. */
 #define HUGE_UNMAPPED_SIZE (100 * MiB)

@@ -142,7 +142,7 @@ static void misuse_realloc_freed_huge(void) {
   if (realloc(hide(p), 9 * MiB)) _exit(5);
 }
 
-/* Large blocks: 12000 and 65536 bytes stay in the thread cache when freed. */
+/* Large blocks: 20000 and 49152 bytes (5 and 12 pages) stay in the thread cache when freed. */
 static void double_free_sized(size_t size) {
   void *p = malloc(size);
   if (!p) _exit(4);
@@ -163,16 +163,16 @@ static void realloc_freed_sized(size_t size) {
 }
 
 static void misuse_double_free_large(void) { double_free_sized(100000); }
-static void misuse_double_free_12000(void) { double_free_sized(12000); }
-static void misuse_double_free_65536(void) { double_free_sized(65536); }
-static void misuse_realloc_freed_12000(void) { realloc_freed_sized(12000); }
-static void misuse_realloc_freed_65536(void) { realloc_freed_sized(65536); }
+static void misuse_double_free_20000(void) { double_free_sized(20000); }
+static void misuse_double_free_49152(void) { double_free_sized(49152); }
+static void misuse_realloc_freed_20000(void) { realloc_freed_sized(20000); }
+static void misuse_realloc_freed_49152(void) { realloc_freed_sized(49152); }
 
-/* Small blocks, 16..8192 bytes: every case is caught at the misuse itself. */
+/* Small blocks, 16..16384 bytes: every case is caught at the misuse itself. */
 static void misuse_double_free_16(void) { double_free_sized(16); }
 static void misuse_double_free_64(void) { double_free_sized(64); }
 static void misuse_double_free_200(void) { double_free_sized(200); }
-static void misuse_double_free_8192(void) { double_free_sized(8192); }
+static void misuse_double_free_16384(void) { double_free_sized(16384); }
 static void misuse_realloc_freed_small(void) { realloc_freed_sized(64); }
 
 /* free(p); free(q); free(p): p is not on top of the cache any more. */
@@ -215,7 +215,7 @@ static void idle_double_free(size_t size) {
   look_for_damage(p, size);
 }
 static void misuse_double_free_idle_small(void) { idle_double_free(64); }
-static void misuse_double_free_idle_large(void) { idle_double_free(12000); }
+static void misuse_double_free_idle_large(void) { idle_double_free(20000); }
 
 /* Freed by one thread, freed again by another. */
 static void *free_in_thread(void *p) {
@@ -354,7 +354,7 @@ static const struct misuse misuses[] = {
     {"double-free-16", misuse_double_free_16, NULL, "free", "double free"},
     {"double-free-64", misuse_double_free_64, NULL, "free", "double free"},
     {"double-free-200", misuse_double_free_200, NULL, "free", "double free"},
-    {"double-free-8192", misuse_double_free_8192, NULL, "free", "double free"},
+    {"double-free-16384", misuse_double_free_16384, NULL, "free", "double free"},
     {"double-free-64-uncached", misuse_double_free_64, "tcache:false", "free", "double free"},
     {"double-free-p-q-p", misuse_double_free_pqp, NULL, "free", "double free"},
     {"double-free-small-flushed", misuse_double_free_small_flushed, NULL, "free", "double free"},
@@ -377,12 +377,12 @@ static const struct misuse misuses[] = {
     {"free-sized-then-free-uncached", misuse_free_sized_then_free, "tcache:false", "free",
      "double free"},
     /* large blocks */
-    {"double-free-12000", misuse_double_free_12000, NULL, "free", "double free"},
-    {"double-free-65536", misuse_double_free_65536, NULL, "free", "double free"},
+    {"double-free-20000", misuse_double_free_20000, NULL, "free", "double free"},
+    {"double-free-49152", misuse_double_free_49152, NULL, "free", "double free"},
     {"double-free-large", misuse_double_free_large, NULL, "free", "double free"},
     {"double-free-idle-large", misuse_double_free_idle_large, NULL, "free", "double free"},
-    {"realloc-freed-12000", misuse_realloc_freed_12000, NULL, "realloc", FREED},
-    {"realloc-freed-65536", misuse_realloc_freed_65536, NULL, "realloc", FREED},
+    {"realloc-freed-20000", misuse_realloc_freed_20000, NULL, "realloc", FREED},
+    {"realloc-freed-49152", misuse_realloc_freed_49152, NULL, "realloc", FREED},
     {"free-large-interior", misuse_free_large_interior, NULL, "free", NOT_A_START},
     {"realloc-large-interior", misuse_realloc_large_interior, NULL, "realloc", NOT_A_START},
     {"usable-size-large-interior", misuse_usable_size_large_interior, NULL, "malloc_usable_size",

@@ -326,8 +326,8 @@ END_TEST
 /* ---- In-process ---- */
 
 /* malloc_usable_size is the request, and all of it may be written. */
-static const size_t usable_sizes[] = {0,    1,    7,    8,    15,    16,     100,
-                                      1000, 8183, 8184, 8192, 12288, 100000, (3 * MiB) + 1};
+static const size_t usable_sizes[] = {0,     1,     7,     8,     15,     16,     100,   1000,
+                                      8192,  12288, 16375, 16376, 16384, 100000, (3 * MiB) + 1};
 START_TEST(test_usable_is_request) {
   size_t n = usable_sizes[_i];
   for (int r = 0; r < 3; r++) {

@@ -31,6 +31,13 @@
 #define MiB ((size_t)1 << 20)
 #define PAGE_UP(n) (((n) + 4095) & ~(size_t)4095)
 
+/* The documented size classes: 16-byte steps to 128, then four per doubling to 16 KiB,
+   the first MELLOC_STATS_NCLASSES in classes, the others in classes_more. */
+#define NCLASSES 36
+static melloc_class_stats_t *cls(melloc_stats_t *st, unsigned i) {
+  return i < MELLOC_STATS_NCLASSES ? &st->classes[i] : &st->classes_more[i - MELLOC_STATS_NCLASSES];
+}
+
 static melloc_stats_t snap(void) {
   melloc_stats_t st;
   memset(&st, 0, sizeof(st));
@@ -48,32 +55,32 @@ static void *objs[NOBJ];
    grows by NOBJ - NFREED, every other class's stays, and the bytes follow. */
 START_TEST(test_class_live) {
   melloc_stats_t a = snap();
-  size_t size = a.classes[_i].size;
+  size_t size = cls(&a, _i)->size;
   for (int k = 0; k < NOBJ; k++) objs[k] = malloc(size);
   for (int k = 0; k < NFREED; k++) free(objs[k * 2]);
   melloc_stats_t b = snap();
   for (int k = 0; k < NOBJ; k++)
     if (k >= 2 * NFREED || k % 2) ck_assert_ptr_nonnull(objs[k]);
   ck_assert_uint_gt(size, 0);
-  for (unsigned c = 0; c < MELLOC_STATS_NCLASSES; c++) {
+  for (unsigned c = 0; c < NCLASSES; c++) {
     uint64_t want = c == (unsigned)_i ? NOBJ - NFREED : 0;
-    ck_assert_msg(b.classes[c].live - a.classes[c].live == want,
-                  "class %u (%zu bytes): live %llu -> %llu, want +%llu", c, b.classes[c].size,
-                  (unsigned long long)a.classes[c].live, (unsigned long long)b.classes[c].live,
+    ck_assert_msg(cls(&b, c)->live - cls(&a, c)->live == want,
+                  "class %u (%zu bytes): live %llu -> %llu, want +%llu", c, cls(&b, c)->size,
+                  (unsigned long long)cls(&a, c)->live, (unsigned long long)cls(&b, c)->live,
                   (unsigned long long)want);
-    ck_assert_uint_eq(b.classes[c].size, a.classes[c].size);
+    ck_assert_uint_eq(cls(&b, c)->size, cls(&a, c)->size);
   }
   ck_assert_uint_eq(b.small_allocated - a.small_allocated, (NOBJ - NFREED) * size);
   ck_assert_uint_eq(b.allocated - a.allocated, (NOBJ - NFREED) * size);
   ck_assert_uint_eq(b.large_allocated, a.large_allocated);
   ck_assert_uint_eq(b.huge_allocated, a.huge_allocated);
   /* Objects leave the bins for the caller or a cache, never vanish. */
-  ck_assert_uint_ge(b.classes[_i].nmalloc - a.classes[_i].nmalloc, NOBJ - NFREED);
+  ck_assert_uint_ge(cls(&b, _i)->nmalloc - cls(&a, _i)->nmalloc, NOBJ - NFREED);
   ck_assert_uint_eq(b.allocated, b.small_allocated + b.large_allocated + b.huge_allocated);
   for (int k = 0; k < NOBJ; k++)
     if (k >= 2 * NFREED || k % 2) free(objs[k]);
   melloc_stats_t c = snap();
-  ck_assert_uint_eq(c.classes[_i].live, a.classes[_i].live);
+  ck_assert_uint_eq(cls(&c, _i)->live, cls(&a, _i)->live);
   ck_assert_uint_eq(c.allocated, a.allocated);
 }
 END_TEST
@@ -86,31 +93,39 @@ START_TEST(test_class_sizes) {
   ck_assert_uint_eq(st.classes[0].size, 16);
   ck_assert_uint_eq(st.classes[7].size, 128);
   ck_assert_uint_eq(st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
+  ck_assert_uint_eq(st.classes_more[0].size, 10240);
+  ck_assert_uint_eq(cls(&st, NCLASSES - 1)->size, 16384);
+  for (unsigned c = NCLASSES; c < MELLOC_STATS_NCLASSES + MELLOC_STATS_NCLASSES_MORE; c++)
+    ck_assert_uint_eq(cls(&st, c)->size, 0);
   /* The kernel's page size, whatever it is (4, 16, 64 KiB); an ordinary kernel refuses
      nothing melloc asks. */
   ck_assert_uint_eq(st.page_size, (size_t)sysconf(_SC_PAGESIZE));
   ck_assert_uint_eq(st.purges_failed, 0);
-  for (unsigned c = 1; c < MELLOC_STATS_NCLASSES; c++) {
-    ck_assert_uint_gt(st.classes[c].size, st.classes[c - 1].size);
+  for (unsigned c = 1; c < NCLASSES; c++) {
+    ck_assert_uint_gt(cls(&st, c)->size, cls(&st, c - 1)->size);
     /* malloc of the class size is that class, one more byte is the next one */
-    void *p = malloc(st.classes[c - 1].size + 1);
-    ck_assert_uint_eq(melloc_usable_size(p), st.classes[c].size);
+    void *p = malloc(cls(&st, c - 1)->size + 1);
+    ck_assert_uint_eq(melloc_usable_size(p), cls(&st, c)->size);
     free(p);
   }
+  /* past the last class: whole pages */
+  void *p = malloc(16384 + 1);
+  ck_assert_uint_eq(melloc_usable_size(p), 20480);
+  free(p);
 }
 END_TEST
 
 /* Large blocks count whole 4 KiB pages, however they were made. */
 START_TEST(test_large_bytes) {
-  static const size_t sizes[] = {8193, 16384, 100000, 2 * MiB};
+  static const size_t sizes[] = {16385, 32768, 100000, 2 * MiB};
   void *p[4];
   melloc_stats_t a = snap();
   for (int k = 0; k < 4; k++) p[k] = malloc(sizes[k]);
   melloc_stats_t b = snap();
-  void *q = malloc(9000);
-  void *q2 = realloc(q, 20000); /* grows in place, or moves: 20480 bytes either way */
+  void *q = malloc(17000);
+  void *q2 = realloc(q, 30000); /* grows in place, or moves: 32768 bytes either way */
   melloc_stats_t c = snap();
-  void *q3 = realloc(q2, 12000); /* shrinks in place */
+  void *q3 = realloc(q2, 24000); /* shrinks in place */
   melloc_stats_t d = snap();
   for (int k = 0; k < 4; k++) ck_assert_ptr_nonnull(p[k]);
   ck_assert_ptr_nonnull(q3);
@@ -123,8 +138,8 @@ START_TEST(test_large_bytes) {
   ck_assert_uint_eq(b.small_allocated, a.small_allocated);
   ck_assert_uint_eq(b.huge_allocated, a.huge_allocated);
   ck_assert_uint_eq(b.allocated - a.allocated, want);
-  ck_assert_uint_eq(c.large_allocated - b.large_allocated, 20480);
-  ck_assert_uint_eq(d.large_allocated - b.large_allocated, 12288);
+  ck_assert_uint_eq(c.large_allocated - b.large_allocated, 32768);
+  ck_assert_uint_eq(d.large_allocated - b.large_allocated, 24576);
   for (int k = 0; k < 4; k++) free(p[k]);
   free(q3);
   melloc_stats_t e = snap();
@@ -306,6 +321,7 @@ START_TEST(test_stats_larger_size) {
   ck_assert_uint_eq(buf.st.size, sizeof(melloc_stats_t));
   ck_assert(all_bytes(buf.after, sizeof(buf.after), 0xa5));
   ck_assert_uint_eq(buf.st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
+  ck_assert_uint_eq(cls(&buf.st, NCLASSES - 1)->size, 16384);
 }
 END_TEST
 
@@ -350,7 +366,7 @@ START_TEST(test_option_get_all) {
   }
   /* The defaults (README, melloc(7)) under MELLOC_CONF=gc:false. */
   static const char *const want[][2] = {
-      {"tcache", "true"},   {"tcache_max", "8192"},   {"gc", "false"},
+      {"tcache", "true"},   {"tcache_max", "16384"},  {"gc", "false"},
       {"gc_interval_ms", "1000"}, {"decay_ms", "3000"}, {"gc_quiet", "true"}, {"stats_print", "false"},
       {"stats_format", "text"}};
   for (unsigned k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
@@ -381,7 +397,7 @@ START_TEST(test_option_errors) {
       {"gc_interval_ms", "0"},   {"gc_interval_ms", "3600001"}, {"gc_interval_ms", "12a"},
       {"gc_interval_ms", "-1"},  {"decay_ms", "3600001"},   {"decay_ms", "99999999999999999999"},
       {"stats_format", "xml"},   {"stats_print", "yes"},    {"trace", "2"},
-      {"narenas", "0"},          {"narenas", "257"},        {"tcache_max", "8193"},
+      {"narenas", "0"},          {"narenas", "257"},        {"tcache_max", "16385"},
       {"tcache", "off-ish"}};
   for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
     ck_assert_msg(melloc_option_set(bad[k][0], bad[k][1]) == EINVAL, "set %s '%s'", bad[k][0],
@@ -405,12 +421,12 @@ START_TEST(test_option_eperm) {
   ck_assert_int_eq(melloc_option_set("narenas", other), EPERM);
   ck_assert_int_eq(melloc_option_set("tcache", "true"), 0);
   ck_assert_int_eq(melloc_option_set("tcache", "on"), 0);
-  ck_assert_int_eq(melloc_option_set("tcache_max", "8192"), 0);
+  ck_assert_int_eq(melloc_option_set("tcache_max", "16384"), 0);
   /* unchanged */
   ck_assert_int_eq(melloc_option_get("tcache", v, sizeof(v)), 0);
   ck_assert_str_eq(v, "true");
   ck_assert_int_eq(melloc_option_get("tcache_max", v, sizeof(v)), 0);
-  ck_assert_str_eq(v, "8192");
+  ck_assert_str_eq(v, "16384");
 }
 END_TEST
 
@@ -570,7 +586,7 @@ START_TEST(test_print_text) {
 }
 END_TEST
 
-/* The JSON parses, has every field and 32 classes, and says what melloc_stats_get says. */
+/* The JSON parses, has every field and every class, and says what melloc_stats_get says. */
 START_TEST(test_print_json) {
   if (system("python3 -c pass 2>/dev/null") != 0) {
     fprintf(stderr, "test_print_json: no python3, JSON not checked\n");
@@ -600,7 +616,7 @@ START_TEST(test_print_json) {
            "\"remaps\"}\n"
            "assert d[\"prof\"] == {\"samples\": 0, \"bytes\": 0}, d[\"prof\"]\n"
            "c = d[\"classes\"]\n"
-           "assert len(c) == 32, len(c)\n"
+           "assert len(c) == %d, len(c)\n"
            "assert all(set(x) == {\"size\", \"nmalloc\", \"nfree\", \"live\", \"slabs\"} for x in c)\n"
            "assert [x[\"size\"] for x in c] == sorted(x[\"size\"] for x in c)\n"
            "assert d[\"small_allocated\"] == sum(x[\"size\"] * x[\"live\"] for x in c)\n"
@@ -609,7 +625,7 @@ START_TEST(test_print_json) {
            "c[25][\"size\"], c[25][\"live\"], c[25][\"nmalloc\"], d[\"page_size\"]]\n"
            "assert got == a, (got, a)\n"
            "' %u %u %zu %zu %zu %zu %zu %zu %zu %llu %llu %zu",
-           melloc_version(), st.version, st.narenas, st.allocated, st.small_allocated,
+           melloc_version(), NCLASSES, st.version, st.narenas, st.allocated, st.small_allocated,
            st.large_allocated, st.huge_allocated, st.cached, st.mapped, st.classes[25].size,
            (unsigned long long)st.classes[25].live, (unsigned long long)st.classes[25].nmalloc,
            st.page_size);
@@ -664,9 +680,9 @@ static int child_main(const char *what) {
     CHILD_CHECK(b.cached == 0);
     /* every malloc and free went to the bins, one by one */
     uint64_t m = 0, f = 0;
-    for (unsigned c = 0; c < MELLOC_STATS_NCLASSES; c++) {
-      m += b.classes[c].nmalloc - a.classes[c].nmalloc;
-      f += b.classes[c].nfree - a.classes[c].nfree;
+    for (unsigned c = 0; c < NCLASSES; c++) {
+      m += cls(&b, c)->nmalloc - cls(&a, c)->nmalloc;
+      f += cls(&b, c)->nfree - cls(&a, c)->nfree;
     }
     CHILD_CHECK(m == NCHURN && f == NCHURN);
     CHILD_CHECK(b.allocated == a.allocated);
@@ -745,7 +761,7 @@ int main(int argc, char **argv) {
   const char *noexec = mlc_check_reexec_refused();
   Suite *s = suite_create("stats");
   TCase *tc = tcase_create("counts");
-  tcase_add_loop_test(tc, test_class_live, 0, MELLOC_STATS_NCLASSES);
+  tcase_add_loop_test(tc, test_class_live, 0, NCLASSES);
   tcase_add_test(tc, test_class_sizes);
   tcase_add_test(tc, test_large_bytes);
   tcase_add_test(tc, test_huge_bytes);

@@ -61,7 +61,7 @@ done
 # The value of a constant the options table names (a number stays itself).
 constant() {
   case $1 in
-  MLC_SMALL_MAX) echo 8192 ;;
+  MLC_SMALL_MAX) sed -n 's/^#define MLC_SMALL_MAX \([0-9]*\)$/\1/p' "$src/src/sizeclass_tables.h" ;;
   MLC_MAX_ARENAS) sed -n 's/^#define MLC_MAX_ARENAS \([0-9]*\)$/\1/p' "$src/src/arena.h" ;;
   MLC_OPT_HOUR_MS) sed -n 's/^#define MLC_OPT_HOUR_MS \([0-9]*\)$/\1/p' "$src/src/options.c" ;;
   *) echo "$1" ;;

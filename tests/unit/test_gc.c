@@ -149,7 +149,7 @@ END_TEST
 /* Freed large blocks sit on cache stacks of their own and go back to their arenas
    the same way: pieces on idle passes, all but the one at head in the end; the owner
    then takes the rest of its cache back and allocates on. */
-enum { LNOBJ = 6, LSIZE = 12000 };
+enum { LNOBJ = 6, LSIZE = 20000 };
 
 static void *large_worker(void *arg) {
   (void)arg;

@@ -157,8 +157,8 @@ END_TEST
 /* A thread that allocates only large blocks gets a cache for them too. */
 static void *thread_large_only(void *arg) {
   (void)arg;
-  for (int i = 0; i < 100; i++) free(malloc(12000));
-  size_t np = (12000 + MLC_PAGE - 1) / MLC_PAGE;
+  for (int i = 0; i < 100; i++) free(malloc(20000));
+  size_t np = (20000 + MLC_PAGE - 1) / MLC_PAGE;
   size_t c = mlc_tclass_large(np);
   uintptr_t got = mlc_tsd.tc ? (uintptr_t)(mlc_tsd.tc->empty[c] - mlc_tsd.bins.head[c]) : 99;
   return (void *)got;
@@ -174,9 +174,8 @@ START_TEST(test_large_only_thread_cached) {
 END_TEST
 
 /* A thread that frees more large blocks of a class than the cache starts with keeps
-   them, up to the class's bound in bytes (tcache.c: MLC_LCACHE_CLASS_BYTES, twice that
-   to MLC_LCACHE_BAND_PAGES): 42 blocks of 3 pages, where the cache starts with 8 slots;
-   of 16 pages, MLC_LCACHE_CAP. */
+   them, up to the class's bound in bytes (tcache.c: MLC_LCACHE_CLASS_BYTES): 12 blocks
+   of 5 pages, where the cache starts with 8 slots; of 12 pages, MLC_LCACHE_CAP. */
 static void *thread_large_burst(void *arg) {
   size_t size = *(size_t *)arg;
   void *v[60];
@@ -187,10 +186,9 @@ static void *thread_large_burst(void *arg) {
 }
 
 START_TEST(test_large_cache_grows) {
-  static const size_t sizes[] = {12000, 16 * MLC_PAGE};
+  static const size_t sizes[] = {MLC_SMALL_MAX + 1, MLC_LCACHE_MAX_PAGES * MLC_PAGE};
   size_t size = sizes[_i], np = (size + MLC_PAGE - 1) / MLC_PAGE;
-  size_t room = np <= MLC_LCACHE_BAND_PAGES ? 2 * MLC_LCACHE_CLASS_BYTES : MLC_LCACHE_CLASS_BYTES;
-  size_t bound = MLC_MAX((size_t)MLC_LCACHE_CAP, room / (np * MLC_PAGE));
+  size_t bound = MLC_MAX((size_t)MLC_LCACHE_CAP, MLC_LCACHE_CLASS_BYTES / (np * MLC_PAGE));
   pthread_t t;
   void *r;
   pthread_create(&t, NULL, thread_large_burst, &size);
@@ -199,7 +197,7 @@ START_TEST(test_large_cache_grows) {
      least, bound at most. */
   ck_assert_uint_ge((uintptr_t)r, bound / 2 + 1);
   ck_assert_uint_le((uintptr_t)r, bound);
-  if (np == 3) ck_assert_uint_gt((uintptr_t)r, 21); /* above the bound of other classes' bytes */
+  if (np == MLC_LCLASS_MIN_PAGES) ck_assert_uint_gt((uintptr_t)r, 8); /* past the first 8 slots */
 }
 END_TEST
 
