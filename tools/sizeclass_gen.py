@@ -3,7 +3,7 @@
 """Writes src/sizeclass_tables.h: melloc's size classes and the tables on them.
 
 The layout: 16..128 bytes in steps of 16, then four classes per doubling up to
-SMALL_MAX.  Thread-cache capacity: 64 KiB of objects, 16..256 of them.
+SMALL_MAX.  Thread-cache capacity: 64 KiB of objects, 32..256 of them.
 Usage: python3 tools/sizeclass_gen.py > src/sizeclass_tables.h
 """
 import sys
@@ -23,7 +23,7 @@ for i in range(SMALL_MAX // 16 + 1):
     size = max(i * 16, 1)
     table.append(next(c for c in range(1, len(sizes)) if sizes[c] >= size))
 magic = [0] + [(2**64 - 1) // x + 1 for x in sizes[1:]]
-caps = [0] + [max(16, min(256, 65536 // x)) for x in sizes[1:]]
+caps = [0] + [max(32, min(256, 65536 // x)) for x in sizes[1:]]
 
 
 def j(v, f=str):
