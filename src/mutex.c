@@ -28,7 +28,7 @@ void mlc_mutex_wake(mlc_mutex_t *m) { mlc_os_futex_wake(&m->word, 1); }
 /* What the calling thread holds: a count per rank (for the order check) and the locks
    themselves, the first MLC_WITNESS_HELD of them (the fork handlers hold every bin's;
    past the array, mlc_witness_owned cannot tell and says yes). */
-#define MLC_WITNESS_HELD 16
+#define MLC_WITNESS_HELD 8 /* initial-exec TLS: types.h, MLC_LCACHE_MAX_PAGES */
 typedef struct mlc_witness_s {
   uint16_t count[MLC_RANK_COUNT];
   const mlc_mutex_t *held[MLC_WITNESS_HELD];

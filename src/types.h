@@ -45,11 +45,12 @@ typedef struct mlc_huge_s mlc_huge_t;
    MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES pages, of each at most MLC_LCACHE_CAP, or
    as many as MLC_LCACHE_CLASS_BYTES hold where that is more (the smaller classes).
    Every cache class has three words in initial-exec TLS (mlc_tbins_t), which a library
-   loaded with dlopen takes from glibc's small static reserve (Python's ctypes failed
-   with 80 bytes more): 12 pages (48 KiB; jemalloc's tcache_max is 32 KiB) keeps the
-   TLS under what it was before the small classes went from 8 to 16 KiB (1464 bytes in
-   the release build, 1480 before). */
-#define MLC_LCACHE_MAX_PAGES 12
+   loaded with dlopen takes from glibc's small static reserve: 1560 bytes in the release
+   build, 1656 in the debug build (the witness, mutex.c), where Python's ctypes here
+   loads up to 1700-1719.  12 pages instead of 16 saved 96 bytes but cost bench's mixed
+   workloads 10-20% of peak RSS (mixed-t8 23.2 -> 25.9 MiB): their 52-64 KiB blocks went
+   through the arena. */
+#define MLC_LCACHE_MAX_PAGES 16
 #define MLC_LCACHE_CAP 8
 #define MLC_LCACHE_CLASS_BYTES ((size_t)256 << 10)
 #define MLC_LCLASS_MIN_PAGES 5 /* the smallest large block, MLC_SMALL_MAX + 1 bytes */

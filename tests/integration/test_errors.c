@@ -142,7 +142,7 @@ static void misuse_realloc_freed_huge(void) {
   if (realloc(hide(p), 9 * MiB)) _exit(5);
 }
 
-/* Large blocks: 20000 and 49152 bytes (5 and 12 pages) stay in the thread cache when freed. */
+/* Large blocks: 20000 and 65536 bytes (5 and 16 pages) stay in the thread cache when freed. */
 static void double_free_sized(size_t size) {
   void *p = malloc(size);
   if (!p) _exit(4);
@@ -164,9 +164,9 @@ static void realloc_freed_sized(size_t size) {
 
 static void misuse_double_free_large(void) { double_free_sized(100000); }
 static void misuse_double_free_20000(void) { double_free_sized(20000); }
-static void misuse_double_free_49152(void) { double_free_sized(49152); }
+static void misuse_double_free_65536(void) { double_free_sized(65536); }
 static void misuse_realloc_freed_20000(void) { realloc_freed_sized(20000); }
-static void misuse_realloc_freed_49152(void) { realloc_freed_sized(49152); }
+static void misuse_realloc_freed_65536(void) { realloc_freed_sized(65536); }
 
 /* Small blocks, 16..16384 bytes: every case is caught at the misuse itself. */
 static void misuse_double_free_16(void) { double_free_sized(16); }
@@ -378,11 +378,11 @@ static const struct misuse misuses[] = {
      "double free"},
     /* large blocks */
     {"double-free-20000", misuse_double_free_20000, NULL, "free", "double free"},
-    {"double-free-49152", misuse_double_free_49152, NULL, "free", "double free"},
+    {"double-free-65536", misuse_double_free_65536, NULL, "free", "double free"},
     {"double-free-large", misuse_double_free_large, NULL, "free", "double free"},
     {"double-free-idle-large", misuse_double_free_idle_large, NULL, "free", "double free"},
     {"realloc-freed-20000", misuse_realloc_freed_20000, NULL, "realloc", FREED},
-    {"realloc-freed-49152", misuse_realloc_freed_49152, NULL, "realloc", FREED},
+    {"realloc-freed-65536", misuse_realloc_freed_65536, NULL, "realloc", FREED},
     {"free-large-interior", misuse_free_large_interior, NULL, "free", NOT_A_START},
     {"realloc-large-interior", misuse_realloc_large_interior, NULL, "realloc", NOT_A_START},
     {"usable-size-large-interior", misuse_usable_size_large_interior, NULL, "malloc_usable_size",

@@ -175,7 +175,7 @@ END_TEST
 
 /* A thread that frees more large blocks of a class than the cache starts with keeps
    them, up to the class's bound in bytes (tcache.c: MLC_LCACHE_CLASS_BYTES): 12 blocks
-   of 5 pages, where the cache starts with 8 slots; of 12 pages, MLC_LCACHE_CAP. */
+   of 5 pages, where the cache starts with 8 slots; of 16 pages, MLC_LCACHE_CAP. */
 static void *thread_large_burst(void *arg) {
   size_t size = *(size_t *)arg;
   void *v[60];
