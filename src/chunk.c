@@ -415,10 +415,12 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
 /* Freed huge mappings are kept (dirty) for reuse until the collector's decay gives them
    back: faulting pages in again costs far more than keeping them a few seconds. */
 #define MLC_HUGE_CACHE_MAX ((size_t)256 << 20)
-/* The default build's free ranges (mlc_huge_take_locked) hold at most this, or a
-   quarter of the bytes of live huge blocks, or, once live bytes fell under half their
-   recent peak, what keeps live and cached bytes under it (mlc_huge_free), where that
-   is more; the oldest ranges go
+/* The default build's free ranges (mlc_huge_take_locked), with the live blocks'
+   slack (the pages from a carved block's end to the end of its last 4 MiB,
+   mlc_huge_carve: resident, and nobody's to use until the block goes), hold at most
+   this, or a quarter of the bytes of live huge blocks, or, once live bytes fell under
+   half their recent peak, what keeps live and cached bytes under it (mlc_huge_free),
+   where that is more; the oldest ranges go
    first, and a freed block of more than MLC_HUGE_RANGE_MAX, or half of the bound where
    that is more, is unmapped at once.  bench's bigbuf (20 live buffers of 5-25 MiB,
    interleaved runs, medians), before mlc_huge_gather: 128 MiB 4.31 s and 474 MiB of
@@ -428,8 +430,13 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
    last 4 MiB) back at each carve saved 30 MiB and cost 0.5 s.  With the gather, which
    makes every cached page usable (5 runs, another day): 128 MiB 2.84 s and 453 MiB,
    96 MiB 2.93 s and 427 MiB, 80 MiB 2.95 s and 416 MiB, 64 MiB 3.05 s and 418 MiB;
-   tcmalloc 2.96 s and 484 MiB, glibc 3.00 s and 457 MiB. */
-#define MLC_HUGE_RANGES_MAX ((size_t)80 << 20)
+   tcmalloc 2.96 s and 484 MiB, glibc 3.00 s and 457 MiB.  The bound counted the free
+   ranges alone then, and the slack, up to 38 MiB of bigbuf's 20 blocks, came on top:
+   80 MiB for the ranges alone and 104 MiB for ranges and slack (5 interleaved runs):
+   3.31 and 3.28 s, 427 and 416 MiB (jemalloc 390, mimalloc 436); 10 runs of each,
+   the same page faults (224k and 233k), 422 and 409 MiB; 96 MiB, 409 MiB and 18%
+   more faults. */
+#define MLC_HUGE_RANGES_MAX ((size_t)104 << 20)
 #define MLC_HUGE_RANGE_MAX ((size_t)64 << 20)
 
 static mlc_mutex_t mlc_huge_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_HUGE);
@@ -437,6 +444,10 @@ static mlc_huge_t *mlc_huge_cache;     /* Protected by mlc_huge_lock, newest fir
 static mlc_huge_t *mlc_huge_free_desc; /* Protected by mlc_huge_lock */
 static size_t mlc_huge_cached;         /* Protected by mlc_huge_lock */
 static size_t mlc_huge_live;           /* Protected by mlc_huge_lock */
+/* Protected by mlc_huge_lock: the spans of the live blocks, which pass their sizes by
+   the pages to the end of the last chunk of a block carved from a cached range
+   (mlc_huge_carve): mapped and resident, but nobody's to use until the block goes. */
+static size_t mlc_huge_held;
 /* Protected by mlc_huge_lock: the most live huge bytes frees have seen in the last one
    or two decay delays (mlc_huge_free's bound; a new window from mlc_huge_purge). */
 static mlc_peak_t mlc_huge_peak;
@@ -684,6 +695,7 @@ static bool mlc_huge_carve(mlc_huge_t *r, size_t sz) {
   }
   r->size = sz;
   mlc_huge_live += sz;
+  mlc_huge_held += r->span;
   mlc_mutex_unlock(&mlc_huge_lock);
   return true;
 }
@@ -837,6 +849,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
     *best = h->next;
     mlc_huge_cached -= h->span;
     mlc_huge_live += sz;
+    mlc_huge_held += h->span;
     h->in_use = true;
     h->next = NULL;
     size_t old = h->size; /* the bytes its last block had: accessible but the first page */
@@ -853,6 +866,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
     }
     mlc_mutex_lock(&mlc_huge_lock);
     mlc_huge_live -= sz;
+    mlc_huge_held -= h->span;
     h->in_use = false;
     mlc_mutex_unlock(&mlc_huge_lock);
     mlc_huge_destroy(h);
@@ -890,6 +904,7 @@ void *mlc_huge_alloc(size_t size, size_t align, bool zero) {
   }
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_live += sz;
+  mlc_huge_held += sz;
   mlc_mutex_unlock(&mlc_huge_lock);
   size_t filled = g ? 0 : mlc_huge_gather(p, sz);
   if (zero && filled) memset(p, 0, filled);
@@ -920,6 +935,8 @@ void mlc_huge_free(mlc_huge_t *h) {
   h->tail = false;
   mlc_peak_see(&mlc_huge_peak, mlc_huge_live);
   mlc_huge_live -= h->size;
+  mlc_huge_held -= h->span;
+  mlc_assert(mlc_huge_held >= mlc_huge_live);
   if (!mlc_harden_guard_on) {
     h->size = h->span; /* the whole range is free */
     /* A phase ended (live bytes fell under half their peak of the last one or two
@@ -934,12 +951,13 @@ void mlc_huge_free(mlc_huge_t *h) {
        ranges beside the live blocks and cost 4% of its peak RSS (434 -> 452 MiB). */
     size_t peak = mlc_peak_get(&mlc_huge_peak);
     size_t cap = MLC_MAX(MLC_HUGE_RANGES_MAX, mlc_huge_live / 4);
+    size_t slack = mlc_huge_held - mlc_huge_live;
     if (mlc_huge_live < peak / 2) cap = MLC_MAX(cap, peak - mlc_huge_live);
     if (h->span <= MLC_MAX(MLC_HUGE_RANGE_MAX, cap / 2)) { /* a bigger one is unmapped at once */
       /* Over the bound, the oldest ranges go back to the kernel. */
       mlc_huge_cache_push_locked(h);
       mlc_huge_t *gone = NULL;
-      while (mlc_huge_cached > cap) {
+      while (mlc_huge_cached && mlc_huge_cached + slack > cap) {
         mlc_huge_t **pp = &mlc_huge_cache;
         while ((*pp)->next) pp = &(*pp)->next;
         mlc_huge_t *o = *pp;
@@ -1020,7 +1038,8 @@ static bool mlc_huge_grow_into_cache(mlc_huge_t *h, size_t old, size_t old_size,
   }
   if (ok) {
     h->span = old + total;
-    mlc_huge_live -= old_size; /* mlc_huge_carve counts sz */
+    mlc_huge_live -= old_size; /* mlc_huge_carve counts sz and the span */
+    mlc_huge_held -= old;
   }
   mlc_mutex_unlock(&mlc_huge_lock);
   if (!ok) return false;
@@ -1037,6 +1056,7 @@ static bool mlc_huge_grow_into_cache(mlc_huge_t *h, size_t old, size_t old_size,
 static void *mlc_huge_resized(mlc_huge_t *h, void *p, size_t sz, size_t span) {
   mlc_mutex_lock(&mlc_huge_lock);
   mlc_huge_live += sz - h->size;
+  mlc_huge_held += span - h->span;
   h->addr = p;
   h->size = sz;
   h->span = span;
@@ -1124,6 +1144,7 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size) {
     h->size = sz;
     h->span = sz;
     mlc_huge_live -= old_size - sz;
+    mlc_huge_held -= old - sz;
     mlc_mutex_unlock(&mlc_huge_lock);
     return h->addr;
   }
@@ -1199,9 +1220,10 @@ size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns) {
   }
 }
 
-void mlc_huge_stats(size_t *live, size_t *cached) {
+void mlc_huge_stats(size_t *live, size_t *held, size_t *cached) {
   mlc_mutex_lock(&mlc_huge_lock);
   *live = mlc_huge_live;
+  *held = mlc_huge_held;
   *cached = mlc_huge_cached;
   mlc_mutex_unlock(&mlc_huge_lock);
 }

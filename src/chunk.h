@@ -151,8 +151,9 @@ void *mlc_huge_realloc(mlc_huge_t *h, size_t size);
 /* Gives back cached mappings freed more than decay_ns ago (all when decay_ns is 0);
    returns bytes given back. */
 size_t mlc_huge_purge(uint64_t now, uint64_t decay_ns);
-/* Bytes in live huge allocations and in the cache. */
-void mlc_huge_stats(size_t *live, size_t *cached);
+/* Bytes in live huge allocations, their spans (the bytes mapped for them) and the
+   bytes in the cache. */
+void mlc_huge_stats(size_t *live, size_t *held, size_t *cached);
 
 /* The huge descriptor of p if p is exactly a live huge allocation's address... */
 MLC_INLINE mlc_huge_t *mlc_huge_of_entry(void *ent) {

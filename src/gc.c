@@ -361,8 +361,8 @@ static bool mlc_gc_has_work(void) {
     work = mlc_harden_gc_has_work();
   for (unsigned i = 0; i < mlc_narenas && !work; i++) work = mlc_arena_purgeable(mlc_arenas[i]);
   if (!work) {
-    size_t live, cached;
-    mlc_huge_stats(&live, &cached);
+    size_t live, held, cached;
+    mlc_huge_stats(&live, &held, &cached);
     work = cached != 0;
   }
   return work;

@@ -66,10 +66,10 @@ void mlc_stats_gather(melloc_stats_t *st) {
   size_t lcached = mlc_tcache_cached_large_bytes();
   st->large_allocated = st->large_allocated > lcached ? st->large_allocated - lcached : 0;
   st->cached += lcached;
-  size_t huge_live, huge_cached;
-  mlc_huge_stats(&huge_live, &huge_cached);
+  size_t huge_live, huge_held, huge_cached;
+  mlc_huge_stats(&huge_live, &huge_held, &huge_cached);
   st->huge_allocated = huge_live;
-  st->mapped += huge_live + huge_cached + mlc_base_mapped();
+  st->mapped += huge_held + huge_cached + mlc_base_mapped();
   st->allocated = st->small_allocated + st->large_allocated + st->huge_allocated;
   st->resident = mlc_os_rss_bytes();
   st->purged = (size_t)mlc_load(&mlc_gc_bytes_purged);

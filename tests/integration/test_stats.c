@@ -185,6 +185,28 @@ START_TEST(test_huge_bytes) {
 }
 END_TEST
 
+/* A huge block made of cached pages counts every page it holds in mapped: a 5 MiB block
+   carved from a freed 12 MiB one keeps the pages to the end of its last 4 MiB, which
+   nothing else can use while it lives.  Nothing was mapped or given back, so mapped
+   stays as it was (it dropped by those 3 MiB when only the block's size counted). */
+START_TEST(test_huge_reuse_mapped) {
+  void *p = malloc(12 * MiB);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 1, 12 * MiB);
+  free(p);
+  melloc_stats_t a = snap();
+  void *q = malloc(5 * MiB);
+  ck_assert_ptr_nonnull(q);
+  melloc_stats_t b = snap();
+  ck_assert_uint_eq(b.huge_allocated - a.huge_allocated, 5 * MiB);
+  ck_assert_uint_eq(b.mapped, a.mapped);
+  free(q);
+  melloc_stats_t c = snap();
+  ck_assert_uint_eq(c.huge_allocated, a.huge_allocated);
+  ck_assert_uint_eq(c.mapped, a.mapped);
+}
+END_TEST
+
 static bool all_bytes(const void *p, size_t n, unsigned char v) {
   const unsigned char *b = p;
   for (size_t i = 0; i < n; i++)
@@ -761,6 +783,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_class_sizes);
   tcase_add_test(tc, test_large_bytes);
   tcase_add_test(tc, test_huge_bytes);
+  tcase_add_test(tc, test_huge_reuse_mapped);
   tcase_add_test(tc, test_grow_moves_early);
   tcase_add_test(tc, test_grow_out_of_run_purged);
   suite_add_tcase(s, tc);
