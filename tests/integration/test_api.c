@@ -912,6 +912,40 @@ START_TEST(test_huge_phase_end_kept) {
 }
 END_TEST
 
+/* The bound on the cached ranges (104 MiB) counts the slack beside live blocks: the
+   pages from a block carved out of a cached range to the end of its last 4 MiB, which
+   only that block can use.  Six 5 MiB blocks carved from freed 8 MiB ones hold 18 MiB
+   of it; of twelve 8 MiB blocks freed next (96 MiB, under the bound alone), the two
+   oldest go back to the kernel.  Live bytes stay above half their peak (126 of 240
+   MiB): the fixed bound, not the phase's end (test_huge_phase_end_kept).  Nothing is
+   written: the bound counts bytes, and mincore tells a mapped range from an unmapped
+   one. */
+START_TEST(test_huge_slack_counted) {
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
+  enum { N = 30, SLACKED = 6, FREED = 12 };
+  char *p[N], *q[SLACKED];
+  for (int i = 0; i < N; i++) {
+    p[i] = malloc(8 * MiB);
+    ck_assert_ptr_nonnull(p[i]);
+  }
+  for (int i = 0; i < SLACKED; i++) {
+    free(p[i]);
+    q[i] = malloc(5 * MiB); /* the freed block's pages: 3 MiB of slack after it */
+    ck_assert_ptr_eq(q[i], p[i]);
+    ck_assert_int_eq(resident_pages(q[i] + 5 * MiB, 3 * MiB), 0); /* mapped, the block's */
+  }
+  for (int i = SLACKED; i < SLACKED + FREED; i++) free(p[i]);
+  ck_assert_int_eq(resident_pages(p[SLACKED], 8 * MiB), -1);
+  ck_assert_int_eq(resident_pages(p[SLACKED + 1], 8 * MiB), -1);
+  for (int i = SLACKED + 2; i < SLACKED + FREED; i++) ck_assert_int_ge(resident_pages(p[i], 8 * MiB), 0);
+  /* The slack goes with its block: freed, each is an 8 MiB range again. */
+  for (int i = 0; i < SLACKED; i++) free(q[i]);
+  for (int i = SLACKED + FREED; i < N; i++) free(p[i]);
+  huge_keep_end(&keep);
+}
+END_TEST
+
 /* The process's kernel mappings (lines of /proc/self/maps), read without allocating. */
 static size_t count_maps(void) {
   char buf[4096];
@@ -1680,6 +1714,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, test_huge_grows_into_cache);
   tcase_add_test(tc, test_huge_gathered);
   tcase_add_test(tc, test_huge_phase_end_kept);
+  tcase_add_test(tc, test_huge_slack_counted);
   tcase_add_test(tc, test_huge_churn);
   tcase_add_test(tc, test_huge_whole_range_not_tail);
 #endif
