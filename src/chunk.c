@@ -433,9 +433,11 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
    tcmalloc 2.96 s and 484 MiB, glibc 3.00 s and 457 MiB.  The bound counted the free
    ranges alone then, and the slack, up to 38 MiB of bigbuf's 20 blocks, came on top:
    80 MiB for the ranges alone and 104 MiB for ranges and slack (5 interleaved runs):
-   3.31 and 3.28 s, 427 and 416 MiB (jemalloc 390, mimalloc 436); 10 runs of each,
-   the same page faults (224k and 233k), 422 and 409 MiB; 96 MiB, 409 MiB and 18%
-   more faults. */
+   3.31 and 3.28 s, 427 and 416 MiB (jemalloc 390, mimalloc 436); 10 runs of each:
+   422 and 409 MiB, 224k and 233k page faults.  One address layout without the
+   collector (setarch -R, gc:false: the same every run): 431 MiB before; ranges and
+   slack under 80 MiB 413 MiB and 57% more faults, 96 MiB 408 and 14% more, 104 MiB
+   412 and as many, 112 MiB 428. */
 #define MLC_HUGE_RANGES_MAX ((size_t)104 << 20)
 #define MLC_HUGE_RANGE_MAX ((size_t)64 << 20)
 
