@@ -249,6 +249,7 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty
   /* The highest: large runs are placed lowest first. */
   unsigned g = 63 - (unsigned)__builtin_clzll(cand);
   *dirty = mlc_chunk_take(c, (size_t)g * MLC_GRANULE_PAGES, MLC_GRANULE_PAGES);
+  owner->used_pages += MLC_GRANULE_PAGES;
   mlc_mutex_unlock(&owner->lock);
 
   mlc_slab_t *slab = &c->slabs[g];
@@ -277,6 +278,7 @@ void mlc_arena_slab_free(mlc_slab_t *slab) {
   mlc_store(&slab->bin, NULL);
   mlc_mutex_lock(&arena->lock);
   mlc_chunk_give(c, (size_t)g * MLC_GRANULE_PAGES, MLC_GRANULE_PAGES);
+  arena->used_pages -= MLC_GRANULE_PAGES;
   mlc_arena_chunk_check_locked(arena, c);
   mlc_mutex_unlock(&arena->lock);
 }
@@ -363,6 +365,7 @@ static void *mlc_arena_run_alloc(mlc_arena_t *arena, size_t n, size_t room, size
   mlc_chunk_run_set(c, i, n);
   arena->nlarge_alloc++;
   arena->large_allocated += n << MLC_PAGE_SHIFT;
+  arena->used_pages += n;
   mlc_mutex_unlock(&arena->lock);
   return (char *)c + (i << MLC_PAGE_SHIFT);
 }
@@ -375,10 +378,15 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
   return p;
 }
 
-/* Chunks an arena may map for growing blocks' room (mlc_arena_large_alloc_room): past
-   them, a new chunk gives a block only as much room as it has pages.  The same on
-   32-bit targets: 64 MiB of a 3 GiB address space. */
-#define MLC_ROOM_FRESH_BYTES ((size_t)64 << 20)
+/* Free pages, resident or not, past which an arena maps no new chunk for a growing
+   block's full room (mlc_arena_large_alloc_room).  Untouched pages cost address space
+   only: 1 GiB of it on 64-bit targets (500 blocks growing side by side, each with its
+   2 MiB), 64 MiB on 32-bit ones (2% of a 3 GiB address space). */
+#if UINTPTR_MAX > 0xffffffffu
+#define MLC_ROOM_FREE_BYTES ((size_t)1 << 30)
+#else
+#define MLC_ROOM_FREE_BYTES ((size_t)64 << 20)
+#endif
 
 void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
   size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
@@ -389,11 +397,20 @@ void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
   if (p) return p;
   /* No chunk has a free run that long: a new chunk, whose untouched pages cost nothing
      -- but blocks growing side by side would each take one (1000 buffers grown by
-     turns to 256 KiB: 4 GiB of address space for 0.3 GiB resident).  In an arena that
-     maps more than MLC_ROOM_FRESH_BYTES, the room is as many pages as the block has,
-     so that such blocks take at most about twice their pages of address space. */
+     turns to 256 KiB: 2 GiB of address space for 0.25 GiB of blocks).  In an arena
+     whose chunks have MLC_ROOM_FREE_BYTES of free pages, the room is as many pages as
+     the block has, so that such blocks take at most about twice their pages of
+     address space past that.  Free pages, not the chunks mapped: a program with a
+     large heap in use still gives its growing blocks room.  A block with less room
+     than it grows into moves at each doubling and leaves its run behind, and later
+     blocks land on the pages such runs left untouched: bounded by 64 MiB of chunks (on
+     every target before), 50 buffers grown by turns to 600 KiB (bench's grow-many-t1)
+     found room for 32, and peaked at 73 MiB for 30 MiB of blocks (glibc 41, mimalloc
+     46); with room for all 50, 37 MiB in half the time.  500 buffers to 256 KiB: 237
+     -> 147 MiB (mimalloc 198); past the bound the same shape is as before or worse
+     (1000 buffers: 450 -> 531 MiB, mimalloc 329; 287 with no bound at all). */
   mlc_mutex_lock(&arena->lock);
-  bool small = arena->mapped < MLC_ROOM_FRESH_BYTES;
+  bool small = ((arena->nrefs * MLC_CHUNK_FREE_PAGES - arena->used_pages) << MLC_PAGE_SHIFT) < MLC_ROOM_FREE_BYTES;
   mlc_mutex_unlock(&arena->lock);
   return mlc_arena_run_alloc(arena, n, small ? room : MLC_MIN(room, n), 1, true, &dirty);
 }
@@ -420,6 +437,7 @@ static void mlc_arena_run_free_locked(mlc_arena_t *arena, mlc_chunk_t *c, size_t
   if (clean < clean_end) mlc_chunk_clean(c, clean, clean_end - clean);
   arena->nlarge_free++;
   arena->large_allocated -= n << MLC_PAGE_SHIFT;
+  arena->used_pages -= n;
   mlc_arena_chunk_check_locked(arena, c);
 }
 
@@ -476,6 +494,8 @@ bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
     mlc_chunk_run_set(c, i, want);
     arena->large_allocated += (want << MLC_PAGE_SHIFT);
     arena->large_allocated -= (n << MLC_PAGE_SHIFT);
+    arena->used_pages += want;
+    arena->used_pages -= n;
   }
   mlc_mutex_unlock(&arena->lock);
   return ok;
@@ -486,14 +506,15 @@ bool mlc_arena_large_resize(mlc_chunk_t *c, void *p, size_t size) {
 bool mlc_arena_validate(mlc_arena_t *arena) {
   bool ok = true;
   mlc_mutex_lock(&arena->lock);
-  size_t n = 0;
+  size_t n = 0, used = 0;
   for (mlc_chunk_t *c = arena->chunks; c && ok; c = c->next, n++) {
+    used += MLC_CHUNK_FREE_PAGES - c->nfree;
     /* The refs hold the list's chunks in reverse order, each with its masks. */
     const mlc_chunk_ref_t *r = &arena->refs[n < arena->nrefs ? arena->nrefs - 1 - n : 0];
     ok = mlc_chunk_validate(c) && n < arena->nrefs && r->chunk == c && c->ref == r && r->run_mask == c->run_mask &&
          r->free_granules == c->free_granules && r->dirty_granules == c->dirty_granules;
   }
-  if (ok && n != arena->nrefs) ok = false;
+  if (ok && (n != arena->nrefs || used != arena->used_pages)) ok = false;
   mlc_mutex_unlock(&arena->lock);
   return ok;
 }

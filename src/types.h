@@ -169,6 +169,7 @@ struct mlc_arena_s {
   uint64_t nlarge_alloc;      /* Protected by lock */
   uint64_t nlarge_free;       /* Protected by lock */
   size_t large_allocated;     /* Protected by lock: bytes in live large runs */
+  size_t used_pages;          /* Protected by lock: pages of its chunks in slabs and runs */
   /* Protected by lock: the last blocks realloc moved to grow (arena.c, "room"), a ring;
      a stale one is harmless. */
   char *growing[MLC_ARENA_GROWING];

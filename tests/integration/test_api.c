@@ -645,6 +645,69 @@ START_TEST(test_realloc_growth_moves_rarely) {
 }
 END_TEST
 
+/* Buffers grown side by side (a step of each in turn, 1/64 of its size at a time), as a
+   program filling many strings or vectors at once: each moves once, to a run with room
+   to MLC_LARGE_MAX, and grows in place from there.  With new chunks for room bounded
+   by 64 MiB of chunks, 18 of 48 buffers found none and moved at every doubling
+   (peak RSS 2.4x their bytes in bench's grow-many-t1). */
+START_TEST(test_realloc_growth_side_by_side) {
+  enum { NBUF = sizeof(void *) == 8 ? 48 : 24 };
+  char *p[NBUF];
+  size_t n[NBUF], moves = 0, steps = 0;
+  for (int i = 0; i < NBUF; i++) {
+    n[i] = SMALL_MAX + 1;
+    ck_assert_ptr_nonnull(p[i] = malloc(n[i]));
+    fill(p[i], n[i], (unsigned char)i);
+  }
+  for (int growing = 1; growing;) {
+    growing = 0;
+    for (int i = 0; i < NBUF; i++) {
+      size_t m = n[i] + n[i] / 64 + 16;
+      if (m > 600 * KiB) continue;
+      growing = 1;
+      char *q = realloc(p[i], m);
+      ck_assert_ptr_nonnull(q);
+      ck_assert_msg(check_fill(q, n[i], (unsigned char)i) == n[i], "buffer %d: grow %zu -> %zu lost data", i,
+                    n[i], m);
+      fill(q, m, (unsigned char)i);
+      moves += q != p[i];
+      p[i] = q;
+      n[i] = m;
+      steps++;
+    }
+  }
+  ck_assert_uint_ge(steps, NBUF * 150);
+  ck_assert_msg(moves <= NBUF + NBUF / 8, "%zu moves in %zu steps of %d buffers", moves, steps, NBUF);
+  for (int i = 0; i < NBUF; i++) free(p[i]);
+}
+END_TEST
+
+/* ... but room is address space, and it is bounded: 1000 buffers grown side by side to
+   32 KiB would hold 2 GiB of chunks with 2 MiB of room each; past the arena's bound on
+   free pages (1 GiB on 64-bit targets, 64 MiB on 32-bit ones) each has its own size in
+   room. */
+START_TEST(test_realloc_growth_room_bounded) {
+  enum { NBUF = 1000 };
+  const size_t bound = sizeof(void *) == 8 ? 1024 * MiB : 64 * MiB;
+  char **p = calloc(NBUF, sizeof(*p));
+  ck_assert_ptr_nonnull(p);
+  size_t size = SMALL_MAX + 1;
+  for (; size <= 32 * KiB; size += size / 64 + 16)
+    for (int i = 0; i < NBUF; i++) {
+      ck_assert_ptr_nonnull(p[i] = realloc(p[i], size));
+      p[i][size - 1] = (char)i;
+    }
+  melloc_stats_t st;
+  st.size = sizeof(st);
+  ck_assert_int_eq(melloc_stats_get(&st), 0);
+  size_t live = (size_t)NBUF * 32 * KiB;
+  ck_assert_msg(st.mapped <= bound + 4 * live + 64 * MiB, "%zu MiB mapped for %zu MiB of buffers", st.mapped / MiB,
+                live / MiB);
+  for (int i = 0; i < NBUF; i++) free(p[i]);
+  free(p);
+}
+END_TEST
+
 /* Each step moves the block to another tier; the contents common to both sizes survive.
    _i picks the chain. */
 static const size_t realloc_chains[][6] = {
@@ -1705,6 +1768,8 @@ static Suite *api_suite(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_realloc_small_steps);
   tcase_add_test(tc, test_realloc_growth_moves_rarely);
+  tcase_add_test(tc, test_realloc_growth_side_by_side);
+  tcase_add_test(tc, test_realloc_growth_room_bounded);
   tcase_add_loop_test(tc, test_realloc_tier_chain, 0, NELEMS(realloc_chains));
   tcase_add_test(tc, test_realloc_huge_grow_shrink);
   tcase_add_test(tc, test_realloc_huge_grow_with_neighbour);
