@@ -26,7 +26,7 @@ static unsigned mlc_arena_next; /* Atomic: round-robin cursor */
    (bench's xbatch-w2, xmalloc-test's shape), peaked at 33-47 MiB for 30 MiB of live
    blocks, 30-34 MiB in one arena.  At most MLC_SPARE_PER_ARENA per arena wait, or more
    under the peak below (the rest is unmapped at once; the collector unmaps what waited
-   past the decay delay), most recently freed first. */
+   past the decay delay), oldest first (mlc_arena_spare_insert_locked). */
 #define MLC_SPARE_PER_ARENA 8
 static mlc_mutex_t mlc_spare_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_SPARE);
 static mlc_chunk_t *mlc_spares; /* Protected by mlc_spare_lock */
@@ -154,6 +154,29 @@ static mlc_chunk_t *mlc_arena_chunk_get_locked(mlc_arena_t *arena) {
   return c;
 }
 
+/* c joins the shared spares, which are kept oldest first (by serial): the next chunk
+   an arena takes is the oldest spare.  A program that frees everything and builds it
+   again (rounds, phases) then gets its chunks back in the order it first had them,
+   and lays its blocks out much as before, over the pages it made resident then.  The
+   most recently freed first (before), each round landed on pages the earlier ones had
+   left untouched: 1000 buffers grown by turns to 256 KiB, 5 rounds, peak RSS 518 ->
+   404 MiB (253 MiB of blocks); bench's grow-turns-t4 85 -> 83, handoff-t2 27.6 ->
+   26.7, the others the same.  The walk reads one line of each spare it passes; there
+   are few unless a program freed many chunks at once.  Caller holds mlc_spare_lock. */
+static void mlc_arena_spare_insert_locked(mlc_chunk_t *c) {
+  mlc_assert(mlc_mutex_owned(&mlc_spare_lock));
+  if (!mlc_spares || c->serial < mlc_spares->serial) {
+    mlc_list_chunk_push(&mlc_spares, c);
+    return;
+  }
+  mlc_chunk_t *at = mlc_spares;
+  while (at->next && at->next->serial < c->serial) at = at->next;
+  c->prev = at;
+  c->next = at->next;
+  if (at->next) at->next->prev = c;
+  at->next = c;
+}
+
 /* After pages of c were freed: a wholly free chunk leaves the arena for the shared
    spares, or is unmapped when there are enough. */
 static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
@@ -171,7 +194,7 @@ static void mlc_arena_chunk_check_locked(mlc_arena_t *arena, mlc_chunk_t *c) {
   size_t room = mlc_peak_get(&mlc_chunks_peak) - mlc_chunks_used;
   bool keep = mlc_nspares < MLC_MAX((size_t)MLC_SPARE_PER_ARENA * mlc_narenas, room);
   if (keep) {
-    mlc_list_chunk_push(&mlc_spares, c);
+    mlc_arena_spare_insert_locked(c);
     mlc_nspares++;
   }
   mlc_mutex_unlock(&mlc_spare_lock);

@@ -120,6 +120,8 @@ mlc_chunk_t *mlc_chunk_new(mlc_arena_t *arena) {
      huge page. */
   mlc_os_nohuge(chunk, MLC_CHUNK);
   mlc_store(&chunk->arena, arena);
+  static uint64_t serial; /* Atomic */
+  chunk->serial = __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED);
   mlc_chunk_count_mapped(MLC_CHUNK);
   return chunk;
 }

@@ -87,6 +87,7 @@ struct mlc_chunk_s {
                               lock: the shared spares (arena.c) */
   mlc_chunk_t *prev;
   uint64_t free_ns;        /* Protected by arena->lock: when memory in it last became free */
+  uint64_t serial;         /* Constant: chunks are numbered as they are mapped */
   uint32_t nfree;          /* Protected by arena->lock: free pages */
   uint64_t run_mask;       /* Protected by arena->lock: bit b set when run_count[b] > 0 */
   /* Protected by arena->lock: where the arena keeps copies of run_mask, free_granules

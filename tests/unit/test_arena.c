@@ -231,6 +231,30 @@ START_TEST(test_spares_follow_peak) {
 }
 END_TEST
 
+/* Spares go back to the arenas oldest first: chunks freed in any order come back in
+   the order they were first mapped, so that a program that frees everything and
+   builds it again gets its old layout, over the pages it made resident. */
+START_TEST(test_spares_oldest_first) {
+  mlc_arena_t *a = new_arena();
+  mlc_arena_spares_purge(mlc_os_now_ns(), 0); /* none from before */
+  char **runs = whole_chunk_runs(a, 3);
+  for (size_t i = 1; i < 3; i++)
+    ck_assert_uint_lt(((mlc_chunk_t *)mlc_pagemap_entry(runs[i - 1]))->serial,
+                      ((mlc_chunk_t *)mlc_pagemap_entry(runs[i]))->serial);
+  static const size_t order[] = {2, 0, 1}; /* most recently freed first would give 1, 0, 2 */
+  for (size_t k = 0; k < 3; k++) mlc_arena_large_free(mlc_pagemap_entry(runs[order[k]]), runs[order[k]]);
+  ck_assert_uint_eq(mlc_arena_spares_mapped(), 3 * MLC_CHUNK);
+  for (size_t i = 0; i < 3; i++) {
+    char *p = mlc_arena_large_alloc(a, (size_t)MLC_CHUNK_FREE_PAGES * MLC_PAGE, 0, false);
+    ck_assert_ptr_eq(p, runs[i]);
+  }
+  ck_assert(mlc_arena_validate(a));
+  for (size_t i = 0; i < 3; i++) mlc_arena_large_free(mlc_pagemap_entry(runs[i]), runs[i]);
+  ck_assert_uint_ge(mlc_arena_spares_purge(mlc_os_now_ns(), 0), 3 * MLC_CHUNK);
+  free(runs);
+}
+END_TEST
+
 /* The collector's purge begins a new window for the peak once per decay delay; one
    that begins in the middle of a phase's frees forgets nothing of the phase: the
    chunks freed after it still wait, up to the peak before it. */
@@ -461,6 +485,7 @@ int main(void) {
   tcase_add_test(tc, test_spare_chunk);
   tcase_add_test(tc, test_slab_borrows_resident_granule);
   tcase_add_test(tc, test_spares_follow_peak);
+  tcase_add_test(tc, test_spares_oldest_first);
   tcase_add_test(tc, test_spares_peak_survives_window);
   tcase_add_test(tc, test_granule_reuse_across_classes);
   tcase_add_test(tc, test_slabs_and_runs_share_chunks);
