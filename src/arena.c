@@ -429,9 +429,11 @@ void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
      blocks land on the pages such runs left untouched: bounded by 64 MiB of chunks (on
      every target before), 50 buffers grown by turns to 600 KiB (bench's grow-many-t1)
      found room for 32, and peaked at 73 MiB for 30 MiB of blocks (glibc 41, mimalloc
-     46); with room for all 50, 37 MiB in half the time.  500 buffers to 256 KiB: 237
-     -> 147 MiB (mimalloc 198); past the bound the same shape is as before or worse
-     (1000 buffers: 450 -> 531 MiB, mimalloc 329; 287 with no bound at all). */
+     46); with room for all 50, 37 MiB in half the time.  500 buffers to 256 KiB, 5
+     rounds: 237 -> 147 MiB (mimalloc 198).  Past the bound, some blocks with room
+     and the rest without do about as before (with the spares oldest first): 1000
+     buffers to 256 KiB 450 -> 414 MiB (mimalloc 329, 287 with no bound at all), 2000
+     to 128 KiB 446 -> 482 (mimalloc 393). */
   mlc_mutex_lock(&arena->lock);
   bool small = ((arena->nrefs * MLC_CHUNK_FREE_PAGES - arena->used_pages) << MLC_PAGE_SHIFT) < MLC_ROOM_FREE_BYTES;
   mlc_mutex_unlock(&arena->lock);
