@@ -139,6 +139,8 @@ def variants(scale, threads, idle_mib, idle_sleep):
                      about="4 threads each grow 4 buffers by turns, 1/64 at a time, to 4 MiB; free; repeat"))
     v.append(Variant("grow-many-t1", "grow", "grow", ["-t", "1", "-b", "50", "-k", "600", "-r", n(20)],
                      about="one thread grows 50 buffers by turns, 1/64 at a time, to 600 KiB; free; repeat"))
+    v.append(Variant("grow-lots-t1", "grow", "grow", ["-t", "1", "-b", "1000", "-k", "256", "-r", n(3)],
+                     about="one thread grows 1000 buffers by turns, 1/64 at a time, to 256 KiB; free; repeat"))
     v.append(Variant("barnes", "barnes", "barnes", ["-n", "20000", "-s", n(2)],
                      about="Barnes-Hut n-body, 20000 bodies: an octree of 112-byte cells rebuilt by malloc "
                            "every step; mostly compute, so the nodes' placement is what differs"))

@@ -11,7 +11,7 @@
 #include "common.h"
 #include <pthread.h>
 
-#define MAX_BUFS 64
+#define MAX_BUFS 1024
 
 static size_t max_size;
 static long long reps;
