@@ -50,9 +50,9 @@ void mlc_arena_slab_free(mlc_slab_t *slab);
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);
 /* The same, page-aligned and not zeroed, at the start of a free run with room free
    pages after it (cut to what a chunk holds), so that it can grow in place into them:
-   realloc's growing block that its neighbours blocked.  The arena remembers it (its
-   last few): a later allocation that best fits the free run right after it takes the
-   end of that run.  A new chunk where no chunk has a free run that long (with room cut
+   realloc's growing block that its neighbours blocked.  Its chunk marks it as growing
+   while it lives: a later allocation that best fits the free run right after it takes
+   the end of that run.  A new chunk where no chunk has a free run that long (with room cut
    to the block's own pages once the arena maps much). */
 void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room);
 /* p is in a chunk and not in a slab: frees its run, or reports heap misuse and aborts. */

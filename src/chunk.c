@@ -354,6 +354,11 @@ void mlc_chunk_pages_init(mlc_chunk_t *c) {
 
 bool mlc_chunk_page_used(const mlc_chunk_t *c, size_t i) { return mlc_bit_get(c->used, i); }
 
+bool mlc_chunk_after_growing(const mlc_chunk_t *c, size_t i) {
+  size_t j = mlc_bits_rfind_set(c->growing, i); /* one past the last growing run's start */
+  return j > 0 && c->npages[j - 1] != 0 && j - 1 + c->npages[j - 1] == i;
+}
+
 bool mlc_chunk_pages_free(const mlc_chunk_t *c, size_t i, size_t n) {
   return !mlc_bits_any(c->used, i, n);
 }
@@ -407,7 +412,8 @@ bool mlc_chunk_validate(const mlc_chunk_t *c) {
     if (!mlc_bits_any(c->used, p0, MLC_GRANULE_PAGES)) free_g |= (uint64_t)1 << g;
     if (mlc_bits_any(c->dirty, p0, MLC_GRANULE_PAGES)) dirty_g |= (uint64_t)1 << g;
   }
-  for (size_t w = 0; w < MLC_CHUNK_WORDS; w++) ok &= !(c->used[w] & c->dirty[w]);
+  for (size_t w = 0; w < MLC_CHUNK_WORDS; w++) ok &= !(c->used[w] & c->dirty[w]) && !(c->growing[w] & ~c->used[w]);
+  for (size_t i = 0; i < MLC_PAGES_PER_CHUNK; i++) ok &= !mlc_bit_get(c->growing, i) || c->npages[i] != 0;
   return ok && !memcmp(count, c->run_count, sizeof(count)) && mask == c->run_mask &&
          nfree == c->nfree && free_g == c->free_granules && dirty_g == c->dirty_granules;
 }

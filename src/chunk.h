@@ -179,10 +179,18 @@ void mlc_chunk_give(mlc_chunk_t *c, size_t i, size_t n);
 /* Free pages [i, i + n), which the caller has given back to the kernel, read as zero:
    no longer dirty. */
 void mlc_chunk_clean(mlc_chunk_t *c, size_t i, size_t n);
-/* Records n as the length of the run that starts at page i (0: no run starts there). */
+/* Records n as the length of the run that starts at page i (0: no run starts there,
+   and the run that did is no longer a growing block). */
 MLC_INLINE void mlc_chunk_run_set(mlc_chunk_t *c, size_t i, size_t n) {
   mlc_store(&c->npages[i], (uint16_t)n);
+  if (!n) c->growing[i / 64] &= ~((uint64_t)1 << (i % 64));
 }
+/* The live run at page i is a growing block (types.h, mlc_chunk_t.growing). */
+MLC_INLINE void mlc_chunk_growing_set(mlc_chunk_t *c, size_t i) {
+  c->growing[i / 64] |= (uint64_t)1 << (i % 64);
+}
+/* Whether the live run that ends right before page i is a growing block. */
+bool mlc_chunk_after_growing(const mlc_chunk_t *c, size_t i);
 /* Whether page i is used (a slab's, a run's or the header's). */
 bool mlc_chunk_page_used(const mlc_chunk_t *c, size_t i);
 /* Whether pages [i, i + n) are all free. */

@@ -103,6 +103,10 @@ struct mlc_chunk_s {
   bool purge_pending;
   uint64_t used[MLC_CHUNK_WORDS];  /* Protected by arena->lock: page in a slab, a run or the header */
   uint64_t dirty[MLC_CHUNK_WORDS]; /* Protected by arena->lock: free page that may be resident */
+  /* Protected by arena->lock: bit i set while the live run at page i is a block realloc
+     placed with room to grow into (arena.c, "room"): the free run after it is taken
+     from its far end. */
+  uint64_t growing[MLC_CHUNK_WORDS];
   /* Atomic (relaxed, read-modify-write): bit i set while the live run at page i is a
      sampled allocation of the heap profiler (prof.c); set by the thread that allocated
      it before handing it out, cleared by the free that ends it. */
@@ -135,8 +139,6 @@ struct mlc_huge_s {
   bool in_use;
   bool tail;            /* a cached range carved off the block before it (chunk.c) */
 };
-
-#define MLC_ARENA_GROWING 4
 
 /* An arena's chunk and copies of the masks the arena's searches read, side by side
    with the other chunks' (below). */
@@ -171,10 +173,6 @@ struct mlc_arena_s {
   uint64_t nlarge_free;       /* Protected by lock */
   size_t large_allocated;     /* Protected by lock: bytes in live large runs */
   size_t used_pages;          /* Protected by lock: pages of its chunks in slabs and runs */
-  /* Protected by lock: the last blocks realloc moved to grow (arena.c, "room"), a ring;
-     a stale one is harmless. */
-  char *growing[MLC_ARENA_GROWING];
-  unsigned growing_next;
   mlc_bin_t bins[MLC_NCLASSES];
 };
 

@@ -107,6 +107,36 @@ START_TEST(test_large_room) {
 }
 END_TEST
 
+/* A growing block keeps that protection as long as it lives, however many blocks grow
+   after it: the arena used to remember its last four, and a block placed after the
+   others' had taken the start of the first one's room. */
+START_TEST(test_large_room_remembered) {
+  mlc_arena_t *a = new_arena();
+  /* A chunk with one free run of 200 pages, and a growing block at its start. */
+  char *x = mlc_arena_large_alloc(a, (size_t)(MLC_CHUNK_FREE_PAGES - 200) * MLC_PAGE, 0, false);
+  ck_assert_ptr_nonnull(x);
+  mlc_chunk_t *c = mlc_pagemap_entry(x);
+  char *g = mlc_arena_large_alloc_room(a, 3 * MLC_PAGE, 60);
+  ck_assert_ptr_eq(g, x + (size_t)(MLC_CHUNK_FREE_PAGES - 200) * MLC_PAGE);
+  /* Four more growing blocks, each too long for that run: a chunk of its own each. */
+  char *others[4];
+  for (int k = 0; k < 4; k++) {
+    others[k] = mlc_arena_large_alloc_room(a, 3 * MLC_PAGE, MLC_CHUNK_FREE_PAGES - 3);
+    ck_assert_ptr_nonnull(others[k]);
+    ck_assert_ptr_ne(mlc_pagemap_entry(others[k]), c);
+  }
+  /* The best fit for one page is the run after g: its far end. */
+  char *q = mlc_arena_large_alloc(a, MLC_PAGE, 0, false);
+  ck_assert_ptr_eq(mlc_pagemap_entry(q), c);
+  ck_assert_ptr_eq(q, (char *)c + MLC_CHUNK - MLC_PAGE);
+  ck_assert(mlc_arena_validate(a));
+  mlc_arena_large_free(c, q);
+  for (int k = 0; k < 4; k++) mlc_arena_large_free(mlc_pagemap_entry(others[k]), others[k]);
+  mlc_arena_large_free(c, g);
+  mlc_arena_large_free(c, x);
+}
+END_TEST
+
 /* Freed pages stay resident until the decay delay has passed; then a purge gives them
    back and they read as zero (and calloc knows it need not clear them). */
 START_TEST(test_purge_after_decay) {
@@ -480,6 +510,7 @@ int main(void) {
   tcase_add_test(tc, test_large_best_fit);
   tcase_add_test(tc, test_large_resize_in_place);
   tcase_add_test(tc, test_large_room);
+  tcase_add_test(tc, test_large_room_remembered);
   tcase_add_test(tc, test_purge_after_decay);
   tcase_add_test(tc, test_purge_whole_kernel_pages);
   tcase_add_test(tc, test_spare_chunk);
