@@ -171,10 +171,7 @@ static void mlc_arena_spare_insert_locked(mlc_chunk_t *c) {
   }
   mlc_chunk_t *at = mlc_spares;
   while (at->next && at->next->serial < c->serial) at = at->next;
-  c->prev = at;
-  c->next = at->next;
-  if (at->next) at->next->prev = c;
-  at->next = c;
+  mlc_list_chunk_insert_after(at, c);
 }
 
 /* After pages of c were freed: a wholly free chunk leaves the arena for the shared
