@@ -305,6 +305,19 @@ void mlc_arena_slab_free(mlc_slab_t *slab) {
 
 /* ---- Large runs ---- */
 
+/* Pages [i, i + n) of c, free, become a live run: a growing block's (mlc_chunk_t.growing)
+   where growing is set.  *dirty: whether some of them may be resident. */
+static void *mlc_arena_run_take_locked(mlc_arena_t *arena, mlc_chunk_t *c, size_t i, size_t n, bool growing,
+                                       bool *dirty) {
+  *dirty = mlc_chunk_take(c, i, n);
+  mlc_chunk_run_set(c, i, n);
+  if (growing) mlc_chunk_growing_set(c, i);
+  arena->nlarge_alloc++;
+  arena->large_allocated += n << MLC_PAGE_SHIFT;
+  arena->used_pages += n;
+  return (char *)c + (i << MLC_PAGE_SHIFT);
+}
+
 /* A run of n pages in a free run of at least n + room (best fit for that), aligned to
    align_pages: at its start, but at its end where the free run follows a growing block.
    A new chunk when no chunk has such a run, and fresh is set, else NULL.  *dirty:
@@ -370,14 +383,9 @@ static void *mlc_arena_run_alloc(mlc_arena_t *arena, size_t n, size_t room, size
      by turns (bench's grow-lots-t1), whose rooms the next blocks then took from their
      start (5 interleaved runs: peak RSS 373 -> 315 MiB, 0.45 -> 0.41 s). */
   if (waste && align_pages == 1 && mlc_chunk_after_growing(c, i)) i += waste;
-  *dirty = mlc_chunk_take(c, i, n);
-  mlc_chunk_run_set(c, i, n);
-  if (room) mlc_chunk_growing_set(c, i);
-  arena->nlarge_alloc++;
-  arena->large_allocated += n << MLC_PAGE_SHIFT;
-  arena->used_pages += n;
+  void *p = mlc_arena_run_take_locked(arena, c, i, n, room != 0, dirty);
   mlc_mutex_unlock(&arena->lock);
-  return (char *)c + (i << MLC_PAGE_SHIFT);
+  return p;
 }
 
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero) {
@@ -388,15 +396,30 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
   return p;
 }
 
-/* Free pages, resident or not, past which an arena maps no new chunk for a growing
-   block's full room (mlc_arena_large_alloc_room).  Untouched pages cost address space
-   only: 1 GiB of it on 64-bit targets (500 blocks growing side by side, each with its
-   2 MiB), 64 MiB on 32-bit ones (2% of a 3 GiB address space). */
-#if UINTPTR_MAX > 0xffffffffu
-#define MLC_ROOM_FREE_BYTES ((size_t)1 << 30)
-#else
-#define MLC_ROOM_FREE_BYTES ((size_t)64 << 20)
-#endif
+/* Past MLC_ROOM_FREE_BYTES: a growing block of n pages in the longest free run of the
+   arena's chunks, when that run holds three times n -- in its middle where it is the room of
+   another growing block (each keeps half of what is left, at least n pages), else at
+   its start.  The longest run is looked for in the newest chunk whose longest runs are
+   in the arena's highest bucket (within a fifth of the longest).  NULL when no run is
+   that long. */
+static void *mlc_arena_room_split_locked(mlc_arena_t *arena, size_t n) {
+  unsigned top = 0;
+  for (size_t k = 0; k < arena->nrefs; k++) {
+    uint64_t m = arena->refs[k].run_mask;
+    if (m && 64 - (unsigned)__builtin_clzll(m) > top) top = 64 - (unsigned)__builtin_clzll(m);
+  }
+  for (size_t k = arena->nrefs; k > 0 && top > 0; k--) {
+    uint64_t m = arena->refs[k - 1].run_mask;
+    if (!m || 64 - (unsigned)__builtin_clzll(m) != top) continue;
+    mlc_chunk_t *c = arena->refs[k - 1].chunk;
+    size_t len, i = mlc_chunk_run_longest(c, &len);
+    if (len < 3 * n) return NULL;
+    if (mlc_chunk_after_growing(c, i)) i += (len - n) / 2;
+    bool dirty;
+    return mlc_arena_run_take_locked(arena, c, i, n, true, &dirty);
+  }
+  return NULL;
+}
 
 void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
   size_t n = MLC_ALIGN_UP(size, MLC_PAGE) >> MLC_PAGE_SHIFT;
@@ -407,24 +430,28 @@ void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room) {
   if (p) return p;
   /* No chunk has a free run that long: a new chunk, whose untouched pages cost nothing
      -- but blocks growing side by side would each take one (1000 buffers grown by
-     turns to 256 KiB: 2 GiB of address space for 0.25 GiB of blocks).  In an arena
-     whose chunks have MLC_ROOM_FREE_BYTES of free pages, the room is as many pages as
-     the block has, so that such blocks take at most about twice their pages of
-     address space past that.  Free pages, not the chunks mapped: a program with a
-     large heap in use still gives its growing blocks room.  A block with less room
-     than it grows into moves at each doubling and leaves its run behind, and later
-     blocks land on the pages such runs left untouched: bounded by 64 MiB of chunks (on
-     every target before), 50 buffers grown by turns to 600 KiB (bench's grow-many-t1)
-     found room for 32, and peaked at 73 MiB for 30 MiB of blocks (glibc 41, mimalloc
-     46); with room for all 50, 37 MiB in half the time.  500 buffers to 256 KiB, 5
-     rounds: 237 -> 147 MiB (mimalloc 198).  Past the bound, where some blocks have
-     room and the rest have not, it is the spares oldest first and the growing blocks
-     marked in their chunks (below) that keep it at or under what it was: 1000 buffers
-     to 256 KiB 450 -> 344 MiB (mimalloc 329, 287 with no bound at all), 2000 to 128
-     KiB 446 -> 369 (mimalloc 393). */
+     turns to 256 KiB: 2 GiB of address space for 0.25 GiB of blocks).  Free pages
+     bound it (MLC_ROOM_FREE_BYTES), not the chunks mapped: a program with a large heap
+     in use still gives its growing blocks room.  A block with less room than it grows
+     into moves at each doubling and leaves its run behind, and later blocks land on the
+     pages such runs left untouched: bounded by 64 MiB of chunks (on every target
+     before), 50 buffers grown by turns to 600 KiB (bench's grow-many-t1) found room for
+     32, and peaked at 73 MiB for 30 MiB of blocks (glibc 41, mimalloc 46); with room
+     for all 50, 37 MiB in half the time.  500 buffers to 256 KiB, 5 rounds: 237 -> 147
+     MiB (mimalloc 198).  Past the bound the blocks share the rooms they have: a new one
+     splits the longest free run (above), so that 1000 buffers grown by turns to 256
+     KiB, which fill the bound with 512 rooms, all reach their size without moving
+     (their room halved): 3 rounds, peak RSS 335 -> 286 MiB, 0.36 -> 0.29 s; 2000 to 128
+     KiB 358 -> 305, 4000 to 64 KiB 393 -> 340.  Before, each block past the bound had
+     room for its own size and moved at each doubling, about 1000 moves a round, and
+     left 40-70 MiB of runs that no later block was small enough to reuse.  Where no
+     run holds three times the block: a run with room for its own size, in a new chunk
+     if none has one. */
   mlc_mutex_lock(&arena->lock);
   bool small = ((arena->nrefs * MLC_CHUNK_FREE_PAGES - arena->used_pages) << MLC_PAGE_SHIFT) < MLC_ROOM_FREE_BYTES;
+  p = small ? NULL : mlc_arena_room_split_locked(arena, n);
   mlc_mutex_unlock(&arena->lock);
+  if (p) return p;
   return mlc_arena_run_alloc(arena, n, small ? room : MLC_MIN(room, n), 1, true, &dirty);
 }
 

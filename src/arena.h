@@ -45,6 +45,16 @@ mlc_slab_t *mlc_arena_slab_alloc(mlc_arena_t *arena, mlc_bin_t *bin, bool *dirty
    holds bin->lock. */
 void mlc_arena_slab_free(mlc_slab_t *slab);
 
+/* Free pages, resident or not, past which an arena maps no new chunk for a growing
+   block's full room (mlc_arena_large_alloc_room).  Untouched pages cost address space
+   only: 1 GiB of it on 64-bit targets (500 blocks growing side by side, each with its
+   2 MiB), 64 MiB on 32-bit ones (2% of a 3 GiB address space). */
+#if UINTPTR_MAX > 0xffffffffu
+#define MLC_ROOM_FREE_BYTES ((size_t)1 << 30)
+#else
+#define MLC_ROOM_FREE_BYTES ((size_t)64 << 20)
+#endif
+
 /* A run of pages for size bytes aligned to align (a power of two up to MLC_CHUNK / 4),
    zeroed when zero is set.  No lock held.  NULL when the kernel refuses memory. */
 void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool zero);
@@ -52,8 +62,10 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
    pages after it (cut to what a chunk holds), so that it can grow in place into them:
    realloc's growing block that its neighbours blocked.  Its chunk marks it as growing
    while it lives: a later allocation that best fits the free run right after it takes
-   the end of that run.  A new chunk where no chunk has a free run that long (with room cut
-   to the block's own pages once the arena maps much). */
+   the end of that run.  A new chunk where no chunk has a free run that long -- until
+   the arena's chunks have MLC_ROOM_FREE_BYTES of free pages: then the middle of the
+   longest free run (its start where no growing block precedes it), so that blocks
+   growing side by side share the rooms, or else room for the block's own size. */
 void *mlc_arena_large_alloc_room(mlc_arena_t *arena, size_t size, size_t room);
 /* p is in a chunk and not in a slab: frees its run, or reports heap misuse and aborts. */
 void mlc_arena_large_free(mlc_chunk_t *chunk, void *p);

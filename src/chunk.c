@@ -322,6 +322,22 @@ static size_t mlc_chunk_run_walk(mlc_chunk_t *c, size_t n, size_t align_pages, s
   return best;
 }
 
+size_t mlc_chunk_run_longest(const mlc_chunk_t *c, size_t *len) {
+  size_t best = 0, best_len = 0;
+  size_t i = mlc_bits_find(c->used, MLC_CHUNK_HEADER_PAGES, MLC_PAGES_PER_CHUNK, false);
+  while (i < MLC_PAGES_PER_CHUNK) {
+    size_t end = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+    if (end - i > best_len) {
+      best = i;
+      best_len = end - i;
+    }
+    if (end >= MLC_PAGES_PER_CHUNK) break;
+    i = mlc_bits_find(c->used, end, MLC_PAGES_PER_CHUNK, false);
+  }
+  *len = best_len;
+  return best;
+}
+
 size_t mlc_chunk_run_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste) {
   *waste = SIZE_MAX;
   uint64_t m = c->run_mask >> mlc_chunk_run_bucket(n);

@@ -205,6 +205,9 @@ MLC_INLINE unsigned mlc_chunk_run_bucket(size_t len) {
 /* The best fit in c for n free pages starting at a multiple of align_pages: the start
    of the smallest free run that holds them (*waste: its pages left over), or 0. */
 size_t mlc_chunk_run_find(mlc_chunk_t *c, size_t n, size_t align_pages, size_t *waste);
+/* The start of c's first longest free run (*len: its pages), or 0 (*len 0) when c has
+   no free page. */
+size_t mlc_chunk_run_longest(const mlc_chunk_t *c, size_t *len);
 /* Gives the dirty free pages back to the kernel, in whole kernel pages that hold no
    used page; returns the bytes.  What it cannot give back stays dirty, and
    c->purge_pending is false until the next mlc_chunk_give. */

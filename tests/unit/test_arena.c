@@ -137,6 +137,48 @@ START_TEST(test_large_room_remembered) {
 }
 END_TEST
 
+/* Past the bound on free pages, a growing block goes to the middle of the longest free
+   run, the room of the growing block before it, rather than to a new chunk with room
+   for its own size only: blocks grown side by side then share the rooms and need not
+   move.  A block no run holds three times over gets room for its own size. */
+START_TEST(test_large_room_split_past_bound) {
+  mlc_arena_t *a = new_arena();
+  enum { MAXG = 1024 };
+  static char *g[MAXG];
+  size_t ng = 0;
+  /* Growing blocks with rooms to the chunks' end, until the arena holds the bound. */
+  while ((a->nrefs * MLC_CHUNK_FREE_PAGES - a->used_pages) * MLC_PAGE < MLC_ROOM_FREE_BYTES) {
+    ck_assert_uint_lt(ng, MAXG);
+    g[ng] = mlc_arena_large_alloc_room(a, 3 * MLC_PAGE, MLC_CHUNK_FREE_PAGES);
+    ck_assert_ptr_nonnull(g[ng]);
+    ng++;
+  }
+  size_t nrefs = a->nrefs;
+  /* Every chunk holds one of them at its start and the rest of it free. */
+  mlc_chunk_t *c = a->refs[nrefs - 1].chunk;
+  ck_assert_ptr_eq(g[ng - 1], (char *)c + MLC_CHUNK_HEADER_PAGES * MLC_PAGE);
+  size_t len = MLC_CHUNK_FREE_PAGES - 3;
+  char *s = mlc_arena_large_alloc_room(a, 5 * MLC_PAGE, MLC_CHUNK_FREE_PAGES);
+  ck_assert_ptr_eq(s, g[ng - 1] + (3 + (len - 5) / 2) * MLC_PAGE);
+  ck_assert_uint_eq(a->nrefs, nrefs);
+  /* s is marked growing too: what best fits the run after it goes to its far end. */
+  ck_assert(mlc_chunk_after_growing(c, (size_t)(s - (char *)c) / MLC_PAGE + 5));
+  /* Too long for a third of any free run: room for its own size, at the far end of
+     another block's room (every chunk but c has one run that long). */
+  size_t n = len / 3 + 1;
+  char *big = mlc_arena_large_alloc_room(a, n * MLC_PAGE, MLC_CHUNK_FREE_PAGES);
+  ck_assert_ptr_nonnull(big);
+  ck_assert_ptr_ne(mlc_pagemap_entry(big), c);
+  ck_assert_ptr_eq(big + 2 * n * MLC_PAGE, (char *)mlc_pagemap_entry(big) + MLC_CHUNK);
+  ck_assert_uint_eq(a->nrefs, nrefs);
+  ck_assert(mlc_arena_validate(a));
+  mlc_arena_large_free(mlc_pagemap_entry(big), big);
+  mlc_arena_large_free(c, s);
+  for (size_t k = 0; k < ng; k++) mlc_arena_large_free(mlc_pagemap_entry(g[k]), g[k]);
+  ck_assert(mlc_arena_validate(a));
+}
+END_TEST
+
 /* Freed pages stay resident until the decay delay has passed; then a purge gives them
    back and they read as zero (and calloc knows it need not clear them). */
 START_TEST(test_purge_after_decay) {
@@ -511,6 +553,7 @@ int main(void) {
   tcase_add_test(tc, test_large_resize_in_place);
   tcase_add_test(tc, test_large_room);
   tcase_add_test(tc, test_large_room_remembered);
+  tcase_add_test(tc, test_large_room_split_past_bound);
   tcase_add_test(tc, test_purge_after_decay);
   tcase_add_test(tc, test_purge_whole_kernel_pages);
   tcase_add_test(tc, test_spare_chunk);
