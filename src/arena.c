@@ -396,21 +396,20 @@ void *mlc_arena_large_alloc(mlc_arena_t *arena, size_t size, size_t align, bool 
   return p;
 }
 
+/* One past the highest bucket of free runs in mask (0: none). */
+static unsigned mlc_run_mask_top(uint64_t mask) { return mask ? 64 - (unsigned)__builtin_clzll(mask) : 0; }
+
 /* Past MLC_ROOM_FREE_BYTES: a growing block of n pages in the longest free run of the
-   arena's chunks, when that run holds three times n -- in its middle where it is the room of
-   another growing block (each keeps half of what is left, at least n pages), else at
-   its start.  The longest run is looked for in the newest chunk whose longest runs are
-   in the arena's highest bucket (within a fifth of the longest).  NULL when no run is
-   that long. */
+   arena's chunks, when that run holds three times n -- in its middle where it is the
+   room of another growing block (each keeps half of what is left, at least n pages),
+   else at its start.  The longest run is looked for in the newest chunk whose longest
+   runs are in the arena's highest bucket (within a fifth of the longest).  NULL when
+   no run is that long.  Caller holds arena->lock. */
 static void *mlc_arena_room_split_locked(mlc_arena_t *arena, size_t n) {
   unsigned top = 0;
-  for (size_t k = 0; k < arena->nrefs; k++) {
-    uint64_t m = arena->refs[k].run_mask;
-    if (m && 64 - (unsigned)__builtin_clzll(m) > top) top = 64 - (unsigned)__builtin_clzll(m);
-  }
+  for (size_t k = 0; k < arena->nrefs; k++) top = MLC_MAX(top, mlc_run_mask_top(arena->refs[k].run_mask));
   for (size_t k = arena->nrefs; k > 0 && top > 0; k--) {
-    uint64_t m = arena->refs[k - 1].run_mask;
-    if (!m || 64 - (unsigned)__builtin_clzll(m) != top) continue;
+    if (mlc_run_mask_top(arena->refs[k - 1].run_mask) != top) continue;
     mlc_chunk_t *c = arena->refs[k - 1].chunk;
     size_t len, i = mlc_chunk_run_longest(c, &len);
     if (len < 3 * n) return NULL;
