@@ -296,6 +296,14 @@ void mlc_chunk_clean(mlc_chunk_t *c, size_t i, size_t n) {
   mlc_chunk_sync(c, i, n);
 }
 
+/* The first free run of c at or after page from: its start, or MLC_PAGES_PER_CHUNK
+   when there is none, and in *end one past its last page. */
+static size_t mlc_chunk_free_run(const mlc_chunk_t *c, size_t from, size_t *end) {
+  size_t i = mlc_bits_find(c->used, from, MLC_PAGES_PER_CHUNK, false);
+  *end = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+  return i;
+}
+
 /* The best fit in c for n free pages starting at a multiple of align_pages: the start
    of the smallest free run that holds them (*waste: its pages left over), or 0.  Best
    fit, not first fit: blocks up to 2 MiB in 4 MiB chunks fragment them quickly, and
@@ -305,35 +313,28 @@ void mlc_chunk_clean(mlc_chunk_t *c, size_t i, size_t n) {
    least waste; it stops at a run that leaves floor_waste, none can leave less). */
 static size_t mlc_chunk_run_walk(mlc_chunk_t *c, size_t n, size_t align_pages, size_t floor_waste,
                                  size_t *waste) {
-  size_t best = 0, best_waste = SIZE_MAX;
-  size_t i = mlc_bits_find(c->used, MLC_CHUNK_HEADER_PAGES, MLC_PAGES_PER_CHUNK, false);
-  while (i < MLC_PAGES_PER_CHUNK) {
-    size_t end = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+  size_t best = 0, best_waste = SIZE_MAX, end;
+  for (size_t i = mlc_chunk_free_run(c, MLC_CHUNK_HEADER_PAGES, &end); i < MLC_PAGES_PER_CHUNK;
+       i = mlc_chunk_free_run(c, end, &end)) {
     size_t start = MLC_ALIGN_UP(i, align_pages);
     if (start + n <= end && end - i - n < best_waste) {
       best = start;
       best_waste = end - i - n;
       if (best_waste == floor_waste) break;
     }
-    if (end >= MLC_PAGES_PER_CHUNK) break;
-    i = mlc_bits_find(c->used, end, MLC_PAGES_PER_CHUNK, false);
   }
   *waste = best_waste;
   return best;
 }
 
 size_t mlc_chunk_run_longest(const mlc_chunk_t *c, size_t *len) {
-  size_t best = 0, best_len = 0;
-  size_t i = mlc_bits_find(c->used, MLC_CHUNK_HEADER_PAGES, MLC_PAGES_PER_CHUNK, false);
-  while (i < MLC_PAGES_PER_CHUNK) {
-    size_t end = mlc_bits_find(c->used, i, MLC_PAGES_PER_CHUNK, true);
+  size_t best = 0, best_len = 0, end;
+  for (size_t i = mlc_chunk_free_run(c, MLC_CHUNK_HEADER_PAGES, &end); i < MLC_PAGES_PER_CHUNK;
+       i = mlc_chunk_free_run(c, end, &end))
     if (end - i > best_len) {
       best = i;
       best_len = end - i;
     }
-    if (end >= MLC_PAGES_PER_CHUNK) break;
-    i = mlc_bits_find(c->used, end, MLC_PAGES_PER_CHUNK, false);
-  }
   *len = best_len;
   return best;
 }
