@@ -45,13 +45,15 @@ class Variant:
     bench/src; a variant whose program is not installed is not run, and the
     results say so.  "{bin}" in args is the --bin-dir."""
 
-    def __init__(self, name, group, prog, args, kind="time", about="", system=False):
+    def __init__(self, name, group, prog, args, kind="time", about="", system=False, env=None):
         self.name, self.group, self.prog, self.args = name, group, prog, args
-        self.kind, self.about, self.system = kind, about, system
+        self.kind, self.about, self.system, self.env = kind, about, system, env or {}
 
     def argv(self, bin_dir):
         prog = shutil.which(self.prog) if self.system else os.path.join(bin_dir, self.prog)
-        return [prog] + [a.replace("{bin}", bin_dir) for a in self.args]
+        pre = [shutil.which("env") or "/usr/bin/env"] + ["%s=%s" % kv for kv in sorted(self.env.items())] \
+            if self.env else []
+        return pre + [prog] + [a.replace("{bin}", bin_dir) for a in self.args]
 
 
 # The n-queens problem for z3, as linear integer arithmetic: queen i in column q_i,
@@ -172,6 +174,31 @@ def variants(scale, threads, idle_mib, idle_sleep):
                      about="Ruby: a table of arrays of strings rebuilt at random (bench/scripts/stress.rb)"))
     v.append(Variant("z3-queens", "z3", "z3", ["{bin}/queens-%d.smt2" % QUEENS_N], system=True,
                      about="z3 solving %d-queens as linear integer arithmetic" % QUEENS_N))
+    # Programs of the system with their usual allocation patterns, fed data made up here
+    # (no input files): each is run only where it is installed.
+    rows = n(300000)
+    v.append(Variant("sqlite-index", "sqlite", "sqlite3", [
+        ":memory:", "create table t(a integer primary key, b text, c real);",
+        "with recursive s(i) as (select 1 union all select i + 1 from s where i < %s) "
+        "insert into t select i, printf('%%020x', (i * 2654435761) %% 1000000007), "
+        "(i * 7919) %% 10007 - 5000 from s;" % rows,
+        "create index tb on t(b);",
+        "select count(*), sum(length(b)) from t where c > 0;"], system=True,
+        about="SQLite in memory: %s rows inserted, indexed and scanned (its page cache: "
+              "4 KiB pages plus a header)" % rows))
+    v.append(Variant("jq-objects", "jq", "jq", [
+        "-n", "[range(%s) | {id: ., name: \"n\\(.)\", tags: [., .+1, .+2, .+3, .+4]}] "
+        "| tojson | fromjson | length" % n(100000)], system=True,
+        about="jq: an array of objects built, printed as JSON and parsed back"))
+    v.append(Variant("python-dict", "python", "python3", [
+        "-c", "d = {str(i): [i] * 3 for i in range(%s)}; "
+        "s = sorted(d.items(), key=lambda kv: kv[1][0] %% 977); print(len(s))" % n(300000)],
+        system=True, env={"PYTHONMALLOC": "malloc"},
+        about="Python with its object allocator off (PYTHONMALLOC=malloc): a dict of lists, sorted"))
+    v.append(Variant("perl-hash", "perl", "perl", [
+        "-e", "my %%h; for my $i (1..%s) { $h{\"k$i\"} = [$i, \"v\" x ($i %% 50)] } "
+        "my $n = 0; for (sort keys %%h) { $n++ } print \"$n\\n\";" % n(300000)], system=True,
+        about="Perl: a hash of arrays of strings, its keys sorted"))
     v.append(Variant("frag", "frag", "frag", ["-r", "6", "-n", n(400000)], kind="frag",
                      about="phases with a changing size mix; peak RSS / peak live bytes"))
     for mode in ("main", "thread"):
@@ -510,7 +537,8 @@ def parse_args(argv):
     p.add_argument("-w", "--workloads", default="all",
                    help="comma list of variants or groups (fastpath, mixed, prodcons, larson, cache-thrash, "
                         "cache-scratch, large, bigbuf, handoff, grow, barnes, xbatch, gthread, tstress, "
-                        "bignum, setfam, pareto, ruby, z3, frag, idle) or name prefixes; default all")
+                        "bignum, setfam, pareto, ruby, z3, sqlite, jq, python, perl, frag, idle) or name prefixes; "
+                        "default all")
     p.add_argument("-a", "--allocators", default=",".join(benchlib.ALL_ALLOCATORS),
                    help="comma list from melloc,glibc,jemalloc,tcmalloc,mimalloc or paths to a .so "
                         "(default: all five)")
