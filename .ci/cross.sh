@@ -35,6 +35,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")/.." && pwd)
 src=$(cd "${SRC:-$here}" && pwd)
+# shellcheck source=.ci/apt.sh
+. "$here/.ci/apt.sh"
 targets=${CROSS_TARGETS:-"arm64:4096 arm64:16384 arm64:65536 ppc64el:65536 s390x:4096 i386:4096"}
 jobs=${CROSS_JOBS:-2}
 scale=${CROSS_TIMEOUT_MULTIPLIER:-10}
@@ -93,7 +95,7 @@ for p in $need; do
 done
 if [ "$update" = 1 ] || [ -n "$missing" ] || [ ! -d /var/lib/apt/lists ] ||
   ! apt-cache show qemu-user-static > /dev/null 2>&1; then
-  apt-get update -qq
+  apt_update
 fi
 if [ -n "$missing" ]; then
   echo "installing:$missing"

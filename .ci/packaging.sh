@@ -27,6 +27,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+# shellcheck source=.ci/apt.sh
+. "$here/.ci/apt.sh"
 
 deb_check=1
 if [ -n "${PACKAGING_CHECK:-}" ]; then
@@ -58,7 +60,7 @@ if [ -n "$missing" ]; then
   [ "$(id -u)" -eq 0 ] || fail "missing packages:$missing (run as root to install them)"
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  apt_update
   # shellcheck disable=SC2086 # a list of package names
   apt-get install -y -qq --no-install-recommends $missing > /dev/null
 fi
