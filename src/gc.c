@@ -163,7 +163,7 @@ static void mlc_gc_fence(void) {
 static bool mlc_gc_cache_moved(mlc_tcache_t *tc) {
   if (mlc_load(&tc->slow_events) != tc->gc_seen_events) return true;
   for (unsigned c = 1; c < MLC_TCLASSES; c++)
-    if (mlc_load_acq(&tc->b->head[c]) != tc->gc_seen_head[c]) return true;
+    if (mlc_load_acq(mlc_tc_head(tc, c)) != tc->gc_seen_head[c]) return true;
   return false;
 }
 
@@ -175,8 +175,8 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything, bool *busy) {
   tc->gc_idle_passes = idle ? tc->gc_idle_passes + 1 : 0;
   size_t returned = 0;
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
-    void **head = mlc_load_acq(&tc->b->head[c]);
-    void **lw = mlc_load(&tc->b->lw[c]), **empty = tc->empty[c];
+    void **head = mlc_load_acq(mlc_tc_head(tc, c));
+    void **lw = mlc_load(mlc_tc_lw(tc, c)), **empty = tc->empty[c];
     /* head + 1: the owner may be stalled inside one pop that loaded an old lw (see the
        protocol above); the object at head is never taken. */
     void **lo = head + 1 > lw ? head + 1 : lw;
@@ -193,7 +193,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything, bool *busy) {
       if (idle && tc->fill[c] > 2) tc->fill[c] /= 2;
     }
     /* Measure from here until the next pass (see the protocol above). */
-    mlc_store(&tc->b->lw[c], head < empty ? head : empty);
+    mlc_store(mlc_tc_lw(tc, c), head < empty ? head : empty);
     tc->gc_seen_head[c] = head;
   }
   tc->gc_seen_events = mlc_load(&tc->slow_events);
@@ -201,7 +201,7 @@ static size_t mlc_gc_cache(mlc_tcache_t *tc, bool everything, bool *busy) {
   if (idle || everything) {
     bool left = false;
     for (unsigned c = 1; c < MLC_TCLASSES && !left; c++)
-      left = tc->empty[c] > mlc_load(&tc->b->head[c]) + 1;
+      left = tc->empty[c] > mlc_load(mlc_tc_head(tc, c)) + 1;
     if (!left) mlc_tcache_park(tc);
   }
   return returned;

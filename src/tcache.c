@@ -22,12 +22,12 @@
 
 void *mlc_dummy_slot[2];
 
-#define MLC_DUMMY_BINS                                        \
-  {                                                           \
-    .head = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},  \
-    .lw = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},    \
-    .full = {[0 ... MLC_TCLASSES - 1] = &mlc_dummy_slot[1]},  \
-    .magic = MLC_CLASS_DIVMAGIC,                              \
+#define MLC_DUMMY_BINS                                       \
+  {                                                          \
+    .head = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]}, \
+    .lw = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]},   \
+    .full = {[0 ... MLC_NCLASSES - 1] = &mlc_dummy_slot[1]}, \
+    .magic = MLC_CLASS_DIVMAGIC,                             \
   }
 
 static const mlc_tbins_t mlc_tbins_dummy = MLC_DUMMY_BINS;
@@ -181,13 +181,13 @@ static void **mlc_tcache_full_for(mlc_tcache_t *tc, unsigned c) {
 static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_t n) {
   void **empty = start + tc->cap[c];
   if (MLC_UNLIKELY(mlc_prof_active()) && c < MLC_NCLASSES && tc->prof_ref[c])
-    mlc_tcache_prof_settle(tc, c, mlc_load(&tc->b->head[c]));
-  if (n) memmove(empty - n, mlc_load(&tc->b->head[c]), n * sizeof(void *));
+    mlc_tcache_prof_settle(tc, c, mlc_load(mlc_tc_head(tc, c)));
+  if (n) memmove(empty - n, mlc_load(mlc_tc_head(tc, c)), n * sizeof(void *));
   tc->start[c] = start;
   mlc_store(&tc->empty[c], empty);
-  mlc_store(&tc->b->full[c], mlc_tcache_full_for(tc, c));
-  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc, c, empty - n, empty));
-  mlc_store_rel(&tc->b->head[c], empty - n);
+  mlc_store(mlc_tc_full(tc, c), mlc_tcache_full_for(tc, c));
+  mlc_store(mlc_tc_lw(tc, c), mlc_tcache_lw_for(tc, c, empty - n, empty));
+  mlc_store_rel(mlc_tc_head(tc, c), empty - n);
   return empty - n;
 }
 
@@ -197,13 +197,13 @@ static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_
 static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
   void **slot = stack;
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
-    mlc_tcache_place(tc, c, slot, tc->stack ? (size_t)(tc->empty[c] - mlc_load(&tc->b->head[c])) : 0);
+    mlc_tcache_place(tc, c, slot, tc->stack ? (size_t)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c))) : 0);
     slot += tc->cap[c];
   }
   mlc_store(&tc->empty[0], &mlc_dummy_slot[1]);
-  mlc_store_rel(&tc->b->head[0], &mlc_dummy_slot[1]);
-  mlc_store(&tc->b->lw[0], &mlc_dummy_slot[1]);
-  mlc_store(&tc->b->full[0], &mlc_dummy_slot[1]);
+  mlc_store_rel(mlc_tc_head(tc, 0), &mlc_dummy_slot[1]);
+  mlc_store(mlc_tc_lw(tc, 0), &mlc_dummy_slot[1]);
+  mlc_store(mlc_tc_full(tc, 0), &mlc_dummy_slot[1]);
 }
 
 static size_t mlc_tcache_slots_needed(const mlc_tcache_t *tc) {
@@ -225,7 +225,7 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
     void **slot = tc->stack + need;
     for (unsigned c = MLC_TCLASSES - 1; c >= 1; c--) {
       slot -= tc->cap[c];
-      mlc_tcache_place(tc, c, slot, (size_t)(tc->empty[c] - mlc_load(&tc->b->head[c])));
+      mlc_tcache_place(tc, c, slot, (size_t)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c))));
     }
     return true;
   }
@@ -276,7 +276,7 @@ void mlc_tcache_park(mlc_tcache_t *tc) {
   mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
   /* Every push now falls to the slow path, which unparks: the collector hears of the
      first object the owner caches again. */
-  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_load(&tc->b->head[c]));
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(mlc_tc_full(tc, c), mlc_load(mlc_tc_head(tc, c)));
   mlc_list_tcache_remove(&mlc_tcache_live, tc);
   tc->parked = true;
   mlc_list_tcache_push(&mlc_tcache_parked, tc);
@@ -288,7 +288,7 @@ void mlc_tcache_unpark(mlc_tcache_t *tc) {
   tc->parked = false;
   mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
-  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&tc->b->full[c], mlc_tcache_full_for(tc, c));
+  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(mlc_tc_full(tc, c), mlc_tcache_full_for(tc, c));
   tc->gc_idle_passes = 0;
 }
 
@@ -396,22 +396,22 @@ MLC_INLINE mlc_tcache_t *mlc_tcache_get(bool for_free) {
    would keep less and less room.  Moves the objects to the top of the class's region
    and returns the new head.  Owner, holding state. */
 static void **mlc_tcache_restack(mlc_tcache_t *tc, unsigned cls) {
-  void **head = mlc_load(&tc->b->head[cls]);
+  void **head = mlc_load(mlc_tc_head(tc, cls));
   if (tc->empty[cls] < tc->start[cls] + tc->cap[cls])
     head = mlc_tcache_place(tc, cls, tc->start[cls], (size_t)(tc->empty[cls] - head));
   return head;
 }
 
 void mlc_tcache_flush_oldest(mlc_tcache_t *tc, unsigned cls, unsigned n) {
-  void **head = mlc_load(&tc->b->head[cls]), **empty = tc->empty[cls];
+  void **head = mlc_load(mlc_tc_head(tc, cls)), **empty = tc->empty[cls];
   unsigned have = (unsigned)(empty - head);
   if (n > have) n = have;
   if (n == 0) return;
   if (MLC_UNLIKELY(mlc_prof_active()) && cls < MLC_NCLASSES) mlc_tcache_prof_settle(tc, cls, head);
   mlc_tcache_return(empty - n, n, cls);
   memmove(head + n, head, (size_t)(have - n) * sizeof(void *));
-  mlc_store_rel(&tc->b->head[cls], head + n);
-  mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head + n, empty));
+  mlc_store_rel(mlc_tc_head(tc, cls), head + n);
+  mlc_store(mlc_tc_lw(tc, cls), mlc_tcache_lw_for(tc, cls, head + n, empty));
   mlc_trace("tcache: flushed %u objects of cache class %u", n, cls);
 }
 
@@ -480,13 +480,13 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   }
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
-  void **head = mlc_load(&tc->b->head[cls]), **empty = tc->empty[cls];
+  void **head = mlc_load(mlc_tc_head(tc, cls)), **empty = tc->empty[cls];
   if (MLC_UNLIKELY(mlc_prof_active())) {
     mlc_tcache_prof_settle(tc, cls, head);
     if (tc->prof_left[cls] == 0) {
       /* This allocation is the sample: a block of its own, outside the cache. */
       tc->prof_left[cls] = mlc_prof_draw_objs(mlc_class_size[cls]);
-      mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head, empty));
+      mlc_store(mlc_tc_lw(tc, cls), mlc_tcache_lw_for(tc, cls, head, empty));
       mlc_tcache_slow_done(tc);
       void *s = mlc_prof_sample_now(mlc_class_size[cls]);
       return s ? s : mlc_tcache_alloc_from_bin(cls);
@@ -495,7 +495,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
   void *ret;
   if (head < empty) {
     /* Objects remain below the low-water mark: the owner may use them all again. */
-    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head, empty));
+    mlc_store(mlc_tc_lw(tc, cls), mlc_tcache_lw_for(tc, cls, head, empty));
   } else {
     /* Empty: refill; the stack starts again at the top of its region, which grows
        when the batch would fill more than half of it. */
@@ -506,13 +506,13 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
     if (n > tc->cap[cls]) n = tc->cap[cls];
     empty = tc->start[cls] + tc->cap[cls];
     mlc_store(&tc->empty[cls], empty);
-    mlc_store(&tc->b->lw[cls], empty); /* the profiler's bound is set after the pop */
+    mlc_store(mlc_tc_lw(tc, cls), empty); /* the profiler's bound is set after the pop */
     /* The thread's arena, chosen here at its first refill if it has none: a thread that
        only frees (a consumer) takes no turn of the round-robin. */
     unsigned got = mlc_bin_alloc_batch(&mlc_tsd_arena()->bins[cls], empty - n, n);
     if (got < n) memmove(empty - got, empty - n, got * sizeof(void *));
     head = empty - got;
-    mlc_store_rel(&tc->b->head[cls], head);
+    mlc_store_rel(mlc_tc_head(tc, cls), head);
     if (got == 0) {
       mlc_tcache_slow_done(tc);
       errno = ENOMEM;
@@ -522,12 +522,12 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
       tc->fill[cls] = (uint16_t)(n * 2);
   }
   ret = *head;
-  mlc_store_rel(&tc->b->head[cls], head + 1);
+  mlc_store_rel(mlc_tc_head(tc, cls), head + 1);
   if (MLC_UNLIKELY(mlc_prof_active())) {
     /* This pop counts; the refill's head moves did not. */
     tc->prof_left[cls]--;
     tc->prof_ref[cls] = NULL;
-    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head + 1, empty));
+    mlc_store(mlc_tc_lw(tc, cls), mlc_tcache_lw_for(tc, cls, head + 1, empty));
   }
   mlc_tcache_slow_done(tc);
   mlc_free_key_clear(ret);
@@ -547,20 +547,20 @@ void mlc_tcache_free_small(void *p, unsigned cls) {
   mlc_tcache_owner_enter(tc);
   mlc_store(&tc->slow_events, mlc_load(&tc->slow_events) + 1);
   bool prof = mlc_prof_active();
-  if (MLC_UNLIKELY(prof)) mlc_tcache_prof_settle(tc, cls, mlc_load(&tc->b->head[cls]));
+  if (MLC_UNLIKELY(prof)) mlc_tcache_prof_settle(tc, cls, mlc_load(mlc_tc_head(tc, cls)));
   void **head = mlc_tcache_restack(tc, cls);
   /* Full: head at the start of the region (full itself, unless the profiler raised it,
      since owner_enter unparked the cache). */
   if (head <= tc->start[cls] &&
       !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls)))
     mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
-  head = mlc_load(&tc->b->head[cls]);
+  head = mlc_load(mlc_tc_head(tc, cls));
   head[-1] = p;
-  mlc_store_rel(&tc->b->head[cls], head - 1);
+  mlc_store_rel(mlc_tc_head(tc, cls), head - 1);
   /* A push is not a pop: counted from here, lw lowered with head. */
   if (MLC_UNLIKELY(prof)) {
     tc->prof_ref[cls] = NULL;
-    mlc_store(&tc->b->lw[cls], mlc_tcache_lw_for(tc, cls, head - 1, tc->empty[cls]));
+    mlc_store(mlc_tc_lw(tc, cls), mlc_tcache_lw_for(tc, cls, head - 1, tc->empty[cls]));
   }
   mlc_tcache_owner_exit(tc);
   errno = saved;
@@ -568,7 +568,7 @@ void mlc_tcache_free_small(void *p, unsigned cls) {
 
 static void mlc_tcache_flush_all(mlc_tcache_t *tc) {
   for (unsigned c = 1; c < MLC_TCLASSES; c++)
-    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - mlc_load(&tc->b->head[c])));
+    mlc_tcache_flush_oldest(tc, c, (unsigned)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c))));
 }
 
 /* ---- Large blocks ---- */
@@ -586,9 +586,9 @@ void *mlc_tcache_large_alloc_slow(size_t np) {
   void **head = mlc_tcache_restack(tc, c);
   if (head < tc->empty[c]) {
     p = *head;
-    mlc_store_rel(&tc->b->head[c], head + 1);
+    mlc_store_rel(mlc_tc_head(tc, c), head + 1);
   }
-  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc, c, mlc_load(&tc->b->head[c]), tc->empty[c]));
+  mlc_store(mlc_tc_lw(tc, c), mlc_tcache_lw_for(tc, c, mlc_load(mlc_tc_head(tc, c)), tc->empty[c]));
   mlc_tcache_slow_done(tc);
   if (p) mlc_free_key_clear(p);
   return p;
@@ -612,16 +612,16 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   mlc_free_key_set(p);
   void **head = mlc_tcache_restack(tc, c);
   /* Full (cap blocks): a bigger stack while it may grow, else half of it goes. */
-  if (head <= mlc_load(&tc->b->full[c]) && mlc_tcache_grow(tc, c)) head = mlc_load(&tc->b->head[c]);
-  if (head <= mlc_load(&tc->b->full[c])) {
+  if (head <= mlc_load(mlc_tc_full(tc, c)) && mlc_tcache_grow(tc, c)) head = mlc_load(mlc_tc_head(tc, c));
+  if (head <= mlc_load(mlc_tc_full(tc, c))) {
     unsigned k = tc->cap[c] / 2u;
     mlc_tcache_return(head, k, c);
     head += k;
-    mlc_store_rel(&tc->b->head[c], head);
+    mlc_store_rel(mlc_tc_head(tc, c), head);
   }
-  mlc_store(&tc->b->lw[c], mlc_tcache_lw_for(tc, c, mlc_load(&tc->b->head[c]), tc->empty[c]));
+  mlc_store(mlc_tc_lw(tc, c), mlc_tcache_lw_for(tc, c, mlc_load(mlc_tc_head(tc, c)), tc->empty[c]));
   head[-1] = p;
-  mlc_store_rel(&tc->b->head[c], head - 1);
+  mlc_store_rel(mlc_tc_head(tc, c), head - 1);
   mlc_tcache_owner_exit(tc);
   errno = saved;
 }
@@ -630,7 +630,7 @@ static void mlc_tcache_count_large(mlc_tcache_t *tc, void *arg) {
   size_t *total = arg;
   for (size_t np = MLC_LCLASS_MIN_PAGES; np <= MLC_LCACHE_MAX_PAGES; np++) {
     size_t c = mlc_tclass_large(np);
-    void **h = mlc_load(&tc->b->head[c]);
+    void **h = mlc_load(mlc_tc_head(tc, c));
     void **e = mlc_load(&tc->empty[c]);
     if (h < e) *total += (size_t)(e - h) * (np << MLC_PAGE_SHIFT);
   }
@@ -678,7 +678,7 @@ static void mlc_tcache_thread_exit(void *arg) {
 /* Whether [head, empty) of cache class tcls in tc holds p.  Relaxed reads: tc may be
    another thread's, in use. */
 static bool mlc_tcache_stack_holds(mlc_tcache_t *tc, const void *p, unsigned tcls) {
-  void **h = mlc_load(&tc->b->head[tcls]), **e = mlc_load(&tc->empty[tcls]);
+  void **h = mlc_load(mlc_tc_head(tc, tcls)), **e = mlc_load(&tc->empty[tcls]);
   for (void **q = h; q < e; q++)
     if (mlc_load(q) == p) return true;
   return false;
@@ -707,7 +707,7 @@ bool mlc_tcache_holds(const void *p, unsigned tcls) {
 static void mlc_tcache_count_small(mlc_tcache_t *tc, void *arg) {
   uint64_t *out = arg;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
-    void **h = mlc_load(&tc->b->head[c]);
+    void **h = mlc_load(mlc_tc_head(tc, c));
     void **e = mlc_load(&tc->empty[c]);
     if (h < e) out[c] += (uint64_t)(e - h);
   }
@@ -762,7 +762,7 @@ void mlc_tcache_postfork_child(void) {
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
-      for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(&self->b->full[c], mlc_tcache_full_for(self, c));
+      for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(mlc_tc_full(self, c), mlc_tcache_full_for(self, c));
     }
   }
   mlc_mutex_reset(&mlc_tcache_registry);

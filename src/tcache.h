@@ -75,15 +75,28 @@ void mlc_tcache_free_small(void *p, unsigned cls);
 bool mlc_tcache_holds(const void *p, unsigned tcls);
 
 /* The fast paths' words of class cls: head[cls], then lw, full and magic, each array
-   MLC_TCLASSES words above the one before (magic holds only the small classes). */
+   MLC_NCLASSES words above the one before. */
 _Static_assert(offsetof(mlc_tsd_t, bins) == 0 && offsetof(mlc_tbins_t, head) == 0 &&
-                   offsetof(mlc_tbins_t, lw) == sizeof(void **) * MLC_TCLASSES &&
-                   offsetof(mlc_tbins_t, full) == 2 * sizeof(void **) * MLC_TCLASSES &&
-                   offsetof(mlc_tbins_t, magic) == 3 * sizeof(void **) * MLC_TCLASSES,
+                   offsetof(mlc_tbins_t, lw) == sizeof(void **) * MLC_NCLASSES &&
+                   offsetof(mlc_tbins_t, full) == 2 * sizeof(void **) * MLC_NCLASSES &&
+                   offsetof(mlc_tbins_t, magic) == 3 * sizeof(void **) * MLC_NCLASSES,
                "head, lw, full and magic are consecutive arrays at the start of mlc_tsd");
-#define MLC_TB_LW_OFF (sizeof(void **) * MLC_TCLASSES)
-#define MLC_TB_FULL_OFF (2 * sizeof(void **) * MLC_TCLASSES)
-#define MLC_TB_MAGIC_OFF (3 * sizeof(void **) * MLC_TCLASSES)
+#define MLC_TB_LW_OFF (sizeof(void **) * MLC_NCLASSES)
+#define MLC_TB_FULL_OFF (2 * sizeof(void **) * MLC_NCLASSES)
+#define MLC_TB_MAGIC_OFF (3 * sizeof(void **) * MLC_NCLASSES)
+
+/* Cache class c's head, lw and full in tc, for the slow paths and the collector: the
+   size classes' in the owner's thread-local storage (tc->b), the large classes' in tc
+   itself (tc->lb). */
+MLC_INLINE void ***mlc_tc_head(mlc_tcache_t *tc, size_t c) {
+  return c < MLC_NCLASSES ? &tc->b->head[c] : &tc->lb.head[c - MLC_NCLASSES];
+}
+MLC_INLINE void ***mlc_tc_lw(mlc_tcache_t *tc, size_t c) {
+  return c < MLC_NCLASSES ? &tc->b->lw[c] : &tc->lb.lw[c - MLC_NCLASSES];
+}
+MLC_INLINE void ***mlc_tc_full(mlc_tcache_t *tc, size_t c) {
+  return c < MLC_NCLASSES ? &tc->b->full[c] : &tc->lb.full[c - MLC_NCLASSES];
+}
 
 /* How the fast paths reach those words.  In C they are atomics (gc.c: memory orders),
    and gcc folds no atomic load into an operand: it computes the thread-local address
@@ -181,13 +194,13 @@ typedef void ***mlc_tb_base_t;
 MLC_INLINE mlc_tb_base_t mlc_tb_base(void) { return mlc_tsd.bins.head; }
 MLC_INLINE void **mlc_tb_head(mlc_tb_base_t b, size_t cls) { return mlc_load(&b[cls]); }
 MLC_INLINE bool mlc_tb_at_lw(mlc_tb_base_t b, size_t cls, void **h) {
-  return h >= mlc_load(&b[cls + MLC_TCLASSES]);
+  return h >= mlc_load(&b[cls + MLC_NCLASSES]);
 }
 MLC_INLINE bool mlc_tb_at_full(mlc_tb_base_t b, size_t cls, void **h) {
-  return h <= mlc_load(&b[cls + 2 * MLC_TCLASSES]);
+  return h <= mlc_load(&b[cls + 2 * MLC_NCLASSES]);
 }
 MLC_INLINE bool mlc_tb_full_is_prof(mlc_tb_base_t b, size_t cls) {
-  return mlc_load(&b[cls + 2 * MLC_TCLASSES]) == MLC_TB_FULL_PROF;
+  return mlc_load(&b[cls + 2 * MLC_NCLASSES]) == MLC_TB_FULL_PROF;
 }
 MLC_INLINE bool mlc_tb_cached(mlc_tb_base_t b) {
   (void)b;
@@ -198,7 +211,7 @@ MLC_INLINE mlc_tcache_t *mlc_tb_tc(mlc_tb_base_t b) {
   return mlc_tsd.tc;
 }
 MLC_INLINE bool mlc_tb_is_slot(mlc_tb_base_t b, size_t cls, const void *p) {
-  uint64_t m = ((const uint64_t *)(b + 3 * MLC_TCLASSES))[cls];
+  uint64_t m = ((const uint64_t *)(b + 3 * MLC_NCLASSES))[cls];
   return (uint64_t)((uintptr_t)p & (MLC_GRANULE - 1)) * m < m;
 }
 MLC_INLINE void mlc_tb_set_head(mlc_tb_base_t b, size_t cls, void **h) {
@@ -283,13 +296,15 @@ MLC_NOINLINE void mlc_tcache_large_free_slow(void *p, size_t np);
 
 /* A freed large block of np pages (MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES) from the
    calling thread's cache, its free key cleared, or NULL.  The same pop as for small
-   objects, under the same protocol with the collector: no lock, no atomic. */
+   objects, under the same protocol with the collector (no lock, no atomic), on the
+   words in the cache (mlc_tcache_t.lb): one load more, and a test for no cache. */
 MLC_INLINE void *mlc_tcache_large_pop(size_t np) {
-  size_t c = mlc_tclass_large(np);
-  mlc_tb_base_t b = mlc_tb_base();
-  void **h = mlc_tb_head(b, c);
-  if (MLC_UNLIKELY(mlc_tb_at_lw(b, c, h))) return NULL;
-  mlc_tb_set_head(b, c, h + 1);
+  size_t c = np - MLC_LCLASS_MIN_PAGES;
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  if (MLC_UNLIKELY(tc == NULL)) return NULL;
+  void **h = mlc_load(&tc->lb.head[c]);
+  if (MLC_UNLIKELY(h >= mlc_load(&tc->lb.lw[c]))) return NULL;
+  mlc_store_rel(&tc->lb.head[c], h + 1);
   void *p = *h;
   mlc_free_key_clear(p);
   return p;
@@ -307,13 +322,14 @@ MLC_INLINE void *mlc_tcache_large_alloc(size_t np) {
    (nothing done) when the stack is full, or p holds the key already (free.c then
    finds out whether it is free). */
 MLC_INLINE bool mlc_tcache_large_push(void *p, size_t np) {
-  size_t c = mlc_tclass_large(np);
-  mlc_tb_base_t b = mlc_tb_base();
-  void **h = mlc_tb_head(b, c);
-  if (MLC_UNLIKELY(mlc_tb_at_full(b, c, h) || mlc_free_key_is_set(p))) return false;
+  size_t c = np - MLC_LCLASS_MIN_PAGES;
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  if (MLC_UNLIKELY(tc == NULL)) return false;
+  void **h = mlc_load(&tc->lb.head[c]);
+  if (MLC_UNLIKELY(h <= mlc_load(&tc->lb.full[c]) || mlc_free_key_is_set(p))) return false;
   mlc_free_key_set(p);
   h[-1] = p;
-  mlc_tb_set_head(b, c, h - 1);
+  mlc_store_rel(&tc->lb.head[c], h - 1);
   return true;
 }
 

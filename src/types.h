@@ -44,17 +44,19 @@ typedef struct mlc_huge_s mlc_huge_t;
    of their own: the cache classes MLC_NCLASSES.. are large blocks of
    MLC_LCLASS_MIN_PAGES..MLC_LCACHE_MAX_PAGES pages, of each at most MLC_LCACHE_CAP, or
    as many as MLC_LCACHE_CLASS_BYTES hold where that is more (the smaller classes).
-   Every cache class has three words in initial-exec TLS (mlc_tbins_t), which a library
-   loaded with dlopen takes from glibc's small static reserve: 1560 bytes in the release
-   build, 1656 in the debug build (the witness, mutex.c), where Python's ctypes here
-   loads up to 1700-1719.  12 pages instead of 16 saved 96 bytes but cost bench's mixed
-   workloads 10-20% of peak RSS (mixed-t8 23.2 -> 25.9 MiB): their 52-64 KiB blocks went
-   through the arena. */
+   Their words live in the cache (mlc_tcache_t.lb), not in initial-exec TLS with the
+   size classes' (mlc_tbins_t): a library loaded with dlopen takes that from glibc's
+   small static reserve, where Python's ctypes here loads up to 1700-1719 bytes.  In TLS
+   (before) they took 288 of the release build's 1560 bytes (1656 in the debug build,
+   the witness's in mutex.c), and 12 pages instead of 16, to save 96 of them, cost
+   bench's mixed workloads 10-20% of peak RSS (mixed-t8 23.2 -> 25.9 MiB): their
+   52-64 KiB blocks went through the arena. */
 #define MLC_LCACHE_MAX_PAGES 16
 #define MLC_LCACHE_CAP 8
 #define MLC_LCACHE_CLASS_BYTES ((size_t)256 << 10)
 #define MLC_LCLASS_MIN_PAGES 5 /* the smallest large block, MLC_SMALL_MAX + 1 bytes */
-#define MLC_TCLASSES (MLC_NCLASSES + MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES + 1)
+#define MLC_LCLASSES (MLC_LCACHE_MAX_PAGES - MLC_LCLASS_MIN_PAGES + 1)
+#define MLC_TCLASSES (MLC_NCLASSES + MLC_LCLASSES)
 _Static_assert((MLC_SMALL_MAX + 1 + 4095) / 4096 == MLC_LCLASS_MIN_PAGES,
                "large blocks start at MLC_LCLASS_MIN_PAGES pages");
 
@@ -179,7 +181,9 @@ struct mlc_arena_s {
 /*
  * A thread cache.  The three arrays the fast paths use (mlc_tbins_t) live in the
  * owner's thread-local storage, so that the fast paths reach them with one %fs-relative
- * access and no pointer load; the rest lives here.  For each class, a stack of free objects grows downwards in
+ * access and no pointer load; the rest lives here, with the same three arrays for the
+ * large cache classes (lb), whose pops and pushes come from slow paths and pay for the
+ * pointer load.  For each class, a stack of free objects grows downwards in
  * [full, empty): the objects are head[0 .. empty-head-1], head[0] the most recent.
  *   pop  (malloc): allowed while head < lw;  push (free): allowed while head > full.
  * lw ("low water") lets the collector know which objects the owner has not touched:
@@ -187,7 +191,8 @@ struct mlc_arena_s {
  * path.  Bin 0 has head == lw == full so that both fast paths fall to the slow path.
  * The arrays are separate so that the fast paths index them with the class and no
  * multiplication.  Cache classes 1..MLC_NCLASSES-1 are the size classes; the ones after
- * them hold freed large blocks by page count (MLC_LCACHE_MAX_PAGES above).
+ * them hold freed large blocks by page count (MLC_LCACHE_MAX_PAGES above).  mlc_tc_head,
+ * mlc_tc_lw and mlc_tc_full (tcache.h) find a cache class's words in either place.
  */
 /* full while the heap profiler runs: above every head, so that each push of a small
    class goes to free's slow path, which counts it (tcache.c, "Sampling"). */
@@ -196,23 +201,31 @@ struct mlc_arena_s {
 typedef struct mlc_tbins_s {
   /* Written by the owner only, always with release stores (its fast paths without
      state); the collector reads it with acquire loads (gc.c: memory orders). */
-  void **head[MLC_TCLASSES];
+  void **head[MLC_NCLASSES];
   /* Whoever holds state: the owner's slow paths raise it to empty (the owner may use
      every object again), a pass lowers it to head (to see what the owner touches before
      the next one).  Relaxed atomic: the pop fast path reads it without state. */
-  void **lw[MLC_TCLASSES];
+  void **lw[MLC_NCLASSES];
   /* Whoever holds state: the owner sets it to the start of the class's region when it
      lays the stacks out or unparks (to MLC_TB_FULL_PROF for a small class while the heap
      profiler runs), a pass raises it to head when it parks the cache.  Relaxed atomic:
      the push fast path reads it without state. */
-  void **full[MLC_TCLASSES];
+  void **full[MLC_NCLASSES];
   /* mlc_class_divmagic, constant: free's slot test reads it next to head and full
      (a thread-local copy costs no address computation of its own). */
   uint64_t magic[MLC_NCLASSES];
 } mlc_tbins_t;
 
+/* The same words for the large cache classes MLC_NCLASSES.. (index c - MLC_NCLASSES). */
+typedef struct mlc_tbins_large_s {
+  void **head[MLC_LCLASSES];
+  void **lw[MLC_LCLASSES];
+  void **full[MLC_LCLASSES];
+} mlc_tbins_large_t;
+
 struct mlc_tcache_s {
   mlc_tbins_t *b;             /* Constant: the owner's bins, in its thread-local storage */
+  mlc_tbins_large_t lb;       /* The large classes' (mlc_tbins_t above) */
   /* Whoever holds state: the owner's refills and layouts set it to the top of the
      class's region, a pass lowers it by what it takes from the bottom of the stack. */
   void **empty[MLC_TCLASSES];

@@ -160,7 +160,7 @@ static void *thread_large_only(void *arg) {
   for (int i = 0; i < 100; i++) free(malloc(20000));
   size_t np = (20000 + MLC_PAGE - 1) / MLC_PAGE;
   size_t c = mlc_tclass_large(np);
-  uintptr_t got = mlc_tsd.tc ? (uintptr_t)(mlc_tsd.tc->empty[c] - mlc_tsd.bins.head[c]) : 99;
+  uintptr_t got = mlc_tsd.tc ? (uintptr_t)(mlc_tsd.tc->empty[c] - *mlc_tc_head(mlc_tsd.tc, c)) : 99;
   return (void *)got;
 }
 
@@ -182,7 +182,7 @@ static void *thread_large_burst(void *arg) {
   for (int i = 0; i < 60; i++) v[i] = malloc(size);
   for (int i = 0; i < 60; i++) free(v[i]);
   size_t c = mlc_tclass_large((size + MLC_PAGE - 1) / MLC_PAGE);
-  return (void *)(uintptr_t)(mlc_tsd.tc ? mlc_tsd.tc->empty[c] - mlc_tsd.bins.head[c] : 99);
+  return (void *)(uintptr_t)(mlc_tsd.tc ? mlc_tsd.tc->empty[c] - *mlc_tc_head(mlc_tsd.tc, c) : 99);
 }
 
 START_TEST(test_large_cache_grows) {
