@@ -3,7 +3,9 @@
 """Writes src/sizeclass_tables.h: melloc's size classes and the tables on them.
 
 The layout: 16..128 bytes in steps of 16, then four classes per doubling up to
-SMALL_MAX.  Thread-cache capacity: 64 KiB of objects, 32..256 of them.
+SMALL_MAX, and from 256 to 8192 a fifth at 9/8 of the power of two (288, 576, ...,
+9216): a power of two and a header (4096 + 8, 256 + 16) fits it with 12% to spare, not
+25%.  Thread-cache capacity: 64 KiB of objects, 32..256 of them.
 Usage: python3 tools/sizeclass_gen.py > src/sizeclass_tables.h
 """
 import sys
@@ -14,6 +16,8 @@ sizes = [0] + list(range(16, 129, 16))
 s = 128
 while s < SMALL_MAX:
     step = s // 4
+    if 256 <= s <= 8192:
+        sizes.append(s + step // 2)
     for k in range(1, 5):
         sizes.append(s + k * step)
     s *= 2

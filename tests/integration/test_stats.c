@@ -31,9 +31,10 @@
 #define MiB ((size_t)1 << 20)
 #define PAGE_UP(n) (((n) + 4095) & ~(size_t)4095)
 
-/* The documented size classes: 16-byte steps to 128, then four per doubling to 16 KiB,
-   the first MELLOC_STATS_NCLASSES in classes, the others in classes_more. */
-#define NCLASSES 36
+/* The documented size classes: 16-byte steps to 128, then four per doubling to 16 KiB
+   and a fifth at 9/8 of each power of two from 256 to 8192, the first
+   MELLOC_STATS_NCLASSES in classes, the others in classes_more. */
+#define NCLASSES 42
 static melloc_class_stats_t *cls(melloc_stats_t *st, unsigned i) {
   return i < MELLOC_STATS_NCLASSES ? &st->classes[i] : &st->classes_more[i - MELLOC_STATS_NCLASSES];
 }
@@ -85,15 +86,18 @@ START_TEST(test_class_live) {
 }
 END_TEST
 
-/* The class sizes are the documented ones: 16-byte steps to 128, then four per doubling. */
+/* The class sizes are the documented ones: 16-byte steps to 128, then four per doubling,
+   and 288, 576, ..., 9216. */
 START_TEST(test_class_sizes) {
   melloc_stats_t st = snap();
   ck_assert_uint_eq(st.version, MELLOC_STATS_VERSION);
   ck_assert_uint_eq(st.size, sizeof(st));
   ck_assert_uint_eq(st.classes[0].size, 16);
   ck_assert_uint_eq(st.classes[7].size, 128);
-  ck_assert_uint_eq(st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
-  ck_assert_uint_eq(st.classes_more[0].size, 10240);
+  ck_assert_uint_eq(st.classes[12].size, 288);
+  ck_assert_uint_eq(st.classes[MELLOC_STATS_NCLASSES - 1].size, 4096);
+  ck_assert_uint_eq(st.classes_more[0].size, 4608);
+  ck_assert_uint_eq(st.classes_more[5].size, 9216);
   ck_assert_uint_eq(cls(&st, NCLASSES - 1)->size, 16384);
   for (unsigned c = NCLASSES; c < MELLOC_STATS_NCLASSES + MELLOC_STATS_NCLASSES_MORE; c++)
     ck_assert_uint_eq(cls(&st, c)->size, 0);
@@ -342,7 +346,7 @@ START_TEST(test_stats_larger_size) {
   ck_assert_int_eq(melloc_stats_get(&buf.st), 0);
   ck_assert_uint_eq(buf.st.size, sizeof(melloc_stats_t));
   ck_assert(all_bytes(buf.after, sizeof(buf.after), 0xa5));
-  ck_assert_uint_eq(buf.st.classes[MELLOC_STATS_NCLASSES - 1].size, 8192);
+  ck_assert_uint_eq(buf.st.classes[MELLOC_STATS_NCLASSES - 1].size, 4096);
   ck_assert_uint_eq(cls(&buf.st, NCLASSES - 1)->size, 16384);
 }
 END_TEST
@@ -640,16 +644,16 @@ START_TEST(test_print_json) {
            "assert d[\"small_allocated\"] == sum(x[\"size\"] * x[\"live\"] for x in c)\n"
            "got = [d[\"stats_version\"], d[\"narenas\"], d[\"allocated\"], d[\"small_allocated\"], "
            "d[\"large_allocated\"], d[\"huge_allocated\"], d[\"cached\"], d[\"mapped\"], "
-           "c[25][\"size\"], c[25][\"live\"], c[25][\"nmalloc\"], d[\"page_size\"]]\n"
+           "c[29][\"size\"], c[29][\"live\"], c[29][\"nmalloc\"], d[\"page_size\"]]\n"
            "assert got == a, (got, a)\n"
            "' %u %u %zu %zu %zu %zu %zu %zu %zu %llu %llu %zu",
            melloc_version(), NCLASSES, st.version, st.narenas, st.allocated, st.small_allocated,
-           st.large_allocated, st.huge_allocated, st.cached, st.mapped, st.classes[25].size,
-           (unsigned long long)st.classes[25].live, (unsigned long long)st.classes[25].nmalloc,
+           st.large_allocated, st.huge_allocated, st.cached, st.mapped, st.classes[29].size,
+           (unsigned long long)st.classes[29].live, (unsigned long long)st.classes[29].nmalloc,
            st.page_size);
   free(p);
-  ck_assert_uint_eq(st.classes[25].size, 3072);
-  ck_assert_uint_ge(st.classes[25].live, 1);
+  ck_assert_uint_eq(st.classes[29].size, 3072);
+  ck_assert_uint_ge(st.classes[29].live, 1);
   FILE *py = popen(cmd, "w");
   ck_assert_ptr_nonnull(py);
   fwrite(out, 1, out_len, py);

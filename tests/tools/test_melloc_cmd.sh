@@ -118,7 +118,7 @@ if $have_python; then
   check "python: exit status 0" [ "$st" -eq 0 ]
   check "python: stdout identical ($ref)" [ "$(cat "$tmp/out")" = "$ref" ]
   check "--stats=json: stderr is one JSON object with the statistics" \
-    json_check "$tmp/err" 'len(d["classes"]) == 36 and d["allocated"] == d["small_allocated"] + d["large_allocated"] + d["huge_allocated"] and d["version"]'
+    json_check "$tmp/err" 'len(d["classes"]) == 42 and d["allocated"] == d["small_allocated"] + d["large_allocated"] + d["huge_allocated"] and d["version"]'
   check "--conf narenas:1 shows as \"narenas\": 1" json_check "$tmp/err" 'd["narenas"] == 1'
   check "python's allocations are counted (PYTHONMALLOC=malloc)" \
     json_check "$tmp/err" 'sum(c["nmalloc"] for c in d["classes"]) >= 100000'
