@@ -1,18 +1,40 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Sourced by .ci/run, .ci/packaging.sh and .ci/cross.sh.
 #
-# apt_update: apt-get update, tried up to 5 times 60 s apart.  A Debian mirror in the
-# middle of a sync serves an index whose size does not match its Release file, and
-# apt-get update exits 100 ("File has unexpected size ... Mirror sync in progress?");
-# that says nothing about melloc, and it passes a few minutes later.
+# A Debian mirror can serve an index whose size does not match its Release file (apt-get
+# update: "File has unexpected size ... Mirror sync in progress?", exit 100), for
+# minutes or, as on 2026-12-05 for bookworm-security's i386 and ppc64el indexes, for
+# hours.  apt-get keeps the indexes it had and fetches the rest; what a step needs is
+# still there unless it needs that index, and then its install or download fails with
+# the package's name.
+#
+# apt_update: apt-get update, tried 3 times 30 s apart; then a warning, and on.
 apt_update() {
   local i
-  for i in 1 2 3 4 5; do
+  for i in 1 2 3; do
     apt-get update -qq && return 0
-    [ "$i" -lt 5 ] || break
-    echo "ci: apt-get update failed (try $i of 5), again in 60 s" >&2
-    sleep 60
+    [ "$i" -lt 3 ] || break
+    echo "ci: apt-get update failed (try $i of 3), again in 30 s" >&2
+    sleep 30
   done
-  echo "ci: FAIL: apt-get update failed 5 times" >&2
-  return 1
+  echo "ci: WARNING: apt-get update failed 3 times; going on with the indexes apt has" >&2
+}
+
+# apt_native_only: from here on (APT_CONFIG) apt-get sees only the machine's own
+# architecture.  A build machine's foreign architectures (.ci/cross.sh adds four) are
+# no part of the README's quick start, which runs apt-get update with &&: an index of
+# theirs that a mirror breaks would fail it.  apt_all_archs undoes it.
+apt_native_only() {
+  [ -n "$(dpkg --print-foreign-architectures)" ] || return 0
+  local conf
+  conf=$(mktemp "${TMPDIR:-/tmp}/melloc-ci-apt.XXXXXX")
+  printf 'APT::Architectures { "%s"; };\n' "$(dpkg --print-architecture)" > "$conf"
+  export APT_CONFIG=$conf
+  echo "ci: apt-get limited to $(dpkg --print-architecture) (foreign: $(dpkg --print-foreign-architectures | tr '\n' ' '))"
+}
+apt_all_archs() {
+  [ -n "${APT_CONFIG:-}" ] || return 0
+  rm -f "$APT_CONFIG"
+  unset APT_CONFIG
 }
