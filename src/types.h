@@ -50,7 +50,12 @@ typedef struct mlc_huge_s mlc_huge_t;
    (before) they took 288 of the release build's 1560 bytes (1656 in the debug build,
    the witness's in mutex.c), and 12 pages instead of 16, to save 96 of them, cost
    bench's mixed workloads 10-20% of peak RSS (mixed-t8 23.2 -> 25.9 MiB): their
-   52-64 KiB blocks went through the arena. */
+   52-64 KiB blocks went through the arena.  Now 1464 and 1560 bytes, with the size
+   classes at 9/8 of a power of two (sizeclass.c).  The cache costs memory where freed
+   large blocks are not reused (git log -p: 25.0 MiB, 23.4 with none cached; glibc
+   20.5), but the arena path costs more in a mixed heap (mixed-t1 5.1 -> 6.1-6.4 MiB,
+   mixed-t8 24.5 -> 30.3 with none cached), and a byte bound on the classes together
+   (256 KiB to 2 MiB) or a smaller first capacity did not help both (session 25). */
 #define MLC_LCACHE_MAX_PAGES 16
 #define MLC_LCACHE_CAP 8
 #define MLC_LCACHE_CLASS_BYTES ((size_t)256 << 10)
