@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Size classes: sizes 16..128 in steps of 16, then four classes per doubling up to
- * MLC_SMALL_MAX (16 KiB), and a fifth at 9/8 of each power of two from 256 to 8192.  The tables are constants (sizeclass_tables.h), so the fast
- * path can use them before initialisation.
+ * MLC_SMALL_MAX (16 KiB), and a fifth at 9/8 of each power of two from 256 to 8192.
+ * The tables are constants (sizeclass_tables.h), so the fast path can use them before
+ * initialisation.
  */
 #ifndef MLC_SIZECLASS_H
 #define MLC_SIZECLASS_H

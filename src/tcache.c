@@ -197,7 +197,8 @@ static void **mlc_tcache_place(mlc_tcache_t *tc, unsigned c, void **start, size_
 static void mlc_tcache_layout(mlc_tcache_t *tc, void **stack) {
   void **slot = stack;
   for (unsigned c = 1; c < MLC_TCLASSES; c++) {
-    mlc_tcache_place(tc, c, slot, tc->stack ? (size_t)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c))) : 0);
+    mlc_tcache_place(tc, c, slot,
+                     tc->stack ? (size_t)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c))) : 0);
     slot += tc->cap[c];
   }
   mlc_store(&tc->empty[0], &mlc_dummy_slot[1]);
@@ -276,7 +277,8 @@ void mlc_tcache_park(mlc_tcache_t *tc) {
   mlc_assert(mlc_mutex_owned(&mlc_tcache_registry));
   /* Every push now falls to the slow path, which unparks: the collector hears of the
      first object the owner caches again. */
-  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(mlc_tc_full(tc, c), mlc_load(mlc_tc_head(tc, c)));
+  for (unsigned c = 1; c < MLC_TCLASSES; c++)
+    mlc_store(mlc_tc_full(tc, c), mlc_load(mlc_tc_head(tc, c)));
   mlc_list_tcache_remove(&mlc_tcache_live, tc);
   tc->parked = true;
   mlc_list_tcache_push(&mlc_tcache_parked, tc);
@@ -288,7 +290,8 @@ void mlc_tcache_unpark(mlc_tcache_t *tc) {
   tc->parked = false;
   mlc_list_tcache_push(&mlc_tcache_live, tc);
   mlc_tcache_registry_unlock();
-  for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(mlc_tc_full(tc, c), mlc_tcache_full_for(tc, c));
+  for (unsigned c = 1; c < MLC_TCLASSES; c++)
+    mlc_store(mlc_tc_full(tc, c), mlc_tcache_full_for(tc, c));
   tc->gc_idle_passes = 0;
 }
 
@@ -612,7 +615,8 @@ void mlc_tcache_large_free_slow(void *p, size_t np) {
   mlc_free_key_set(p);
   void **head = mlc_tcache_restack(tc, c);
   /* Full (cap blocks): a bigger stack while it may grow, else half of it goes. */
-  if (head <= mlc_load(mlc_tc_full(tc, c)) && mlc_tcache_grow(tc, c)) head = mlc_load(mlc_tc_head(tc, c));
+  if (head <= mlc_load(mlc_tc_full(tc, c)) && mlc_tcache_grow(tc, c))
+    head = mlc_load(mlc_tc_head(tc, c));
   if (head <= mlc_load(mlc_tc_full(tc, c))) {
     unsigned k = tc->cap[c] / 2u;
     mlc_tcache_return(head, k, c);
@@ -762,7 +766,8 @@ void mlc_tcache_postfork_child(void) {
     /* Back on the live list: the child's collector starts from a clean slate. */
     if (self->parked) {
       self->parked = false;
-      for (unsigned c = 1; c < MLC_TCLASSES; c++) mlc_store(mlc_tc_full(self, c), mlc_tcache_full_for(self, c));
+      for (unsigned c = 1; c < MLC_TCLASSES; c++)
+        mlc_store(mlc_tc_full(self, c), mlc_tcache_full_for(self, c));
     }
   }
   mlc_mutex_reset(&mlc_tcache_registry);
