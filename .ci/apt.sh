@@ -24,7 +24,9 @@ apt_update() {
 # apt_native_only: from here on (APT_CONFIG) apt-get sees only the machine's own
 # architecture.  A build machine's foreign architectures (.ci/cross.sh adds four) are
 # no part of the README's quick start, which runs apt-get update with &&: an index of
-# theirs that a mirror breaks would fail it.  apt_all_archs undoes it.
+# theirs that a mirror breaks would fail it.  apt_all_archs undoes it; an apt-get update
+# meanwhile drops the foreign architectures' indexes, which .ci/cross.sh then fetches
+# again.
 apt_native_only() {
   [ -n "$(dpkg --print-foreign-architectures)" ] || return 0
   local conf

@@ -87,6 +87,9 @@ for a in $archs; do
     dpkg --add-architecture "$a"
     update=1
   }
+  # The architecture's indexes: an apt-get update limited to the native architecture
+  # (.ci/apt.sh, apt_native_only: .ci/run's quick start) drops them.
+  apt-cache show "libsubunit0:$a" > /dev/null 2>&1 || update=1
 done
 missing=""
 for p in $need; do
