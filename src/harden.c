@@ -624,7 +624,7 @@ MLC_INLINE void *mlc_harden_alloc(size_t size, bool zero, const char *call) {
   if (MLC_UNLIKELY(size > MLC_SMALL_MAX - MLC_HOVER || mlc_load_acq(&mlc_harden_state) != 2))
     return mlc_harden_alloc_slow(size, 0, zero, call);
   size_t want = size + MLC_HOVER;
-  size_t cls = want <= 128 ? (want + 15) >> 4 : mlc_class_table[(want + 15) >> 4];
+  size_t cls = mlc_size_class(want); /* no branch on the size: alloc.c, mlc_malloc_inline */
   /* An empty cache is the general path's (a tail call, no registers saved here). */
   char *p = mlc_tcache_try_pop(cls);
   if (MLC_UNLIKELY(!p)) return mlc_harden_alloc_slow(size, 0, zero, call);

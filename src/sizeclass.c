@@ -16,7 +16,7 @@
 #include "types.h"
 
 const uint32_t mlc_class_size[MLC_NCLASSES] = MLC_CLASS_SIZES;
-const uint8_t mlc_class_table[MLC_SMALL_MAX / 16 + 1] = MLC_CLASS_TABLE;
+const uint8_t mlc_class_table[MLC_SMALL_MAX + 1] = MLC_CLASS_TABLE;
 const uint16_t mlc_class_cap[MLC_NCLASSES] = MLC_CLASS_CAPS;
 uint16_t mlc_class_nobjs[MLC_NCLASSES];
 uint32_t mlc_class_recip[MLC_NCLASSES];

@@ -22,10 +22,9 @@ while s < SMALL_MAX:
         sizes.append(s + k * step)
     s *= 2
 assert sizes[-1] == SMALL_MAX, sizes
-table = []
-for i in range(SMALL_MAX // 16 + 1):
-    size = max(i * 16, 1)
-    table.append(next(c for c in range(1, len(sizes)) if sizes[c] >= size))
+# The class of every size 0..SMALL_MAX, indexed by the size itself: one range per class.
+table = ["[%d ... %d] = %d" % (0 if c == 1 else sizes[c - 1] + 1, sizes[c], c)
+         for c in range(1, len(sizes))]
 magic = [0] + [(2**64 - 1) // x + 1 for x in sizes[1:]]
 caps = [0] + [max(32, min(256, 65536 // x)) for x in sizes[1:]]
 
