@@ -101,7 +101,7 @@ static MLC_NOINLINE void *mlc_malloc_big(size_t size) {
 MLC_INLINE void *mlc_malloc_inline(size_t size) {
   if (MLC_UNLIKELY(size > MLC_SMALL_MAX)) return mlc_malloc_big(size);
   size_t cls = mlc_size_class(size);
-#ifdef MLC_TB_ASM
+#if MLC_TB_ASM
   /* In the register the slow path takes it in: gcc 12 otherwise loads it into another
      and copies it before the pop, one instruction more on every malloc. */
   __asm__("" : "+D"(cls));
