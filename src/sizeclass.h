@@ -16,7 +16,7 @@ extern const uint32_t mlc_class_size[MLC_NCLASSES];
 /* The class of each size 0..MLC_SMALL_MAX, indexed by the size itself: malloc's fast
    path finds it with one load and no arithmetic (16 KiB of read-only data, of which a
    program touches the lines of the sizes it asks for). */
-extern const uint8_t mlc_class_table[MLC_SMALL_MAX + 1];
+extern const uint8_t mlc_class_table[MLC_SMALL_MAX + 1] MLC_HIDDEN;
 /* Thread-cache capacity per class. */
 extern const uint16_t mlc_class_cap[MLC_NCLASSES];
 /* Objects per slab, and the reciprocal that turns an offset in a slab into an index. */
