@@ -33,7 +33,12 @@ void mlc_sizeclass_boot(void) {
 
 unsigned mlc_size_class_aligned(size_t size, size_t align) {
   if (size > MLC_SMALL_MAX || align > MLC_GRANULE) return 0;
-  for (unsigned c = mlc_size_class(size); c < MLC_NCLASSES; c++)
-    if (mlc_class_size[c] % align == 0) return c;
+  /* No class below the size rounded up to align is a multiple of it, and the class of
+     that size nearly always is: the search starts there and tests with a mask (align is
+     a power of two), not a division per class. */
+  size_t r = MLC_ALIGN_UP(size, align);
+  if (r > MLC_SMALL_MAX) return 0;
+  for (unsigned c = mlc_size_class(r); c < MLC_NCLASSES; c++)
+    if ((mlc_class_size[c] & (align - 1)) == 0) return c;
   return 0;
 }

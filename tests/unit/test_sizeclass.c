@@ -70,9 +70,11 @@ START_TEST(test_slot_test_exact) {
 }
 END_TEST
 
+/* The smallest class that holds the size with every object aligned: none smaller is a
+   multiple of the alignment (the search starts at the size rounded up to it). */
 START_TEST(test_aligned_class) {
-  for (size_t align = 16; align <= MLC_GRANULE; align <<= 1)
-    for (size_t size = 1; size <= MLC_SMALL_MAX; size += 7) {
+  for (size_t align = 1; align <= MLC_GRANULE; align <<= 1)
+    for (size_t size = 0; size <= MLC_SMALL_MAX; size++) {
       unsigned c = mlc_size_class_aligned(size, align);
       if (c == 0) {
         ck_assert(align > MLC_SMALL_MAX || size > MLC_SMALL_MAX);
@@ -80,6 +82,8 @@ START_TEST(test_aligned_class) {
       }
       ck_assert_uint_ge(mlc_class_size[c], size);
       ck_assert_uint_eq(mlc_class_size[c] % align, 0);
+      for (unsigned d = mlc_size_class(size); d < c; d++)
+        ck_assert_uint_ne(mlc_class_size[d] % align, 0);
     }
 }
 END_TEST
