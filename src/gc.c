@@ -101,18 +101,37 @@
  *    and wait until it has retired and the kernel no longer lists its thread
  *    (tgkill(tid, 0) fails with ESRCH), make the system call, and start it again if it
  *    ran.  Calls made through syscall() are not seen.
- * What the thread costs a single-threaded program beyond its own work: glibc turns its
- * single-thread fast paths off for good at the first pthread_create (stdio's stream
- * locks, the atomics of pthread mutexes, libstdc++'s shared_ptr counts through
- * __libc_single_threaded).  Measured with gc:false against the default (11 interleaved
- * runs, session 26): git log -p 4.6% slower (fputc takes its stream lock: 5% of the
- * samples), sqlite3's mutexes 0.9% -> 2.9% of the samples, python and z3 1-2% within
- * the noise.  Not changed: a thread made with clone() directly does not tell glibc, but
- * it must then run without thread-local storage, errno or glibc's locks (every system
- * call raw), and with a thread pointer of its own for the stack protector's canary.
- * It blocks every signal, so that the program's handlers run on the program's threads;
- * with the collector ending with the program's last thread, no signal is left pending
- * for it alone.
+ *
+ * The thread glibc does not count.  glibc turns its single-thread fast paths off for
+ * good at the first pthread_create: stdio's stream locks, the atomics of pthread
+ * mutexes and of glibc's internal locks, libstdc++'s shared_ptr counts (all through
+ * __libc_single_threaded and _IO_enable_locks).  A pthread collector made every
+ * single-threaded program that lived an interval pay them: git log -p 4.6% slower than
+ * with gc:false, sqlite3's mutexes 0.9% -> 2.9% of the samples (session 26).  So where
+ * it can (MLC_BARE_THREAD: x86-64's glibc, no sanitizer), the collector is a bare
+ * thread (mlc_os_bare_spawn): made with clone() as glibc makes its threads, but without
+ * telling glibc, on a stack, thread pointer and zero-filled thread-local storage of its
+ * own.  glibc never runs anything on it (no exit() when the program's last thread
+ * ends: glibc's own count ends the process then; no cancellation, no setxid signal),
+ * and it calls into glibc only for system call wrappers and clock_gettime, which take
+ * no lock (and abort(), which ends the process): glibc's locks, taken without atomics
+ * in a process glibc believes single-threaded, are never contended by it.  melloc's own locks are futexes
+ * with atomics whatever glibc believes.
+ *   What glibc would do for it is setuid() and its family: on Linux credentials belong
+ * to each thread, and glibc changes every thread it knows (SIGSETXID).  A bare thread
+ * would keep the old ones: a thread with root's credentials in a process that gave
+ * root up, for anyone who takes over the process to use.  So the collector is a bare
+ * thread only where no thread can ever change its credentials (mlc_os_creds_fixed: one
+ * uid, not root, one gid, no capability, not a set-id program), checked at each start:
+ * root, a set-id program, a process with a capability get a pthread as before
+ * (test_collector's test_setuid_reaches_collector), and so does a process that gained
+ * capabilities in a new user namespace (unshare() below stops the collector, and the
+ * next start checks again).  Measured with the bare thread (as an ordinary user, 9
+ * interleaved runs): git log -p 6.6% faster than with a pthread collector, the same as
+ * with gc:false.
+ * Either kind blocks every signal, so that the program's handlers run on the program's
+ * threads; with the collector ending with the program's last thread, no signal is left
+ * pending for it alone.
  */
 #include "internal.h"
 
@@ -447,6 +466,13 @@ static void *mlc_gc_main(void *arg) {
   return NULL;
 }
 
+/* The bare thread starts with its thread-local variables zero-filled. */
+static int mlc_gc_bare_main(void *arg) {
+  mlc_tsd_fresh();
+  mlc_gc_main(arg);
+  return 0;
+}
+
 /* Caller moved mlc_gc_state from IDLE to STARTING.  Creates the thread, or goes back to
    IDLE. */
 static void mlc_gc_spawn(void) {
@@ -456,16 +482,22 @@ static void mlc_gc_spawn(void) {
     __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELEASE);
     return;
   }
-  /* The collector never takes a signal meant for the program. */
-  pthread_t t;
+  /* The collector never takes a signal meant for the program.  A bare thread where the
+     platform and the process's credentials allow it ("The thread glibc does not count"
+     above), else a pthread. */
+  long tid;
+  bool ok = mlc_os_creds_fixed() && mlc_os_bare_spawn(mlc_gc_bare_main, &mlc_gc_self, &tid);
   /* The default stack, as the program's own threads get: when the program's last thread
-     ends while the collector runs, glibc may run exit() -- the program's atexit handlers
-     and destructors -- on the collector (64 KiB crashed a 128 KiB handler).  Untouched
-     stack pages cost address space, not memory. */
-  bool ok = mlc_os_thread_spawn(mlc_gc_main, 0, &t);
+     ends while a pthread collector runs, glibc may run exit() -- the program's atexit
+     handlers and destructors -- on the collector (64 KiB crashed a 128 KiB handler).
+     Untouched stack pages cost address space, not memory. */
+  pthread_t t;
+  bool bare = ok;
+  if (!ok) ok = mlc_os_thread_spawn(mlc_gc_main, 0, &t);
   if (ok) {
-    mlc_trace("gc: collector started, interval %u ms, decay %u ms",
-              (unsigned)mlc_opt.gc_interval_ms, (unsigned)mlc_opt.decay_ms);
+    mlc_trace("gc: collector started (%s), interval %u ms, decay %u ms",
+              bare ? "bare thread" : "pthread", (unsigned)mlc_opt.gc_interval_ms,
+              (unsigned)mlc_opt.decay_ms);
   }
   __atomic_store_n(&mlc_gc_state, ok ? MLC_GC_RUNNING : MLC_GC_IDLE, __ATOMIC_RELEASE);
 }
@@ -558,5 +590,6 @@ void mlc_gc_postfork_child(void) {
   __atomic_store_n(&mlc_gc_state, MLC_GC_IDLE, __ATOMIC_RELAXED);
   __atomic_store_n(&mlc_gc_paused, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&mlc_gc_tid, 0, __ATOMIC_RELAXED);
+  mlc_os_bare_postfork_child();
   mlc_gc_boot();
 }

@@ -9,6 +9,7 @@
 #include "os.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
@@ -486,6 +487,122 @@ void mlc_os_thread_name(const char *name) {
   prctl(PR_SET_NAME, name, 0, 0, 0);
   errno = saved;
 }
+
+/* ---- A thread glibc does not know of (gc.c, "The thread glibc does not count") ---- */
+
+/* The credentials of every thread of the process can never change: real, effective and
+   saved ids alike, none of them root, no capability permitted (so no setuid(),
+   setgroups() or capset() can change them, whatever thread calls it), and not a set-id
+   program (AT_SECURE).  capget last: only a process that passed the rest makes it. */
+bool mlc_os_creds_fixed(void) {
+  int saved = errno;
+  bool fixed = getauxval(AT_SECURE) == 0;
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  fixed = fixed && getresuid(&ru, &eu, &su) == 0 && ru == eu && eu == su && eu != 0;
+  fixed = fixed && getresgid(&rg, &eg, &sg) == 0 && rg == eg && eg == sg;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+  memset(d, 0, sizeof(d));
+  fixed = fixed && syscall(SYS_capget, &h, d) == 0;
+  for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+    fixed = fixed && d[i].permitted == 0 && d[i].effective == 0;
+  errno = saved;
+  return fixed;
+}
+
+#if MLC_BARE_THREAD
+/* glibc's thread pointer on x86-64 points at its thread control block (tcbhead_t, the
+   start of struct pthread): the block itself at 0x00, the dynamic TLS vector at 0x08,
+   the thread descriptor at 0x10, the stack protector's canary at 0x28 and the pointer
+   guard at 0x30; the first 0x80 bytes are the header compiled code may read.  Static
+   thread-local variables lie below it (TLS variant II), each at a fixed offset, the
+   same in every thread.  The bare thread's block: the header copied from the creator
+   (the canary and guards are the process's), pointing at itself, no dynamic TLS
+   vector (a dynamic TLS access faults); below it zero-filled memory as far as the
+   variables its code uses reach, and below that no access at all.  The rest of struct
+   pthread (a few KiB: cancellation state, the thread's signal mask as glibc sees it)
+   reads as zero. */
+#define MLC_BARE_HEADER 0x80
+#define MLC_BARE_TCB ((size_t)16 << 10)   /* room for struct pthread */
+#define MLC_BARE_FLOOR ((size_t)64 << 10) /* no access below the TLS it may use */
+#define MLC_BARE_SLACK ((size_t)64 << 10) /* around the variables it names */
+#define MLC_BARE_STACK ((size_t)1 << 20)
+
+static struct {
+  char *base; /* the reservation: floor, TLS, block, a guard page, stack */
+  size_t size, tls;
+  int tid; /* Atomic: the thread's id from clone() until the kernel clears it at its end */
+} mlc_os_bare;
+
+static char *mlc_os_thread_pointer(void) {
+  char *tp;
+  __asm__("mov %%fs:0, %0" : "=r"(tp));
+  return tp;
+}
+
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid) {
+  char *tp = mlc_os_thread_pointer();
+  uintptr_t low = MLC_MIN((uintptr_t)tls_var, (uintptr_t)&errno);
+  if (low >= (uintptr_t)tp) return false; /* not the layout this was written for */
+  int saved = errno;
+  /* The previous bare thread is ending (it retired): its stack is reused once the
+     kernel has cleared its id, which it does after the thread's last user instruction. */
+  for (int t; (t = __atomic_load_n(&mlc_os_bare.tid, __ATOMIC_ACQUIRE)) != 0;)
+    syscall(SYS_futex, &mlc_os_bare.tid, FUTEX_WAIT, t, NULL, NULL, 0);
+  if (mlc_os_bare.base) {
+    /* Zero again: a new thread's variables start at zero, and the old stack's pages go.
+       Static TLS offsets never change in a process: the same layout serves. */
+    madvise(mlc_os_bare.base + MLC_BARE_FLOOR, mlc_os_bare.tls + MLC_BARE_TCB, MADV_DONTNEED);
+    madvise(mlc_os_bare.base + mlc_os_bare.size - MLC_BARE_STACK, MLC_BARE_STACK, MADV_DONTNEED);
+  } else {
+    size_t pg = mlc_os_page_size();
+    size_t tls = MLC_ALIGN_UP((uintptr_t)tp - low + MLC_BARE_SLACK, pg);
+    size_t size = MLC_BARE_FLOOR + tls + MLC_BARE_TCB + pg + MLC_BARE_STACK;
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *b = p;
+    if (p == MAP_FAILED ||
+        mprotect(b + MLC_BARE_FLOOR, tls + MLC_BARE_TCB, PROT_READ | PROT_WRITE) != 0 ||
+        mprotect(b + size - MLC_BARE_STACK, MLC_BARE_STACK, PROT_READ | PROT_WRITE) != 0) {
+      if (p != MAP_FAILED) munmap(p, size);
+      errno = saved;
+      return false;
+    }
+    mlc_os_bare.base = b;
+    mlc_os_bare.size = size;
+    mlc_os_bare.tls = tls;
+  }
+  char *ntp = mlc_os_bare.base + MLC_BARE_FLOOR + mlc_os_bare.tls;
+  memcpy(ntp, tp, MLC_BARE_HEADER);
+  ((void **)ntp)[0] = ntp;  /* tcb */
+  ((void **)ntp)[1] = NULL; /* dtv */
+  ((void **)ntp)[2] = ntp;  /* self */
+  /* Every signal blocked, glibc's own two included (pthread_sigmask leaves them). */
+  uint64_t all = ~(uint64_t)0, old;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+  int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+              CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+  int r = clone(fn, mlc_os_bare.base + mlc_os_bare.size, flags, NULL, &mlc_os_bare.tid, ntp,
+                &mlc_os_bare.tid);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+  errno = saved;
+  if (r <= 0) {
+    __atomic_store_n(&mlc_os_bare.tid, 0, __ATOMIC_RELEASE);
+    return false;
+  }
+  *tid = r;
+  return true;
+}
+
+void mlc_os_bare_postfork_child(void) { __atomic_store_n(&mlc_os_bare.tid, 0, __ATOMIC_RELAXED); }
+#else
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid) {
+  (void)fn, (void)tls_var, (void)tid;
+  return false;
+}
+
+void mlc_os_bare_postfork_child(void) {}
+#endif
 
 int mlc_os_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
 

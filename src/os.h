@@ -16,6 +16,22 @@
 
 #include <pthread.h>
 
+/* A thread glibc does not know of (mlc_os_bare_spawn): its thread-pointer layout is
+   x86-64's glibc's; a sanitizer's runtime would not know the thread either. */
+#if defined(__x86_64__) && defined(__LP64__) && defined(__GLIBC__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define MLC_BARE_THREAD 1
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#undef MLC_BARE_THREAD
+#endif
+#endif
+#endif
+#ifndef MLC_BARE_THREAD
+#define MLC_BARE_THREAD 0
+#endif
+
 /* The kernel's page size (getauxval(AT_PAGESZ), else sysconf), read once.  Any thread. */
 size_t mlc_os_page_size(void);
 /* The unit a mapping's length is rounded to: the kernel's page, at least MLC_PAGE. */
@@ -112,6 +128,19 @@ void mlc_os_sleep_ns(uint64_t ns);
 bool mlc_os_thread_gone(long tid);
 /* Names the calling thread (at most 15 characters), as /proc/self/task/TID/comm shows. */
 void mlc_os_thread_name(const char *name);
+/* Whether no thread of the process can ever change its credentials (gc.c: a bare thread
+   would keep the old ones).  Keeps errno. */
+bool mlc_os_creds_fixed(void);
+/* Starts fn(NULL) on a thread glibc does not know of, where MLC_BARE_THREAD (x86-64's
+   glibc) allows it: a stack of its own and every signal blocked; thread-local storage
+   of its own, zero-filled (not the variables' initial values), for the static TLS
+   variables that lie at most 64 KiB below tls_var or errno (a variable further off, or
+   a dynamic one, faults).  It ends when fn returns.  true with *tid set; false where
+   there is no such thread or the kernel refused it.  Called by one thread at a time (gc.c's
+   STARTING state); waits for the previous bare thread to be gone.  Keeps errno. */
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid);
+/* In a fork child: no bare thread exists there. */
+void mlc_os_bare_postfork_child(void);
 /* The raw system calls behind melloc's unshare() and setns(): -1 and errno on failure. */
 int mlc_os_unshare(int flags);
 int mlc_os_setns(int fd, int nstype);

@@ -32,7 +32,11 @@ void *mlc_dummy_slot[2];
 
 static const mlc_tbins_t mlc_tbins_dummy = MLC_DUMMY_BINS;
 
-MLC_TLS mlc_tsd_t mlc_tsd = {MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW, 0, 0};
+#define MLC_TSD_INITIAL \
+  { MLC_DUMMY_BINS, NULL, NULL, MLC_TSD_NEW, 0, 0 }
+MLC_TLS mlc_tsd_t mlc_tsd = MLC_TSD_INITIAL;
+
+void mlc_tsd_fresh(void) { mlc_tsd = (mlc_tsd_t)MLC_TSD_INITIAL; }
 
 /* A thread that has only freed so far gives its first frees straight back to their bins:
    a block handed over by another thread and freed first thing must not come back to

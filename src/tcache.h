@@ -42,6 +42,9 @@ typedef struct mlc_tsd_s {
 } mlc_tsd_t;
 
 extern MLC_TLS mlc_tsd_t mlc_tsd;
+/* Sets the calling thread's mlc_tsd to its initial value: for a thread whose TLS starts
+   zero-filled (gc.c's bare collector). */
+void mlc_tsd_fresh(void);
 extern void *mlc_dummy_slot[2];
 
 /* The free key: the word at byte 8 of every free small object or

@@ -6,6 +6,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +73,44 @@ static inline bool mlc_test_collector_up(void) {
     nanosleep(&ts, NULL);
   }
   return false;
+}
+
+/* Whether no thread of this process can change its credentials: one uid, not root, one
+   gid, no capability, not a set-id program.  melloc's collector is then a thread glibc does not
+   count, on x86-64 (gc.c); a process that can change them (root) gets a pthread, which
+   glibc's setuid() reaches. */
+static inline bool mlc_test_creds_fixed(void) {
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  if (getauxval(AT_SECURE) || getresuid(&ru, &eu, &su) || getresgid(&rg, &eg, &sg)) return false;
+  if (ru != eu || eu != su || eu == 0 || rg != eg || eg != sg) return false;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+  memset(d, 0, sizeof(d));
+  if (syscall(SYS_capget, &h, d) != 0) return false;
+  return (d[0].permitted | d[1].permitted | d[0].effective | d[1].effective) == 0;
+}
+
+/* Whether melloc's collector here is the thread glibc does not count: x86-64's glibc,
+   no sanitizer, credentials that cannot change. */
+static inline bool mlc_test_expect_bare(void) {
+#if defined(__x86_64__) && defined(__LP64__) && defined(__GLIBC__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  return mlc_test_creds_fixed();
+#else
+  return false;
+#endif
+}
+
+/* root: becomes nobody (uid and gid 65534, no supplementary group, so no capability
+   either), dumpable as an ordinary process is.  false where it could not. */
+static inline bool mlc_test_become_nobody(void) {
+  if (geteuid() != 0) return false;
+  if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+      setresuid(65534, 65534, 65534) != 0)
+    return false;
+  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  return true;
 }
 
 #endif

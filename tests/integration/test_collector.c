@@ -22,6 +22,12 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h> /* glibc 2.32 */
+#define HAVE_SINGLE_THREADED 1
+#endif
+#endif
 
 static size_t rss_kb(void) { return mlc_test_rss_kb(); }
 
@@ -377,8 +383,76 @@ static int lifetime(const char *mode) {
     if (rss_kb() < base + (peak - base) / 8) return 14;
     return 0;
   }
+#ifdef HAVE_SINGLE_THREADED
+  if (!strcmp(mode, "glibc")) {
+    /* What glibc sees: a collector it does not count leaves it single-threaded (stdio
+       without stream locks, mutexes without atomics), before and after the collector
+       gives the work's memory back; a pthread collector does not. */
+    bool bare = mlc_test_expect_bare();
+    if (!__libc_single_threaded) return 20;
+    size_t base = rss_kb();
+    churn();
+    size_t peak = base + TOTAL / 1024;
+    if (!threads_become(2, 2000)) return 21;
+    if (__libc_single_threaded != bare) return bare ? 22 : 23;
+    if (wait_rss_below(target_kb(base, peak), 10000) > target_kb(base, peak)) return 24;
+    if (__libc_single_threaded != bare) return bare ? 25 : 26;
+    return 0;
+  }
+#endif
+  if (!strcmp(mode, "setuid")) {
+    /* root (any capability): the collector is a pthread, and glibc's setuid() changes
+       its credentials with the program's -- a thread glibc did not know of would stay
+       root in a process that gave root up. */
+    churn();
+    if (!threads_become(2, 2000) || !gc_thread_becomes(1, 2000)) return 30;
+    long tid = gc_thread();
+    if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+        setresuid(65534, 65534, 65534) != 0)
+      return 31;
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 32;
+    int seen = 0;
+    unsigned long long cap = ~0ull;
+    while (fgets(line, sizeof(line), f)) {
+      if (!strcmp(line, "Uid:\t65534\t65534\t65534\t65534\n")) seen |= 1;
+      if (!strcmp(line, "Gid:\t65534\t65534\t65534\t65534\n")) seen |= 2;
+      if (!strncmp(line, "Groups:", 7) && line[7 + strspn(line + 7, " \t")] == '\n') seen |= 4;
+      sscanf(line, "CapEff: %llx", &cap);
+    }
+    fclose(f);
+    if (gc_thread() != tid) return 33; /* the same thread all along */
+    return seen == 7 && cap == 0 ? 0 : 40 + seen;
+  }
   return 100;
 }
+
+/* Whether a child of this process can become nobody (root, with CAP_SETUID and
+   CAP_SETGID, nobody's ids mapped in its user namespace). */
+static bool can_become_nobody(void) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) _exit(mlc_test_become_nobody() ? 0 : 1);
+  int st;
+  return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The collector is a thread glibc does not count where the credentials cannot change
+   (gc.c), and single-threaded programs keep glibc's single-thread paths. */
+START_TEST(test_glibc_view) {
+  int st = run_lifetime("glibc", "gc_interval_ms:100,decay_ms:300");
+  ck_assert_msg(st == 0, "glibc's view: failed at step %d (collector %s expected)", st,
+                mlc_test_expect_bare() ? "uncounted" : "counted");
+}
+END_TEST
+
+START_TEST(test_setuid_reaches_collector) {
+  int st = run_lifetime("setuid", "gc_interval_ms:100,decay_ms:300");
+  ck_assert_msg(st == 0, "setuid: failed at step %d (40 + 1 uid, 2 gid, 4 groups seen)", st);
+}
+END_TEST
 
 START_TEST(test_lifetime) {
   static const char *modes[][2] = {
@@ -403,7 +477,20 @@ int main(int argc, char **argv) {
     execv("/proc/self/exe", argv);
     mlc_check_reexec_failed("gc_interval_ms:100,decay_ms:300");
   }
+#ifdef MLC_TEST_UNPRIVILEGED
+  /* Again as an ordinary user (root becomes nobody), whose collector glibc does not
+     count (test_glibc_view). */
+  if (mlc_test_become_nobody()) printf("note: running as nobody\n");
+#endif
   const char *noexec = mlc_check_reexec_refused();
+#ifdef HAVE_SINGLE_THREADED
+  const char *no_single = noexec;
+#else
+  const char *no_single = "glibc before 2.32 has no __libc_single_threaded";
+#endif
+  const char *not_root = noexec                 ? noexec
+                         : !can_become_nobody() ? "needs root that may setuid to nobody"
+                                                : NULL;
   thread_kb = measure_thread_kb();
   if (thread_kb)
     printf("note: each thread adds %zu kB of resident memory that is not the allocator's "
@@ -419,6 +506,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_fork_thread_on_collector_stack);
   mlc_tcase_add_test_unless(noexec, tc, test_lazy_start);
   mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 7);
+  mlc_tcase_add_test_unless(no_single, tc, test_glibc_view);
+  mlc_tcase_add_test_unless(not_root, tc, test_setuid_reaches_collector);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
