@@ -2,6 +2,7 @@
 #include "unit.h"
 
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <melloc.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
@@ -386,6 +387,71 @@ END_TEST
 START_TEST(test_seccomp_refuses_fallback_too) { run_sandboxed(true); }
 END_TEST
 
+/* The bare thread (gc.c's collector where glibc must not count it): thread-local storage
+   of its own, zero-filled, so that errno there is not the creator's; the process's
+   stack protector canary, not zero; a second thread on the same region starts from
+   zero again, not from what the first one left. */
+static int bare_seen_errno, bare_seen_state;
+static uintptr_t bare_seen_canary;
+static int bare_done; /* Atomic: futex word */
+
+static uintptr_t stack_canary(void) {
+  uintptr_t c = 0;
+#if MLC_BARE_THREAD
+  __asm__ volatile("mov %%fs:0x28, %0" : "=r"(c));
+#endif
+  return c;
+}
+
+static MLC_NOINLINE int bare_stack_user(const char *s) {
+  char buf[64];
+  strncpy(buf, s, sizeof(buf) - 1);
+  buf[sizeof(buf) - 1] = '\0';
+  return (int)strlen(buf);
+}
+
+static int bare_fn(void *arg) {
+  (void)arg;
+  bare_seen_errno = errno;
+  bare_seen_state = mlc_tsd.state;
+  bare_seen_canary = stack_canary();
+  errno = EBADF;
+  mlc_tsd.state = 77;
+  __atomic_store_n(&bare_done, bare_stack_user("melloc"), __ATOMIC_RELEASE);
+  syscall(SYS_futex, &bare_done, FUTEX_WAKE, 1, NULL, NULL, 0);
+  return 0;
+}
+
+START_TEST(test_bare_thread) {
+  free(malloc(64)); /* this thread's mlc_tsd in use */
+  int state = mlc_tsd.state;
+  for (int round = 0; round < 2; round++) {
+    __atomic_store_n(&bare_done, 0, __ATOMIC_RELAXED);
+    bare_seen_errno = bare_seen_state = -1;
+    errno = EINTR;
+    long tid = 0;
+    bool ok = mlc_os_bare_spawn(bare_fn, &mlc_tsd, &tid);
+    ck_assert_int_eq(errno, EINTR);
+    if (!MLC_BARE_THREAD) {
+      ck_assert(!ok);
+      return;
+    }
+    ck_assert(ok);
+    ck_assert_int_gt(tid, 0);
+    for (int d; (d = __atomic_load_n(&bare_done, __ATOMIC_ACQUIRE)) == 0;)
+      syscall(SYS_futex, &bare_done, FUTEX_WAIT, d, NULL, NULL, 0);
+    ck_assert_int_eq(bare_done, 6);
+    ck_assert_int_eq(bare_seen_errno, 0);
+    ck_assert_int_eq(bare_seen_state, 0);
+    ck_assert(bare_seen_canary == stack_canary());
+    ck_assert_int_eq(errno, EINTR); /* the creator's own */
+    ck_assert_int_eq(mlc_tsd.state, state);
+    for (int i = 0; i < 20000 && !mlc_os_thread_gone(tid); i++) usleep(100);
+    ck_assert(mlc_os_thread_gone(tid));
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("os");
   TCase *tc = tcase_create("os");
@@ -400,6 +466,7 @@ int main(void) {
   tcase_add_test(tc, test_grow_several_mappings);
   tcase_add_test(tc, test_fault_injection);
   tcase_add_test(tc, test_fault_midway);
+  tcase_add_test(tc, test_bare_thread);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }
