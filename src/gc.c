@@ -124,7 +124,7 @@
  * thread only where no thread can ever change its credentials (mlc_os_creds_fixed: one
  * uid, not root, one gid, no capability, not a set-id program), checked at each start:
  * root, a set-id program, a process with a capability get a pthread as before
- * (test_collector's test_setuid_reaches_collector), and so does a process that gained
+ * (test_process's test_setuid_reaches_collector), and so does a process that gained
  * capabilities in a new user namespace (unshare() below stops the collector, and the
  * next start checks again).  Measured with the bare thread (as an ordinary user, 9
  * interleaved runs): git log -p 6.6% faster than with a pthread collector, the same as

@@ -400,43 +400,7 @@ static int lifetime(const char *mode) {
     return 0;
   }
 #endif
-  if (!strcmp(mode, "setuid")) {
-    /* root (any capability): the collector is a pthread, and glibc's setuid() changes
-       its credentials with the program's -- a thread glibc did not know of would stay
-       root in a process that gave root up. */
-    churn();
-    if (!threads_become(2, 2000) || !gc_thread_becomes(1, 2000)) return 30;
-    long tid = gc_thread();
-    if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
-        setresuid(65534, 65534, 65534) != 0)
-      return 31;
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 32;
-    int seen = 0;
-    unsigned long long cap = ~0ull;
-    while (fgets(line, sizeof(line), f)) {
-      if (!strcmp(line, "Uid:\t65534\t65534\t65534\t65534\n")) seen |= 1;
-      if (!strcmp(line, "Gid:\t65534\t65534\t65534\t65534\n")) seen |= 2;
-      if (!strncmp(line, "Groups:", 7) && line[7 + strspn(line + 7, " \t")] == '\n') seen |= 4;
-      sscanf(line, "CapEff: %llx", &cap);
-    }
-    fclose(f);
-    if (gc_thread() != tid) return 33; /* the same thread all along */
-    return seen == 7 && cap == 0 ? 0 : 40 + seen;
-  }
   return 100;
-}
-
-/* Whether a child of this process can become nobody (root, with CAP_SETUID and
-   CAP_SETGID, nobody's ids mapped in its user namespace). */
-static bool can_become_nobody(void) {
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) _exit(mlc_test_become_nobody() ? 0 : 1);
-  int st;
-  return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 /* The collector is a thread glibc does not count where the credentials cannot change
@@ -445,12 +409,6 @@ START_TEST(test_glibc_view) {
   int st = run_lifetime("glibc", "gc_interval_ms:100,decay_ms:300");
   ck_assert_msg(st == 0, "glibc's view: failed at step %d (collector %s expected)", st,
                 mlc_test_expect_bare() ? "uncounted" : "counted");
-}
-END_TEST
-
-START_TEST(test_setuid_reaches_collector) {
-  int st = run_lifetime("setuid", "gc_interval_ms:100,decay_ms:300");
-  ck_assert_msg(st == 0, "setuid: failed at step %d (40 + 1 uid, 2 gid, 4 groups seen)", st);
 }
 END_TEST
 
@@ -488,9 +446,6 @@ int main(int argc, char **argv) {
 #else
   const char *no_single = "glibc before 2.32 has no __libc_single_threaded";
 #endif
-  const char *not_root = noexec                 ? noexec
-                         : !can_become_nobody() ? "needs root that may setuid to nobody"
-                                                : NULL;
   thread_kb = measure_thread_kb();
   if (thread_kb)
     printf("note: each thread adds %zu kB of resident memory that is not the allocator's "
@@ -507,7 +462,6 @@ int main(int argc, char **argv) {
   mlc_tcase_add_test_unless(noexec, tc, test_lazy_start);
   mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 7);
   mlc_tcase_add_test_unless(no_single, tc, test_glibc_view);
-  mlc_tcase_add_test_unless(not_root, tc, test_setuid_reaches_collector);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
