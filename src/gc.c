@@ -100,7 +100,9 @@
  *  - unshare() and setns() are interposed: they raise mlc_gc_paused, wake the collector
  *    and wait until it has retired and the kernel no longer lists its thread
  *    (tgkill(tid, 0) fails with ESRCH), make the system call, and start it again if it
- *    ran.  Calls made through syscall() are not seen.
+ *    ran.  Calls made through syscall() are not seen;
+ *  - prctl() is interposed too: PR_SET_NO_NEW_PRIVS and PR_SET_SECCOMP stop it for good
+ *    (mlc_gc_sandboxed, above prctl()).
  *
  * The thread glibc does not count.  glibc turns its single-thread fast paths off for
  * good at the first pthread_create: stdio's stream locks, the atomics of pthread
@@ -146,6 +148,8 @@
 #include "tcache.h"
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
 
 static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_GC); /* one pass at a time */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
@@ -361,6 +365,8 @@ void mlc_gc_wake(void) {
 enum { MLC_GC_IDLE = 0, MLC_GC_STARTING = 1, MLC_GC_RUNNING = 2 };
 static int mlc_gc_state;  /* Atomic: MLC_GC_* */
 static int mlc_gc_paused; /* Atomic: unshare()/setns() calls in progress */
+static int mlc_gc_sandboxed; /* Atomic: the process restricts its system calls: no collector
+                                starts again, in it or in its fork children */
 /* Set on the collector's own thread (never joined: see mlc_gc_maybe_start).  Thread-
    local, not a saved pthread_t: glibc gives a new thread the stack, and so the
    pthread_t, of one that ended (its stack cache; in a fork child, every other thread's
@@ -504,7 +510,8 @@ static void mlc_gc_spawn(void) {
 
 static void mlc_gc_start_if(bool now) {
   if (MLC_LIKELY(__atomic_load_n(&mlc_gc_state, __ATOMIC_RELAXED) != MLC_GC_IDLE)) return;
-  if (!mlc_load(&mlc_opt.gc) || !mlc_opt.tcache || __atomic_load_n(&mlc_gc_paused, __ATOMIC_RELAXED))
+  if (!mlc_load(&mlc_opt.gc) || !mlc_opt.tcache || __atomic_load_n(&mlc_gc_paused, __ATOMIC_RELAXED) ||
+      __atomic_load_n(&mlc_gc_sandboxed, __ATOMIC_RELAXED))
     return;
   /* Short-lived processes never see the thread: it starts once the process has lived
      one interval, or has mapped enough that what it frees is worth a thread. */
@@ -578,6 +585,35 @@ MLC_EXPORT int setns(int fd, int nstype) {
   mlc_gc_resume(restart);
   errno = saved;
   return r;
+}
+#endif /* MELLOC_PREFIX_ONLY */
+
+/* prctl(PR_SET_NO_NEW_PRIVS) and prctl(PR_SET_SECCOMP) prepare or install a system call
+   filter, which a process writes for the calls its own code makes: OpenSSH's pre-
+   authentication child kills itself (SECCOMP_RET_KILL) on any call but some twenty, and
+   a collector started after it -- getresuid(), clone(), membarrier() -- killed it (a
+   login that failed, where glibc's malloc makes none of those calls).  And a collector
+   started before the filter would run unfiltered in a sandboxed process.  So the
+   collector stops for good first: it retires, and none starts again in the process or
+   in its fork children (which inherit the filter); membarrier is not called again
+   (melloc_collect(), a failing mapping's full collection).  Calls made through syscall()
+   (libseccomp's seccomp_load() makes one after its prctl(PR_SET_NO_NEW_PRIVS), on by
+   default) are not seen. */
+#ifndef MELLOC_PREFIX_ONLY
+MLC_EXPORT int prctl(int option, ...) {
+  va_list ap;
+  va_start(ap, option);
+  unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  if (option == PR_SET_NO_NEW_PRIVS || option == PR_SET_SECCOMP) {
+    int saved = errno;
+    __atomic_store_n(&mlc_gc_sandboxed, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&mlc_gc_membarrier, -1, __ATOMIC_RELAXED);
+    mlc_gc_pause(); /* never resumed */
+    errno = saved;
+  }
+  return mlc_os_prctl(option, a2, a3, a4, a5);
 }
 #endif /* MELLOC_PREFIX_ONLY */
 

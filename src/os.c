@@ -484,8 +484,13 @@ bool mlc_os_thread_gone(long tid) {
 
 void mlc_os_thread_name(const char *name) {
   int saved = errno;
-  prctl(PR_SET_NAME, name, 0, 0, 0);
+  syscall(SYS_prctl, PR_SET_NAME, name, 0, 0, 0); /* not melloc's own prctl() */
   errno = saved;
+}
+
+int mlc_os_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+                 unsigned long a5) {
+  return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
 }
 
 /* ---- A thread glibc does not know of (gc.c, "The thread glibc does not count") ---- */

@@ -143,6 +143,9 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid);
 void mlc_os_bare_postfork_child(void);
 /* The raw system calls behind melloc's unshare() and setns(): -1 and errno on failure. */
 int mlc_os_unshare(int flags);
+/* The system call behind melloc's prctl(): -1 and errno on failure. */
+int mlc_os_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+                 unsigned long a5);
 int mlc_os_setns(int fd, int nstype);
 
 /* Fault injection: after n more successful mapping calls, every mapping call fails with

@@ -962,7 +962,7 @@ int mlc_prof_dump(const char *path) {
      statistics take the caches' and arenas' locks). */
   melloc_stats_t st;
   st.size = sizeof(st);
-  mlc_stats_gather(&st);
+  mlc_stats_gather(&st, true);
   size_t idle = st.mapped > st.allocated + st.cached ? st.mapped - st.allocated - st.cached : 0;
   size_t dirty = st.resident > st.allocated + st.cached ? st.resident - st.allocated - st.cached : 0;
   if (dirty > idle) dirty = idle;

@@ -31,7 +31,7 @@ static melloc_class_stats_t *mlc_stats_class(melloc_stats_t *st, unsigned i) {
   return i < MELLOC_STATS_NCLASSES ? &st->classes[i] : &st->classes_more[i - MELLOC_STATS_NCLASSES];
 }
 
-void mlc_stats_gather(melloc_stats_t *st) {
+void mlc_stats_gather(melloc_stats_t *st, bool resident) {
   size_t size = st->size;
   memset(st, 0, sizeof(*st));
   st->size = size;
@@ -71,7 +71,7 @@ void mlc_stats_gather(melloc_stats_t *st) {
   st->huge_allocated = huge_live;
   st->mapped += huge_held + huge_cached + mlc_base_mapped();
   st->allocated = st->small_allocated + st->large_allocated + st->huge_allocated;
-  st->resident = mlc_os_rss_bytes();
+  st->resident = resident ? mlc_os_rss_bytes() : 0;
   st->purged = (size_t)mlc_load(&mlc_gc_bytes_purged);
   st->gc_passes = mlc_load(&mlc_gc_passes);
   st->gc_objects_returned = mlc_load(&mlc_gc_objects_returned);
@@ -165,7 +165,7 @@ MLC_EXPORT int melloc_stats_get(melloc_stats_t *stats) {
   if (!stats || stats->size < offsetof(melloc_stats_t, narenas)) return EINVAL;
   melloc_stats_t full;
   full.size = stats->size;
-  mlc_stats_gather(&full);
+  mlc_stats_gather(&full, true);
   size_t n = MLC_MIN(stats->size, sizeof(full));
   memcpy(stats, &full, n);
   stats->size = n;
@@ -180,7 +180,7 @@ MLC_EXPORT int melloc_stats_print(melloc_write_fn write, void *opaque, const cha
   mlc_out_t o = {write ? write : mlc_write_stderr, opaque};
   melloc_stats_t st;
   st.size = sizeof(st);
-  mlc_stats_gather(&st);
+  mlc_stats_gather(&st, true);
   if (json) mlc_stats_json(&o, &st);
   else mlc_stats_text(&o, &st);
   return 0;
@@ -226,10 +226,10 @@ MLC_EXPORT int malloc_trim(size_t pad) {
   size_t before_cached = 0, after_cached = 0;
   melloc_stats_t st;
   st.size = sizeof(st);
-  mlc_stats_gather(&st);
+  mlc_stats_gather(&st, false);
   before_cached = st.cached;
   size_t purged = mlc_gc_collect_now();
-  mlc_stats_gather(&st);
+  mlc_stats_gather(&st, false);
   after_cached = st.cached;
   errno = saved;
   return purged > 0 || after_cached < before_cached;
@@ -251,7 +251,7 @@ struct mlc_mallinfo mallinfo(void);
 static struct mlc_mallinfo2 mlc_mallinfo2_now(void) {
   melloc_stats_t st;
   st.size = sizeof(st);
-  mlc_stats_gather(&st);
+  mlc_stats_gather(&st, false);
   struct mlc_mallinfo2 mi;
   memset(&mi, 0, sizeof(mi));
   mi.arena = st.mapped - st.huge_allocated; /* non-mmapped space, as glibc reports it */
@@ -290,7 +290,7 @@ MLC_EXPORT int malloc_info(int options, FILE *fp) {
   }
   melloc_stats_t st;
   st.size = sizeof(st);
-  mlc_stats_gather(&st);
+  mlc_stats_gather(&st, false);
   fprintf(fp, "<malloc version=\"melloc-%s\">\n<total type=\"mapped\" size=\"%zu\"/>\n"
               "<total type=\"allocated\" size=\"%zu\"/>\n<total type=\"cached\" size=\"%zu\"/>\n"
               "</malloc>\n",

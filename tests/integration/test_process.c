@@ -3,7 +3,8 @@
    whose threads all end with pthread_exit exits with status 0, also as a fork child; a
    process-directed signal is taken by one of the program's threads (its handler never
    runs on the collector), and SIGTERM ends the process; setuid() reaches the collector
-   as it reaches every thread (glibc broadcasts it).  Each case runs in a fresh process
+   as it reaches every thread (glibc broadcasts it); a process that sandboxes itself with
+   seccomp has no collector from then on.  Each case runs in a fresh process
    (this program re-executed with --case NAME) that first makes sure the collector
    runs, so that the case tests something; the parent waits for it with a time limit, so
    that a hang is a failure and not a stuck test. */
@@ -21,7 +22,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <malloc.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -249,6 +255,97 @@ static int case_exit_handler(void) {
   pthread_exit(NULL);
 }
 
+/* OpenSSH's pre-authentication child: no_new_privs, then a system call filter that
+   kills the process on any call but a few, then work.  The collector that ran stops
+   before the filter (no unfiltered thread in a sandboxed process), and none starts after
+   it, in the process or in a fork child (its system calls would be fatal). */
+#define ALLOW(nr) \
+  BPF_JUMP(BPF_JMP + BPF_JEQ + BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET + BPF_K, SECCOMP_RET_ALLOW)
+static int case_seccomp(void) {
+  mlc_test_allocate_much();
+  require_collector();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 95;
+  if (mlc_test_collector_expected() && mlc_test_count_threads() != 1) return 93;
+  struct sock_filter insns[] = {
+      BPF_STMT(BPF_LD + BPF_W + BPF_ABS, offsetof(struct seccomp_data, nr)),
+      ALLOW(SYS_brk),
+      ALLOW(SYS_mmap),
+      ALLOW(SYS_munmap),
+      ALLOW(SYS_mprotect),
+      ALLOW(SYS_madvise),
+      ALLOW(SYS_mremap),
+      ALLOW(SYS_futex),
+      ALLOW(SYS_exit),
+      ALLOW(SYS_exit_group),
+      ALLOW(SYS_read),
+      ALLOW(SYS_write),
+      ALLOW(SYS_rt_sigprocmask),
+      ALLOW(SYS_nanosleep),
+      ALLOW(SYS_clock_nanosleep),
+      ALLOW(SYS_clock_gettime),
+      ALLOW(SYS_getpid),
+      ALLOW(SYS_clone),
+      ALLOW(SYS_wait4),
+      ALLOW(SYS_rt_sigreturn),
+      ALLOW(SYS_set_robust_list), /* glibc's fork() in the child */
+#ifdef SYS_mmap2
+      ALLOW(SYS_mmap2),
+#endif
+#ifdef SYS_futex_time64
+      ALLOW(SYS_futex_time64),
+      ALLOW(SYS_clock_nanosleep_time64),
+      ALLOW(SYS_clock_gettime64),
+#endif
+#ifdef SECCOMP_RET_KILL_PROCESS
+      BPF_STMT(BPF_RET + BPF_K, SECCOMP_RET_KILL_PROCESS),
+#else
+      BPF_STMT(BPF_RET + BPF_K, SECCOMP_RET_KILL),
+#endif
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof(insns) / sizeof(insns[0])), insns};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) return 95;
+  /* More than 8 MiB mapped: every allocation slow path would start a collector now;
+     a full collection on the program's own thread must not call membarrier. */
+  for (int i = 0; i < 3; i++) {
+    mlc_test_sleep_ms(50);
+    mlc_test_allocate_much();
+  }
+  melloc_collect();
+  malloc_trim(0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* Blocks of new sizes, each past the thread cache: allocation slow paths. */
+    for (int i = 1; i <= 8; i++) {
+      char *p = malloc((size_t)i << 22);
+      if (!p) _exit(90);
+      p[0] = 1;
+      free(p);
+    }
+    mlc_test_allocate_much();
+    _exit(0);
+  }
+  int st;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid) return 96;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 94;
+}
+
+/* Whether this kernel lets a process install a seccomp filter (not a container that
+   refuses it, not qemu-user). */
+static bool seccomp_works(void) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct sock_filter allow = BPF_STMT(BPF_RET + BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {1, &allow};
+    _exit(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+                  prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0
+              ? 0
+              : 1);
+  }
+  int st;
+  return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 static int run_case(const char *name) {
   if (!strcmp(name, "pthread-exit")) return case_pthread_exit();
   if (!strcmp(name, "fork-thread-exit")) return case_fork_thread_exit();
@@ -258,6 +355,7 @@ static int run_case(const char *name) {
   if (!strcmp(name, "sigterm-after-main-exit")) return case_sigterm_after_main_exit();
   if (!strcmp(name, "setuid")) return case_setuid();
   if (!strcmp(name, "exit-handler")) return case_exit_handler();
+  if (!strcmp(name, "seccomp")) return case_seccomp();
   fprintf(stderr, "unknown case %s\n", name);
   return 2;
 }
@@ -312,14 +410,13 @@ static int run_case_wrote(const char *name, int signal, bool *wrote) {
 static int run(const char *name, int signal) { return run_case_wrote(name, signal, NULL); }
 
 static void expect_exit(const char *name, int st, int code) {
-  ck_assert_msg(WIFEXITED(st), "case %s: ended by signal %d", name, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  ck_assert_msg(WIFEXITED(st), "case %s: ended by signal %d", name,
+                WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   ck_assert_msg(WEXITSTATUS(st) == code, "case %s: exit status %d, expected %d", name,
                 WEXITSTATUS(st), code);
 }
 
-START_TEST(test_pthread_exit) {
-  expect_exit("pthread-exit", run("pthread-exit", 0), 0);
-}
+START_TEST(test_pthread_exit) { expect_exit("pthread-exit", run("pthread-exit", 0), 0); }
 END_TEST
 
 START_TEST(test_fork_child_thread_returns) {
@@ -363,6 +460,14 @@ START_TEST(test_setuid_reaches_collector) {
 }
 END_TEST
 
+START_TEST(test_seccomp_sandbox) {
+  int st = run("seccomp", 0);
+  ck_assert_msg(!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS,
+                "case seccomp: killed by its own filter (SIGSYS): a system call of melloc's");
+  expect_exit("seccomp", st, 0);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (argc > 3 && strcmp(argv[1], "--case") == 0) {
     ready_fd = atoi(argv[3]);
@@ -384,6 +489,8 @@ int main(int argc, char **argv) {
   mlc_tcase_add_loop_test_unless(noexec, tc, test_sigterm, 0, 2);
   const char *not_root = noexec ? noexec : getuid() != 0 ? "needs root (setuid to nobody)" : NULL;
   mlc_tcase_add_test_unless(not_root, tc, test_setuid_reaches_collector);
+  const char *no_seccomp = noexec ? noexec : !seccomp_works() ? "no seccomp filters here" : NULL;
+  mlc_tcase_add_test_unless(no_seccomp, tc, test_seccomp_sandbox);
   mlc_tcase_add_test_unless(noexec, tc, test_exit_handler_stack);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
