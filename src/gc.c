@@ -376,6 +376,8 @@ static int mlc_gc_sandboxed; /* Atomic: the process restricts its system calls: 
 static MLC_TLS bool mlc_gc_self;
 static long mlc_gc_tid; /* Atomic: its kernel thread id, written by the thread; 0 once
                            mlc_gc_pause has seen it gone */
+static uint64_t mlc_gc_refused_at; /* Atomic: when the kernel last refused a collector
+                                      thread (coarse ns), 0 when it did not */
 static uint64_t mlc_gc_epoch; /* Atomic: when the process started (or forked), ns,
                               coarse: the clock it is compared with */
 
@@ -505,6 +507,7 @@ static void mlc_gc_spawn(void) {
               bare ? "bare thread" : "pthread", (unsigned)mlc_opt.gc_interval_ms,
               (unsigned)mlc_opt.decay_ms);
   }
+  __atomic_store_n(&mlc_gc_refused_at, ok ? 0 : mlc_os_coarse_now_ns(), __ATOMIC_RELAXED);
   __atomic_store_n(&mlc_gc_state, ok ? MLC_GC_RUNNING : MLC_GC_IDLE, __ATOMIC_RELEASE);
 }
 
@@ -515,10 +518,14 @@ static void mlc_gc_start_if(bool now) {
     return;
   /* Short-lived processes never see the thread: it starts once the process has lived
      one interval, or has mapped enough that what it frees is worth a thread. */
+  uint64_t interval = mlc_load(&mlc_opt.gc_interval_ms) * 1000000u;
   if (!now && mlc_chunk_mapped_total() <= MLC_GC_EAGER_BYTES &&
-      mlc_os_coarse_now_ns() - __atomic_load_n(&mlc_gc_epoch, __ATOMIC_RELAXED) <
-          mlc_load(&mlc_opt.gc_interval_ms) * 1000000u)
+      mlc_os_coarse_now_ns() - __atomic_load_n(&mlc_gc_epoch, __ATOMIC_RELAXED) < interval)
     return;
+  /* The kernel refused the last thread (RLIMIT_NPROC, a full pids cgroup, a filter that
+     answers EPERM): ask again an interval later, not on every slow path. */
+  uint64_t refused = __atomic_load_n(&mlc_gc_refused_at, __ATOMIC_RELAXED);
+  if (!now && refused && mlc_os_coarse_now_ns() - refused < interval) return;
   int s = MLC_GC_IDLE;
   if (__atomic_compare_exchange_n(&mlc_gc_state, &s, MLC_GC_STARTING, false, __ATOMIC_ACQ_REL,
                                   __ATOMIC_RELAXED))

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -383,6 +384,23 @@ static int lifetime(const char *mode) {
     if (rss_kb() < base + (peak - base) / 8) return 14;
     return 0;
   }
+  if (!strcmp(mode, "refused")) {
+    /* Interval 2 s.  The kernel refuses every new thread (RLIMIT_NPROC 0, which binds
+       all but root): the collector cannot start; once threads are allowed again, it
+       is not asked for on every slow path but an interval after the refusal. */
+    struct rlimit old, none = {0, 0};
+    if (getrlimit(RLIMIT_NPROC, &old) != 0) return 50;
+    none.rlim_max = old.rlim_max;
+    if (setrlimit(RLIMIT_NPROC, &none) != 0) return 51;
+    churn(); /* more than 8 MiB mapped: every slow path would start it */
+    if (mlc_test_count_threads() != 1) return 52;
+    if (setrlimit(RLIMIT_NPROC, &old) != 0) return 53;
+    for (int i = 1; i <= 8; i++) free(malloc((size_t)i << 22)); /* slow paths */
+    if (mlc_test_count_threads() != 1) return 54;
+    sleep_ms(2200);
+    for (int i = 1; i <= 8; i++) free(malloc((size_t)i << 22));
+    return threads_become(2, 2000) ? 0 : 55;
+  }
 #ifdef HAVE_SINGLE_THREADED
   if (!strcmp(mode, "glibc")) {
     /* What glibc sees: a collector it does not count leaves it single-threaded (stdio
@@ -409,6 +427,13 @@ START_TEST(test_glibc_view) {
   int st = run_lifetime("glibc", "gc_interval_ms:100,decay_ms:300");
   ck_assert_msg(st == 0, "glibc's view: failed at step %d (collector %s expected)", st,
                 mlc_test_expect_bare() ? "uncounted" : "counted");
+}
+END_TEST
+
+/* A process that may not make threads (RLIMIT_NPROC) asks again an interval later. */
+START_TEST(test_refused) {
+  int st = run_lifetime("refused", "gc_interval_ms:2000,decay_ms:300");
+  ck_assert_msg(st == 0, "refused: failed at step %d", st);
 }
 END_TEST
 
@@ -462,6 +487,8 @@ int main(int argc, char **argv) {
   mlc_tcase_add_test_unless(noexec, tc, test_lazy_start);
   mlc_tcase_add_loop_test_unless(noexec, tc, test_lifetime, 0, 7);
   mlc_tcase_add_test_unless(no_single, tc, test_glibc_view);
+  const char *rooted = noexec ? noexec : geteuid() == 0 ? "root: RLIMIT_NPROC does not bind" : NULL;
+  mlc_tcase_add_test_unless(rooted, tc, test_refused);
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
