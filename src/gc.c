@@ -101,8 +101,9 @@
  *    and wait until it has retired and the kernel no longer lists its thread
  *    (tgkill(tid, 0) fails with ESRCH), make the system call, and start it again if it
  *    ran.  Calls made through syscall() are not seen;
- *  - prctl() is interposed too: PR_SET_NO_NEW_PRIVS and PR_SET_SECCOMP stop it for good
- *    (mlc_gc_sandboxed, above prctl()).
+ *  - capset() and prctl()'s capability requests are interposed the same way, so that
+ *    no collector keeps capabilities the program dropped; prctl()'s PR_SET_NO_NEW_PRIVS
+ *    and PR_SET_SECCOMP stop it for good (mlc_gc_sandboxed, above prctl()).
  *
  * The thread glibc does not count.  glibc turns its single-thread fast paths off for
  * good at the first pthread_create: stdio's stream locks, the atomics of pthread
@@ -150,6 +151,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 
 static mlc_mutex_t mlc_gc_lock = MLC_MUTEX_INITIALIZER(MLC_RANK_GC); /* one pass at a time */
 static int mlc_gc_membarrier;  /* Atomic: 1 usable, -1 unusable, 0 not tried */
@@ -566,34 +568,44 @@ void mlc_gc_resume(bool restart) {
   if (restart) mlc_gc_start();
 }
 
-/* ---- Calls the kernel allows only to a single-threaded process ---- */
+/* ---- Calls the collector steps aside for ---- */
 #ifndef MELLOC_PREFIX_ONLY
 
-/* unshare(CLONE_NEWUSER) and setns() into a user or mount namespace fail with EINVAL in
-   a process with more than one thread: the collector steps aside for the call and
-   comes back after it (jemalloc interposes pthread_create for similar reasons). */
-MLC_EXPORT int unshare(int flags) {
+/* Makes system call nr with the collector out of the way: it retires and the kernel no
+   longer counts its thread, and a new one starts after the call (on the caller's
+   thread, with the caller's credentials) if one ran.  errno is the call's. */
+static int mlc_gc_aside(long nr, unsigned long a1, unsigned long a2, unsigned long a3,
+                        unsigned long a4, unsigned long a5) {
   int saved = errno;
   bool restart = mlc_gc_pause();
   errno = saved;
-  int r = mlc_os_unshare(flags);
+  int r = (int)mlc_os_syscall(nr, a1, a2, a3, a4, a5);
   saved = errno;
   mlc_gc_resume(restart);
   errno = saved;
   return r;
+}
+
+/* unshare(CLONE_NEWUSER) and setns() into a user or mount namespace fail with EINVAL in
+   a process with more than one thread (jemalloc interposes pthread_create for similar
+   reasons). */
+MLC_EXPORT int unshare(int flags) {
+  return mlc_gc_aside(SYS_unshare, (unsigned)flags, 0, 0, 0, 0);
 }
 
 MLC_EXPORT int setns(int fd, int nstype) {
-  int saved = errno;
-  bool restart = mlc_gc_pause();
-  errno = saved;
-  int r = mlc_os_setns(fd, nstype);
-  saved = errno;
-  mlc_gc_resume(restart);
-  errno = saved;
-  return r;
+  return mlc_gc_aside(SYS_setns, (unsigned long)(long)fd, (unsigned)nstype, 0, 0, 0);
 }
-#endif /* MELLOC_PREFIX_ONLY */
+
+/* Capabilities belong to each thread, and neither glibc nor the kernel changes another
+   thread's: a program that drops them with the collector running (capset(), which
+   libcap's cap_set_proc() calls; prctl()'s PR_CAPBSET_DROP, PR_CAP_AMBIENT and
+   PR_SET_SECUREBITS) would leave a thread that keeps them.  The collector made after
+   the call has the caller's. */
+int capset(void *header, void *data);
+MLC_EXPORT int capset(void *header, void *data) {
+  return mlc_gc_aside(SYS_capset, (uintptr_t)header, (uintptr_t)data, 0, 0, 0);
+}
 
 /* prctl(PR_SET_NO_NEW_PRIVS) and prctl(PR_SET_SECCOMP) prepare or install a system call
    filter, which a process writes for the calls its own code makes: OpenSSH's pre-
@@ -606,7 +618,6 @@ MLC_EXPORT int setns(int fd, int nstype) {
    (melloc_collect(), a failing mapping's full collection).  Calls made through syscall()
    (libseccomp's seccomp_load() makes one after its prctl(PR_SET_NO_NEW_PRIVS), on by
    default) are not seen. */
-#ifndef MELLOC_PREFIX_ONLY
 MLC_EXPORT int prctl(int option, ...) {
   va_list ap;
   va_start(ap, option);
@@ -619,8 +630,11 @@ MLC_EXPORT int prctl(int option, ...) {
     __atomic_store_n(&mlc_gc_membarrier, -1, __ATOMIC_RELAXED);
     mlc_gc_pause(); /* never resumed */
     errno = saved;
+  } else if (option == PR_CAPBSET_DROP || option == PR_SET_SECUREBITS ||
+             (option == PR_CAP_AMBIENT && a2 != PR_CAP_AMBIENT_IS_SET)) {
+    return mlc_gc_aside(SYS_prctl, (unsigned)option, a2, a3, a4, a5);
   }
-  return mlc_os_prctl(option, a2, a3, a4, a5);
+  return (int)mlc_os_syscall(SYS_prctl, (unsigned)option, a2, a3, a4, a5);
 }
 #endif /* MELLOC_PREFIX_ONLY */
 

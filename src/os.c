@@ -488,10 +488,6 @@ void mlc_os_thread_name(const char *name) {
   errno = saved;
 }
 
-int mlc_os_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
-                 unsigned long a5) {
-  return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
-}
 
 /* ---- A thread glibc does not know of (gc.c, "The thread glibc does not count") ---- */
 
@@ -609,6 +605,7 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid) {
 void mlc_os_bare_postfork_child(void) {}
 #endif
 
-int mlc_os_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
-
-int mlc_os_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
+long mlc_os_syscall(long nr, unsigned long a1, unsigned long a2, unsigned long a3,
+                    unsigned long a4, unsigned long a5) {
+  return syscall(nr, a1, a2, a3, a4, a5);
+}

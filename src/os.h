@@ -141,12 +141,10 @@ bool mlc_os_creds_fixed(void);
 bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid);
 /* In a fork child: no bare thread exists there. */
 void mlc_os_bare_postfork_child(void);
-/* The raw system calls behind melloc's unshare() and setns(): -1 and errno on failure. */
-int mlc_os_unshare(int flags);
-/* The system call behind melloc's prctl(): -1 and errno on failure. */
-int mlc_os_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
-                 unsigned long a5);
-int mlc_os_setns(int fd, int nstype);
+/* A system call as glibc's syscall() makes it, for the calls melloc defines in glibc's
+   place (unshare, setns, capset, prctl): its result, -1 and errno on failure. */
+long mlc_os_syscall(long nr, unsigned long a1, unsigned long a2, unsigned long a3,
+                    unsigned long a4, unsigned long a5);
 
 /* Fault injection: after n more successful mapping calls, every mapping call fails with
    ENOMEM until reset with a negative n.  For tests only. */
