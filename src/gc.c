@@ -496,7 +496,12 @@ static void mlc_gc_spawn(void) {
      platform and the process's credentials allow it ("The thread glibc does not count"
      above), else a pthread. */
   long tid;
-  bool ok = mlc_os_creds_fixed() && mlc_os_bare_spawn(mlc_gc_bare_main, &mlc_gc_self, &tid);
+  /* The lowest of the thread-local variables its code uses: mlc_tsd is melloc's one
+     initialised one (.tdata, placed below every .tbss variable in a static program,
+     whose own TLS may lie between them). */
+  const void *tls_low = (uintptr_t)&mlc_tsd < (uintptr_t)&mlc_gc_self ? (const void *)&mlc_tsd
+                                                                        : (const void *)&mlc_gc_self;
+  bool ok = mlc_os_creds_fixed() && mlc_os_bare_spawn(mlc_gc_bare_main, tls_low, &tid);
   /* The default stack, as the program's own threads get: when the program's last thread
      ends while a pthread collector runs, glibc may run exit() -- the program's atexit
      handlers and destructors -- on the collector (64 KiB crashed a 128 KiB handler).

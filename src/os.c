@@ -542,9 +542,9 @@ static char *mlc_os_thread_pointer(void) {
   return tp;
 }
 
-bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid) {
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
   char *tp = mlc_os_thread_pointer();
-  uintptr_t low = MLC_MIN((uintptr_t)tls_var, (uintptr_t)&errno);
+  uintptr_t low = MLC_MIN((uintptr_t)tls_low, (uintptr_t)&errno);
   if (low >= (uintptr_t)tp) return false; /* not the layout this was written for */
   int saved = errno;
   /* The previous bare thread is ending (it retired): its stack is reused once the
@@ -597,8 +597,8 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid) {
 
 void mlc_os_bare_postfork_child(void) { __atomic_store_n(&mlc_os_bare.tid, 0, __ATOMIC_RELAXED); }
 #else
-bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_var, long *tid) {
-  (void)fn, (void)tls_var, (void)tid;
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
+  (void)fn, (void)tls_low, (void)tid;
   return false;
 }
 
