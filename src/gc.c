@@ -500,7 +500,7 @@ static void mlc_gc_spawn(void) {
      initialised one (.tdata, placed below every .tbss variable in a static program,
      whose own TLS may lie between them). */
   const void *tls_low = (uintptr_t)&mlc_tsd < (uintptr_t)&mlc_gc_self ? (const void *)&mlc_tsd
-                                                                        : (const void *)&mlc_gc_self;
+                                                                      : (const void *)&mlc_gc_self;
   bool ok = mlc_os_creds_fixed() && mlc_os_bare_spawn(mlc_gc_bare_main, tls_low, &tid);
   /* The default stack, as the program's own threads get: when the program's last thread
      ends while a pthread collector runs, glibc may run exit() -- the program's atexit
@@ -520,7 +520,8 @@ static void mlc_gc_spawn(void) {
 
 static void mlc_gc_start_if(bool now) {
   if (MLC_LIKELY(__atomic_load_n(&mlc_gc_state, __ATOMIC_RELAXED) != MLC_GC_IDLE)) return;
-  if (!mlc_load(&mlc_opt.gc) || !mlc_opt.tcache || __atomic_load_n(&mlc_gc_paused, __ATOMIC_RELAXED) ||
+  if (!mlc_load(&mlc_opt.gc) || !mlc_opt.tcache ||
+      __atomic_load_n(&mlc_gc_paused, __ATOMIC_RELAXED) ||
       __atomic_load_n(&mlc_gc_sandboxed, __ATOMIC_RELAXED))
     return;
   /* Short-lived processes never see the thread: it starts once the process has lived
@@ -594,9 +595,7 @@ static int mlc_gc_aside(long nr, unsigned long a1, unsigned long a2, unsigned lo
 /* unshare(CLONE_NEWUSER) and setns() into a user or mount namespace fail with EINVAL in
    a process with more than one thread (jemalloc interposes pthread_create for similar
    reasons). */
-MLC_EXPORT int unshare(int flags) {
-  return mlc_gc_aside(SYS_unshare, (unsigned)flags, 0, 0, 0, 0);
-}
+MLC_EXPORT int unshare(int flags) { return mlc_gc_aside(SYS_unshare, (unsigned)flags, 0, 0, 0, 0); }
 
 MLC_EXPORT int setns(int fd, int nstype) {
   return mlc_gc_aside(SYS_setns, (unsigned long)(long)fd, (unsigned)nstype, 0, 0, 0);

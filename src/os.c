@@ -488,7 +488,6 @@ void mlc_os_thread_name(const char *name) {
   errno = saved;
 }
 
-
 /* ---- A thread glibc does not know of (gc.c, "The thread glibc does not count") ---- */
 
 /* The credentials of every thread of the process can never change: real, effective and
@@ -605,7 +604,7 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
 void mlc_os_bare_postfork_child(void) {}
 #endif
 
-long mlc_os_syscall(long nr, unsigned long a1, unsigned long a2, unsigned long a3,
-                    unsigned long a4, unsigned long a5) {
+long mlc_os_syscall(long nr, unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4,
+                    unsigned long a5) {
   return syscall(nr, a1, a2, a3, a4, a5);
 }

@@ -143,8 +143,8 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid);
 void mlc_os_bare_postfork_child(void);
 /* A system call as glibc's syscall() makes it, for the calls melloc defines in glibc's
    place (unshare, setns, capset, prctl): its result, -1 and errno on failure. */
-long mlc_os_syscall(long nr, unsigned long a1, unsigned long a2, unsigned long a3,
-                    unsigned long a4, unsigned long a5);
+long mlc_os_syscall(long nr, unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4,
+                    unsigned long a5);
 
 /* Fault injection: after n more successful mapping calls, every mapping call fails with
    ENOMEM until reset with a negative n.  For tests only. */
