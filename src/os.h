@@ -134,10 +134,11 @@ bool mlc_os_creds_fixed(void);
 /* Starts fn(NULL) on a thread glibc does not know of, where MLC_BARE_THREAD (x86-64's
    glibc) allows it: a stack of its own and every signal blocked; thread-local storage
    of its own, zero-filled (not the variables' initial values), for every static TLS
-   variable between tls_low (the lowest its code uses), or errno, and the thread pointer,
-   and 64 KiB below (a variable further off, or a dynamic one, faults).  It ends when fn returns.  true with *tid set; false where
-   there is no such thread or the kernel refused it.  Called by one thread at a time (gc.c's
-   STARTING state); waits for the previous bare thread to be gone.  Keeps errno. */
+   variable between tls_low (the lowest its code uses), or errno, and the thread
+   pointer, and 64 KiB below (a variable further off, or a dynamic one, faults).  It
+   ends when fn returns.  true with *tid set; false where there is no such thread or the
+   kernel refused it.  Called by one thread at a time (gc.c's STARTING state); waits for
+   the previous bare thread to be gone.  Keeps errno. */
 bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid);
 /* In a fork child: no bare thread exists there. */
 void mlc_os_bare_postfork_child(void);

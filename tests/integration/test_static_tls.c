@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* melloc linked into a static program (libtool -all-static) whose own thread-local
    storage is large.  The linker puts melloc's initialised TLS variable (.tdata), its
-   zero-initialised ones (.tbss) and libc's errno among the program's, here with 1 MiB of
-   the program's .tbss between the first and the others; the collector thread glibc does not count (gc.c) gets TLS of its
-   own, which must reach every melloc variable (one that reached only some crashed the
-   process at its first start).  Runs as nobody when started as root, so that it is that
-   thread; exit 0 when the collector ran and gave the work's memory back, 77 where melloc
-   is a shared library (--disable-static). */
+   zero-initialised ones (.tbss) and libc's errno among the program's, here with 1 MiB
+   of the program's .tbss between the first and the others; the collector thread glibc
+   does not count (gc.c) gets TLS of its own, which must reach every melloc variable
+   (one that reached only some crashed the process at its first start).  Runs as nobody
+   when started as root, so that it is that thread; exit 0 when the collector ran and
+   gave the work's memory back, 77 where melloc is a shared library (--disable-static). */
 #define _GNU_SOURCE
 #include "../gc_thread.h"
 #include "../rss.h"
