@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -402,6 +403,19 @@ static int lifetime(const char *mode) {
     return threads_become(2, 2000) ? 0 : 55;
   }
 #ifdef HAVE_SINGLE_THREADED
+  if (!strcmp(mode, "userns")) {
+    /* A process whose collector glibc does not count gains every capability in a user
+       namespace of its own (melloc's unshare() stops the collector for the call): the
+       collector made after it is a pthread, which glibc's setuid() reaches. */
+    churn();
+    if (!threads_become(2, 2000)) return 60;
+    if (__libc_single_threaded != 1) return 61;
+    if (unshare(CLONE_NEWUSER) != 0) return 62;
+    if (mlc_test_creds_fixed()) return 63; /* the namespace's capabilities */
+    churn();
+    if (!threads_become(2, 2000)) return 64;
+    return __libc_single_threaded == 0 ? 0 : 65;
+  }
   if (!strcmp(mode, "glibc")) {
     /* What glibc sees: a collector it does not count leaves it single-threaded (stdio
        without stream locks, mutexes without atomics), before and after the collector
@@ -436,6 +450,23 @@ START_TEST(test_refused) {
   ck_assert_msg(st == 0, "refused: failed at step %d", st);
 }
 END_TEST
+
+#ifdef HAVE_SINGLE_THREADED
+START_TEST(test_userns) {
+  int st = run_lifetime("userns", "gc_interval_ms:100,decay_ms:300");
+  ck_assert_msg(st == 0, "userns: failed at step %d", st);
+}
+END_TEST
+#endif
+
+/* Whether this process could enter a user namespace of its own (a fork child tries). */
+static bool userns_works(void) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) _exit(syscall(SYS_unshare, CLONE_NEWUSER) == 0 ? 0 : 1);
+  int st;
+  return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
 
 START_TEST(test_lifetime) {
   static const char *modes[][2] = {
@@ -489,6 +520,13 @@ int main(int argc, char **argv) {
   mlc_tcase_add_test_unless(no_single, tc, test_glibc_view);
   const char *rooted = noexec ? noexec : geteuid() == 0 ? "root: RLIMIT_NPROC does not bind" : NULL;
   mlc_tcase_add_test_unless(rooted, tc, test_refused);
+#ifdef HAVE_SINGLE_THREADED
+  const char *no_bare = no_single                 ? no_single
+                        : !mlc_test_expect_bare() ? "the collector is a pthread here already"
+                        : !userns_works()         ? "no user namespaces here"
+                                                  : NULL;
+  mlc_tcase_add_test_unless(no_bare, tc, test_userns);
+#endif
   suite_add_tcase(s, tc);
   return mlc_check_run(s);
 }
