@@ -102,8 +102,10 @@
  *    (tgkill(tid, 0) fails with ESRCH), make the system call, and start it again if it
  *    ran.  Calls made through syscall() are not seen;
  *  - capset() and prctl()'s capability requests are interposed the same way, so that
- *    no collector keeps capabilities the program dropped; prctl()'s PR_SET_NO_NEW_PRIVS
- *    and PR_SET_SECCOMP stop it for good (mlc_gc_sandboxed, above prctl()).
+ *    no collector keeps capabilities the program dropped (and before each pass the
+ *    collector drops those the main thread no longer has); prctl()'s
+ *    PR_SET_NO_NEW_PRIVS and PR_SET_SECCOMP stop it for good (mlc_gc_sandboxed, above
+ *    prctl()).
  *
  * The thread glibc does not count.  glibc turns its single-thread fast paths off for
  * good at the first pthread_create: stdio's stream locks, the atomics of pthread
@@ -463,6 +465,10 @@ static void *mlc_gc_main(void *arg) {
       mlc_os_sleep_ns(100000); /* the creator is publishing this thread */
       continue;
     }
+    /* A program that drops capabilities with a system call melloc does not see (libcap
+       2.43 and later call syscall(SYS_capset) directly): its main thread's, once a pass,
+       bound the collector's (capset() and prctl() themselves: below). */
+    mlc_os_caps_follow(mlc_os_getpid());
     bool no_caches = mlc_tcache_registry_empty();
     /* No thread holds a cache: the program's threads have exited (or never allocate).
        Give everything back now rather than after the decay, and go, so that a process
@@ -602,10 +608,11 @@ MLC_EXPORT int setns(int fd, int nstype) {
 }
 
 /* Capabilities belong to each thread, and neither glibc nor the kernel changes another
-   thread's: a program that drops them with the collector running (capset(), which
-   libcap's cap_set_proc() calls; prctl()'s PR_CAPBSET_DROP, PR_CAP_AMBIENT and
-   PR_SET_SECUREBITS) would leave a thread that keeps them.  The collector made after
-   the call has the caller's. */
+   thread's: a program that drops them with the collector running (capset(); prctl()'s
+   PR_CAPBSET_DROP, PR_CAP_AMBIENT and PR_SET_SECUREBITS) would leave a thread that
+   keeps them.  The collector made after the call has the caller's.  libcap 2.43 and
+   later drop them through syscall(), which is not seen: the collector takes the main
+   thread's capabilities as a bound before each pass instead (mlc_gc_main). */
 int capset(void *header, void *data);
 MLC_EXPORT int capset(void *header, void *data) {
   return mlc_gc_aside(SYS_capset, (uintptr_t)header, (uintptr_t)data, 0, 0, 0);

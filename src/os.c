@@ -511,6 +511,34 @@ bool mlc_os_creds_fixed(void) {
   return fixed;
 }
 
+void mlc_os_caps_follow(long tid) {
+  int saved = errno;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct mine[_LINUX_CAPABILITY_U32S_3], theirs[_LINUX_CAPABILITY_U32S_3];
+  memset(mine, 0, sizeof(mine));
+  memset(theirs, 0, sizeof(theirs));
+  if (syscall(SYS_capget, &h, mine) == 0) {
+    bool more = false;
+    for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+      more = more || mine[i].effective || mine[i].permitted || mine[i].inheritable;
+    h.pid = (int)tid;
+    if (more && syscall(SYS_capget, &h, theirs) == 0) {
+      more = false;
+      for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+        more = more || (mine[i].effective & ~theirs[i].effective) ||
+               (mine[i].permitted & ~theirs[i].permitted) ||
+               (mine[i].inheritable & ~theirs[i].inheritable);
+        mine[i].effective &= theirs[i].effective;
+        mine[i].permitted &= theirs[i].permitted;
+        mine[i].inheritable &= theirs[i].inheritable;
+      }
+      h.pid = 0;
+      if (more) syscall(SYS_capset, &h, mine);
+    }
+  }
+  errno = saved;
+}
+
 #if MLC_BARE_THREAD
 /* glibc's thread pointer on x86-64 points at its thread control block (tcbhead_t, the
    start of struct pthread): the block itself at 0x00, the dynamic TLS vector at 0x08,
