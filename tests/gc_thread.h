@@ -19,6 +19,13 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+/* glibc's view of the process (glibc 2.32): test_glibc_view, test_static_tls. */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define HAVE_SINGLE_THREADED 1
+#endif
+#endif
 
 /* The tid of the thread named melloc-gc, or 0.  Allocates (opendir, fopen). */
 static inline long mlc_test_gc_thread(void) {

@@ -24,12 +24,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h> /* glibc 2.32 */
-#define HAVE_SINGLE_THREADED 1
-#endif
-#endif
 
 static size_t rss_kb(void) { return mlc_test_rss_kb(); }
 

@@ -18,12 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#define HAVE_SINGLE_THREADED 1
-#endif
-#endif
 
 __thread char big_tbss[1 << 20];
 __thread char big_tdata[1 << 20] = {1};
