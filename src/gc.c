@@ -468,7 +468,7 @@ static void *mlc_gc_main(void *arg) {
     /* A program that drops capabilities with a system call melloc does not see (libcap
        2.43 and later call syscall(SYS_capset) directly): its main thread's, once a pass,
        bound the collector's (capset() and prctl() themselves: below). */
-    mlc_os_caps_follow(mlc_os_getpid());
+    mlc_os_caps_follow_main();
     bool no_caches = mlc_tcache_registry_empty();
     /* No thread holds a cache: the program's threads have exited (or never allocate).
        Give everything back now rather than after the decay, and go, so that a process

@@ -490,6 +490,14 @@ void mlc_os_thread_name(const char *name) {
 
 /* ---- A thread glibc does not know of (gc.c, "The thread glibc does not count") ---- */
 
+/* Thread tid's capabilities (0: the caller's) into d; false, d all zero, if the kernel
+   would not say. */
+static bool mlc_os_capget(int tid, struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3]) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, tid};
+  memset(d, 0, sizeof(*d) * _LINUX_CAPABILITY_U32S_3);
+  return syscall(SYS_capget, &h, d) == 0;
+}
+
 /* The credentials of every thread of the process can never change: real, effective and
    saved ids alike, none of them root, no capability permitted (so no setuid(),
    setgroups() or capset() can change them, whatever thread calls it), and not a set-id
@@ -501,40 +509,33 @@ bool mlc_os_creds_fixed(void) {
   gid_t rg, eg, sg;
   fixed = fixed && getresuid(&ru, &eu, &su) == 0 && ru == eu && eu == su && eu != 0;
   fixed = fixed && getresgid(&rg, &eg, &sg) == 0 && rg == eg && eg == sg;
-  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
-  memset(d, 0, sizeof(d));
-  fixed = fixed && syscall(SYS_capget, &h, d) == 0;
+  fixed = fixed && mlc_os_capget(0, d);
   for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
     fixed = fixed && d[i].permitted == 0 && d[i].effective == 0;
   errno = saved;
   return fixed;
 }
 
-void mlc_os_caps_follow(long tid) {
+void mlc_os_caps_follow_main(void) {
   int saved = errno;
-  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct mine[_LINUX_CAPABILITY_U32S_3], theirs[_LINUX_CAPABILITY_U32S_3];
-  memset(mine, 0, sizeof(mine));
-  memset(theirs, 0, sizeof(theirs));
-  if (syscall(SYS_capget, &h, mine) == 0) {
-    bool more = false;
+  bool more = false;
+  if (mlc_os_capget(0, mine))
     for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
       more = more || mine[i].effective || mine[i].permitted || mine[i].inheritable;
-    h.pid = (int)tid;
-    if (more && syscall(SYS_capget, &h, theirs) == 0) {
-      more = false;
-      for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
-        more = more || (mine[i].effective & ~theirs[i].effective) ||
-               (mine[i].permitted & ~theirs[i].permitted) ||
-               (mine[i].inheritable & ~theirs[i].inheritable);
-        mine[i].effective &= theirs[i].effective;
-        mine[i].permitted &= theirs[i].permitted;
-        mine[i].inheritable &= theirs[i].inheritable;
-      }
-      h.pid = 0;
-      if (more) syscall(SYS_capset, &h, mine);
+  if (more && mlc_os_capget((int)syscall(SYS_getpid), theirs)) {
+    more = false;
+    for (unsigned i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+      more = more || (mine[i].effective & ~theirs[i].effective) ||
+             (mine[i].permitted & ~theirs[i].permitted) ||
+             (mine[i].inheritable & ~theirs[i].inheritable);
+      mine[i].effective &= theirs[i].effective;
+      mine[i].permitted &= theirs[i].permitted;
+      mine[i].inheritable &= theirs[i].inheritable;
     }
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    if (more) syscall(SYS_capset, &h, mine);
   }
   errno = saved;
 }

@@ -131,10 +131,10 @@ void mlc_os_thread_name(const char *name);
 /* Whether no thread of the process can ever change its credentials (gc.c: a bare thread
    would keep the old ones).  Keeps errno. */
 bool mlc_os_creds_fixed(void);
-/* Drops, from the calling thread, every capability thread tid does not have (none when
-   it has them all).  Capabilities belong to each thread; glibc and the kernel change
-   only the caller's.  Keeps errno. */
-void mlc_os_caps_follow(long tid);
+/* Drops, from the calling thread, every capability the process's main thread does not
+   have (one capget for a thread that has none).  Capabilities belong to each thread;
+   glibc and the kernel change only the caller's.  Keeps errno. */
+void mlc_os_caps_follow_main(void);
 /* Starts fn(NULL) on a thread glibc does not know of, where MLC_BARE_THREAD (x86-64's
    glibc) allows it: a stack of its own and every signal blocked; thread-local storage
    of its own, zero-filled (not the variables' initial values), for every static TLS
