@@ -113,7 +113,7 @@
  * __libc_single_threaded and _IO_enable_locks).  A pthread collector made every
  * single-threaded program that lived an interval pay them: git log -p 4.6% slower than
  * with gc:false, sqlite3's mutexes 0.9% -> 2.9% of the samples (session 26).  So where
- * it can (MLC_BARE_THREAD: x86-64's glibc, no sanitizer), the collector is a bare
+ * it can (MLC_BARE_THREAD: glibc on x86-64 or arm64, no sanitizer), the collector is a bare
  * thread (mlc_os_bare_spawn): made with clone() as glibc makes its threads, but without
  * telling glibc, on a stack, thread pointer and zero-filled thread-local storage of its
  * own.  glibc never runs anything on it (no exit() when the program's last thread
@@ -502,12 +502,13 @@ static void mlc_gc_spawn(void) {
      platform and the process's credentials allow it ("The thread glibc does not count"
      above), else a pthread. */
   long tid;
-  /* The lowest of the thread-local variables its code uses: mlc_tsd is melloc's one
-     initialised one (.tdata, placed below every .tbss variable in a static program,
+  /* The thread-local variables its code uses lie between these: mlc_tsd is melloc's one
+     initialised one (.tdata, placed apart from the .tbss variables in a static program,
      whose own TLS may lie between them). */
-  const void *tls_low = (uintptr_t)&mlc_tsd < (uintptr_t)&mlc_gc_self ? (const void *)&mlc_tsd
-                                                                      : (const void *)&mlc_gc_self;
-  bool ok = mlc_os_creds_fixed() && mlc_os_bare_spawn(mlc_gc_bare_main, tls_low, &tid);
+  const char *tsd = (const char *)&mlc_tsd, *self = (const char *)&mlc_gc_self;
+  const void *tls_lo = tsd < self ? tsd : self;
+  const void *tls_hi = tsd < self ? self + sizeof(mlc_gc_self) : tsd + sizeof(mlc_tsd);
+  bool ok = mlc_os_creds_fixed() && mlc_os_bare_spawn(mlc_gc_bare_main, tls_lo, tls_hi, &tid);
   /* The default stack, as the program's own threads get: when the program's last thread
      ends while a pthread collector runs, glibc may run exit() -- the program's atexit
      handlers and destructors -- on the collector (64 KiB crashed a 128 KiB handler).

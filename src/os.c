@@ -541,39 +541,60 @@ void mlc_os_caps_follow_main(void) {
 }
 
 #if MLC_BARE_THREAD
-/* glibc's thread pointer on x86-64 points at its thread control block (tcbhead_t, the
-   start of struct pthread): the block itself at 0x00, the dynamic TLS vector at 0x08,
-   the thread descriptor at 0x10, the stack protector's canary at 0x28 and the pointer
-   guard at 0x30; the first 0x80 bytes are the header compiled code may read.  Static
-   thread-local variables lie below it (TLS variant II), each at a fixed offset, the
-   same in every thread.  The bare thread's block: the header copied from the creator
-   (the canary and guards are the process's), pointing at itself, no dynamic TLS
-   vector (a dynamic TLS access faults); below it zero-filled memory as far as the
-   variables its code uses reach, and below that no access at all.  The rest of struct
-   pthread (a few KiB: cancellation state, the thread's signal mask as glibc sees it)
-   reads as zero. */
-#define MLC_BARE_HEADER 0x80
+/* The bare thread's region: no access (MLC_BARE_FLOOR), then zero-filled memory around
+   its thread pointer (below: bytes under it; above: from it up), a guard page, and its
+   stack.  Where the variables lie around the thread pointer is the platform's TLS
+   variant:
+   - x86-64 (variant II): glibc's thread pointer points at its thread control block
+     (tcbhead_t, the start of struct pthread): the block itself at 0x00, the dynamic TLS
+     vector at 0x08, the thread descriptor at 0x10, the stack protector's canary at 0x28
+     and the pointer guard at 0x30; the first 0x80 bytes are the header compiled code
+     may read.  Static thread-local variables lie below it, each at a fixed offset, the
+     same in every thread.  The bare thread's block: the header copied from the creator
+     (the canary and guards are the process's), pointing at itself, no dynamic TLS
+     vector (a dynamic TLS access faults); the rest of struct pthread (a few KiB:
+     cancellation state, the thread's signal mask as glibc sees it) reads as zero.
+   - arm64 (variant I): the thread pointer (TPIDR_EL0) points at a 16-byte block, the
+     dynamic TLS vector and a word glibc leaves unused, both NULL here; static
+     thread-local variables lie above it, struct pthread just below it (zero here);
+     the canary and the pointer guard are global variables, not the thread's.
+   In both, zero-filled memory reaches MLC_BARE_SLACK past the furthest variable the
+   thread's code names, and no further. */
 #define MLC_BARE_TCB ((size_t)16 << 10)   /* room for struct pthread */
-#define MLC_BARE_FLOOR ((size_t)64 << 10) /* no access below the TLS it may use */
+#define MLC_BARE_FLOOR ((size_t)64 << 10) /* no access below what it may use */
 #define MLC_BARE_SLACK ((size_t)64 << 10) /* around the variables it names */
 #define MLC_BARE_STACK ((size_t)1 << 20)
 
 static struct {
-  char *base; /* the reservation: floor, TLS, block, a guard page, stack */
-  size_t size, tls;
+  char *base; /* the reservation: floor, TLS and block, a guard page, stack */
+  size_t size, below, above;
   int tid; /* Atomic: the thread's id from clone() until the kernel clears it at its end */
 } mlc_os_bare;
 
 static char *mlc_os_thread_pointer(void) {
   char *tp;
+#if defined(__x86_64__)
   __asm__("mov %%fs:0, %0" : "=r"(tp));
+#else
+  __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
   return tp;
 }
 
-bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi, long *tid) {
   char *tp = mlc_os_thread_pointer();
-  uintptr_t low = MLC_MIN((uintptr_t)tls_low, (uintptr_t)&errno);
-  if (low >= (uintptr_t)tp) return false; /* not the layout this was written for */
+  uintptr_t lo = MLC_MIN((uintptr_t)tls_lo, (uintptr_t)&errno);
+  uintptr_t hi = MLC_MAX((uintptr_t)tls_hi, (uintptr_t)(&errno + 1));
+  size_t pg = mlc_os_page_size(), below, above;
+#if defined(__x86_64__)
+  if (hi > (uintptr_t)tp) return false; /* not the layout this was written for */
+  below = MLC_ALIGN_UP((uintptr_t)tp - lo + MLC_BARE_SLACK, pg);
+  above = MLC_ALIGN_UP(MLC_BARE_TCB, pg);
+#else
+  if (lo < (uintptr_t)tp + 16) return false;
+  below = MLC_ALIGN_UP(MLC_BARE_TCB, pg);
+  above = MLC_ALIGN_UP(hi - (uintptr_t)tp + MLC_BARE_SLACK, pg);
+#endif
   int saved = errno;
   /* The previous bare thread is ending (it retired): its stack is reused once the
      kernel has cleared its id, which it does after the thread's last user instruction. */
@@ -582,16 +603,14 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
   if (mlc_os_bare.base) {
     /* Zero again: a new thread's variables start at zero, and the old stack's pages go.
        Static TLS offsets never change in a process: the same layout serves. */
-    madvise(mlc_os_bare.base + MLC_BARE_FLOOR, mlc_os_bare.tls + MLC_BARE_TCB, MADV_DONTNEED);
+    madvise(mlc_os_bare.base + MLC_BARE_FLOOR, mlc_os_bare.below + mlc_os_bare.above, MADV_DONTNEED);
     madvise(mlc_os_bare.base + mlc_os_bare.size - MLC_BARE_STACK, MLC_BARE_STACK, MADV_DONTNEED);
   } else {
-    size_t pg = mlc_os_page_size();
-    size_t tls = MLC_ALIGN_UP((uintptr_t)tp - low + MLC_BARE_SLACK, pg);
-    size_t size = MLC_BARE_FLOOR + tls + MLC_BARE_TCB + pg + MLC_BARE_STACK;
+    size_t size = MLC_BARE_FLOOR + below + above + pg + MLC_BARE_STACK;
     void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     char *b = p;
     if (p == MAP_FAILED ||
-        mprotect(b + MLC_BARE_FLOOR, tls + MLC_BARE_TCB, PROT_READ | PROT_WRITE) != 0 ||
+        mprotect(b + MLC_BARE_FLOOR, below + above, PROT_READ | PROT_WRITE) != 0 ||
         mprotect(b + size - MLC_BARE_STACK, MLC_BARE_STACK, PROT_READ | PROT_WRITE) != 0) {
       if (p != MAP_FAILED) munmap(p, size);
       errno = saved;
@@ -599,13 +618,19 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
     }
     mlc_os_bare.base = b;
     mlc_os_bare.size = size;
-    mlc_os_bare.tls = tls;
+    mlc_os_bare.below = below;
+    mlc_os_bare.above = above;
   }
-  char *ntp = mlc_os_bare.base + MLC_BARE_FLOOR + mlc_os_bare.tls;
-  memcpy(ntp, tp, MLC_BARE_HEADER);
+  char *ntp = mlc_os_bare.base + MLC_BARE_FLOOR + mlc_os_bare.below;
+#if defined(__x86_64__)
+  memcpy(ntp, tp, 0x80);
   ((void **)ntp)[0] = ntp;  /* tcb */
   ((void **)ntp)[1] = NULL; /* dtv */
   ((void **)ntp)[2] = ntp;  /* self */
+#else
+  ((void **)ntp)[0] = NULL; /* dtv */
+  ((void **)ntp)[1] = NULL;
+#endif
   /* Every signal blocked, glibc's own two included (pthread_sigmask leaves them). */
   uint64_t all = ~(uint64_t)0, old;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
@@ -625,8 +650,8 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
 
 void mlc_os_bare_postfork_child(void) { __atomic_store_n(&mlc_os_bare.tid, 0, __ATOMIC_RELAXED); }
 #else
-bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid) {
-  (void)fn, (void)tls_low, (void)tid;
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi, long *tid) {
+  (void)fn, (void)tls_lo, (void)tls_hi, (void)tid;
   return false;
 }
 

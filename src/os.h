@@ -17,8 +17,8 @@
 #include <pthread.h>
 
 /* A thread glibc does not know of (mlc_os_bare_spawn): its thread-pointer layout is
-   x86-64's glibc's; a sanitizer's runtime would not know the thread either. */
-#if defined(__x86_64__) && defined(__LP64__) && defined(__GLIBC__) && \
+   glibc's on x86-64 and arm64; a sanitizer's runtime would not know the thread either. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__LP64__) && defined(__GLIBC__) && \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define MLC_BARE_THREAD 1
 #if defined(__has_feature)
@@ -135,15 +135,16 @@ bool mlc_os_creds_fixed(void);
    have (one capget for a thread that has none).  Capabilities belong to each thread;
    glibc and the kernel change only the caller's.  Keeps errno. */
 void mlc_os_caps_follow_main(void);
-/* Starts fn(NULL) on a thread glibc does not know of, where MLC_BARE_THREAD (x86-64's
-   glibc) allows it: a stack of its own and every signal blocked; thread-local storage
-   of its own, zero-filled (not the variables' initial values), for every static TLS
-   variable between tls_low (the lowest its code uses), or errno, and the thread
-   pointer, and 64 KiB below (a variable further off, or a dynamic one, faults).  It
-   ends when fn returns.  true with *tid set; false where there is no such thread or the
-   kernel refused it.  Called by one thread at a time (gc.c's STARTING state); waits for
-   the previous bare thread to be gone.  Keeps errno. */
-bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_low, long *tid);
+/* Starts fn(NULL) on a thread glibc does not know of, where MLC_BARE_THREAD (glibc on
+   x86-64 or arm64) allows it: a stack of its own and every signal blocked; thread-local
+   storage of its own, zero-filled (not the variables' initial values), for every static
+   TLS variable between the thread pointer and the furthest of errno and those in
+   [tls_lo, tls_hi) (the variables its code uses), and 64 KiB beyond (a variable further
+   off, or a dynamic one, faults).  It ends when fn returns.  true with *tid set; false
+   where there is no such thread or the kernel refused it.  Called by one thread at a
+   time (gc.c's STARTING state); waits for the previous bare thread to be gone.  Keeps
+   errno. */
+bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi, long *tid);
 /* In a fork child: no bare thread exists there. */
 void mlc_os_bare_postfork_child(void);
 /* A system call as glibc's syscall() makes it, for the calls melloc defines in glibc's
