@@ -603,7 +603,8 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
   if (mlc_os_bare.base) {
     /* Zero again: a new thread's variables start at zero, and the old stack's pages go.
        Static TLS offsets never change in a process: the same layout serves. */
-    madvise(mlc_os_bare.base + MLC_BARE_FLOOR, mlc_os_bare.below + mlc_os_bare.above, MADV_DONTNEED);
+    madvise(mlc_os_bare.base + MLC_BARE_FLOOR, mlc_os_bare.below + mlc_os_bare.above,
+            MADV_DONTNEED);
     madvise(mlc_os_bare.base + mlc_os_bare.size - MLC_BARE_STACK, MLC_BARE_STACK, MADV_DONTNEED);
   } else {
     size_t size = MLC_BARE_FLOOR + below + above + pg + MLC_BARE_STACK;
