@@ -541,10 +541,9 @@ void mlc_os_caps_follow_main(void) {
 }
 
 #if MLC_BARE_THREAD
-/* The bare thread's region: no access (MLC_BARE_FLOOR), then zero-filled memory around
-   its thread pointer (below: bytes under it; above: from it up), a guard page, and its
-   stack.  Where the variables lie around the thread pointer is the platform's TLS
-   variant:
+/* The bare thread's region holds its stack and, around its thread pointer, zero-filled
+   memory for its thread-local variables (below: bytes under the pointer; above: from it
+   up).  Where the variables lie is the platform's TLS variant:
    - x86-64 (variant II): glibc's thread pointer points at its thread control block
      (tcbhead_t, the start of struct pthread): the block itself at 0x00, the dynamic TLS
      vector at 0x08, the thread descriptor at 0x10, the stack protector's canary at 0x28
@@ -554,20 +553,25 @@ void mlc_os_caps_follow_main(void) {
      (the canary and guards are the process's), pointing at itself, no dynamic TLS
      vector (a dynamic TLS access faults); the rest of struct pthread (a few KiB:
      cancellation state, the thread's signal mask as glibc sees it) reads as zero.
+     The region: no access (MLC_BARE_EDGE), the variables, the block, a guard page, the
+     stack.
    - arm64 (variant I): the thread pointer (TPIDR_EL0) points at a 16-byte block, the
      dynamic TLS vector and a word glibc leaves unused, both NULL here; static
      thread-local variables lie above it, struct pthread just below it (zero here);
-     the canary and the pointer guard are global variables, not the thread's.
-   In both, zero-filled memory reaches MLC_BARE_SLACK past the furthest variable the
-   thread's code names, and no further. */
-#define MLC_BARE_TCB ((size_t)16 << 10)   /* room for struct pthread */
-#define MLC_BARE_FLOOR ((size_t)64 << 10) /* no access below what it may use */
+     the canary and the pointer guard are global variables, not the thread's.  The
+     region, the other way up: a guard page, the stack, struct pthread, the block, the
+     variables, no access.
+   In both, the variables' memory reaches MLC_BARE_SLACK past the furthest variable the
+   thread's code names, and a variable further off faults. */
+#define MLC_BARE_TCB ((size_t)16 << 10)  /* room for struct pthread */
+#define MLC_BARE_EDGE ((size_t)64 << 10) /* no access past what it may use */
 #define MLC_BARE_SLACK ((size_t)64 << 10) /* around the variables it names */
 #define MLC_BARE_STACK ((size_t)1 << 20)
 
 static struct {
-  char *base; /* the reservation: floor, TLS and block, a guard page, stack */
-  size_t size, below, above;
+  char *base;          /* the reservation (never unmapped: the next thread reuses it) */
+  char *tls, *stack;   /* the zero-filled memory around the thread pointer; the stack */
+  size_t below, above; /* the first's bytes under the thread pointer, and from it up */
   int tid; /* Atomic: the thread's id from clone() until the kernel clears it at its end */
 } mlc_os_bare;
 
@@ -603,26 +607,30 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
   if (mlc_os_bare.base) {
     /* Zero again: a new thread's variables start at zero, and the old stack's pages go.
        Static TLS offsets never change in a process: the same layout serves. */
-    madvise(mlc_os_bare.base + MLC_BARE_FLOOR, mlc_os_bare.below + mlc_os_bare.above,
-            MADV_DONTNEED);
-    madvise(mlc_os_bare.base + mlc_os_bare.size - MLC_BARE_STACK, MLC_BARE_STACK, MADV_DONTNEED);
+    madvise(mlc_os_bare.tls, mlc_os_bare.below + mlc_os_bare.above, MADV_DONTNEED);
+    madvise(mlc_os_bare.stack, MLC_BARE_STACK, MADV_DONTNEED);
   } else {
-    size_t size = MLC_BARE_FLOOR + below + above + pg + MLC_BARE_STACK;
+    size_t size = MLC_BARE_EDGE + below + above + pg + MLC_BARE_STACK;
     void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     char *b = p;
-    if (p == MAP_FAILED ||
-        mprotect(b + MLC_BARE_FLOOR, below + above, PROT_READ | PROT_WRITE) != 0 ||
-        mprotect(b + size - MLC_BARE_STACK, MLC_BARE_STACK, PROT_READ | PROT_WRITE) != 0) {
+#if defined(__x86_64__)
+    char *tls = b + MLC_BARE_EDGE, *stack = b + size - MLC_BARE_STACK;
+#else
+    char *stack = b + pg, *tls = stack + MLC_BARE_STACK;
+#endif
+    if (p == MAP_FAILED || mprotect(tls, below + above, PROT_READ | PROT_WRITE) != 0 ||
+        mprotect(stack, MLC_BARE_STACK, PROT_READ | PROT_WRITE) != 0) {
       if (p != MAP_FAILED) munmap(p, size);
       errno = saved;
       return false;
     }
     mlc_os_bare.base = b;
-    mlc_os_bare.size = size;
+    mlc_os_bare.tls = tls;
+    mlc_os_bare.stack = stack;
     mlc_os_bare.below = below;
     mlc_os_bare.above = above;
   }
-  char *ntp = mlc_os_bare.base + MLC_BARE_FLOOR + mlc_os_bare.below;
+  char *ntp = mlc_os_bare.tls + mlc_os_bare.below;
 #if defined(__x86_64__)
   memcpy(ntp, tp, 0x80);
   ((void **)ntp)[0] = ntp;  /* tcb */
@@ -637,7 +645,7 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
   int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
               CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
-  int r = clone(fn, mlc_os_bare.base + mlc_os_bare.size, flags, NULL, &mlc_os_bare.tid, ntp,
+  int r = clone(fn, mlc_os_bare.stack + MLC_BARE_STACK, flags, NULL, &mlc_os_bare.tid, ntp,
                 &mlc_os_bare.tid);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
   errno = saved;
