@@ -544,29 +544,46 @@ void mlc_os_caps_follow_main(void) {
 /* The bare thread's region holds its stack and, around its thread pointer, zero-filled
    memory for its thread-local variables (below: bytes under the pointer; above: from it
    up).  Where the variables lie is the platform's TLS variant:
-   - x86-64 (variant II): glibc's thread pointer points at its thread control block
-     (tcbhead_t, the start of struct pthread): the block itself at 0x00, the dynamic TLS
-     vector at 0x08, the thread descriptor at 0x10, the stack protector's canary at 0x28
-     and the pointer guard at 0x30; the first 0x80 bytes are the header compiled code
-     may read.  Static thread-local variables lie below it, each at a fixed offset, the
-     same in every thread.  The bare thread's block: the header copied from the creator
-     (the canary and guards are the process's), pointing at itself, no dynamic TLS
-     vector (a dynamic TLS access faults); the rest of struct pthread (a few KiB:
-     cancellation state, the thread's signal mask as glibc sees it) reads as zero.
-     The region: no access (MLC_BARE_EDGE), the variables, the block, a guard page, the
-     stack.
-   - arm64 (variant I): the thread pointer (TPIDR_EL0) points at a 16-byte block, the
-     dynamic TLS vector and a word glibc leaves unused, both NULL here; static
-     thread-local variables lie above it, struct pthread just below it (zero here);
-     the canary and the pointer guard are global variables, not the thread's.  The
-     region, the other way up: a guard page, the stack, struct pthread, the block, the
-     variables, no access.
+   - variant II (x86-64, s390x): glibc's thread pointer points at its thread control
+     block (tcbhead_t, the start of struct pthread): the block itself at 0x00, the
+     dynamic TLS vector at 0x08, the thread descriptor at 0x10, the stack protector's
+     canary at 0x28 (s390x's pointer guard too), x86-64's pointer guard at 0x30; the
+     header compiled code may read is 0x80 bytes on x86-64, 0x40 on s390x.  Static
+     thread-local variables lie below it, each at a fixed offset, the same in every
+     thread.  The bare thread's block: the header copied from the creator (the canary
+     and guards are the process's), pointing at itself, no dynamic TLS vector (a dynamic
+     TLS access faults); the rest of struct pthread (a few KiB: cancellation state, the
+     thread's signal mask as glibc sees it) reads as zero.  The region: no access
+     (MLC_BARE_EDGE), the variables, the block, a guard page, the stack.
+   - variant I (arm64, ppc64): static thread-local variables lie above a block, struct
+     pthread below it.  arm64's thread pointer (TPIDR_EL0) points at the block, 16 bytes
+     (the dynamic TLS vector and a word glibc leaves unused, both NULL here), the canary
+     and the pointer guard are global variables.  ppc64's (r13) points 0x7000 bytes past
+     the end of its block (tcbhead_t, 104 bytes, ending with the pointer guard, the
+     canary and the dynamic TLS vector), which holds the hwcap words
+     __builtin_cpu_supports() reads at its start: those, the guards and the canary are
+     copied from the creator, the vector and the rest are zero.  The region, the other
+     way up: a guard page, the stack, struct pthread, the block, the variables, no
+     access.
    In both, the variables' memory reaches MLC_BARE_SLACK past the furthest variable the
    thread's code names, and a variable further off faults. */
 #define MLC_BARE_TCB ((size_t)16 << 10)  /* room for struct pthread */
 #define MLC_BARE_EDGE ((size_t)64 << 10) /* no access past what it may use */
 #define MLC_BARE_SLACK ((size_t)64 << 10) /* around the variables it names */
 #define MLC_BARE_STACK ((size_t)1 << 20)
+#if defined(__x86_64__)
+#define MLC_BARE_VARIANT_II 1
+#define MLC_BARE_HEADER 0x80
+#elif defined(__s390x__)
+#define MLC_BARE_VARIANT_II 1
+#define MLC_BARE_HEADER 0x40
+#elif defined(__aarch64__)
+#define MLC_BARE_VARIANT_II 0
+#define MLC_BARE_TLS_START 16 /* where the variables start, from the thread pointer */
+#else
+#define MLC_BARE_VARIANT_II 0
+#define MLC_BARE_TLS_START (-0x7000)
+#endif
 
 static struct {
   char *base;          /* the reservation (never unmapped: the next thread reuses it) */
@@ -579,8 +596,12 @@ static char *mlc_os_thread_pointer(void) {
   char *tp;
 #if defined(__x86_64__)
   __asm__("mov %%fs:0, %0" : "=r"(tp));
-#else
+#elif defined(__aarch64__)
   __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#elif defined(__powerpc64__)
+  __asm__("mr %0, 13" : "=r"(tp));
+#else
+  tp = __builtin_thread_pointer();
 #endif
   return tp;
 }
@@ -590,13 +611,14 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
   uintptr_t lo = MLC_MIN((uintptr_t)tls_lo, (uintptr_t)&errno);
   uintptr_t hi = MLC_MAX((uintptr_t)tls_hi, (uintptr_t)(&errno + 1));
   size_t pg = mlc_os_page_size(), below, above;
-#if defined(__x86_64__)
+#if MLC_BARE_VARIANT_II
   if (hi > (uintptr_t)tp) return false; /* not the layout this was written for */
   below = MLC_ALIGN_UP((uintptr_t)tp - lo + MLC_BARE_SLACK, pg);
   above = MLC_ALIGN_UP(MLC_BARE_TCB, pg);
 #else
-  if (lo < (uintptr_t)tp + 16) return false;
-  below = MLC_ALIGN_UP(MLC_BARE_TCB, pg);
+  if (lo < (uintptr_t)(tp + MLC_BARE_TLS_START)) return false;
+  below =
+      MLC_ALIGN_UP(MLC_BARE_TCB + (MLC_BARE_TLS_START < 0 ? (size_t)-MLC_BARE_TLS_START : 0), pg);
   above = MLC_ALIGN_UP(hi - (uintptr_t)tp + MLC_BARE_SLACK, pg);
 #endif
   int saved = errno;
@@ -613,7 +635,7 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
     size_t size = MLC_BARE_EDGE + below + above + pg + MLC_BARE_STACK;
     void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     char *b = p;
-#if defined(__x86_64__)
+#if MLC_BARE_VARIANT_II
     char *tls = b + MLC_BARE_EDGE, *stack = b + size - MLC_BARE_STACK;
 #else
     char *stack = b + pg, *tls = stack + MLC_BARE_STACK;
@@ -631,14 +653,19 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
     mlc_os_bare.above = above;
   }
   char *ntp = mlc_os_bare.tls + mlc_os_bare.below;
-#if defined(__x86_64__)
-  memcpy(ntp, tp, 0x80);
+#if MLC_BARE_VARIANT_II
+  memcpy(ntp, tp, MLC_BARE_HEADER);
   ((void **)ntp)[0] = ntp;  /* tcb */
   ((void **)ntp)[1] = NULL; /* dtv */
   ((void **)ntp)[2] = ntp;  /* self */
-#else
-  ((void **)ntp)[0] = NULL; /* dtv */
-  ((void **)ntp)[1] = NULL;
+#elif defined(__powerpc64__)
+  /* The block's words, counted back from its end: 13 hwcap, 12 at_platform, 3 the
+     pointer guard, 2 the canary, 1 the dynamic TLS vector (left NULL). */
+  uintptr_t *mine = (uintptr_t *)(tp - 0x7000), *its = (uintptr_t *)(ntp - 0x7000);
+  its[-13] = mine[-13];
+  its[-12] = mine[-12];
+  its[-3] = mine[-3];
+  its[-2] = mine[-2];
 #endif
   /* Every signal blocked, glibc's own two included (pthread_sigmask leaves them). */
   uint64_t all = ~(uint64_t)0, old;

@@ -17,9 +17,12 @@
 #include <pthread.h>
 
 /* A thread glibc does not know of (mlc_os_bare_spawn): its thread-pointer layout is
-   glibc's on x86-64 and arm64; a sanitizer's runtime would not know the thread either. */
-#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__LP64__) && defined(__GLIBC__) && \
-    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+   glibc's on x86-64, arm64, ppc64 and s390x; a sanitizer's runtime would not know the
+   thread either. */
+#if (defined(__x86_64__) || defined(__aarch64__) || defined(__powerpc64__) ||    \
+     defined(__s390x__)) &&                                                      \
+    defined(__LP64__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
 #define MLC_BARE_THREAD 1
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
@@ -136,7 +139,7 @@ bool mlc_os_creds_fixed(void);
    glibc and the kernel change only the caller's.  Keeps errno. */
 void mlc_os_caps_follow_main(void);
 /* Starts fn(NULL) on a thread glibc does not know of, where MLC_BARE_THREAD (glibc on
-   x86-64 or arm64) allows it: a stack of its own and every signal blocked; thread-local
+   x86-64, arm64, ppc64 or s390x) allows it: a stack of its own and every signal blocked; thread-local
    storage of its own, zero-filled (not the variables' initial values), for every static
    TLS variable between the thread pointer and the furthest of errno and those in
    [tls_lo, tls_hi) (the variables its code uses), and 64 KiB beyond (a variable further

@@ -397,11 +397,17 @@ static int bare_seen_errno, bare_seen_state;
 static uintptr_t bare_seen_canary;
 static int bare_done; /* Atomic */
 
+/* The stack protector's canary where it belongs to the thread (where the bare thread
+   must copy it); 0 where it is a global variable (arm64). */
 static uintptr_t stack_canary(void) {
   uintptr_t c = 0;
 #if MLC_BARE_THREAD && defined(__x86_64__)
   __asm__ volatile("mov %%fs:0x28, %0" : "=r"(c));
-#endif /* arm64: a global variable, the same for every thread */
+#elif MLC_BARE_THREAD && defined(__s390x__)
+  c = *(volatile uintptr_t *)((char *)__builtin_thread_pointer() + 0x28);
+#elif MLC_BARE_THREAD && defined(__powerpc64__)
+  __asm__ volatile("ld %0, -0x7010(13)" : "=r"(c));
+#endif
   return c;
 }
 
