@@ -113,7 +113,7 @@
  * __libc_single_threaded and _IO_enable_locks).  A pthread collector made every
  * single-threaded program that lived an interval pay them: git log -p 4.6% slower than
  * with gc:false, sqlite3's mutexes 0.9% -> 2.9% of the samples (session 26).  So where
- * it can (MLC_BARE_THREAD: glibc on x86-64, arm64, ppc64, s390x; no sanitizer), the collector is a bare
+ * it can (MLC_BARE_THREAD: glibc on x86-64, arm64, ppc64el, s390x; no sanitizer), the collector is a bare
  * thread (mlc_os_bare_spawn): made with clone() as glibc makes its threads, but without
  * telling glibc, on a stack, thread pointer and zero-filled thread-local storage of its
  * own.  glibc never runs anything on it (no exit() when the program's last thread

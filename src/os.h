@@ -17,11 +17,11 @@
 #include <pthread.h>
 
 /* A thread glibc does not know of (mlc_os_bare_spawn): its thread-pointer layout is
-   glibc's on x86-64, arm64, ppc64 and s390x; a sanitizer's runtime would not know the
-   thread either. */
-#if (defined(__x86_64__) || defined(__aarch64__) || defined(__powerpc64__) ||    \
-     defined(__s390x__)) &&                                                      \
-    defined(__LP64__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && \
+   glibc's on x86-64, arm64, ppc64 and s390x (ppc64el only: big-endian ppc64 is not
+   tested); a sanitizer's runtime would not know the thread either. */
+#if (defined(__x86_64__) || defined(__aarch64__) ||                                   \
+     (defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)) || defined(__s390x__)) && \
+    defined(__LP64__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&      \
     !defined(__SANITIZE_THREAD__)
 #define MLC_BARE_THREAD 1
 #if defined(__has_feature)

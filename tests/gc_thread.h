@@ -103,9 +103,9 @@ static inline bool mlc_test_creds_fixed(void) {
 /* Whether melloc's collector here is the thread glibc does not count: glibc on x86-64,
    arm64, ppc64 or s390x, no sanitizer, credentials that cannot change. */
 static inline bool mlc_test_expect_bare(void) {
-#if (defined(__x86_64__) || defined(__aarch64__) || defined(__powerpc64__) ||    \
-     defined(__s390x__)) &&                                                      \
-    defined(__LP64__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && \
+#if (defined(__x86_64__) || defined(__aarch64__) ||                                   \
+     (defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)) || defined(__s390x__)) && \
+    defined(__LP64__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&      \
     !defined(__SANITIZE_THREAD__)
   return mlc_test_creds_fixed();
 #else
