@@ -11,8 +11,9 @@
 #      package ships static libraries only, so no multiarch installation is needed);
 #   2. builds the tree for each architecture out of tree (configure --host, --enable-debug
 #      --enable-werror) with its unit and integration test programs;
-#   3. runs every program in the Makefile's UNIT_TESTS, INTEGRATION_TESTS and
-#      HARDENED_TESTS (the hardened library's) under
+#   3. runs every program in the Makefile's UNIT_TESTS, INTEGRATION_TESTS,
+#      HARDENED_TESTS (the hardened library's) and QEMU_TESTS (as nobody: the collector
+#      glibc does not count; counted by check's summary or TAP) under
 #      qemu-ARCH -p PAGESIZE, with CK_TIMEOUT_MULTIPLIER for the emulator's slowness
 #      (the shell tests of make check are not run there: they start the host's (amd64)
 #      programs, which cannot load the library of another architecture); i386 runs
