@@ -580,14 +580,16 @@ void mlc_os_caps_follow_main(void) {
 #elif defined(__aarch64__)
 #define MLC_BARE_VARIANT_II 0
 #define MLC_BARE_TLS_START 16 /* where the variables start, from the thread pointer */
+#define MLC_BARE_BELOW MLC_BARE_TCB /* the bytes it needs under the thread pointer */
 #else
 #define MLC_BARE_VARIANT_II 0
 #define MLC_BARE_TLS_START (-0x7000)
+#define MLC_BARE_BELOW (0x7000 + MLC_BARE_TCB)
 #endif
 
 static struct {
-  char *base;          /* the reservation (never unmapped: the next thread reuses it) */
-  char *tls, *stack;   /* the zero-filled memory around the thread pointer; the stack */
+  char *tls, *stack;   /* the zero-filled memory around the thread pointer; the stack (in
+                          one reservation, never unmapped: the next thread reuses it) */
   size_t below, above; /* the first's bytes under the thread pointer, and from it up */
   int tid; /* Atomic: the thread's id from clone() until the kernel clears it at its end */
 } mlc_os_bare;
@@ -617,8 +619,7 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
   above = MLC_ALIGN_UP(MLC_BARE_TCB, pg);
 #else
   if (lo < (uintptr_t)(tp + MLC_BARE_TLS_START)) return false;
-  below =
-      MLC_ALIGN_UP(MLC_BARE_TCB + (MLC_BARE_TLS_START < 0 ? (size_t)-MLC_BARE_TLS_START : 0), pg);
+  below = MLC_ALIGN_UP(MLC_BARE_BELOW, pg);
   above = MLC_ALIGN_UP(hi - (uintptr_t)tp + MLC_BARE_SLACK, pg);
 #endif
   int saved = errno;
@@ -626,7 +627,7 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
      kernel has cleared its id, which it does after the thread's last user instruction. */
   for (int t; (t = __atomic_load_n(&mlc_os_bare.tid, __ATOMIC_ACQUIRE)) != 0;)
     syscall(SYS_futex, &mlc_os_bare.tid, FUTEX_WAIT, t, NULL, NULL, 0);
-  if (mlc_os_bare.base) {
+  if (mlc_os_bare.tls) {
     /* Zero again: a new thread's variables start at zero, and the old stack's pages go.
        Static TLS offsets never change in a process: the same layout serves. */
     madvise(mlc_os_bare.tls, mlc_os_bare.below + mlc_os_bare.above, MADV_DONTNEED);
@@ -646,7 +647,6 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
       errno = saved;
       return false;
     }
-    mlc_os_bare.base = b;
     mlc_os_bare.tls = tls;
     mlc_os_bare.stack = stack;
     mlc_os_bare.below = below;
@@ -661,7 +661,8 @@ bool mlc_os_bare_spawn(int (*fn)(void *), const void *tls_lo, const void *tls_hi
 #elif defined(__powerpc64__)
   /* The block's words, counted back from its end: 13 hwcap, 12 at_platform, 3 the
      pointer guard, 2 the canary, 1 the dynamic TLS vector (left NULL). */
-  uintptr_t *mine = (uintptr_t *)(tp - 0x7000), *its = (uintptr_t *)(ntp - 0x7000);
+  uintptr_t *mine = (uintptr_t *)(tp + MLC_BARE_TLS_START);
+  uintptr_t *its = (uintptr_t *)(ntp + MLC_BARE_TLS_START);
   its[-13] = mine[-13];
   its[-12] = mine[-12];
   its[-3] = mine[-3];
