@@ -967,6 +967,36 @@ START_TEST(test_huge_gathered) {
 }
 END_TEST
 
+/* calloc of a block above glibc's largest mmap threshold (32 MiB; 512 KiB on 32-bit
+   targets) on the pages of a freed block: the old bytes go with the pages
+   (MADV_DONTNEED) instead of being cleared, so the pages the program does not touch
+   cost no memory, as they cost none in glibc's fresh mapping (a loop of calloc(64 MiB)
+   that touched two pages of each kept 67 MiB resident).  The block reads zero all
+   through, and holds what is written to it.  Below that size (test_huge_gathered) the
+   pages are cleared and stay resident. */
+START_TEST(test_huge_calloc_not_resident) {
+  struct huge_keep keep;
+  huge_keep_begin(&keep);
+  size_t n = 48 * MiB;
+  char *a = malloc(n);
+  ck_assert_ptr_nonnull(a);
+  memset(hide(a), 0xcd, n);
+  ck_assert_int_eq(resident_pages(a, n), (long)(n / PAGE));
+  free(a);
+  char *p = calloc(1, n);
+  ck_assert_ptr_eq(p, a); /* the same pages: else the test proves nothing */
+  long res = resident_pages(p, n);
+  ck_assert_int_ge(res, 0);
+  ck_assert_msg(res < (long)(n / PAGE / 100), "%ld of %zu pages resident", res, n / PAGE);
+  for (size_t i = 0; i < n; i += 64) ck_assert_msg(p[i] == 0, "calloc'd byte %zu is %d", i, p[i]);
+  ck_assert_int_eq(p[n - 1], 0);
+  fill_sparse(p, n, 9);
+  ck_assert_uint_eq(check_sparse(p, n, 9), n);
+  free(p);
+  huge_keep_end(&keep);
+}
+END_TEST
+
 /* Huge blocks freed as a phase ends (live huge bytes fall under half their recent
    peak) stay cached past the fixed bound (104 MiB) while live and cached bytes stay
    under that peak, and serve the next phase with resident pages; while live bytes
@@ -1817,6 +1847,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, test_huge_range_grown);
   tcase_add_test(tc, test_huge_grows_into_cache);
   tcase_add_test(tc, test_huge_gathered);
+  tcase_add_test(tc, test_huge_calloc_not_resident);
   tcase_add_test(tc, test_huge_phase_end_kept);
   tcase_add_test(tc, test_huge_slack_counted);
   tcase_add_test(tc, test_huge_churn);
