@@ -949,8 +949,13 @@ START_TEST(test_huge_gathered) {
   char *p = calloc(1, 20 * MiB);
   ck_assert_ptr_nonnull(p);
   /* The pages were there: all of them resident (the old code grew one 8 MiB range and
-     left 12 MiB to be faulted), and the process no bigger for it. */
-  ck_assert_int_eq(resident_pages(p, 20 * MiB), (long)(20 * MiB / PAGE));
+     left 12 MiB to be faulted), and the process no bigger for it.  On 32-bit targets,
+     where glibc maps every block above 512 KiB afresh, calloc gives them back instead
+     (test_huge_calloc_not_resident): none resident. */
+  if (sizeof(long) >= 8)
+    ck_assert_int_eq(resident_pages(p, 20 * MiB), (long)(20 * MiB / PAGE));
+  else
+    ck_assert_int_lt(resident_pages(p, 20 * MiB), (long)(20 * MiB / PAGE / 100));
   size_t rss1 = mlc_test_rss_kb();
   if (rss0 && rss1) ck_assert_uint_lt(rss1, rss0 + 2 * 1024);
   for (size_t i = 0; i < 20 * MiB; i += 64) ck_assert_msg(p[i] == 0, "calloc'd byte %zu is %d", i, p[i]);
