@@ -976,7 +976,7 @@ END_TEST
    targets) on the pages of a freed block: the old bytes go with the pages
    (MADV_DONTNEED) instead of being cleared, so the pages the program does not touch
    cost no memory, as they cost none in glibc's fresh mapping (a loop of calloc(64 MiB)
-   that touched two pages of each kept 67 MiB resident).  The block reads zero all
+   that touched two pages of each kept 65.6 MiB resident).  The block reads zero all
    through, and holds what is written to it.  Below that size (test_huge_gathered) the
    pages are cleared and stay resident. */
 START_TEST(test_huge_calloc_not_resident) {
