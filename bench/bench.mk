@@ -15,7 +15,7 @@
 # sanitizer build) and never linked against melloc; it is LD_PRELOADed.
 # Benchmarks are not part of `make check`: timing never decides a test.
 
-BENCH_PROGS = runone fastpath mixed prodcons larson cache large bigbuf grow handoff frag idle bursts barnes xbatch gthread tstress bignum setfam pareto
+BENCH_PROGS = runone fastpath mixed prodcons larson cache large bigbuf grow handoff frag idle bursts barnes xbatch gthread tstress bignum setfam pareto sh8
 BENCH_CC_OPTS = -O2 -g -pthread
 BENCH_LIBS = -lm
 BENCH_PY = python3
@@ -29,7 +29,7 @@ EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
 	bench/src/common.h bench/src/runone.c bench/src/fastpath.c \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/bigbuf.c bench/src/grow.c bench/src/handoff.c bench/src/frag.c \
-	bench/src/idle.c bench/src/bursts.c bench/src/barnes.c bench/src/xbatch.c bench/src/gthread.c bench/src/tstress.c bench/src/bignum.c bench/src/setfam.c bench/src/pareto.c \
+	bench/src/idle.c bench/src/bursts.c bench/src/barnes.c bench/src/xbatch.c bench/src/gthread.c bench/src/tstress.c bench/src/bignum.c bench/src/setfam.c bench/src/pareto.c bench/src/sh8.c \
 	bench/scripts/stress.rb bench/scripts/scaling.sh \
 	bench/misuse/README.md bench/misuse/misuse.c bench/misuse/run.py \
 	bench/misuse/run.sh bench/misuse/results-baseline.md bench/misuse/results-issue15.md \

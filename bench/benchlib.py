@@ -22,7 +22,8 @@ DEFAULT_BIN_DIR = os.path.join(BENCH_DIR, "bin")
 DEFAULT_MELLOC = os.path.normpath(os.path.join(BENCH_DIR, "..", ".libs", "libmelloc.so"))
 
 PROGRAMS = ["runone", "fastpath", "mixed", "prodcons", "larson", "cache", "large", "bigbuf", "grow", "handoff",
-            "frag", "idle", "bursts", "barnes", "xbatch", "gthread", "tstress", "bignum", "setfam", "pareto"]
+            "frag", "idle", "bursts", "barnes", "xbatch", "gthread", "tstress", "bignum", "setfam", "pareto",
+            "sh8"]
 CFLAGS = ["-O2", "-g", "-pthread"]
 LIBS = ["-lm"]  # barnes uses sqrt, pow, sin, cos
 

@@ -152,6 +152,10 @@ def variants(scale, threads, idle_mib, idle_sleep):
                          about="xmalloc-test's shape: %d producers malloc batches of 4096 %s blocks, "
                                "%d consumers free them; up to 100 batches queued"
                                % (w, "%d-byte" % sz if sz else "8..2048-byte", w)))
+    for t in (2, 4):
+        v.append(Variant("sh8-t%d" % t, "sh8", "sh8", ["-t", str(t), "-r", n(10000 // t), "-n", "2000"],
+                         about="sh8bench's shape: each thread allocates and frees 2000 blocks of 1-1000 bytes "
+                               "a round and every other round hands them all to the next thread, which frees them"))
     v.append(Variant("gthread-t2", "gthread", "gthread", ["-t", "2", "-n", n(20e6)],
                      about="glibc's bench-malloc-thread shape: 1024 slots per thread, a random one replaced "
                            "by a block of 4..32768 bytes (inverse square), every byte written"))
@@ -537,7 +541,7 @@ def parse_args(argv):
     p.add_argument("-w", "--workloads", default="all",
                    help="comma list of variants or groups (fastpath, mixed, prodcons, larson, cache-thrash, "
                         "cache-scratch, large, bigbuf, handoff, grow, barnes, xbatch, gthread, tstress, "
-                        "bignum, setfam, pareto, ruby, z3, sqlite, jq, python, perl, frag, idle) or name prefixes; "
+                        "bignum, setfam, pareto, sh8, ruby, z3, sqlite, jq, python, perl, frag, idle) or name prefixes; "
                         "default all")
     p.add_argument("-a", "--allocators", default=",".join(benchlib.ALL_ALLOCATORS),
                    help="comma list from melloc,glibc,jemalloc,tcmalloc,mimalloc or paths to a .so "
