@@ -13,6 +13,8 @@ typedef struct mlc_options_s {
   unsigned narenas;        /* 0: one per CPU this process may run on */
   bool tcache;             /* thread caches on */
   size_t tcache_max;       /* largest size thread caches hold (0..MLC_SMALL_MAX) */
+  size_t tcache_swing;     /* room a thread's swinging classes may take past their
+                              capacities, bytes of objects (tcache.c, "Swings") */
   bool gc;                 /* wall-clock collector on */
   uint64_t gc_interval_ms; /* time between collector passes */
   uint64_t decay_ms;       /* free memory older than this goes back to the kernel */

@@ -72,6 +72,7 @@ static const mlc_opt_desc_t mlc_opt_table[] = {
     {"narenas", MLC_OPT_U64, 1, MLC_MAX_ARENAS, 0, false, MLC_OPT_FIELD(narenas), NULL, mlc_opt_narenas_now, NULL, NULL},
     {"tcache", MLC_OPT_BOOL, 0, 1, true, false, MLC_OPT_FIELD(tcache), NULL, NULL, NULL, NULL},
     {"tcache_max", MLC_OPT_U64, 0, MLC_SMALL_MAX, MLC_SMALL_MAX, false, MLC_OPT_FIELD(tcache_max), NULL, NULL, NULL, NULL},
+    {"tcache_swing", MLC_OPT_U64, 0, (uint64_t)64 << 20, (uint64_t)1 << 20, false, MLC_OPT_FIELD(tcache_swing), NULL, NULL, NULL, NULL},
     {"gc", MLC_OPT_BOOL, 0, 1, true, true, MLC_OPT_FIELD(gc), mlc_opt_gc_set, NULL, NULL, NULL},
     {"gc_interval_ms", MLC_OPT_U64, 1, MLC_OPT_HOUR_MS, 1000, true, MLC_OPT_FIELD(gc_interval_ms), mlc_opt_gc_interval_set, NULL, NULL, NULL},
     {"decay_ms", MLC_OPT_U64, 0, MLC_OPT_HOUR_MS, 3000, true, MLC_OPT_FIELD(decay_ms), NULL, NULL, NULL, NULL},

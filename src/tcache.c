@@ -61,6 +61,12 @@ static mlc_tcache_t *mlc_tcache_recycled; /* Protected by mlc_tcache_registry */
    touches one page of stacks, not nine (many threads, mimalloc #1107). */
 static uint16_t mlc_tcache_cap[MLC_TCLASSES];
 #define MLC_TCACHE_CAP0 8
+/* How far a small class may grow while it swings (see "Swings"): MLC_TCACHE_SWING_CLASS
+   bytes of objects, at most MLC_TCACHE_SWING_SLOTS, never below mlc_tcache_cap.
+   Constant after boot. */
+static uint16_t mlc_tcache_swing_cap[MLC_NCLASSES];
+#define MLC_TCACHE_SWING_CLASS ((size_t)256 << 10)
+#define MLC_TCACHE_SWING_SLOTS 1024u
 /* Stack storage no cache uses any more, by log2 of its slot count.  Protected by the
    registry lock. */
 static void **mlc_tcache_spare_stacks[32];
@@ -102,8 +108,11 @@ static void mlc_tcache_stack_free(void **st, size_t slots) {
 static void mlc_tcache_thread_exit(void *arg);
 
 bool mlc_tcache_boot(void) {
-  for (unsigned c = 1; c < MLC_NCLASSES; c++)
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
     mlc_tcache_cap[c] = mlc_class_size[c] <= mlc_opt.tcache_max ? mlc_class_cap[c] : 0;
+    size_t swing = MLC_MIN(MLC_TCACHE_SWING_CLASS / mlc_class_size[c], MLC_TCACHE_SWING_SLOTS);
+    mlc_tcache_swing_cap[c] = mlc_tcache_cap[c] ? (uint16_t)MLC_MAX(swing, mlc_tcache_cap[c]) : 0;
+  }
   /* Large classes: MLC_LCACHE_CAP blocks, or up to MLC_LCACHE_CLASS_BYTES of the
      smaller ones (a cache starts at MLC_TCACHE_CAP0 and grows when frees overflow it). */
   for (unsigned c = MLC_NCLASSES; c < MLC_TCLASSES; c++) {
@@ -221,6 +230,14 @@ static size_t mlc_tcache_slots_needed(const mlc_tcache_t *tc) {
    enough.  false when it is at its largest or memory is refused.  Owner, holding state. */
 static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
   unsigned old = tc->cap[cls], cap = MLC_MIN(old * 2u, (unsigned)mlc_tcache_cap[cls]);
+  size_t past = 0; /* bytes of room past the capacity this growth takes */
+  if (cls < MLC_NCLASSES && ((tc->swinging >> cls) & 1)) {
+    unsigned base = MLC_MAX(old, (unsigned)mlc_tcache_cap[cls]), size = mlc_class_size[cls];
+    size_t left = mlc_opt.tcache_swing - MLC_MIN(tc->swing_bytes, mlc_opt.tcache_swing);
+    cap = MLC_MIN(MLC_MIN(old * 2u, (unsigned)mlc_tcache_swing_cap[cls]),
+                  base + (unsigned)MLC_MIN(left / size, (size_t)MLC_TCACHE_SWING_SLOTS));
+    if (cap > base) past = (size_t)(cap - base) * size;
+  }
   if (cap <= old) return false;
   tc->cap[cls] = (uint16_t)cap;
   size_t need = mlc_tcache_slots_needed(tc);
@@ -232,6 +249,7 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
       slot -= tc->cap[c];
       mlc_tcache_place(tc, c, slot, (size_t)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c))));
     }
+    tc->swing_bytes += past;
     return true;
   }
   size_t got;
@@ -246,6 +264,7 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
   tc->stack = st;
   tc->stack_slots = got;
   mlc_tcache_stack_free(old_stack, old_slots);
+  tc->swing_bytes += past;
   mlc_trace("tcache: class %u grows to %u slots", cls, cap);
   return true;
 }
@@ -338,7 +357,11 @@ static mlc_tcache_t *mlc_tcache_create(void) {
   }
   /* A recycled cache keeps its storage (its owner flushed it): start small again. */
   tc->refilled = 0;
+  tc->swinging = 0;
+  tc->swing_bytes = 0;
+  tc->swing_t0 = 0;
   for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    tc->swing_in[c] = tc->swing_out[c] = 0;
     tc->prof_ref[c] = NULL;
     tc->prof_room[c] = tc->prof_room0[c] = 0;
     tc->prof_left[c] = mlc_prof_active() ? mlc_prof_draw_objs(mlc_class_size[c]) : 0;
@@ -430,6 +453,79 @@ void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
   for (unsigned i = 0; i < n; i++) mlc_arena_large_free(mlc_pagemap_entry(objs[i]), objs[i]);
 }
 
+/*
+ * Swings.  A class whose objects a thread allocates by the hundred and then frees by the
+ * hundred (a batch built and torn down, or handed to another thread and replaced by the
+ * batch it hands back: sh8bench) swings through more than its capacity each time: the
+ * frees flush half the stack to the bins, the allocations refill from them, and every
+ * object of the swing crosses the bin lock twice (sh8-t1: 23% of the time in the bins,
+ * 1.2x tcmalloc's, whose per-class lists grow with such use).  A random mix (larson)
+ * crosses too, but rarely: a stack of capacity C that moves one object up or down at
+ * random needs about (C/2)^2 moves to reach either end, a swing C/2.  So a class may
+ * grow past its capacity, to MLC_TCACHE_SWING_CLASS bytes of objects, while its trips
+ * (refills and flushes) come at more than MLC_TCACHE_SWING_RATE a millisecond, both
+ * ways, over a window of at least MLC_TCACHE_SWING_WINDOW (the coarse clock the slow
+ * path reads already; its tick is 1-10 ms).  On the 2-CPU machine of session 30,
+ * larson's busiest classes (its 769-1024-byte ones) made 8-11 a millisecond, sh8's
+ * 130-1000 (mixed: 18 at most, pareto: 96, but only refills).  The room past the
+ * capacities a thread's classes take together is bounded by the tcache_swing option
+ * (bytes of objects).  A class that no longer crosses says nothing of whether it still
+ * swings (its stack now holds the swing), so MLC_TCACHE_SWING_HOLD after the first
+ * class began, every class goes back to its capacity, and the swings that go on earn
+ * their room again in the next window (one window in MLC_TCACHE_SWING_HOLD at the old
+ * speed).  Threads that only allocate or only free a class never swing: room would not
+ * save them a trip.
+ */
+#define MLC_TCACHE_SWING_RATE 64u
+#define MLC_TCACHE_SWING_WINDOW ((uint64_t)8000000)
+#define MLC_TCACHE_SWING_HOLD ((uint64_t)500000000)
+
+/* Every class back to its capacity: the oldest objects past it go to the bins, and the
+   stacks are laid out again in place (each moves down or stays: the storage is kept).
+   Owner, holding state. */
+static void mlc_tcache_swing_end(mlc_tcache_t *tc) {
+  bool shrunk = false;
+  for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+    if (tc->cap[c] <= mlc_tcache_cap[c]) continue;
+    unsigned have = (unsigned)(tc->empty[c] - mlc_load(mlc_tc_head(tc, c)));
+    if (have > mlc_tcache_cap[c]) mlc_tcache_flush_oldest(tc, c, have - mlc_tcache_cap[c]);
+    tc->cap[c] = mlc_tcache_cap[c];
+    shrunk = true;
+  }
+  /* Ascending: class c's new region starts at or below its old one and ends at or
+     below the start of c + 1's old one, so no stack overwrites one not yet moved. */
+  if (shrunk) mlc_tcache_layout(tc, tc->stack);
+  tc->swinging = 0;
+  tc->swing_bytes = 0;
+  mlc_trace("tcache: swings end");
+}
+
+/* Counts a trip of class cls (a refill if in, else a flush) and closes the window when
+   it has lasted long enough.  Owner, holding state. */
+static void mlc_tcache_swing_trip(mlc_tcache_t *tc, unsigned cls, bool in) {
+  if (cls >= MLC_NCLASSES || mlc_tcache_swing_cap[cls] <= mlc_tcache_cap[cls] ||
+      mlc_opt.tcache_swing == 0)
+    return;
+  uint16_t *n = in ? &tc->swing_in[cls] : &tc->swing_out[cls];
+  if (*n < UINT16_MAX) ++*n;
+  uint64_t now = mlc_os_coarse_now_ns(), el = now - tc->swing_t0;
+  if (now < tc->swing_t0 || el < MLC_TCACHE_SWING_WINDOW) return;
+  if (tc->swinging && now - tc->swing_since >= MLC_TCACHE_SWING_HOLD) {
+    mlc_tcache_swing_end(tc);
+  } else {
+    for (unsigned c = 1; c < MLC_NCLASSES; c++) {
+      unsigned i = tc->swing_in[c], o = tc->swing_out[c];
+      if (i < 4 || o < 4 || (uint64_t)(i + o) * 1000000u < MLC_TCACHE_SWING_RATE * el) continue;
+      if (!tc->swinging) tc->swing_since = now;
+      if (!((tc->swinging >> c) & 1)) mlc_trace("tcache: class %u swings (%u in, %u out)", c, i, o);
+      tc->swinging |= (uint64_t)1 << c;
+    }
+  }
+  memset(tc->swing_in, 0, sizeof(tc->swing_in));
+  memset(tc->swing_out, 0, sizeof(tc->swing_out));
+  tc->swing_t0 = now;
+}
+
 /* Objects that flow one way through a cache are memory no thread can use while they sit
    there: a refill batch the thread has not reached yet, or the frees of a class the
    thread never allocates (a consumer of objects other threads allocate).  Both are
@@ -508,6 +604,7 @@ void *mlc_tcache_alloc_slow(unsigned cls) {
        when the batch would fill more than half of it. */
     unsigned n = tc->fill[cls];
     tc->refilled |= (uint64_t)1 << cls;
+    mlc_tcache_swing_trip(tc, cls, true);
     while (n * 2u > tc->cap[cls] && mlc_tcache_grow(tc, cls)) {
     }
     if (n > tc->cap[cls]) n = tc->cap[cls];
@@ -558,9 +655,10 @@ void mlc_tcache_free_small(void *p, unsigned cls) {
   void **head = mlc_tcache_restack(tc, cls);
   /* Full: head at the start of the region (full itself, unless the profiler raised it,
      since owner_enter unparked the cache). */
-  if (head <= tc->start[cls] &&
-      !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls)))
+  if (head <= tc->start[cls] && !(mlc_tcache_free_may_grow(tc, cls) && mlc_tcache_grow(tc, cls))) {
+    mlc_tcache_swing_trip(tc, cls, false);
     mlc_tcache_flush_oldest(tc, cls, tc->cap[cls] / 2u);
+  }
   head = mlc_load(mlc_tc_head(tc, cls));
   head[-1] = p;
   mlc_store_rel(mlc_tc_head(tc, cls), head - 1);

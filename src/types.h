@@ -238,6 +238,14 @@ struct mlc_tcache_s {
   uint16_t fill[MLC_TCLASSES]; /* Owner thread: objects per refill, grows with use */
   uint16_t cap[MLC_TCLASSES];  /* Owner thread: slots per class now, grows with use */
   uint64_t refilled;           /* Owner thread: bit c set once class c needed a refill */
+  /* Owner thread: swings (tcache.c, "Swings").  Bit c of swinging: small class c may
+     grow past its capacity, into the room swing_bytes counts (bytes of objects past the
+     capacities); swing_since: when the first bit was set; swing_t0: when the window
+     whose trips swing_in (refills) and swing_out (flushes) count began (coarse clock). */
+  uint64_t swinging;
+  size_t swing_bytes;
+  uint64_t swing_since, swing_t0;
+  uint16_t swing_in[MLC_NCLASSES], swing_out[MLC_NCLASSES];
   int state;                   /* Atomic: enum mlc_tcache_state_e, who holds the
                                   slow-path fields (protocol at the top of gc.c) */
   /* Written holding both the registry lock and state: set by a pass that parks the cache

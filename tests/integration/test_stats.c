@@ -368,7 +368,7 @@ END_TEST
 /* ---- Settings by name ---- */
 
 static const char *const keys[] = {"narenas",        "tcache",   "tcache_max",
-                                   "gc",             "gc_interval_ms", "decay_ms",
+                                   "tcache_swing",   "gc",       "gc_interval_ms", "decay_ms",
                                    "gc_quiet",       "stats_print",    "stats_format",
                                    "trace"};
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -392,7 +392,7 @@ START_TEST(test_option_get_all) {
   }
   /* The defaults (README, melloc(7)) under MELLOC_CONF=gc:false. */
   static const char *const want[][2] = {
-      {"tcache", "true"},   {"tcache_max", "16384"},  {"gc", "false"},
+      {"tcache", "true"},   {"tcache_max", "16384"},  {"tcache_swing", "1048576"}, {"gc", "false"},
       {"gc_interval_ms", "1000"}, {"decay_ms", "3000"}, {"gc_quiet", "true"}, {"stats_print", "false"},
       {"stats_format", "text"}};
   for (unsigned k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
@@ -424,6 +424,7 @@ START_TEST(test_option_errors) {
       {"gc_interval_ms", "-1"},  {"decay_ms", "3600001"},   {"decay_ms", "99999999999999999999"},
       {"stats_format", "xml"},   {"stats_print", "yes"},    {"trace", "2"},
       {"narenas", "0"},          {"narenas", "257"},        {"tcache_max", "16385"},
+      {"tcache_swing", "67108865"}, {"tcache_swing", "-1"},
       {"tcache", "off-ish"}};
   for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
     ck_assert_msg(melloc_option_set(bad[k][0], bad[k][1]) == EINVAL, "set %s '%s'", bad[k][0],
@@ -440,6 +441,7 @@ START_TEST(test_option_eperm) {
   ck_assert_int_eq(melloc_option_set("tcache", "false"), EPERM);
   ck_assert_int_eq(melloc_option_set("tcache_max", "4096"), EPERM);
   ck_assert_int_eq(melloc_option_set("tcache_max", "0"), EPERM);
+  ck_assert_int_eq(melloc_option_set("tcache_swing", "0"), EPERM);
   char v[32];
   ck_assert_int_eq(melloc_option_get("narenas", v, sizeof(v)), 0);
   char other[32];
@@ -448,6 +450,7 @@ START_TEST(test_option_eperm) {
   ck_assert_int_eq(melloc_option_set("tcache", "true"), 0);
   ck_assert_int_eq(melloc_option_set("tcache", "on"), 0);
   ck_assert_int_eq(melloc_option_set("tcache_max", "16384"), 0);
+  ck_assert_int_eq(melloc_option_set("tcache_swing", "1048576"), 0);
   /* unchanged */
   ck_assert_int_eq(melloc_option_get("tcache", v, sizeof(v)), 0);
   ck_assert_str_eq(v, "true");

@@ -299,6 +299,134 @@ START_TEST(test_free_only_thread_takes_no_arena) {
 }
 END_TEST
 
+/* Swings (tcache.c, "Swings"): a thread that allocates a class's blocks by the hundred
+   and frees them by the hundred, round after round, crosses to the bins more than
+   MLC_TCACHE_SWING_RATE times a millisecond; the class then grows past its capacity,
+   within tcache_swing bytes, until the stack holds the swing and a round needs no slow
+   path.  Half a second after, the next trip sends every class back to its capacity:
+   the newest blocks stay cached, the oldest go to the bins, and the other classes'
+   stacks are moved intact. */
+/* 200 blocks of 1 KiB: under the 256 a swinging class of 1 KiB may hold, with room for
+   what a refill batch leaves. */
+enum { SWING_N = 200, SWING_CAP = 256 };
+struct swing {
+  size_t budget;             /* tcache_swing for the thread */
+  unsigned rounds;           /* rounds until the class grew (or the time ran out) */
+  size_t cap, cached, bytes; /* after the rounds: capacity, blocks cached, room counted */
+  unsigned long slow;        /* slow paths of one more round */
+  size_t cap_end, cached_end, other_before, other_end;
+  uint64_t swinging_end;
+  bool lifo, others_intact, distinct;
+};
+
+static void swing_round(void **objs, size_t size) {
+  for (int i = 0; i < SWING_N; i++) {
+    objs[i] = malloc(size);
+    memset(objs[i], i, 16);
+  }
+  for (int i = 0; i < SWING_N; i++) free(objs[i]);
+}
+
+static void *thread_swings(void *arg) {
+  struct swing *o = arg;
+  unsigned c = mlc_size_class(1024), c3 = mlc_size_class(64);
+  size_t size = mlc_class_size[c];
+  void *objs[SWING_N], *others[40], *more[200];
+  free(malloc(size)); /* the cache exists from here */
+  mlc_tcache_t *tc = mlc_tsd.tc;
+  uint64_t t0 = mlc_os_now_ns();
+  o->rounds = 0;
+  while (tc->cap[c] <= mlc_class_cap[c] && mlc_os_now_ns() - t0 < (o->budget ? 10 : 0.2) * 1e9) {
+    swing_round(objs, size);
+    o->rounds++;
+  }
+  /* Room for the whole swing, where the budget allows: no trip from then on. */
+  bool whole = o->budget >= SWING_N * size;
+  for (int k = 0; k < 100 || (whole && tc->cap[c] < SWING_CAP && mlc_os_now_ns() - t0 < 10e9); k++)
+    swing_round(objs, size);
+  o->cap = tc->cap[c];
+  o->cached = mlc_unit_cached(c);
+  o->bytes = tc->swing_bytes;
+  unsigned long ev = tc->slow_events;
+  swing_round(objs, size);
+  o->slow = tc->slow_events - ev;
+  /* 40 blocks of another class wait in the cache; then nothing for longer than the
+     hold, and the next trip (a refill of a third class) ends the swing. */
+  for (int i = 0; i < 40; i++) others[i] = malloc(64);
+  for (int i = 0; i < 40; i++) free(others[i]);
+  o->other_before = mlc_unit_cached(c3);
+  mlc_os_sleep_ns(600000000);
+  for (int i = 0; i < 200; i++) more[i] = malloc(768);
+  for (int i = 0; i < 200; i++) free(more[i]);
+  o->cap_end = tc->cap[c];
+  o->cached_end = mlc_unit_cached(c);
+  o->other_end = mlc_unit_cached(c3);
+  o->swinging_end = tc->swinging;
+  /* The newest blocks of the swing are the ones still cached, newest first. */
+  o->lifo = true;
+  size_t keep = o->cached_end;
+  for (size_t i = 0; i < keep; i++) {
+    void *p = malloc(size);
+    if (p != objs[SWING_N - 1 - i] || *(unsigned char *)p != (unsigned char)(SWING_N - 1 - i))
+      o->lifo = false;
+    objs[SWING_N - 1 - i] = p;
+  }
+  o->others_intact = true;
+  for (int i = 39; i >= 0; i--)
+    if (malloc(64) != others[i]) o->others_intact = false;
+  /* The rest came back from the bins: every block distinct. */
+  for (size_t i = 0; i < SWING_N - keep; i++) objs[i] = malloc(size);
+  qsort(objs, SWING_N, sizeof(void *), mlc_unit_cmp_ptr);
+  o->distinct = true;
+  for (int i = 1; i < SWING_N; i++)
+    if (objs[i] == objs[i - 1] || mlc_pagemap_class(objs[i]) != c) o->distinct = false;
+  for (int i = 0; i < SWING_N; i++) free(objs[i]);
+  for (int i = 0; i < 40; i++) free(others[i]);
+  return NULL;
+}
+
+START_TEST(test_swing) {
+  static const size_t budgets[] = {(size_t)1 << 20, (size_t)96 << 10, 0};
+  unsigned c = mlc_size_class(1024);
+  size_t base = mlc_class_cap[c], size = mlc_class_size[c];
+  struct swing o = {.budget = budgets[_i]};
+  mlc_opt.tcache_swing = o.budget;
+  pthread_t t;
+  pthread_create(&t, NULL, thread_swings, &o);
+  pthread_join(t, NULL);
+  ck_assert_uint_le(o.bytes, o.budget);
+  if (o.budget == 0) {
+    /* 0.2 s of swings, and the class kept its capacity. */
+    ck_assert_uint_ge(o.rounds, 10);
+    ck_assert_uint_eq(o.cap, base);
+    ck_assert_uint_le(o.cached, base);
+    ck_assert_uint_gt(o.slow, SWING_N / 16);
+  } else if (o.budget < SWING_N * size) {
+    /* Grown as far as the room allows: 96 KiB past 64 KiB. */
+    ck_assert_uint_gt(o.cap, base);
+    ck_assert_uint_le(o.cap, base + o.budget / size);
+    ck_assert_uint_eq(o.bytes, (o.cap - base) * size);
+    ck_assert_uint_le(o.cached, o.cap);
+  } else {
+    /* Grown to hold the swing (to 256 KiB of 1 KiB blocks): a round is all pops and
+       pushes, and the stack ends the round holding every block of it. */
+    ck_assert_uint_eq(o.cap, SWING_CAP);
+    ck_assert_uint_eq(o.bytes, (SWING_CAP - base) * size);
+    ck_assert_uint_ge(o.cached, SWING_N);
+    ck_assert_uint_le(o.slow, 2);
+  }
+  ck_assert_uint_eq(o.cap_end, base);
+  ck_assert_uint_eq(o.swinging_end, 0);
+  ck_assert_uint_le(o.cached_end, base);
+  ck_assert_uint_ge(o.cached_end, MLC_MIN(base, o.cached) / 2);
+  ck_assert_uint_ge(o.other_before, 40);
+  ck_assert_uint_eq(o.other_end, o.other_before);
+  ck_assert(o.lifo);
+  ck_assert(o.others_intact);
+  ck_assert(o.distinct);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("tcache");
   TCase *tc = tcase_create("cache");
@@ -312,6 +440,7 @@ int main(void) {
   tcase_add_test(tc, test_thread_exit_flushes);
   tcase_add_test(tc, test_remote_free);
   tcase_add_test(tc, test_free_only_thread_takes_no_arena);
+  tcase_add_loop_test(tc, test_swing, 0, 3);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }
