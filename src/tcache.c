@@ -463,7 +463,7 @@ void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
  * crosses too, but rarely: a stack of capacity C that moves one object up or down at
  * random needs about (C/2)^2 moves to reach either end, a swing C/2.  So a class may
  * grow past its capacity, to MLC_TCACHE_SWING_CLASS bytes of objects, while its trips
- * (refills and flushes) come at more than MLC_TCACHE_SWING_RATE a millisecond, both
+ * (refills and flushes) come at more than mlc_tcache_swing_rate a millisecond, both
  * ways, over a window of at least MLC_TCACHE_SWING_WINDOW (the coarse clock the slow
  * path reads already; its tick is 1-10 ms).  On the 2-CPU machine of session 30,
  * larson's busiest classes (its 769-1024-byte ones) made 8-11 a millisecond, sh8's
@@ -476,7 +476,7 @@ void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
  * speed).  Threads that only allocate or only free a class never swing: room would not
  * save them a trip.
  */
-#define MLC_TCACHE_SWING_RATE 64u
+unsigned mlc_tcache_swing_rate = 64;
 #define MLC_TCACHE_SWING_WINDOW ((uint64_t)8000000)
 #define MLC_TCACHE_SWING_HOLD ((uint64_t)500000000)
 
@@ -515,7 +515,7 @@ static void mlc_tcache_swing_trip(mlc_tcache_t *tc, unsigned cls, bool in) {
   } else {
     for (unsigned c = 1; c < MLC_NCLASSES; c++) {
       unsigned i = tc->swing_in[c], o = tc->swing_out[c];
-      if (i < 4 || o < 4 || (uint64_t)(i + o) * 1000000u < MLC_TCACHE_SWING_RATE * el) continue;
+      if (i < 4 || o < 4 || (uint64_t)(i + o) * 1000000u < mlc_tcache_swing_rate * el) continue;
       if (!tc->swinging) tc->swing_since = now;
       if (!((tc->swinging >> c) & 1)) mlc_trace("tcache: class %u swings (%u in, %u out)", c, i, o);
       tc->swinging |= (uint64_t)1 << c;

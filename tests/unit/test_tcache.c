@@ -301,7 +301,7 @@ END_TEST
 
 /* Swings (tcache.c, "Swings"): a thread that allocates a class's blocks by the hundred
    and frees them by the hundred, round after round, crosses to the bins more than
-   MLC_TCACHE_SWING_RATE times a millisecond; the class then grows past its capacity,
+   mlc_tcache_swing_rate times a millisecond; the class then grows past its capacity,
    within tcache_swing bytes, until the stack holds the swing and a round needs no slow
    path.  Half a second after, the next trip sends every class back to its capacity:
    the newest blocks stay cached, the oldest go to the bins, and the other classes'
@@ -391,6 +391,7 @@ START_TEST(test_swing) {
   size_t base = mlc_class_cap[c], size = mlc_class_size[c];
   struct swing o = {.budget = budgets[_i]};
   mlc_opt.tcache_swing = o.budget;
+  mlc_tcache_swing_rate = 1; /* a round a millisecond swings, under emulation too */
   pthread_t t;
   pthread_create(&t, NULL, thread_swings, &o);
   pthread_join(t, NULL);
