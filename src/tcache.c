@@ -470,11 +470,13 @@ void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
  * 130-1000 (mixed: 18 at most, pareto: 96, but only refills).  The room past the
  * capacities a thread's classes take together is bounded by the tcache_swing option
  * (bytes of objects).  A class that no longer crosses says nothing of whether it still
- * swings (its stack now holds the swing), so MLC_TCACHE_SWING_HOLD after the first
- * class began, every class goes back to its capacity, and the swings that go on earn
- * their room again in the next window (one window in MLC_TCACHE_SWING_HOLD at the old
- * speed).  Threads that only allocate or only free a class never swing: room would not
- * save them a trip.
+ * swings (its stack now holds the swing), so the first trip MLC_TCACHE_SWING_HOLD or
+ * more after the first class began sends every class back to its capacity, and the
+ * swings that go on earn their room again in the next window (one window in
+ * MLC_TCACHE_SWING_HOLD at the old speed).  A thread whose swings all fit makes no
+ * trip and keeps its room (the objects in it go back to the bins as the collector
+ * finds the thread idle, as any cached object).  Threads that only allocate or only
+ * free a class never swing: room would not save them a trip.
  */
 unsigned mlc_tcache_swing_rate = 64;
 #define MLC_TCACHE_SWING_WINDOW ((uint64_t)8000000)
