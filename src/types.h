@@ -245,6 +245,7 @@ struct mlc_tcache_s {
   uint64_t swinging;
   size_t swing_bytes;
   uint64_t swing_since, swing_t0;
+  unsigned swing_trips; /* trips counted, of every class */
   uint16_t swing_in[MLC_NCLASSES], swing_out[MLC_NCLASSES];
   int state;                   /* Atomic: enum mlc_tcache_state_e, who holds the
                                   slow-path fields (protocol at the top of gc.c) */
