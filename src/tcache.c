@@ -67,6 +67,12 @@ static uint16_t mlc_tcache_cap[MLC_TCLASSES];
 static uint16_t mlc_tcache_swing_cap[MLC_NCLASSES];
 #define MLC_TCACHE_SWING_CLASS ((size_t)256 << 10)
 #define MLC_TCACHE_SWING_SLOTS 1024u
+/* The room past their capacities that the classes of every thread hold together, bytes
+   of objects: at most MLC_TCACHE_SWING_THREADS times tcache_swing (16 MiB by default),
+   so that hundreds of threads that swing do not keep hundreds of MiB in their caches
+   (tcmalloc bounds its thread caches together, by 32 MiB).  Atomic (relaxed). */
+size_t mlc_tcache_swing_total;
+#define MLC_TCACHE_SWING_THREADS 16u
 /* Stack storage no cache uses any more, by log2 of its slot count.  Protected by the
    registry lock. */
 static void **mlc_tcache_spare_stacks[32];
@@ -226,6 +232,24 @@ static size_t mlc_tcache_slots_needed(const mlc_tcache_t *tc) {
   return n;
 }
 
+/* Takes bytes of room past the capacities from what all threads may hold together;
+   false (nothing taken) when that would go past it.  Any thread. */
+static bool mlc_tcache_swing_take(size_t bytes) {
+  size_t limit = mlc_opt.tcache_swing * MLC_TCACHE_SWING_THREADS;
+  if (__atomic_add_fetch(&mlc_tcache_swing_total, bytes, __ATOMIC_RELAXED) <= limit) return true;
+  __atomic_sub_fetch(&mlc_tcache_swing_total, bytes, __ATOMIC_RELAXED);
+  return false;
+}
+
+/* Gives back the room tc's classes took past their capacities (their capacities are
+   back, or the cache is going).  Owner, holding state. */
+static void mlc_tcache_swing_give(mlc_tcache_t *tc) {
+  if (tc->swing_bytes)
+    __atomic_sub_fetch(&mlc_tcache_swing_total, tc->swing_bytes, __ATOMIC_RELAXED);
+  tc->swing_bytes = 0;
+  tc->swinging = 0;
+}
+
 /* Doubles class cls's capacity (up to its largest), moving every stack to storage big
    enough.  false when it is at its largest or memory is refused.  Owner, holding state. */
 static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
@@ -237,6 +261,10 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
     cap = MLC_MIN(MLC_MIN(old * 2u, (unsigned)mlc_tcache_swing_cap[cls]),
                   base + (unsigned)MLC_MIN(left / size, (size_t)MLC_TCACHE_SWING_SLOTS));
     if (cap > base) past = (size_t)(cap - base) * size;
+    if (past && !mlc_tcache_swing_take(past)) {
+      cap = MLC_MIN(old * 2u, (unsigned)mlc_tcache_cap[cls]);
+      past = 0;
+    }
   }
   if (cap <= old) return false;
   tc->cap[cls] = (uint16_t)cap;
@@ -256,6 +284,7 @@ static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
   void **st = mlc_tcache_stack_alloc(need, &got);
   if (!st) {
     tc->cap[cls] = (uint16_t)old;
+    if (past) __atomic_sub_fetch(&mlc_tcache_swing_total, past, __ATOMIC_RELAXED);
     return false;
   }
   void **old_stack = tc->stack;
@@ -469,14 +498,15 @@ void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
  * larson's busiest classes (its 769-1024-byte ones) made 8-11 a millisecond, sh8's
  * 130-1000 (mixed: 18 at most, pareto: 96, but only refills).  The room past the
  * capacities a thread's classes take together is bounded by the tcache_swing option
- * (bytes of objects).  A class that no longer crosses says nothing of whether it still
- * swings (its stack now holds the swing), so the first trip MLC_TCACHE_SWING_HOLD or
- * more after the first class began sends every class back to its capacity, and the
- * swings that go on earn their room again in the next window (one window in
- * MLC_TCACHE_SWING_HOLD at the old speed).  A thread whose swings all fit makes no
- * trip and keeps its room (the objects in it go back to the bins as the collector
- * finds the thread idle, as any cached object).  Threads that only allocate or only
- * free a class never swing: room would not save them a trip.
+ * (bytes of objects), and all threads' together by 16 times that.  A class that no
+ * longer crosses says nothing of whether it still swings (its stack now holds the
+ * swing), so the first trip MLC_TCACHE_SWING_HOLD or more after the first class began
+ * sends every class back to its capacity, and the swings that go on earn their room
+ * again in the next window (one window in MLC_TCACHE_SWING_HOLD at the old speed).  A
+ * thread whose swings all fit makes no trip and keeps its room (the objects in it go
+ * back to the bins as the collector finds the thread idle, as any cached object).
+ * Threads that only allocate or only free a class never swing: room would not save
+ * them a trip.
  */
 unsigned mlc_tcache_swing_rate = 64;
 #define MLC_TCACHE_SWING_WINDOW ((uint64_t)8000000)
@@ -497,8 +527,7 @@ static void mlc_tcache_swing_end(mlc_tcache_t *tc) {
   /* Ascending: class c's new region starts at or below its old one and ends at or
      below the start of c + 1's old one, so no stack overwrites one not yet moved. */
   if (shrunk) mlc_tcache_layout(tc, tc->stack);
-  tc->swinging = 0;
-  tc->swing_bytes = 0;
+  mlc_tcache_swing_give(tc);
   mlc_trace("tcache: swings end");
 }
 
@@ -771,6 +800,7 @@ static void mlc_tcache_thread_exit(void *arg) {
   mlc_tsd.tc = NULL;
   mlc_tcache_owner_enter(tc);
   mlc_tcache_flush_all(tc);
+  mlc_tcache_swing_give(tc);
   mlc_tsd.bins = mlc_tbins_dummy;
   mlc_tcache_registry_lock();
   mlc_list_tcache_remove(mlc_tcache_list_of(tc), tc);
@@ -867,6 +897,8 @@ void mlc_tcache_postfork_child(void) {
   mlc_tcache_each_locked(mlc_tcache_recycle_other, self);
   mlc_tcache_live = self;
   mlc_tcache_parked = NULL;
+  /* The other caches' room is theirs no more (create starts them at none). */
+  __atomic_store_n(&mlc_tcache_swing_total, self ? self->swing_bytes : 0, __ATOMIC_RELAXED);
   if (self) {
     self->next = self->prev = NULL;
     mlc_store(&self->state, MLC_TC_FREE);

@@ -304,13 +304,14 @@ END_TEST
    mlc_tcache_swing_rate times a millisecond; the class then grows past its capacity,
    within tcache_swing bytes, until the stack holds the swing and a round needs no slow
    path.  Half a second after, the next trip sends every class back to its capacity:
-   the newest blocks stay cached, the oldest go to the bins, and the other classes'
-   stacks are moved intact. */
+   the newest blocks stay cached, the oldest go to the bins, the other classes' stacks
+   are moved intact, and the room goes back to what all threads may hold together. */
 /* 200 blocks of 1 KiB: under the 256 a swinging class of 1 KiB may hold, with room for
    what a refill batch leaves. */
 enum { SWING_N = 200, SWING_CAP = 256 };
 struct swing {
   size_t budget;             /* tcache_swing for the thread */
+  bool whole;                /* whether the room it may take holds the whole swing */
   unsigned rounds;           /* rounds until the class grew (or the time ran out) */
   size_t cap, cached, bytes; /* after the rounds: capacity, blocks cached, room counted */
   unsigned long slow;        /* slow paths of one more round */
@@ -341,8 +342,8 @@ static void *thread_swings(void *arg) {
     o->rounds++;
   }
   /* Room for the whole swing, where the budget allows: no trip from then on. */
-  bool whole = o->budget >= SWING_N * size;
-  for (int k = 0; k < 100 || (whole && tc->cap[c] < SWING_CAP && mlc_os_now_ns() - t0 < 10e9); k++)
+  for (int k = 0; k < 100 || (o->whole && tc->cap[c] < SWING_CAP && mlc_os_now_ns() - t0 < 10e9);
+       k++)
     swing_round(objs, size);
   o->cap = tc->cap[c];
   o->cached = mlc_unit_cached(c);
@@ -386,15 +387,29 @@ static void *thread_swings(void *arg) {
 }
 
 START_TEST(test_swing) {
-  static const size_t budgets[] = {(size_t)1 << 20, (size_t)96 << 10, 0};
+  /* The thread's room, and what other threads hold already of the 16 times it that all
+     threads may hold together: 1 MiB, none; 96 KiB, none; 0; 1 MiB, all but 96 KiB. */
+  static const size_t budgets[] = {(size_t)1 << 20, (size_t)96 << 10, 0, (size_t)1 << 20};
+  static const size_t others[] = {0, 0, 0, ((size_t)16 << 20) - ((size_t)96 << 10)};
   unsigned c = mlc_size_class(1024);
   size_t base = mlc_class_cap[c], size = mlc_class_size[c];
-  struct swing o = {.budget = budgets[_i]};
+  struct swing o = {.budget = budgets[_i], .whole = budgets[_i] >= SWING_N * size && !others[_i]};
   mlc_opt.tcache_swing = o.budget;
   mlc_tcache_swing_rate = 1; /* a round a millisecond swings, under emulation too */
+  mlc_tcache_swing_total = others[_i];
   pthread_t t;
   pthread_create(&t, NULL, thread_swings, &o);
   pthread_join(t, NULL);
+  /* The thread's room went back when its swing ended. */
+  ck_assert_uint_eq(mlc_tcache_swing_total, others[_i]);
+  if (others[_i]) {
+    /* Grown while the room all threads may hold allowed: 64 KiB past 64 KiB, not the
+       128 KiB more a second doubling takes. */
+    ck_assert_uint_gt(o.cap, base);
+    ck_assert_uint_le(o.bytes, (size_t)96 << 10);
+    ck_assert_uint_eq(o.bytes, (o.cap - base) * size);
+    o.budget = (size_t)96 << 10; /* the checks below as for a thread room of 96 KiB */
+  }
   ck_assert_uint_le(o.bytes, o.budget);
   if (o.budget == 0) {
     /* 0.2 s of swings, and the class kept its capacity. */
@@ -441,7 +456,7 @@ int main(void) {
   tcase_add_test(tc, test_thread_exit_flushes);
   tcase_add_test(tc, test_remote_free);
   tcase_add_test(tc, test_free_only_thread_takes_no_arena);
-  tcase_add_loop_test(tc, test_swing, 0, 3);
+  tcase_add_loop_test(tc, test_swing, 0, 4);
   suite_add_tcase(s, tc);
   return mlc_unit_run(s);
 }
