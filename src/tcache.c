@@ -250,8 +250,10 @@ static void mlc_tcache_swing_give(mlc_tcache_t *tc) {
   tc->swinging = 0;
 }
 
-/* Doubles class cls's capacity (up to its largest), moving every stack to storage big
-   enough.  false when it is at its largest or memory is refused.  Owner, holding state. */
+/* Doubles class cls's capacity (up to its largest: mlc_tcache_cap, or while the class
+   swings, mlc_tcache_swing_cap as far as the room left allows), moving every stack to
+   storage big enough.  false when it is at its largest or memory is refused.  Owner,
+   holding state. */
 static bool mlc_tcache_grow(mlc_tcache_t *tc, unsigned cls) {
   unsigned old = tc->cap[cls], cap = MLC_MIN(old * 2u, (unsigned)mlc_tcache_cap[cls]);
   size_t past = 0; /* bytes of room past the capacity this growth takes */
