@@ -510,7 +510,10 @@ void mlc_tcache_return(void **objs, unsigned n, unsigned cls) {
  * Threads that only allocate or only free a class never swing: room would not save
  * them a trip.
  */
-unsigned mlc_tcache_swing_rate = 64;
+#ifndef MLC_TCACHE_SWING_RATE
+#define MLC_TCACHE_SWING_RATE 64 /* check-tsan builds with 0: its stress run swings */
+#endif
+unsigned mlc_tcache_swing_rate = MLC_TCACHE_SWING_RATE;
 #define MLC_TCACHE_SWING_WINDOW ((uint64_t)8000000)
 #define MLC_TCACHE_SWING_HOLD ((uint64_t)500000000)
 

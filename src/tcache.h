@@ -282,8 +282,9 @@ MLC_INLINE bool mlc_tcache_push_checked(void *p, size_t cls) {
   return true;
 }
 
-/* Trips a millisecond that make a class swing (tcache.c, "Swings"): 64; the unit tests
-   lower it, to see swings on machines of any speed (qemu's emulation). */
+/* Trips a millisecond that make a class swing (tcache.c, "Swings"): 64 (0 in the
+   ThreadSanitizer build); the unit tests lower it, to see swings on machines of any
+   speed (qemu's emulation). */
 extern unsigned mlc_tcache_swing_rate;
 /* Bytes of room past their capacities that all threads' classes hold (tcache.c). */
 extern size_t mlc_tcache_swing_total;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Multithreaded stress through the prefixed API (so it also runs under ThreadSanitizer,
    which replaces the standard names): mixed sizes, cross-thread frees through a shared
-   exchange, realloc, every block stamped and verified before it is freed, thread churn.
+   exchange, realloc, batches built and torn down, every block stamped and verified before
+   it is freed, thread churn.
    Usage: stress_mt [threads] [seconds] [largest size] */
 #include <melloc.h>
 #include <pthread.h>
@@ -52,12 +53,34 @@ static size_t pick(uint32_t *s) {
   return 16384 + rnd(s) % big_max;
 }
 
+/* A batch built and torn down: BURST blocks of one size, stamped, then verified and
+   freed newest first (a class that swings through the thread cache: tcache.c,
+   "Swings"). */
+enum { BURST = 200 };
+static void burst(uint32_t *s) {
+  block_t b[BURST];
+  size_t n = 64 + rnd(s) % 960;
+  for (unsigned k = 0; k < BURST; k++) {
+    b[k] = (block_t){melloc_malloc(n), n, rnd(s)};
+    if (b[k].p) stamp(&b[k]);
+  }
+  for (unsigned k = BURST; k-- > 0;)
+    if (b[k].p) {
+      verify(&b[k]);
+      melloc_free(b[k].p);
+    }
+}
+
 static void *worker(void *arg) {
   uint32_t s = (uint32_t)(uintptr_t)arg * 7919u + 13;
   block_t mine[SLOTS];
   memset(mine, 0, sizeof(mine));
   unsigned long n = 0;
   while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+    if (rnd(&s) % 256 == 0) {
+      burst(&s);
+      n += 2 * BURST;
+    }
     unsigned i = rnd(&s) % SLOTS;
     if (mine[i].p) {
       verify(&mine[i]);
