@@ -373,8 +373,11 @@ static void *thread_swings(void *arg) {
     objs[SWING_N - 1 - i] = p;
   }
   o->others_intact = true;
-  for (int i = 39; i >= 0; i--)
-    if (malloc(64) != others[i]) o->others_intact = false;
+  for (int i = 39; i >= 0; i--) {
+    void *q = malloc(64);
+    if (q != others[i]) o->others_intact = false;
+    others[i] = q;
+  }
   /* The rest came back from the bins: every block distinct. */
   for (size_t i = 0; i < SWING_N - keep; i++) objs[i] = malloc(size);
   qsort(objs, SWING_N, sizeof(void *), mlc_unit_cmp_ptr);
@@ -397,9 +400,12 @@ START_TEST(test_swing) {
   mlc_opt.tcache_swing = o.budget;
   mlc_tcache_swing_rate = 1; /* a round a millisecond swings, under emulation too */
   mlc_tcache_swing_total = others[_i];
+  /* No collector pass may take from the cache while the thread sleeps (idle). */
+  bool gc_ran = mlc_gc_pause();
   pthread_t t;
   pthread_create(&t, NULL, thread_swings, &o);
   pthread_join(t, NULL);
+  mlc_gc_resume(gc_ran);
   /* The thread's room went back when its swing ended. */
   ck_assert_uint_eq(mlc_tcache_swing_total, others[_i]);
   if (others[_i]) {
