@@ -15,7 +15,7 @@
 # sanitizer build) and never linked against melloc; it is LD_PRELOADed.
 # Benchmarks are not part of `make check`: timing never decides a test.
 
-BENCH_PROGS = runone fastpath mixed prodcons larson cache large bigbuf grow handoff frag idle bursts barnes xbatch gthread tstress bignum setfam pareto sh8
+BENCH_PROGS = runone fastpath mixed prodcons larson cache large bigbuf grow handoff frag idle bursts barnes xbatch gthread tstress bignum setfam pareto sh8 replay
 BENCH_CC_OPTS = -O2 -g -pthread
 BENCH_LIBS = -lm
 BENCH_PY = python3
@@ -30,6 +30,7 @@ EXTRA_DIST += bench/README.md bench/bench.mk bench/budget.txt \
 	bench/src/mixed.c bench/src/prodcons.c bench/src/larson.c \
 	bench/src/cache.c bench/src/large.c bench/src/bigbuf.c bench/src/grow.c bench/src/handoff.c bench/src/frag.c \
 	bench/src/idle.c bench/src/bursts.c bench/src/barnes.c bench/src/xbatch.c bench/src/gthread.c bench/src/tstress.c bench/src/bignum.c bench/src/setfam.c bench/src/pareto.c bench/src/sh8.c \
+	bench/src/replay.c bench/src/alloctrace.c bench/src/alloctrace.h \
 	bench/scripts/stress.rb bench/scripts/scaling.sh \
 	bench/misuse/README.md bench/misuse/misuse.c bench/misuse/run.py \
 	bench/misuse/run.sh bench/misuse/results-baseline.md bench/misuse/results-issue15.md \
@@ -47,6 +48,11 @@ bench-programs:
 	    $(CC) $(BENCH_CC_OPTS) -o $$out $$src $(BENCH_LIBS) || exit 1; \
 	  fi; \
 	done
+	@src=$(srcdir)/bench/src/alloctrace.c; out=$(builddir)/bench/bin/alloctrace.so; \
+	if test ! -f $$out || test $$src -nt $$out; then \
+	  echo "  CC       $$out"; \
+	  $(CC) $(BENCH_CC_OPTS) -shared -fPIC -o $$out $$src -ldl || exit 1; \
+	fi
 
 bench: all bench-programs
 	$(BENCH_PY) $(srcdir)/bench/run.py --melloc $(BENCH_LIB) \

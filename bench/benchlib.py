@@ -23,7 +23,7 @@ DEFAULT_MELLOC = os.path.normpath(os.path.join(BENCH_DIR, "..", ".libs", "libmel
 
 PROGRAMS = ["runone", "fastpath", "mixed", "prodcons", "larson", "cache", "large", "bigbuf", "grow", "handoff",
             "frag", "idle", "bursts", "barnes", "xbatch", "gthread", "tstress", "bignum", "setfam", "pareto",
-            "sh8"]
+            "sh8", "replay"]
 CFLAGS = ["-O2", "-g", "-pthread"]
 LIBS = ["-lm"]  # barnes uses sqrt, pow, sin, cos
 
@@ -171,6 +171,21 @@ def build(bin_dir, programs=PROGRAMS):
         if r.returncode != 0:
             note(" ".join(cmd) + "\n" + r.stderr)
             sys.exit("bench: compiling %s failed" % src)
+
+
+def build_tracer(bin_dir):
+    """bin/alloctrace.so, the recorder of traces for bin/replay (bench/README.md)."""
+    os.makedirs(bin_dir, exist_ok=True)
+    src = os.path.join(SRC_DIR, "alloctrace.c")
+    out = os.path.join(bin_dir, "alloctrace.so")
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+        return out
+    cmd = [os.environ.get("CC", "cc")] + CFLAGS + ["-shared", "-fPIC", "-o", out, src, "-ldl"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        note(" ".join(cmd) + "\n" + r.stderr)
+        sys.exit("bench: compiling %s failed" % src)
+    return out
 
 
 def _read(path):

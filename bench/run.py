@@ -39,7 +39,7 @@ EXTRA_KEYS = ["live_peak_bytes", "rss_peak_kb", "rss_freed_kb", "rss_after_kb"]
 class Variant:
     """One workload at one setting: a program and its arguments.
     kind: "time"  the time is the result (peak RSS is reported too)
-          "frag"  peak RSS against the live bytes the program reports
+          "frag"  peak RSS against the live bytes the program reports (frag, replay-*)
           "idle"  RSS left after the program has freed everything and waited
     system: prog is a program of the system (looked up in PATH), not one of
     bench/src; a variant whose program is not installed is not run, and the
@@ -210,6 +210,20 @@ def variants(scale, threads, idle_mib, idle_sleep):
                          ["-m", mode, "-b", str(idle_mib), "-s", str(idle_sleep)], kind="idle",
                          about="%d MiB of small blocks freed, then %gs without allocator calls%s"
                                % (idle_mib, idle_sleep, " (worker thread parked)" if mode == "thread" else "")))
+    return v
+
+
+def replay_variants(spec):
+    """The traces given with --replay, as workloads of kind "frag": what a replay measures
+    is the peak RSS against the bytes it holds (its wall time is mostly the handoffs
+    between its threads, not the allocator)."""
+    v = []
+    for path in [x.strip() for x in spec.split(",") if x.strip()]:
+        if not os.path.isfile(path):
+            sys.exit("run.py: no trace %s" % path)
+        name = "replay-" + os.path.basename(path).replace(".", "-")
+        v.append(Variant(name, "replay", "replay", [os.path.abspath(path)], kind="frag",
+                         about="the allocator calls of a recorded program, replayed (bench/src/replay.c)"))
     return v
 
 
@@ -570,6 +584,9 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true", help="do not apt-get install missing allocators")
     p.add_argument("--no-chart", action="store_true", help="skip the gnuplot charts")
     p.add_argument("--list", action="store_true", help="list the workload variants and exit")
+    p.add_argument("--replay", default="",
+                   help="comma list of traces recorded with bin/alloctrace.so (bench/README.md, \"Replaying a "
+                        "program\"): each is run as the workload replay-NAME, and only those unless -w is given")
     a = p.parse_args(argv)
     if a.quick:
         defaults = {"runs": 1, "scale": 0.1, "idle_sleep": 1.0, "idle_mib": 64, "idle_runs": 1}
@@ -590,7 +607,12 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv if argv is not None else sys.argv[1:])
-    vs = select(variants(args.scale, args.thread_list, args.idle_mib, args.idle_sleep), args.workloads)
+    all_vs = variants(args.scale, args.thread_list, args.idle_mib, args.idle_sleep)
+    replays = replay_variants(args.replay)
+    if replays and args.workloads == "all":
+        vs = replays
+    else:
+        vs = select(all_vs + replays, args.workloads)
     if args.list:
         for v in vs:
             print("%-20s %-45s %s" % (v.name, v.prog + " " + " ".join(v.args), v.about))
@@ -612,6 +634,7 @@ def main(argv=None):
         benchlib.note("melloc is not being run: ratios are against %s" % baseline)
 
     benchlib.build(args.bin_dir)
+    benchlib.build_tracer(args.bin_dir)
     if any(v.prog == "z3" for v in vs):
         write_queens(os.path.join(args.bin_dir, "queens-%d.smt2" % QUEENS_N))
     os.makedirs(args.out, exist_ok=True)
