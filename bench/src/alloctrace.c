@@ -63,6 +63,9 @@ static int finished; /* Protected by lock: past the destructor, every record is 
    functions (melloc's pthread_create for its collector, which callocs) goes straight
    through, unrecorded, and does not take the lock again. */
 static TLS int inside;
+/* A key whose destructor records the thread's end (threads that made a call only). */
+static pthread_key_t exit_key;
+static int exit_key_ok;
 
 static void resolve(void) {
   resolving = 1;
@@ -118,7 +121,12 @@ static void flush_locked(void) {
 /* Caller holds lock.  Keeps errno: the program sees the allocator's. */
 static void record_locked(int op, const void *p, size_t size, uint64_t aux) {
   int saved = errno;
-  if (thread_id == 0) thread_id = ++nthreads;
+  if (thread_id == 0) {
+    thread_id = ++nthreads;
+    /* pthread_setspecific may allocate (a key past glibc's first 32): that call goes
+       through, unrecorded (inside is set). */
+    if (exit_key_ok) pthread_setspecific(exit_key, &thread_id);
+  }
   struct alloctrace_rec *r = &buf[nbuf++];
   r->op = (uint8_t)op;
   memset(r->pad, 0, sizeof r->pad);
@@ -250,6 +258,13 @@ static void *page_aligned(int round, size_t n, void *(*fn)(size_t)) {
 void *valloc(size_t n) { return page_aligned(0, n, next_valloc); }
 void *pvalloc(size_t n) { return page_aligned(1, n, next_pvalloc); }
 
+static void thread_end(void *arg) {
+  (void)arg;
+  enter();
+  record_locked(ALLOCTRACE_EXIT, NULL, 0, 0);
+  leave();
+}
+
 /* fork: the child starts a file of its own, without the parent's records. */
 static void before_fork(void) {
   pthread_mutex_lock(&lock);
@@ -260,12 +275,15 @@ static void after_fork_child(void) {
   if (fd >= 0) close(fd);
   fd = -1;
   nbuf = 0;
+  nthreads = 0; /* the child's threads are numbered from 0 again */
+  thread_id = 0;
   pthread_mutex_init(&lock, NULL);
 }
 
 __attribute__((constructor)) static void start(void) {
   if (!next_malloc) resolve();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  exit_key_ok = pthread_key_create(&exit_key, thread_end) == 0;
 }
 
 __attribute__((destructor)) static void finish(void) {

@@ -13,6 +13,7 @@ enum {
   ALLOCTRACE_FREE = 4,     /* free(ptr) */
   ALLOCTRACE_MEMALIGN = 5, /* ptr = aligned block of size bytes, alignment aux (posix_memalign,
                               aligned_alloc, memalign, valloc, pvalloc: size rounded up) */
+  ALLOCTRACE_EXIT = 6,     /* the thread ended (its last record; threads that made calls only) */
 };
 
 struct alloctrace_rec {

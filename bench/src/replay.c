@@ -13,9 +13,11 @@
    checked when it is freed or reallocated: its first and last bytes, and for calloc
    that it read zero first.  A block that changed, or an aligned block that is not
    aligned, ends the replay with status 1.  What the trace cannot say is not replayed:
-   the program's own work between the calls, its threads' ends (every replay thread
-   lives to the end), blocks allocated before the recorder was loaded (their frees are
-   skipped and counted).
+   the program's own work between the calls, blocks allocated before the recorder was
+   loaded (their frees are skipped and counted).  A thread's end is replayed (its
+   replay thread returns there, and the allocator sees a thread exit) where the
+   recorder saw it: threads that end with pthread_exit or by returning, not the main
+   thread or threads still running at exit.
 
    The trace is read as it is replayed, and the replay's one table (the recorded
    address of each live block, its block and size: 24 bytes an entry, at most 3/4
@@ -39,7 +41,7 @@
 
 #include "alloctrace.h"
 
-#define MAX_THREADS 4096
+#define MAX_THREADS 65536 /* thread indexes: threads that end free none */
 
 static void die(const char *msg) {
   fprintf(stderr, "replay: %s\n", msg);
@@ -121,8 +123,8 @@ static const struct alloctrace_rec *next_record(void) {
     if (chunk_len == 0) return NULL;
   }
   const struct alloctrace_rec *r = &chunk[chunk_pos];
-  if (r->thread >= MAX_THREADS) die("not a trace (a thread index past 4096)");
-  if (r->op < ALLOCTRACE_MALLOC || r->op > ALLOCTRACE_MEMALIGN)
+  if (r->thread >= MAX_THREADS) die("not a trace (a thread index past 65535)");
+  if (r->op < ALLOCTRACE_MALLOC || r->op > ALLOCTRACE_EXIT)
     die("not a trace (an unknown operation)");
   return r;
 }
@@ -241,6 +243,7 @@ static void *worker(void *arg);
 static void hand_to(unsigned t) {
   if (!started[t]) {
     started[t] = 1;
+    sem_init(&turns[t], 0, 0);
     nthreads++;
     if (pthread_create(&tids[t], NULL, worker, (void *)(uintptr_t)t) != 0) die("pthread_create");
   }
@@ -253,13 +256,19 @@ static void *worker(void *arg) {
     while (sem_wait(&turns[me]) != 0) continue; /* EINTR */
     if (done) return NULL;
     const struct alloctrace_rec *r;
-    while ((r = next_record()) && r->thread == me) {
-      calls++;
-      step(r);
+    int end = 0;
+    while (!end && (r = next_record()) && r->thread == me) {
+      end = r->op == ALLOCTRACE_EXIT;
+      if (!end) {
+        calls++;
+        step(r);
+      }
       chunk_pos++;
     }
+    if (end) r = next_record();
     if (r) {
       hand_to(r->thread);
+      if (end) return NULL; /* the thread it stands for ended here */
       continue;
     }
     done = 1;
@@ -279,7 +288,6 @@ int main(int argc, char **argv) {
   turns = map(MAX_THREADS * sizeof *turns);
   tids = map(MAX_THREADS * sizeof *tids);
   started = map(MAX_THREADS);
-  for (unsigned t = 0; t < MAX_THREADS; t++) sem_init(&turns[t], 0, 0);
   sem_init(&finished, 0, 0);
   hand_to(first->thread);
   /* The thread that replays the last call wakes the others, then this one: no thread
