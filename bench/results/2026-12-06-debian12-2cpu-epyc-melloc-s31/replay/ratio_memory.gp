@@ -6,7 +6,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y 2
-set yrange [0.491692:1.92942]
+set yrange [0.505331:1.98153]
 set ytics (0.125, 0.25, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 4, 8, 16, 32, 64)
 set grid ytics
 set xtics rotate by 45 right nomirror
