@@ -43,13 +43,15 @@ bench-programs:
 	@for p in $(BENCH_PROGS); do \
 	  src=$(srcdir)/bench/src/$$p.c; out=$(builddir)/bench/bin/$$p; \
 	  if test ! -f $$out || test $$src -nt $$out || \
-	     test $(srcdir)/bench/src/common.h -nt $$out; then \
+	     test $(srcdir)/bench/src/common.h -nt $$out || \
+	     test $(srcdir)/bench/src/alloctrace.h -nt $$out; then \
 	    echo "  CC       $$out"; \
 	    $(CC) $(BENCH_CC_OPTS) -o $$out $$src $(BENCH_LIBS) || exit 1; \
 	  fi; \
 	done
 	@src=$(srcdir)/bench/src/alloctrace.c; out=$(builddir)/bench/bin/alloctrace.so; \
-	if test ! -f $$out || test $$src -nt $$out; then \
+	if test ! -f $$out || test $$src -nt $$out || \
+	   test $(srcdir)/bench/src/alloctrace.h -nt $$out; then \
 	  echo "  CC       $$out"; \
 	  $(CC) $(BENCH_CC_OPTS) -shared -fPIC -o $$out $$src -ldl || exit 1; \
 	fi

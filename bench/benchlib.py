@@ -155,37 +155,27 @@ def child_env(lib):
     return env
 
 
-def build(bin_dir, programs=PROGRAMS):
-    """Compile the workloads that are missing or older than their sources.
-    `make bench` builds them first with $(CC); this is for running run.py by hand."""
-    os.makedirs(bin_dir, exist_ok=True)
-    cc = os.environ.get("CC", "cc")
-    common = os.path.join(SRC_DIR, "common.h")
-    for prog in programs:
-        src = os.path.join(SRC_DIR, prog + ".c")
-        out = os.path.join(bin_dir, prog)
-        if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(src), os.path.getmtime(common)):
-            continue
-        cmd = [cc] + CFLAGS + ["-o", out, src] + LIBS
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            note(" ".join(cmd) + "\n" + r.stderr)
-            sys.exit("bench: compiling %s failed" % src)
-
-
-def build_tracer(bin_dir):
-    """bin/alloctrace.so, the recorder of traces for bin/replay (bench/README.md)."""
-    os.makedirs(bin_dir, exist_ok=True)
-    src = os.path.join(SRC_DIR, "alloctrace.c")
-    out = os.path.join(bin_dir, "alloctrace.so")
-    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
-        return out
-    cmd = [os.environ.get("CC", "cc")] + CFLAGS + ["-shared", "-fPIC", "-o", out, src, "-ldl"]
+def _compile(src, out, flags, libs):
+    """cc src into out unless out is newer than src and the shared headers."""
+    deps = [src, os.path.join(SRC_DIR, "common.h"), os.path.join(SRC_DIR, "alloctrace.h")]
+    if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(d) for d in deps):
+        return
+    cmd = [os.environ.get("CC", "cc")] + CFLAGS + flags + ["-o", out, src] + libs
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         note(" ".join(cmd) + "\n" + r.stderr)
         sys.exit("bench: compiling %s failed" % src)
-    return out
+
+
+def build(bin_dir, programs=PROGRAMS):
+    """Compile the workloads that are missing or older than their sources, and
+    bin/alloctrace.so, the recorder of traces for bin/replay (bench/README.md).
+    `make bench` builds them first with $(CC); this is for running run.py by hand."""
+    os.makedirs(bin_dir, exist_ok=True)
+    for prog in programs:
+        _compile(os.path.join(SRC_DIR, prog + ".c"), os.path.join(bin_dir, prog), [], LIBS)
+    _compile(os.path.join(SRC_DIR, "alloctrace.c"), os.path.join(bin_dir, "alloctrace.so"),
+             ["-shared", "-fPIC"], ["-ldl"])
 
 
 def _read(path):

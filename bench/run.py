@@ -634,7 +634,6 @@ def main(argv=None):
         benchlib.note("melloc is not being run: ratios are against %s" % baseline)
 
     benchlib.build(args.bin_dir)
-    benchlib.build_tracer(args.bin_dir)
     if any(v.prog == "z3" for v in vs):
         write_queens(os.path.join(args.bin_dir, "queens-%d.smt2" % QUEENS_N))
     os.makedirs(args.out, exist_ok=True)
