@@ -265,12 +265,10 @@ static void thread_end(void *arg) {
   leave();
 }
 
-/* fork: the child starts a file of its own, without the parent's records. */
-static void before_fork(void) {
-  pthread_mutex_lock(&lock);
-  flush_locked();
-}
-static void after_fork_parent(void) { pthread_mutex_unlock(&lock); }
+/* fork: the child starts a file of its own, without the parent's records: it drops
+   what it inherited (records the parent writes itself, a lock another thread held).
+   No prepare handler takes the lock: the allocator below may hold its own locks in its
+   prepare handler while a thread inside it holds ours. */
 static void after_fork_child(void) {
   if (fd >= 0) close(fd);
   fd = -1;
@@ -282,7 +280,7 @@ static void after_fork_child(void) {
 
 __attribute__((constructor)) static void start(void) {
   if (!next_malloc) resolve();
-  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  pthread_atfork(NULL, NULL, after_fork_child);
   exit_key_ok = pthread_key_create(&exit_key, thread_end) == 0;
 }
 
