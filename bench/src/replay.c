@@ -12,7 +12,8 @@
    allocated (a byte of its own), as most programs fill what they allocate, and
    checked when it is freed or reallocated: its first and last bytes, and for calloc
    that it read zero first.  A block that changed, or an aligned block that is not
-   aligned, ends the replay with status 1.  What the trace cannot say is not replayed:
+   aligned, ends the replay with status 1 (a file that is not a trace, or a table the
+   kernel refuses: status 2).  What the trace cannot say is not replayed:
    the program's own work between the calls, blocks allocated before the recorder was
    loaded (their frees are skipped and counted).  A thread's end is replayed (its
    replay thread returns there, and the allocator sees a thread exit) where the
